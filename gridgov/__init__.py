@@ -1,0 +1,1 @@
+"""The command line and settings that wire gridgov's parts (spatial, api, fixtures) together."""

@@ -1,0 +1,33 @@
+"""Which database gridgov talks to: the configured URL, or the embedded cluster in ``data_dir``."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from gridgov.settings import Settings
+from spatial.store import migrate
+from spatial.store.cluster import LocalCluster
+from spatial.store.engine import make_engine, normalize_url
+
+
+def embedded_cluster(settings: Settings) -> LocalCluster | None:
+    """The embedded cluster when no database URL is configured, else None."""
+    return None if settings.database_url else LocalCluster(settings.data_dir)
+
+
+def database_url(settings: Settings) -> str:
+    """The URL to use; starts the embedded cluster (and creates its database) when that is the one."""
+    cluster = embedded_cluster(settings)
+    if cluster is None:
+        return normalize_url(settings.database_url or "")
+    cluster.start()
+    cluster.ensure_database(settings.database_name)
+    return cluster.url(settings.database_name)
+
+
+def open_database(settings: Settings, *, upgrade: bool = True) -> Engine:
+    """An engine on the configured database, with the schema migrated to the newest revision."""
+    engine = make_engine(database_url(settings))
+    if upgrade:
+        migrate.upgrade(engine)
+    return engine

@@ -1,0 +1,59 @@
+"""Domain errors. Each maps to exactly one HTTP status in :mod:`api.errors`.
+
+Messages are written for the person who sent the input (a planner, a field worker): they say what is
+wrong and, where possible, what to do about it. ``detail`` carries structured extras (a feature index,
+the offending coordinates, the conflicting version) for clients that want them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GridgovError(Exception):
+    """Base of every error raised on purpose by gridgov."""
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidInput(GridgovError):
+    """The input cannot be used as sent (bad geometry, out-of-range value, malformed file)."""
+
+
+class UnknownCRS(InvalidInput):
+    """A coordinate reference system name or code that gridgov does not know."""
+
+
+class NotFound(GridgovError):
+    """The object does not exist, or the caller may not know that it exists."""
+
+
+class Conflict(GridgovError):
+    """The change contradicts stored data (duplicate code, overlap with a neighbour...)."""
+
+
+class StaleEdit(GridgovError):
+    """The caller edited an older version than the one stored (If-Match mismatch)."""
+
+
+class NotAuthenticated(GridgovError):
+    """No valid credentials were presented."""
+
+
+class Forbidden(GridgovError):
+    """The caller is known but their role or scope does not allow this."""
+
+
+class PayloadTooLarge(GridgovError):
+    """The request or geometry is larger than gridgov accepts."""
+
+
+class DatabaseUnavailable(GridgovError):
+    """The database cannot be reached; the request may be retried."""
+
+
+class SetupError(GridgovError):
+    """The machine lacks something gridgov needs (PostgreSQL, PostGIS, pgRouting); the message says how to fix it."""

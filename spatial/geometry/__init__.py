@@ -1,0 +1,1 @@
+"""Pure geometry: coordinate systems, metric measures, codes and validation. No database here."""

@@ -1,0 +1,184 @@
+"""The embedded PostgreSQL cluster that gridgov starts itself when no database URL is configured.
+
+Layout under ``data_dir``: ``pg/`` (the cluster), ``run/`` (its Unix socket; it listens on no TCP port),
+``postgres.log``. The cluster's superuser is ``gridgov`` and local socket connections are trusted; the
+socket folder is mode 0700, so only its owner (and root) can connect.
+
+PostgreSQL refuses to run as root. When gridgov runs as root, the cluster runs as the ``postgres``
+system user that Debian's package creates, through ``runuser``; the folders are handed to that user.
+Binaries are found in ``/usr/lib/postgresql/<major>/bin`` (Debian's layout), the highest major first.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from spatial.errors import SetupError
+
+INSTALL_HINT = (
+    "install them with: apt-get update && apt-get install -y postgresql-15 postgresql-15-postgis-3 "
+    "postgresql-15-pgrouting (or run ./dev.sh setup), or set GRIDGOV_DATABASE_URL to an existing PostGIS server"
+)
+SERVER_SETTINGS = {
+    "listen_addresses": "''",
+    "shared_buffers": "'256MB'",
+    "work_mem": "'32MB'",
+    "maintenance_work_mem": "'256MB'",
+    "max_connections": "100",
+    "fsync": "on",
+    "log_min_messages": "warning",
+    "timezone": "'UTC'",
+}
+
+
+def postgres_bindir() -> Path:
+    """The newest ``/usr/lib/postgresql/<major>/bin`` holding ``pg_ctl``; SetupError if none."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3]))
+    if not candidates:
+        raise SetupError("PostgreSQL server binaries were not found (/usr/lib/postgresql/*/bin); " + INSTALL_HINT)
+    return Path(candidates[-1]).parent
+
+
+def check_extensions_installed(bindir: Path) -> None:
+    """Raise SetupError naming what is missing if PostGIS or pgRouting is not installed for this server."""
+    sharedir = subprocess.run(
+        [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True, check=True
+    ).stdout.strip() if (bindir / "pg_config").exists() else f"/usr/share/postgresql/{bindir.parts[-2]}"
+    missing = [ext for ext in ("postgis", "pgrouting") if not Path(sharedir, "extension", f"{ext}.control").exists()]
+    if missing:
+        raise SetupError(f"{' and '.join(missing)} not installed for PostgreSQL in {bindir}; " + INSTALL_HINT)
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """A PostgreSQL cluster in ``data_dir`` managed with pg_ctl. All methods are idempotent."""
+
+    data_dir: Path
+    superuser: str = "gridgov"
+    port: int = 5432
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    # -- running commands as the right user -------------------------------------------------------
+    @staticmethod
+    def _owner() -> str | None:
+        """The system user the server runs as when we are root; None when we run it as ourselves."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise SetupError("running as root needs the 'postgres' system user; " + INSTALL_HINT) from exc
+        return "postgres"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        owner = self._owner()
+        cmd = [*(["runuser", "-u", owner, "--"] if owner else []), *args]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise SetupError(
+                f"{Path(args[0]).name} failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"
+                + self._log_tail()
+            )
+        return result
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            tail = self.logfile.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\nlast lines of " + str(self.logfile) + ":\n" + "\n".join(tail)
+
+    def _make_dirs(self) -> None:
+        for folder, mode in ((self.data_dir, 0o755), (self.pgdata, 0o700), (self.socket_dir, 0o700)):
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(mode)
+        self.logfile.touch(exist_ok=True)
+        owner = self._owner()
+        if owner:
+            for path in (self.pgdata, self.socket_dir, self.logfile):
+                shutil.chown(path, owner, owner)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> bool:
+        """Create the cluster if it does not exist. Returns True if it was created now."""
+        if self.initialized:
+            return False
+        bindir = postgres_bindir()
+        check_extensions_installed(bindir)
+        self._make_dirs()
+        self._run(
+            str(bindir / "initdb"), "-D", str(self.pgdata), "-U", self.superuser, "-E", "UTF8",
+            "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=reject",
+        )
+        settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{self.socket_dir}'", "port": str(self.port)}
+        with open(self.pgdata / "postgresql.conf", "a") as conf:
+            conf.write("\n# gridgov embedded cluster\n")
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        return True
+
+    def running(self) -> bool:
+        if not self.initialized:
+            return False
+        return self._run(str(postgres_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata), check=False).returncode == 0
+
+    def start(self) -> None:
+        """Initialise if needed and start the server; waits until it accepts connections (≤ 60 s)."""
+        self.init()
+        if self.running():
+            return
+        self._make_dirs()
+        self._run(str(postgres_bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.pgdata),
+                  "-l", str(self.logfile))
+
+    def stop(self) -> None:
+        if self.running():
+            self._run(str(postgres_bindir() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata))
+
+    # -- databases --------------------------------------------------------------------------------
+    def url(self, dbname: str) -> str:
+        """SQLAlchemy URL of a database of this cluster, over its Unix socket."""
+        return f"postgresql+psycopg://{self.superuser}@/{dbname}?host={self.socket_dir}&port={self.port}"
+
+    def _admin_connection(self) -> psycopg.Connection:
+        return psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user=self.superuser, dbname="postgres", autocommit=True
+        )
+
+    def ensure_database(self, dbname: str, template: str | None = None) -> bool:
+        """Create ``dbname`` (optionally from a template database) unless it exists; True if created."""
+        with self._admin_connection() as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+                return False
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+            if template:
+                query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            conn.execute(query)
+            return True
+
+    def drop_database(self, dbname: str) -> None:
+        with self._admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))

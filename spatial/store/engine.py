@@ -1,0 +1,48 @@
+"""Engines and sessions. Built by the caller (CLI, app factory, tests) and passed in; none at module level.
+
+Access is synchronous (psycopg 3 through SQLAlchemy 2): see docs/decisions/0001-sync-database-access.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` URLs and select the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """A pooled engine; connections are checked before use so a restarted server is survived."""
+    return create_engine(
+        normalize_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "application_name": "gridgov"},
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def acting_as(session: Session, actor: str, reason: str) -> Iterator[Session]:
+    """Record who changes data and why, for the history triggers (transaction-local settings).
+
+    Every versioned table (grids) copies ``gridgov.actor`` and ``gridgov.reason`` into its history rows.
+    """
+    session.execute(
+        text("SELECT set_config('gridgov.actor', :actor, true), set_config('gridgov.reason', :reason, true)"),
+        {"actor": actor, "reason": reason},
+    )
+    yield session

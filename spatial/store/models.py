@@ -1,0 +1,225 @@
+"""GeoAlchemy2 models mapped onto the migrated schema (the migrations are the authority on DDL).
+
+Geometry columns are EPSG:4326, axis order (lon, lat). Spatial indexes are created by the migrations, so
+``spatial_index=False`` here. Derived columns (``Building.code``, ``Grid.version``) are maintained by
+triggers: read them, never set them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (ARRAY, Boolean, Float, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text,
+                        BigInteger, DateTime, func)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SRID = 4326
+
+
+def _geom(kind: str) -> Geometry:
+    return Geometry(kind, srid=SRID, spatial_index=False)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Division(Base):
+    """District, subdistrict (街道) or community (社区), keyed by its 12-digit code."""
+
+    __tablename__ = "divisions"
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    level: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"))
+    boundary = mapped_column(_geom("MULTIPOLYGON"), nullable=True)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Grid(Base):
+    """A grid (网格): current state. Every insert/update writes a :class:`GridVersion` by trigger."""
+
+    __tablename__ = "grids"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(14), unique=True)
+    community_code: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text, default="comprehensive")
+    boundary = mapped_column(_geom("MULTIPOLYGON"), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GridVersion(Base):
+    """One version of a grid, valid in [valid_from, valid_to); the current one has valid_to NULL."""
+
+    __tablename__ = "grid_versions"
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(14))
+    community_code: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    boundary = mapped_column(_geom("MULTIPOLYGON"), nullable=False)
+    retired: Mapped[bool] = mapped_column(Boolean)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    author: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class MicroGrid(Base):
+    """A micro-grid (微网格) of about five buildings with a volunteer building head (楼栋长)."""
+
+    __tablename__ = "micro_grids"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(Text)
+    boundary = mapped_column(_geom("MULTIPOLYGON"), nullable=False)
+    head_name: Mapped[str | None] = mapped_column(Text)
+    head_phone: Mapped[str | None] = mapped_column(String(11))
+
+
+class Building(Base):
+    """A building (楼栋). ``code`` = grid code (14) + 5-digit ``number``, derived by trigger."""
+
+    __tablename__ = "buildings"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = mapped_column(Text, server_default="manual")
+    origin_ref: Mapped[str] = mapped_column(Text, server_default=func.gen_random_uuid().cast(Text))
+    community_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id"))
+    number: Mapped[int | None] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(19), unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    footprint = mapped_column(_geom("MULTIPOLYGON"), nullable=False)
+    levels: Mapped[int | None] = mapped_column(SmallInteger)
+    height_m: Mapped[float | None] = mapped_column(Float)
+    use: Mapped[str] = mapped_column(Text, server_default="residential")
+    urban_village: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    units: Mapped[int | None] = mapped_column(SmallInteger)
+    households: Mapped[int | None] = mapped_column(Integer)
+    residents: Mapped[int | None] = mapped_column(Integer)
+    occupancy_estimated: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    grid: Mapped[Grid | None] = relationship()
+
+
+class Household(Base):
+    """A household (户). Head-of-household fields are personal data: mask them on the way out."""
+
+    __tablename__ = "households"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    unit: Mapped[str] = mapped_column(Text, server_default="1")
+    floor: Mapped[int | None] = mapped_column(SmallInteger)
+    room: Mapped[str] = mapped_column(Text)
+    residents: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    head_name: Mapped[str | None] = mapped_column(Text)
+    head_id_number: Mapped[str | None] = mapped_column(String(18))
+    head_phone: Mapped[str | None] = mapped_column(String(11))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+
+    building: Mapped[Building] = relationship()
+
+
+class Enclosure(Base):
+    """An enclosure (围合): the polygon's boundary is the perimeter to seal or staff."""
+
+    __tablename__ = "enclosures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text, server_default="estate")
+    community_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"))
+    boundary = mapped_column(_geom("POLYGON"), nullable=False)
+
+
+class Checkpoint(Base):
+    """A checkpoint (卡口) at an opening of an enclosure's perimeter."""
+
+    __tablename__ = "checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enclosure_id: Mapped[int | None] = mapped_column(ForeignKey("enclosures.id"))
+    name: Mapped[str] = mapped_column(Text)
+    location = mapped_column(_geom("POINT"), nullable=False)
+    kind: Mapped[str] = mapped_column(Text, server_default="pedestrian")
+    status: Mapped[str] = mapped_column(Text, server_default="unstaffed")
+    opening_hours: Mapped[str] = mapped_column(Text, server_default="24/7")
+    staff_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+
+
+class StreetNode(Base):
+    __tablename__ = "street_nodes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = mapped_column(Text, server_default="manual")
+    origin_ref: Mapped[str] = mapped_column(Text)
+    location = mapped_column(_geom("POINT"), nullable=False)
+
+
+class StreetEdge(Base):
+    """A street or footpath segment; ``source``/``target`` are node ids as pgRouting expects."""
+
+    __tablename__ = "street_edges"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = mapped_column(Text, server_default="manual")
+    origin_ref: Mapped[str] = mapped_column(Text)
+    source: Mapped[int] = mapped_column(ForeignKey("street_nodes.id"))
+    target: Mapped[int] = mapped_column(ForeignKey("street_nodes.id"))
+    osm_way_id: Mapped[int | None] = mapped_column(BigInteger)
+    highway: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    oneway: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    foot: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    car: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    length_m: Mapped[float] = mapped_column(Float)
+    geom = mapped_column(_geom("LINESTRING"), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(Text, unique=True)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    scope_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"))
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GridAssignment(Base):
+    __tablename__ = "grid_assignments"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), primary_key=True)
+    duty: Mapped[str] = mapped_column(Text, server_default="worker")
+
+
+class AuthToken(Base):
+    __tablename__ = "auth_tokens"
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One append-only audit record: who did what to which object's fields, why, and from where."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp())
+    username: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    object_type: Mapped[str | None] = mapped_column(Text)
+    object_id: Mapped[str | None] = mapped_column(Text)
+    fields: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    purpose: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(Text, server_default="ok")
+    client_addr: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,77 @@
+"""Controlled vocabularies with Chinese and English labels, as field staff read them.
+
+The database checks the same values (see the migrations); ``tests/test_schema.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+ROLES = MappingProxyType({
+    "admin": ("系统管理员", "Administrator"),
+    "planner": ("规划员", "Planner"),
+    "inspector": ("督查员", "Inspector"),
+    "grid_worker": ("网格员", "Grid worker"),
+    "viewer": ("查看者", "Viewer"),
+})
+
+DIVISION_LEVELS = MappingProxyType({
+    "district": ("区", "District"),
+    "subdistrict": ("街道", "Subdistrict"),
+    "community": ("社区", "Community"),
+})
+
+GRID_KINDS = MappingProxyType({
+    "comprehensive": ("综合网格", "Comprehensive grid"),
+    "dedicated": ("专属网格", "Dedicated grid"),
+})
+
+BUILDING_USES = MappingProxyType({
+    "residential": ("住宅", "Residential"),
+    "commercial": ("商业", "Commercial"),
+    "industrial": ("工业", "Industrial"),
+    "public": ("公共服务", "Public service"),
+    "mixed": ("商住混合", "Mixed use"),
+    "other": ("其他", "Other"),
+})
+
+HOUSEHOLD_TAGS = MappingProxyType({
+    "elderly_alone": ("独居老人", "Elderly living alone"),
+    "elderly": ("老年人", "Elderly"),
+    "disabled": ("残疾人", "Disabled"),
+    "home_isolation": ("居家隔离", "Under home isolation"),
+    "chronic_illness": ("慢性病", "Chronic illness"),
+    "pregnant": ("孕产妇", "Pregnant"),
+    "minor_unaccompanied": ("留守未成年人", "Unaccompanied minor"),
+    "low_income": ("低保户", "Low-income household"),
+    "veteran": ("退役军人", "Veteran"),
+    "special_care": ("特殊关爱对象", "Special care"),
+})
+
+ENCLOSURE_KINDS = MappingProxyType({
+    "estate": ("小区", "Residential estate"),
+    "urban_village": ("城中村", "Urban village"),
+    "community": ("社区", "Community"),
+    "industrial": ("工业园区", "Industrial park"),
+    "other": ("其他", "Other"),
+})
+
+CHECKPOINT_KINDS = MappingProxyType({
+    "pedestrian": ("人行卡口", "Pedestrian"),
+    "vehicle": ("车行卡口", "Vehicle"),
+    "both": ("人车混行卡口", "Pedestrian and vehicle"),
+})
+
+CHECKPOINT_STATUSES = MappingProxyType({
+    "staffed": ("有人值守", "Staffed"),
+    "sealed": ("已封闭", "Sealed"),
+    "unstaffed": ("无人值守", "Unstaffed"),
+})
+
+
+def label(vocabulary: MappingProxyType, value: str, lang: str = "zh") -> str:
+    """The label of ``value`` in ``lang`` ('zh' or 'en'); the raw value if it is not in the vocabulary."""
+    labels = vocabulary.get(value)
+    if labels is None:
+        return value
+    return labels[0] if lang == "zh" else labels[1]
