@@ -1,0 +1,89 @@
+"""Codes of the grid hierarchy and of people, with their check rules.
+
+* division: 12 digits = county (6, GB/T 2260) + subdistrict (3; 001–099 are 街道) + community (3);
+* grid (Shenzhen practice): community code (12) + 2-digit number, numbered west→east then north→south;
+* building (Shenzhen house code): grid code (14) + 5-digit building number = 19 digits;
+* citizen ID: 17 digits + ISO 7064 MOD 11-2 check character (0–9 or X).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+_ID_CHECK = "10X98765432"
+
+
+def division_level(code: str) -> str:
+    """'district', 'subdistrict' or 'community' for a 12-digit division code; ValueError otherwise.
+
+    >>> division_level("440304000000"), division_level("440304002000"), division_level("440304002003")
+    ('district', 'subdistrict', 'community')
+    """
+    if not re.fullmatch(r"\d{12}", code or ""):
+        raise ValueError(f"division code must be 12 digits, got {code!r}")
+    if code[6:] == "000000":
+        return "district"
+    if code[9:] == "000":
+        return "subdistrict"
+    return "community"
+
+
+def scope_prefix(code: str) -> str:
+    """The significant prefix of a division code: everything inside the division starts with it.
+
+    >>> scope_prefix("440304000000"), scope_prefix("440304002000"), scope_prefix("440304002003")
+    ('440304', '440304002', '440304002003')
+    """
+    return {"district": code[:6], "subdistrict": code[:9], "community": code}[division_level(code)]
+
+
+def grid_code(community_code: str, number: int) -> str:
+    """Grid code = community code + 2-digit number (1–99)."""
+    if division_level(community_code) != "community":
+        raise ValueError(f"{community_code} is not a community code")
+    if not 1 <= number <= 99:
+        raise ValueError(f"grid number must be 1–99, got {number}")
+    return f"{community_code}{number:02d}"
+
+
+def building_code(grid: str, number: int) -> str:
+    """Building code = grid code (14 digits) + 5-digit number (1–99999)."""
+    if not re.fullmatch(r"\d{14}", grid) or not 1 <= number <= 99_999:
+        raise ValueError(f"bad grid code {grid!r} or building number {number}")
+    return f"{grid}{number:05d}"
+
+
+def id_check_char(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits of a citizen ID."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def is_valid_id_number(value: str) -> bool:
+    """True if ``value`` is 18 characters with a correct check character (the birth date is not checked).
+
+    >>> is_valid_id_number("11010519491231002X"), is_valid_id_number("110105194912310021")
+    (True, False)
+    """
+    return bool(re.fullmatch(r"\d{17}[\dX]", value or "")) and id_check_char(value[:17]) == value[17]
+
+
+def reading_order(points: Sequence[tuple[float, float]], row_tolerance: float) -> list[int]:
+    """Indexes of ``points`` (x, y in metres, y north) numbered west→east within rows, rows north→south.
+
+    Points whose y lies within ``row_tolerance`` metres of a row's first (northernmost) point join that row,
+    so grids of slightly uneven heights still read as one row. Returns the indexes in numbering order.
+
+    >>> reading_order([(0, 0), (10, 0.5), (0, 100), (10, 99)], row_tolerance=5)
+    [2, 3, 0, 1]
+    """
+    remaining = sorted(range(len(points)), key=lambda i: -points[i][1])
+    order: list[int] = []
+    while remaining:
+        top = points[remaining[0]][1]
+        row = [i for i in remaining if top - points[i][1] <= row_tolerance]
+        order.extend(sorted(row, key=lambda i: points[i][0]))
+        remaining = [i for i in remaining if i not in set(row)]
+    return order

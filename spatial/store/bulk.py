@@ -1,0 +1,117 @@
+"""Bulk, idempotent loading of buildings and street networks (COPY into a staging table, then INSERT).
+
+Rows are matched on ``(origin, origin_ref)``: loading the same rows twice inserts nothing the second
+time. Geometries arrive as Shapely geometries in EPSG:4326 (lon, lat) and must already be valid (the
+importers validate and report per feature; the table's CHECK constraints are the last line of defence).
+Everything runs inside the caller's transaction: the caller commits or rolls back the whole import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+BUILDING_FIELDS = (
+    "origin_ref", "name", "levels", "height_m", "use", "urban_village", "units", "households", "residents",
+    "occupancy_estimated", "community_code",
+)
+NODE_FIELDS = ("origin_ref",)
+EDGE_FIELDS = ("origin_ref", "source_ref", "target_ref", "osm_way_id", "highway", "name", "oneway", "foot", "car",
+               "length_m")
+
+
+@dataclass
+class LoadCounts:
+    """What a bulk load did: rows offered, rows inserted now, rows already present (skipped)."""
+
+    offered: int = 0
+    inserted: int = 0
+
+    @property
+    def already_present(self) -> int:
+        return self.offered - self.inserted
+
+
+def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> int:
+    """COPY rows into a temporary table that is dropped at commit; returns how many were written."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    count = 0
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count
+
+
+def _raw(session: Session, query: str) -> int:
+    cursor = session.connection().connection.driver_connection.cursor()
+    cursor.execute(query)
+    return cursor.rowcount
+
+
+def _with_wkb(records: Iterable[Mapping[str, Any]], fields: tuple[str, ...], geom_key: str) -> Iterable[tuple]:
+    for record in records:
+        yield (*(record.get(f) for f in fields), shapely.to_wkb(record[geom_key], hex=True, include_srid=False))
+
+
+def load_buildings(session: Session, origin: str, records: Iterable[Mapping[str, Any]]) -> LoadCounts:
+    """Insert buildings not yet present. Each record: ``footprint`` (Polygon/MultiPolygon, EPSG:4326)
+    plus any of :data:`BUILDING_FIELDS`; ``origin_ref`` is required and unique within ``origin``."""
+    _raw(session, """
+        CREATE TEMP TABLE IF NOT EXISTS stage_buildings (
+            origin_ref text, name text, levels smallint, height_m real, use text, urban_village boolean,
+            units smallint, households integer, residents integer, occupancy_estimated boolean,
+            community_code varchar(12), wkb text) ON COMMIT DROP""")
+    _raw(session, "TRUNCATE stage_buildings")
+    offered = _copy_rows(session, "stage_buildings", (*BUILDING_FIELDS, "wkb"),
+                         _with_wkb(records, BUILDING_FIELDS, "footprint"))
+    session.execute(text("SELECT set_config('gridgov.origin', :o, true)"), {"o": origin})
+    inserted = _raw(session, """
+        INSERT INTO buildings (origin, origin_ref, name, levels, height_m, use, urban_village, units, households,
+                               residents, occupancy_estimated, community_code, footprint)
+        SELECT DISTINCT ON (origin_ref) current_setting('gridgov.origin'), origin_ref, name, levels, height_m,
+               coalesce(use, 'residential'), coalesce(urban_village, false), units, households, residents,
+               coalesce(occupancy_estimated, false), community_code,
+               ST_Multi(ST_SetSRID(ST_GeomFromWKB(decode(wkb, 'hex')), 4326))
+        FROM stage_buildings ORDER BY origin_ref
+        ON CONFLICT (origin, origin_ref) DO NOTHING""")
+    return LoadCounts(offered=offered, inserted=inserted)
+
+
+def load_street_network(session: Session, origin: str, nodes: Iterable[Mapping[str, Any]],
+                        edges: Iterable[Mapping[str, Any]]) -> tuple[LoadCounts, LoadCounts]:
+    """Insert street nodes (``origin_ref``, ``location`` Point) and edges (:data:`EDGE_FIELDS` plus
+    ``geom`` LineString; ``source_ref``/``target_ref`` name nodes of the same origin, already stored or
+    in ``nodes``). ``length_m`` is in metres. Returns (node counts, edge counts)."""
+    _raw(session, "CREATE TEMP TABLE IF NOT EXISTS stage_nodes (origin_ref text, wkb text) ON COMMIT DROP")
+    _raw(session, """
+        CREATE TEMP TABLE IF NOT EXISTS stage_edges (
+            origin_ref text, source_ref text, target_ref text, osm_way_id bigint, highway text, name text,
+            oneway boolean, foot boolean, car boolean, length_m double precision, wkb text) ON COMMIT DROP""")
+    _raw(session, "TRUNCATE stage_nodes, stage_edges")
+    session.execute(text("SELECT set_config('gridgov.origin', :o, true)"), {"o": origin})
+    node_offered = _copy_rows(session, "stage_nodes", (*NODE_FIELDS, "wkb"), _with_wkb(nodes, NODE_FIELDS, "location"))
+    node_inserted = _raw(session, """
+        INSERT INTO street_nodes (origin, origin_ref, location)
+        SELECT DISTINCT ON (origin_ref) current_setting('gridgov.origin'), origin_ref,
+               ST_SetSRID(ST_GeomFromWKB(decode(wkb, 'hex')), 4326)
+        FROM stage_nodes ORDER BY origin_ref
+        ON CONFLICT (origin, origin_ref) DO NOTHING""")
+    edge_offered = _copy_rows(session, "stage_edges", (*EDGE_FIELDS, "wkb"), _with_wkb(edges, EDGE_FIELDS, "geom"))
+    edge_inserted = _raw(session, """
+        INSERT INTO street_edges (origin, origin_ref, source, target, osm_way_id, highway, name, oneway, foot, car,
+                                  length_m, geom)
+        SELECT DISTINCT ON (e.origin_ref) current_setting('gridgov.origin'), e.origin_ref, s.id, t.id,
+               e.osm_way_id, e.highway, e.name, coalesce(e.oneway, false), coalesce(e.foot, true),
+               coalesce(e.car, true), e.length_m, ST_SetSRID(ST_GeomFromWKB(decode(e.wkb, 'hex')), 4326)
+        FROM stage_edges e
+        JOIN street_nodes s ON s.origin = current_setting('gridgov.origin') AND s.origin_ref = e.source_ref
+        JOIN street_nodes t ON t.origin = current_setting('gridgov.origin') AND t.origin_ref = e.target_ref
+        ORDER BY e.origin_ref
+        ON CONFLICT (origin, origin_ref) DO NOTHING""")
+    return LoadCounts(node_offered, node_inserted), LoadCounts(edge_offered, edge_inserted)

@@ -1,0 +1,117 @@
+"""Test fixtures: a real PostGIS + pgRouting, started by the tests themselves.
+
+* ``GRIDGOV_TEST_DATABASE_URL`` set: tests use that server (it must allow CREATE DATABASE and extensions).
+* otherwise: an embedded cluster in a temporary folder, started once per test session.
+
+A template database is migrated once; each test that needs a database gets either
+``db`` — a Session inside a transaction that is rolled back afterwards (fast, the default), or
+``fresh_db_url`` — a new database copied from the template, for code that commits (CLI, API servers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from spatial.store import migrate
+from spatial.store.cluster import LocalCluster
+from spatial.store.engine import make_engine, normalize_url
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TEMPLATE = "gridgov_test_template"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests using it are skipped when the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+class _Server:
+    """Creates and drops databases on the test server, embedded or external."""
+
+    def __init__(self, admin_url: str, cluster: LocalCluster | None) -> None:
+        self.admin_url = admin_url
+        self.cluster = cluster
+        self.admin = make_engine(admin_url, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
+
+    def url(self, dbname: str) -> str:
+        return make_url(self.admin_url).set(database=dbname).render_as_string(hide_password=False)
+
+    def create(self, dbname: str, template: str | None = None) -> str:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{dbname}"' + (f' TEMPLATE "{template}"' if template else "")))
+        return self.url(dbname)
+
+    def drop(self, dbname: str) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[_Server]:
+    external = os.environ.get("GRIDGOV_TEST_DATABASE_URL")
+    if external:
+        yield _Server(normalize_url(external), None)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="gridgov-test-"))
+    cluster = LocalCluster(folder)
+    cluster.start()
+    try:
+        yield _Server(cluster.url("postgres"), cluster)
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server: _Server) -> str:
+    url = pg_server.create(TEMPLATE)
+    engine = make_engine(url, pool_size=1)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(pg_server: _Server, template_url: str) -> Iterator[Engine]:
+    """One migrated database shared by the rollback tests."""
+    url = pg_server.create("gridgov_test", template=TEMPLATE)
+    eng = make_engine(url, pool_size=4)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A Session whose every change, commits included, is rolled back at the end of the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def fresh_db_url(pg_server: _Server, template_url: str) -> Iterator[str]:
+    """A new migrated database for this test alone (for code that commits or opens its own connections)."""
+    name = "gridgov_t_" + uuid.uuid4().hex[:10]
+    url = pg_server.create(name, template=TEMPLATE)
+    yield url
+    pg_server.drop(name)
