@@ -46,3 +46,11 @@ def acting_as(session: Session, actor: str, reason: str) -> Iterator[Session]:
         {"actor": actor, "reason": reason},
     )
     yield session
+
+
+def server_info(session: Session) -> dict[str, str | None]:
+    """Versions of PostGIS and pgRouting and the schema revision, from the session's database."""
+    postgis, pgrouting, revision = session.execute(text(
+        "SELECT postgis_lib_version(), pgr_version(), (SELECT version_num FROM alembic_version LIMIT 1)"
+    )).one()
+    return {"postgis": postgis, "pgrouting": pgrouting, "schema_revision": revision}

@@ -1,0 +1,54 @@
+"""The application factory. The lifespan owns the engine; nothing is global."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from api import errors
+from api.routers import auth, layers, meta, pages
+from gridgov.settings import Settings
+from spatial.store.engine import make_sessionmaker
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """
+gridgov: community grid management (网格化服务管理) on PostGIS.
+
+Log in with `POST /api/auth/token` and send `Authorization: Bearer <token>`. Every endpoint that takes or
+returns coordinates has a `crs` parameter: `EPSG:4326` (WGS 84, default), `EPSG:4490` (CGCS2000),
+`GCJ-02` (Amap, Tencent, WeChat), `BD-09` (Baidu) or any EPSG code. Axis order is (longitude, latitude).
+"""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app. With ``engine`` given it is used as is (tests); otherwise one is opened at startup
+    from ``settings`` (starting the embedded cluster if no database URL is configured) and disposed at
+    shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from gridgov.database import open_database
+
+        own = engine is None
+        app.state.engine = open_database(settings) if own else engine
+        app.state.sessions = make_sessionmaker(app.state.engine)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.engine.dispose()
+
+    app = FastAPI(title="gridgov", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    errors.install(app)
+    for module in (auth, layers, meta, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,56 @@
+"""GeoJSON at the edge: query parameters for coordinates, and feature collections in the caller's CRS.
+
+Everything inside gridgov is EPSG:4326 (lon, lat). Coordinates are converted once here, on the way in
+(``bbox`` in ``bbox-crs``) and on the way out (geometries in ``crs``), so GCJ-02 phones and BD-09 maps
+work without the domain knowing. Axis order is always (x, y) = (lon, lat) for geographic systems.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import shapely
+from fastapi import Query
+
+from spatial.errors import InvalidInput
+from spatial.geometry.crs import CoordSys, from_wgs84, to_wgs84
+from spatial.store.layers import Feature
+
+CRS_HELP = ("coordinate system: EPSG:4326 / WGS84 (default), EPSG:4490 / CGCS2000, GCJ-02 (Amap, Tencent, "
+            "WeChat), BD-09 (Baidu), or any EPSG code")
+
+CrsParam = Annotated[str | None, Query(description=CRS_HELP, examples=["EPSG:4326", "GCJ-02"])]
+BboxParam = Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (default: crs)",
+                                        examples=["114.06,22.55,114.08,22.57"])]
+
+
+def parse_bbox(value: str | None, crs: CoordSys) -> tuple[float, float, float, float] | None:
+    """``"minx,miny,maxx,maxy"`` in ``crs`` → the covering box in EPSG:4326; None if not given."""
+    if value is None or value == "":
+        return None
+    try:
+        x0, y0, x1, y1 = (float(part) for part in value.split(","))
+    except ValueError:
+        raise InvalidInput(f"bbox must be four numbers 'minx,miny,maxx,maxy', got {value!r}") from None
+    if not (x0 < x1 and y0 < y1):
+        raise InvalidInput(f"bbox {value!r} is empty or reversed: need minx < maxx and miny < maxy")
+    box = to_wgs84(shapely.box(x0, y0, x1, y1), crs)
+    minx, miny, maxx, maxy = box.bounds
+    if not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
+        raise InvalidInput(f"bbox {value!r} lies outside longitude -180..180 / latitude -90..90 in {crs.name}")
+    return minx, miny, maxx, maxy
+
+
+def feature_collection(features: list[Feature], crs: CoordSys, **members: Any) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection with geometries converted to ``crs``; ``members`` are added on top."""
+    geoms = [from_wgs84(f.geometry, crs) for f in features]
+    return {
+        "type": "FeatureCollection",
+        "crs": crs.name,
+        "features": [
+            {"type": "Feature", "id": f.id, "properties": f.properties, "geometry": json.loads(shapely.to_geojson(g))}
+            for f, g in zip(features, geoms, strict=True)
+        ],
+        **members,
+    }

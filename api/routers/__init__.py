@@ -1,0 +1,1 @@
+"""One router per audience concern; each endpoint is a thin call into spatial."""

@@ -1,0 +1,43 @@
+"""Login with user name and password, and who am I."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordRequestForm
+
+from api.deps import CurrentUser, SessionDep, SettingsDep, client_address
+from api.schemas import TokenPublic, UserPublic
+from spatial.access import Principal
+from spatial.store import audit, users
+from spatial.vocab import ROLES, label
+
+router = APIRouter(prefix="/api/auth", tags=["auth · 登录"])
+
+
+def _public(p: Principal, display_name: str | None = None) -> UserPublic:
+    return UserPublic(username=p.username, display_name=display_name, role=p.role, role_zh=label(ROLES, p.role),
+                      scope_code=p.scope_code, grid_ids=sorted(p.grid_ids))
+
+
+@router.post("/token", response_model=TokenPublic, summary="Log in (登录): user name + password → bearer token")
+def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
+          settings: SettingsDep) -> TokenPublic:
+    user = users.authenticate(session, form.username, form.password)
+    token, expires = users.issue_token(session, user, settings.token_ttl_s)
+    who = users.principal_for_user(session, user, client_address(request))
+    audit.record(session, who, "login", object_type="user", object_id=user.username)
+    return TokenPublic(access_token=token, expires_at=expires, user=_public(who, user.display_name))
+
+
+@router.get("/me", response_model=UserPublic, summary="The logged-in user (当前用户)")
+def me(who: CurrentUser) -> UserPublic:
+    return _public(who)
+
+
+@router.post("/logout", status_code=204, summary="Revoke the token used for this request (退出登录)")
+def logout(session: SessionDep, who: CurrentUser,
+           credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())]) -> None:
+    users.revoke_token(session, credentials.credentials)
+    audit.record(session, who, "logout", object_type="user", object_id=who.username)

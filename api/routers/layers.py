@@ -1,0 +1,49 @@
+"""Map layers as GeoJSON, in any supported CRS. No personal data is ever part of a layer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.geojson import BboxParam, CrsParam, feature_collection, parse_bbox
+from api.schemas import LayerPublic
+from spatial.errors import InvalidInput
+from spatial.geometry.crs import parse_crs
+from spatial.store import layers
+
+router = APIRouter(prefix="/api/layers", tags=["layers · 图层"])
+
+
+@router.get("", response_model=list[LayerPublic], summary="The map layers (图层列表)")
+def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
+    return [LayerPublic(name=name, label_zh=spec.label_zh, label_en=spec.label_en, filters=list(spec.filters),
+                        url=str(request.url_for("read_layer", name=name)))
+            for name, spec in layers.LAYERS.items()]
+
+
+@router.get("/{name}", summary="Features of a layer as GeoJSON (图层要素)",
+            description="Filter by bbox and by the layer's filter fields (e.g. `community_code=440304010001`). "
+                        "`as_of` (grids only) reads the grid plan in force at that time from the history.")
+def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
+               crs: CrsParam = None, bbox: BboxParam = None,
+               bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+               limit: Annotated[int, Query(ge=1, le=layers.MAX_LIMIT)] = 1000,
+               offset: Annotated[int, Query(ge=0)] = 0,
+               as_of: Annotated[datetime | None, Query(description="ISO 8601 time (grids only)")] = None,
+               ) -> dict[str, Any]:
+    spec = layers.layer(name)
+    out_crs = parse_crs(crs)
+    where = {k: v for k, v in request.query_params.items() if k in spec.filters}
+    box = parse_bbox(bbox, parse_crs(bbox_crs) if bbox_crs else out_crs)
+    if as_of is not None:
+        if name != "grids":
+            raise InvalidInput("as_of applies to the grids layer only")
+        features = layers.grid_plan_as_of(session, as_of, where.get("community_code"))
+    else:
+        features = layers.read_layer(session, name, bbox=box, where=where, limit=limit, offset=offset,
+                                     metric_srid=settings.metric_srid)
+    return feature_collection(features, out_crs, layer=name, limit=limit, offset=offset,
+                              numberReturned=len(features))

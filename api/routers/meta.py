@@ -1,0 +1,25 @@
+"""Health and vocabularies (with Chinese and English labels for the field)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from api.deps import SessionDep
+from api.schemas import HealthPublic
+from spatial import vocab
+from spatial.store.engine import server_info
+
+router = APIRouter(prefix="/api", tags=["meta · 系统"])
+
+
+@router.get("/health", response_model=HealthPublic, summary="Is the service and its database up (健康检查)")
+def health(session: SessionDep) -> HealthPublic:
+    return HealthPublic(status="ok", database="reachable", **server_info(session))
+
+
+@router.get("/vocab", summary="Controlled vocabularies with zh/en labels (词表)")
+def vocabularies() -> dict[str, dict[str, dict[str, str]]]:
+    tables = {"roles": vocab.ROLES, "division_levels": vocab.DIVISION_LEVELS, "grid_kinds": vocab.GRID_KINDS,
+              "building_uses": vocab.BUILDING_USES, "household_tags": vocab.HOUSEHOLD_TAGS,
+              "enclosure_kinds": vocab.ENCLOSURE_KINDS, "checkpoint_kinds": vocab.CHECKPOINT_KINDS,
+              "checkpoint_statuses": vocab.CHECKPOINT_STATUSES}
+    return {name: {k: {"zh": zh, "en": en} for k, (zh, en) in table.items()} for name, table in tables.items()}

@@ -1,0 +1,309 @@
+"""``gridgov``: everything a user does from a shell.
+
+    gridgov demo                 start the embedded database, load the demo neighbourhood, serve on :8000
+    gridgov serve                serve the API and map pages
+    gridgov db start|stop|status|url
+    gridgov migrate              bring the schema to the newest revision
+    gridgov import buildings|streets|osm FILE
+    gridgov estimate             estimate households/residents of buildings that have no counts
+    gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
+    gridgov user create NAME --role ROLE [--scope CODE] [--grid CODE ...]
+    gridgov check                database, extensions, schema and data integrity
+
+The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``GRIDGOV_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import Session
+
+from gridgov.database import database_url, embedded_cluster, open_database
+from gridgov.settings import Settings
+from spatial.errors import GridgovError
+from spatial.store.engine import acting_as, make_sessionmaker
+from spatial.vocab import ROLES
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Domain errors end the command with their message and exit code 2, not a traceback."""
+    try:
+        yield
+    except GridgovError as exc:
+        click.secho(f"error: {exc.message}", fg="red", err=True)
+        sys.exit(2)
+
+
+@contextmanager
+def _transaction(settings: Settings, actor: str = "cli", reason: str = "command line") -> Iterator[Session]:
+    """One transaction on the migrated database: committed if the block succeeds, else rolled back."""
+    engine = open_database(settings)
+    try:
+        with make_sessionmaker(engine).begin() as session, acting_as(session, actor, reason):
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    """A tqdm progress bar as a ``(done, total)`` callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="feat", leave=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+@click.group(help=__doc__.split("\n\n")[0])
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    ctx.obj = Settings()
+
+
+# -- database ------------------------------------------------------------------------------------------
+@main.group(help="The embedded PostgreSQL cluster (ignored when GRIDGOV_DATABASE_URL is set).")
+def db() -> None:
+    pass
+
+
+def _cluster(settings: Settings):
+    cluster = embedded_cluster(settings)
+    if cluster is None:
+        raise click.UsageError("GRIDGOV_DATABASE_URL is set: gridgov does not manage that server")
+    return cluster
+
+
+@db.command("start", help="Initialise (first time) and start the embedded cluster.")
+@click.pass_obj
+def db_start(settings: Settings) -> None:
+    with _reported_errors():
+        cluster = _cluster(settings)
+        cluster.start()
+        cluster.ensure_database(settings.database_name)
+        click.echo(f"running: {cluster.pgdata}")
+
+
+@db.command("stop")
+@click.pass_obj
+def db_stop(settings: Settings) -> None:
+    with _reported_errors():
+        _cluster(settings).stop()
+        click.echo("stopped")
+
+
+@db.command("status")
+@click.pass_obj
+def db_status(settings: Settings) -> None:
+    cluster = embedded_cluster(settings)
+    if cluster is None:
+        click.echo("external database (GRIDGOV_DATABASE_URL)")
+        return
+    state = "running" if cluster.running() else ("stopped" if cluster.initialized else "not initialised")
+    click.echo(f"{state}: {cluster.pgdata}")
+    sys.exit(0 if state == "running" else 3)
+
+
+@db.command("url", help="Print the database URL (starts the embedded cluster if needed).")
+@click.pass_obj
+def db_url(settings: Settings) -> None:
+    with _reported_errors():
+        click.echo(database_url(settings))
+
+
+@main.command(help="Bring the schema to the newest revision.")
+@click.pass_obj
+def migrate(settings: Settings) -> None:
+    from spatial.store.migrate import current_revision
+
+    with _reported_errors():
+        engine = open_database(settings)
+        click.echo(f"schema at revision {current_revision(engine)}")
+        engine.dispose()
+
+
+# -- serving -------------------------------------------------------------------------------------------
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    click.echo(f"gridgov on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@main.command(help="Serve the API and the map pages.")
+@click.option("--host", default=None, help="default: settings.host (127.0.0.1)")
+@click.option("--port", default=None, type=int, help="default: settings.port (8000)")
+@click.pass_obj
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    with _reported_errors():
+        _serve(settings, host or settings.host, port or settings.port)
+
+
+DEMO_USERS = (("admin", "admin", None), ("planner", "planner", "subdistrict"), ("inspector", "inspector", "subdistrict"),
+              ("worker", "grid_worker", "grid"), ("viewer", "viewer", "subdistrict"))
+
+
+def _demo_users(session: Session, credentials: Path) -> str:
+    """Create the demo users once, with one random password kept in ``credentials`` (mode 0600)."""
+    from sqlalchemy import select
+
+    from spatial.store import users
+    from spatial.store.models import Division, Grid, User
+
+    if credentials.exists() and session.scalar(select(User).where(User.username == "admin")):
+        return credentials.read_text().strip()
+    password = secrets.token_urlsafe(9)
+    subdistrict = session.scalar(select(Division.code).where(Division.level == "subdistrict").order_by(Division.code))
+    first_grid = session.scalar(select(Grid.code).order_by(Grid.code))
+    for name, role, scope in DEMO_USERS:
+        if session.scalar(select(User).where(User.username == name)):
+            continue
+        users.create_user(session, name, password, role, display_name=f"demo {role}",
+                          scope_code=subdistrict if scope else None,
+                          grid_codes=(first_grid,) if scope == "grid" and first_grid else ())
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.touch(mode=0o600)
+    credentials.write_text(password + "\n")
+    return password
+
+
+@main.command(help="Start the embedded database, load the demo neighbourhood (once) and serve.")
+@click.option("--serve/--no-serve", "serve_after", default=True)
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@click.pass_obj
+def demo(settings: Settings, serve_after: bool, host: str | None, port: int | None) -> None:
+    from fixtures.demo import load_demo
+
+    with _reported_errors():
+        with _transaction(settings, "demo", "demo neighbourhood") as session:
+            counts = load_demo(session)
+            password = _demo_users(session, settings.data_dir / "demo-credentials.txt")
+        click.echo("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int)))
+        click.echo(f"demo users: {', '.join(name for name, _, _ in DEMO_USERS)}; password: {password}"
+                   f"  (kept in {settings.data_dir / 'demo-credentials.txt'})")
+        if serve_after:
+            _serve(settings, host or settings.host, port or settings.port)
+
+
+# -- data ----------------------------------------------------------------------------------------------
+@main.group("import", help="Import buildings, streets or OpenStreetMap extracts (idempotent; one transaction).")
+def import_() -> None:
+    pass
+
+
+@import_.command("buildings", help="Buildings from a GeoPackage, GeoJSON or Shapefile.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", default=None)
+@click.option("--origin", default=None, help="name of the source (default: file and layer)")
+@click.option("--on-invalid", type=click.Choice(["fail", "skip", "repair"]), default="fail", show_default=True)
+@click.pass_obj
+def import_buildings(settings: Settings, path: Path, layer: str | None, origin: str | None, on_invalid: str) -> None:
+    from fixtures.importers import import_buildings as run
+
+    with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
+        report = run(session, path, layer=layer, origin=origin, on_invalid=on_invalid, progress=_progress("buildings"))
+    click.echo(report.summary())
+
+
+@import_.command("streets", help="A street network (edge list with u/v node ids and a nodes layer).")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", default="streets", show_default=True)
+@click.option("--nodes-layer", default="street_nodes", show_default=True)
+@click.pass_obj
+def import_streets(settings: Settings, path: Path, layer: str, nodes_layer: str) -> None:
+    from fixtures.importers import import_streets as run
+
+    with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
+        report = run(session, path, layer=layer, nodes_layer=nodes_layer, progress=_progress("streets"))
+    click.echo(report.summary())
+
+
+@import_.command("osm", help="Buildings and the street/footpath network from an .osm.pbf extract.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_osm(settings: Settings, path: Path) -> None:
+    from fixtures.importers import import_osm_pbf as run
+
+    with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
+        report = run(session, path, progress=_progress("osm"))
+    click.echo(report.summary())
+
+
+@main.command(help="Estimate households and residents of buildings without counts (marked as estimated).")
+@click.option("--seed", default=2020, show_default=True)
+@click.pass_obj
+def estimate(settings: Settings, seed: int) -> None:
+    from fixtures.estimate import estimate_occupancy
+
+    with _reported_errors(), _transaction(settings, reason="occupancy estimate") as session:
+        count = estimate_occupancy(session, seed=seed)
+    click.echo(f"estimated {count} buildings")
+
+
+@main.command(help="Write a layer (grids, buildings, streets, ...) to .geojson, .gpkg or .shp.")
+@click.argument("layer")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--crs", default=None, help="output coordinates (default EPSG:4326; GCJ-02, BD-09 too)")
+@click.pass_obj
+def export(settings: Settings, layer: str, path: Path, crs: str | None) -> None:
+    from fixtures.export import export_layer
+
+    with _reported_errors(), _transaction(settings) as session:
+        count = export_layer(session, layer, path, crs=crs, metric_srid=settings.metric_srid)
+    click.echo(f"wrote {count} features to {path}")
+
+
+# -- users ---------------------------------------------------------------------------------------------
+@main.group(help="User accounts.")
+def user() -> None:
+    pass
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(list(ROLES)), required=True)
+@click.option("--scope", "scope_code", default=None, help="division code whose subtree the user sees")
+@click.option("--grid", "grids", multiple=True, help="grid code assigned to the user (repeatable)")
+@click.option("--display-name", default=None)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="prompted for when not given; use --password - to read it from standard input")
+@click.pass_obj
+def user_create(settings: Settings, username: str, role: str, scope_code: str | None, grids: tuple[str, ...],
+                display_name: str | None, password: str) -> None:
+    from spatial.store.users import create_user
+
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    with _reported_errors(), _transaction(settings, reason="create user") as session:
+        create_user(session, username, password, role, scope_code=scope_code, display_name=display_name,
+                    grid_codes=grids)
+    click.echo(f"created {role} {username}")
+
+
+# -- checks --------------------------------------------------------------------------------------------
+@main.command(help="Check the database, extensions, schema and data integrity; exit 1 if anything fails.")
+@click.pass_obj
+def check(settings: Settings) -> None:
+    from spatial.store.checks import run_checks
+
+    with _reported_errors(), _transaction(settings) as session:
+        results = run_checks(session, settings.metric_srid)
+    for result in results:
+        click.secho(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.detail}", fg=None if result.ok else "red")
+    sys.exit(0 if all(r.ok for r in results) else 1)

@@ -1,0 +1,62 @@
+"""Integrity checks of the whole store, as ``gridgov check`` runs them.
+
+Areas are in m², measured in the deployment's metric CRS (``metric_srid``); differences under
+``tolerance_m2`` (default 1 m²) are floating-point slivers and ignored. Each check is one SQL query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial.store.migrate import head_revision
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+_COUNT_CHECKS = {
+    "grids inside their community": """
+        SELECT count(*) FROM grids g JOIN divisions c ON c.code = g.community_code
+        WHERE g.retired_at IS NULL AND c.boundary IS NOT NULL
+          AND ST_Area(ST_Transform(ST_Difference(g.boundary, c.boundary), :srid)) > :tol""",
+    "no overlapping grids": """
+        SELECT count(*) FROM grids a JOIN grids b ON a.id < b.id AND a.community_code = b.community_code
+             AND a.boundary && b.boundary
+        WHERE a.retired_at IS NULL AND b.retired_at IS NULL
+          AND ST_Area(ST_Transform(ST_Intersection(a.boundary, b.boundary), :srid)) > :tol""",
+    "communities fully covered by grids": """
+        SELECT count(*) FROM divisions c
+        JOIN LATERAL (SELECT ST_Union(boundary) AS u FROM grids WHERE community_code = c.code
+                      AND retired_at IS NULL) g ON g.u IS NOT NULL
+        WHERE c.level = 'community' AND c.boundary IS NOT NULL
+          AND ST_Area(ST_Transform(ST_Difference(c.boundary, g.u), :srid)) > :tol""",
+    "no building cut by a grid boundary": """
+        SELECT count(*) FROM buildings b JOIN grids g ON g.id = b.grid_id
+        WHERE ST_Area(ST_Transform(ST_Difference(b.footprint, g.boundary), :srid)) > :tol""",
+}
+
+
+def run_checks(session: Session, metric_srid: int = 4547, tolerance_m2: float = 1.0) -> list[CheckResult]:
+    """Every check, in order; a failing check says how many objects fail it."""
+    info = session.execute(text(
+        "SELECT postgis_lib_version(), pgr_version(), (SELECT version_num FROM alembic_version)")).one()
+    results = [
+        CheckResult("extensions", True, f"PostGIS {info[0]}, pgRouting {info[1]}"),
+        CheckResult("schema revision", info[2] == head_revision(), f"{info[2]} (newest {head_revision()})"),
+    ]
+    params = {"srid": metric_srid, "tol": tolerance_m2}
+    for name, query in _COUNT_CHECKS.items():
+        failures = session.execute(text(query), params).scalar_one()
+        results.append(CheckResult(name, failures == 0, f"{failures} failing"))
+    components = session.execute(text(
+        "SELECT count(DISTINCT component) FROM pgr_connectedComponents("
+        "'SELECT id, source, target, cost, reverse_cost FROM walk_edges')")).scalar_one()
+    results.append(CheckResult("walking network connected", components <= 1, f"{components} component(s)"))
+    return results

@@ -1,0 +1,143 @@
+"""Reading map layers: the non-personal features of each table, filtered by bounding box and attributes.
+
+One table of layer definitions drives every read, so adding a layer is one line. Geometries come back as
+Shapely geometries in EPSG:4326 (lon, lat); areas and lengths are computed in SQL in the deployment's
+metric CRS (``metric_srid``, metres). Personal fields (household heads, building-head phones) are never
+part of a layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial.errors import InvalidInput, NotFound
+
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A readable layer: ``source`` is a table or subquery aliased ``t``; ``columns`` are SQL expressions on t."""
+
+    source: str
+    geom: str
+    key: str
+    columns: dict[str, str]
+    filters: tuple[str, ...] = ()
+    label_zh: str = ""
+    label_en: str = ""
+
+
+_GRID_COLUMNS = {
+    "id": "t.id", "code": "t.code", "name": "t.name", "kind": "t.kind", "community_code": "t.community_code",
+    "version": "t.version", "area_m2": "round(ST_Area(ST_Transform(t.boundary, :srid))::numeric, 1)",
+    "buildings": "(SELECT count(*) FROM buildings b WHERE b.grid_id = t.id)",
+    "households": "(SELECT coalesce(sum(b.households), 0) FROM buildings b WHERE b.grid_id = t.id)",
+    "residents": "(SELECT coalesce(sum(b.residents), 0) FROM buildings b WHERE b.grid_id = t.id)",
+}
+
+LAYERS: dict[str, Layer] = {
+    "divisions": Layer("divisions t", "boundary", "code", {
+        "code": "t.code", "level": "t.level", "name": "t.name", "name_en": "t.name_en",
+        "parent_code": "t.parent_code", "synthetic": "t.synthetic",
+        "area_m2": "round(ST_Area(ST_Transform(t.boundary, :srid))::numeric, 1)",
+    }, ("level", "parent_code"), "行政区划", "Administrative divisions"),
+    "grids": Layer("(SELECT * FROM grids WHERE retired_at IS NULL) t", "boundary", "code", _GRID_COLUMNS,
+                   ("community_code", "kind", "code"), "网格", "Grids"),
+    "micro_grids": Layer("micro_grids t", "boundary", "id", {
+        "id": "t.id", "grid_id": "t.grid_id", "seq": "t.seq", "name": "t.name",
+    }, ("grid_id",), "微网格", "Micro-grids"),
+    "buildings": Layer("buildings t", "footprint", "id", {
+        "id": "t.id", "code": "t.code", "name": "t.name", "levels": "t.levels", "use": "t.use",
+        "urban_village": "t.urban_village", "units": "t.units", "households": "t.households",
+        "residents": "t.residents", "occupancy_estimated": "t.occupancy_estimated", "grid_id": "t.grid_id",
+        "community_code": "t.community_code", "origin": "t.origin",
+    }, ("grid_id", "community_code", "use"), "楼栋", "Buildings"),
+    "streets": Layer("street_edges t", "geom", "id", {
+        "id": "t.id", "name": "t.name", "highway": "t.highway", "oneway": "t.oneway", "foot": "t.foot",
+        "car": "t.car", "length_m": "round(t.length_m::numeric, 1)", "origin": "t.origin",
+    }, ("highway",), "道路与步道", "Streets and footpaths"),
+    "enclosures": Layer("enclosures t", "boundary", "id", {
+        "id": "t.id", "name": "t.name", "kind": "t.kind", "community_code": "t.community_code",
+        "perimeter_m": "round(ST_Perimeter(ST_Transform(t.boundary, :srid))::numeric, 1)",
+    }, ("kind", "community_code"), "围合区域", "Enclosures"),
+    "checkpoints": Layer("checkpoints t", "location", "id", {
+        "id": "t.id", "name": "t.name", "kind": "t.kind", "status": "t.status", "opening_hours": "t.opening_hours",
+        "staff_count": "t.staff_count", "enclosure_id": "t.enclosure_id",
+    }, ("status", "kind", "enclosure_id"), "卡口", "Checkpoints"),
+}
+
+
+@dataclass(frozen=True)
+class Feature:
+    id: Any
+    properties: dict[str, Any]
+    geometry: shapely.Geometry
+
+
+def layer(name: str) -> Layer:
+    if name not in LAYERS:
+        raise NotFound(f"no layer {name!r}; layers are {', '.join(LAYERS)}")
+    return LAYERS[name]
+
+
+def read_layer(session: Session, name: str, *, bbox: tuple[float, float, float, float] | None = None,
+               where: dict[str, Any] | None = None, limit: int = 1000, offset: int = 0,
+               metric_srid: int = 4547) -> list[Feature]:
+    """Features of layer ``name`` intersecting ``bbox`` (lon/lat, EPSG:4326) and matching ``where``
+    (equality on the layer's filter fields), ordered by key, at most ``limit`` (≤ 10,000)."""
+    spec = layer(name)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    unknown = set(where or {}) - set(spec.filters)
+    if unknown:
+        raise InvalidInput(f"layer {name} cannot be filtered by {', '.join(sorted(unknown))}; "
+                           f"filters are {', '.join(spec.filters) or 'none'}")
+    clauses = [f"t.{spec.geom} IS NOT NULL"]
+    params: dict[str, Any] = {"srid": metric_srid, "limit": limit, "offset": offset}
+    if bbox is not None:
+        clauses.append(f"t.{spec.geom} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    for i, (field, value) in enumerate((where or {}).items()):
+        clauses.append(f"t.{field} = :w{i}")
+        params[f"w{i}"] = value
+    columns = ", ".join(f"{expr} AS {alias}" for alias, expr in spec.columns.items())
+    query = (f"SELECT {columns}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {spec.source} "
+             f"WHERE {' AND '.join(clauses)} ORDER BY t.{spec.key} LIMIT :limit OFFSET :offset")
+    rows = session.execute(text(query), params).mappings().all()
+    return _features(rows, spec.key)
+
+
+def grid_plan_as_of(session: Session, at: datetime, community_code: str | None = None) -> list[Feature]:
+    """The grids in force at time ``at`` (from the version history), one feature per grid."""
+    rows = session.execute(text("""
+        SELECT grid_id AS id, code, name, kind, community_code, version, author, reason, valid_from,
+               ST_AsBinary(boundary) AS wkb
+        FROM grid_versions
+        WHERE valid_from <= :at AND (valid_to IS NULL OR valid_to > :at) AND NOT retired
+          AND (CAST(:community AS text) IS NULL OR community_code = :community)
+        ORDER BY code"""), {"at": at, "community": community_code}).mappings().all()
+    return _features(rows, "id")
+
+
+def _features(rows, key: str) -> list[Feature]:
+    geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
+    return [
+        Feature(id=r[key], properties={k: _plain(v) for k, v in r.items() if k != "wkb"}, geometry=g)
+        for r, g in zip(rows, geoms, strict=True)
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalars: Decimal → float, datetime → ISO 8601 string."""
+    if hasattr(value, "is_finite"):  # Decimal
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,106 @@
+"""Users, password login and bearer tokens.
+
+Passwords are hashed with Argon2id (argon2-cffi defaults). Tokens are 256-bit random strings handed to the
+client once; only their SHA-256 digest is stored, so a leaked table cannot be replayed. Tokens expire
+after ``ttl_s`` seconds and can be revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from spatial.access import Principal
+from spatial.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from spatial.store.models import AuthToken, Grid, GridAssignment, User
+from spatial.vocab import ROLES
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password")
+MIN_PASSWORD_LENGTH = 10
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+def create_user(session: Session, username: str, password: str, role: str, *, scope_code: str | None = None,
+                display_name: str | None = None, grid_codes: tuple[str, ...] = ()) -> User:
+    """Create a user, optionally assigned to grids (by grid code). Conflict if the name is taken."""
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    user = User(username=username, password_hash=hash_password(password), role=role, scope_code=scope_code,
+                display_name=display_name)
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"cannot create user {username!r}: the name is taken or the scope code is unknown") from exc
+    assign_grids(session, user, grid_codes)
+    return user
+
+
+def assign_grids(session: Session, user: User, grid_codes: tuple[str, ...], duty: str = "worker") -> None:
+    grids = session.scalars(select(Grid).where(Grid.code.in_(grid_codes))).all()
+    missing = set(grid_codes) - {g.code for g in grids}
+    if missing:
+        raise NotFound(f"no grid with code {', '.join(sorted(missing))}")
+    session.add_all(GridAssignment(user_id=user.id, grid_id=g.id, duty=duty) for g in grids)
+    session.flush()
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """The active user with this name and password; NotAuthenticated otherwise (same message either way)."""
+    user = session.scalar(select(User).where(User.username == username, User.active))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None:
+        raise NotAuthenticated("wrong user name or password")
+    return user
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def issue_token(session: Session, user: User, ttl_s: int) -> tuple[str, datetime]:
+    """A new bearer token for ``user`` and its expiry time (UTC)."""
+    token = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    session.add(AuthToken(token_hash=_digest(token), user_id=user.id, expires_at=expires))
+    session.flush()
+    return token, expires
+
+
+def revoke_token(session: Session, token: str) -> None:
+    session.execute(update(AuthToken).where(AuthToken.token_hash == _digest(token)).values(revoked_at=datetime.now(UTC)))
+
+
+def principal_for_token(session: Session, token: str, client_addr: str | None = None) -> Principal:
+    """The caller behind a bearer token; NotAuthenticated if it is unknown, expired, revoked or the user inactive."""
+    row = session.execute(
+        select(User, AuthToken.expires_at)
+        .join(AuthToken, AuthToken.user_id == User.id)
+        .where(AuthToken.token_hash == _digest(token), AuthToken.revoked_at.is_(None), User.active)
+    ).one_or_none()
+    if row is None or row.expires_at <= datetime.now(UTC):
+        raise NotAuthenticated("the token is unknown, expired or revoked: log in again")
+    return principal_for_user(session, row.User, client_addr)
+
+
+def principal_for_user(session: Session, user: User, client_addr: str | None = None) -> Principal:
+    grid_ids = session.scalars(select(GridAssignment.grid_id).where(GridAssignment.user_id == user.id)).all()
+    return Principal(user_id=user.id, username=user.username, role=user.role, scope_code=user.scope_code,
+                     grid_ids=frozenset(grid_ids), client_addr=client_addr)
