@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api import errors
+from api.limits import BodyLimit
 from api.routers import auth, layers, meta, pages
 from gridgov.settings import Settings
 from spatial.store.engine import make_sessionmaker
@@ -51,4 +52,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for module in (auth, layers, meta, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

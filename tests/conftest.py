@@ -115,3 +115,27 @@ def fresh_db_url(pg_server: _Server, template_url: str) -> Iterator[str]:
     url = pg_server.create(name, template=TEMPLATE)
     yield url
     pg_server.drop(name)
+
+
+@pytest.fixture
+def app_env(fresh_db_url: str, tmp_path: Path):
+    """(FastAPI TestClient, sessionmaker) on a fresh database; data seeded through the sessionmaker is
+    committed and visible to the app."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gridgov.settings import Settings
+    from spatial.store.engine import make_sessionmaker
+
+    engine = make_engine(fresh_db_url, pool_size=4)
+    settings = Settings(database_url=fresh_db_url, data_dir=tmp_path)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        yield client, make_sessionmaker(engine)
+    engine.dispose()
+
+
+def login(client, username: str, password: str) -> dict[str, str]:
+    """Authorization header for a user, through the real login endpoint."""
+    response = client.post("/api/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
