@@ -117,6 +117,11 @@ class LocalCluster:
         if owner:
             for path in (self.pgdata, self.socket_dir, self.logfile):
                 shutil.chown(path, owner, owner)
+            if self._run("test", "-w", str(self.pgdata), check=False).returncode != 0:
+                raise SetupError(
+                    f"the '{owner}' user that runs PostgreSQL cannot reach {self.data_dir}: a parent folder is "
+                    "private (like /root or a 0700 temporary folder); set GRIDGOV_DATA_DIR to a folder such as "
+                    "/var/lib/gridgov")
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
