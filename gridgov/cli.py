@@ -127,11 +127,11 @@ def db_url(settings: Settings) -> None:
 @main.command(help="Bring the schema to the newest revision.")
 @click.pass_obj
 def migrate(settings: Settings) -> None:
-    from spatial.store.migrate import current_revision
+    from spatial.store.migrate import current_revisions
 
     with _reported_errors():
         engine = open_database(settings)
-        click.echo(f"schema at revision {current_revision(engine)}")
+        click.echo(f"schema at revision {', '.join(current_revisions(engine))}")
         engine.dispose()
 
 

@@ -16,7 +16,7 @@ from tests import factories
 
 def test_migrations_run_from_empty_down_and_up_again(fresh_db_url):
     engine = make_engine(fresh_db_url, pool_size=1)
-    assert migrate.current_revision(engine) == migrate.head_revision()
+    assert migrate.current_revisions(engine) == migrate.head_revisions()
     migrate.downgrade(engine, "base")
     with engine.connect() as conn:
         tables = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
@@ -24,7 +24,7 @@ def test_migrations_run_from_empty_down_and_up_again(fresh_db_url):
     assert tables == 0
     migrate.upgrade(engine)
     migrate.upgrade(engine)  # idempotent
-    assert migrate.current_revision(engine) == migrate.head_revision()
+    assert migrate.current_revisions(engine) == migrate.head_revisions()
     engine.dispose()
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from spatial.store.migrate import head_revision
+from spatial.store.engine import server_info
+from spatial.store.migrate import head_revisions
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,12 @@ _COUNT_CHECKS = {
 
 def run_checks(session: Session, metric_srid: int = 4547, tolerance_m2: float = 1.0) -> list[CheckResult]:
     """Every check, in order; a failing check says how many objects fail it."""
-    info = session.execute(text(
-        "SELECT postgis_lib_version(), pgr_version(), (SELECT version_num FROM alembic_version)")).one()
+    info = server_info(session)
+    newest = ", ".join(head_revisions())
     results = [
-        CheckResult("extensions", True, f"PostGIS {info[0]}, pgRouting {info[1]}"),
-        CheckResult("schema revision", info[2] == head_revision(), f"{info[2]} (newest {head_revision()})"),
+        CheckResult("extensions", True, f"PostGIS {info['postgis']}, pgRouting {info['pgrouting']}"),
+        CheckResult("schema revision", info["schema_revision"] == newest,
+                    f"{info['schema_revision']} (newest {newest})"),
     ]
     params = {"srid": metric_srid, "tol": tolerance_m2}
     for name, query in _COUNT_CHECKS.items():

@@ -49,8 +49,9 @@ def acting_as(session: Session, actor: str, reason: str) -> Iterator[Session]:
 
 
 def server_info(session: Session) -> dict[str, str | None]:
-    """Versions of PostGIS and pgRouting and the schema revision, from the session's database."""
+    """Versions of PostGIS and pgRouting and the schema revisions (comma-separated, sorted) of the database."""
     postgis, pgrouting, revision = session.execute(text(
-        "SELECT postgis_lib_version(), pgr_version(), (SELECT version_num FROM alembic_version LIMIT 1)"
+        "SELECT postgis_lib_version(), pgr_version(), "
+        "(SELECT string_agg(version_num, ', ' ORDER BY version_num) FROM alembic_version)"
     )).one()
     return {"postgis": postgis, "pgrouting": pgrouting, "schema_revision": revision}

@@ -24,17 +24,18 @@ def _config(connection=None) -> Config:
     return config
 
 
-def head_revision() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+def head_revisions() -> tuple[str, ...]:
+    """The newest revision of every branch (capabilities may add their tables on branches of their own)."""
+    return tuple(sorted(ScriptDirectory.from_config(_config()).get_heads()))
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> tuple[str, ...]:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (default: the newest). Safe to run again."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (default: the newest of every branch). Safe to run again."""
     with engine.begin() as conn:
         command.upgrade(_config(conn), revision)
 
