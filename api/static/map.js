@@ -34,7 +34,7 @@ async function api(path) {
   return response.json();
 }
 
-const map = L.map("map", { preferCanvas: true, zoomControl: true }).setView([22.565, 114.072], 15);
+const map = L.map("map", { preferCanvas: true, zoomControl: true, zoomSnap: 0.25 }).setView([22.565, 114.072], 15);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const layers = {
   communities: L.geoJSON(null, { style: { color: "#555", weight: 3, fill: false, dashArray: "6 4" },
@@ -77,7 +77,7 @@ async function loadStatic() {
   layers.enclosures.clearLayers().addData(enclosures);
   layers.checkpoints.clearLayers().addData(checkpoints);
   const bounds = layers.grids.getBounds();
-  if (bounds.isValid()) map.fitBounds(bounds);
+  if (bounds.isValid()) map.fitBounds(bounds, { animate: false });
   summarize(grids, checkpoints);
 }
 
