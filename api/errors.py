@@ -24,6 +24,7 @@ STATUS = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.StaleEdit: 412,
+    errors.PreconditionRequired: 428,
     errors.PayloadTooLarge: 413,
     errors.DatabaseUnavailable: 503,
     errors.SetupError: 503,

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         description="Projected CRS (EPSG code) in which lengths and areas are measured: "
         "4547 is CGCS2000 3-degree Gauss-Kruger CM 114E, <50 ppm scale error in Shenzhen.",
     )
+    grid_households_min: int = Field(default=300, ge=0, description="workload range per grid (practice: 300–500)")
+    grid_households_max: int = Field(default=500, ge=1)
+    sliver_tolerance_m2: float = Field(default=1.0, ge=0, description="gaps/overlaps below this are ignored")
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     host: str = "127.0.0.1"

@@ -37,6 +37,11 @@ class Principal:
         if self.role != "admin" and self.role not in roles:
             raise Forbidden(f"this needs the role {' or '.join(roles)}; you are {self.role}")
 
+    def require_scope(self, code: str) -> None:
+        """Raise Forbidden unless ``code`` (a division, grid or building code) lies in the caller's scope."""
+        if not self.may_see_code(code):
+            raise Forbidden(f"{code} is outside your area ({self.scope_code or 'no area assigned'})")
+
     def may_see_code(self, code: str) -> bool:
         """Whether a division, grid or building with this code lies in the caller's scope (not grid assignments)."""
         prefix = self.code_prefix

@@ -57,3 +57,7 @@ class DatabaseUnavailable(GridgovError):
 
 class SetupError(GridgovError):
     """The machine lacks something gridgov needs (PostgreSQL, PostGIS, pgRouting); the message says how to fix it."""
+
+
+class PreconditionRequired(GridgovError):
+    """A change to versioned data was sent without saying which version it edits (If-Match)."""

@@ -90,3 +90,30 @@ def _check_extent(bounds: tuple[float, float, float, float], extent: tuple[float
         raise InvalidInput(f"the geometry lies outside the service area (lon {extent[0]}…{extent[2]}, "
                            f"lat {extent[1]}…{extent[3]}): got lon {x0:.5f}…{x1:.5f}, lat {y0:.5f}…{y1:.5f}; "
                            "check the crs parameter and the axis order (longitude first)")
+
+
+def line_from_geojson(geometry: Any, crs: CoordSys, *, max_vertices: int = MAX_VERTICES,
+                      extent: tuple[float, float, float, float] | None = SERVICE_EXTENT) -> shapely.LineString:
+    """A LineString in EPSG:4326 from a GeoJSON LineString in ``crs`` (e.g. a line splitting a grid)."""
+    if isinstance(geometry, dict) and geometry.get("type") == "Feature":
+        geometry = geometry.get("geometry")
+    if not isinstance(geometry, dict) or geometry.get("type") != "LineString":
+        raise InvalidInput("expected a GeoJSON LineString")
+    coords = geometry.get("coordinates")
+    if not isinstance(coords, list) or len(coords) < 2:
+        raise InvalidInput("a line needs at least two positions")
+    if len(coords) > max_vertices:
+        raise PayloadTooLarge(f"the line has {len(coords):,} vertices; at most {max_vertices:,} are accepted")
+    for position in coords:
+        if (not isinstance(position, list | tuple) or len(position) < 2
+                or not all(isinstance(v, int | float) and math.isfinite(v) for v in position[:2])):
+            raise InvalidInput(f"the line has a position that is not two finite numbers: {position!r}"[:200])
+    line = shapely.LineString([p[:2] for p in coords])
+    if crs.is_geographic:
+        _check_range(line.bounds, crs)
+    line = to_wgs84(line, crs)
+    if extent is not None:
+        _check_extent(line.bounds, extent)
+    if line.length == 0:
+        raise InvalidInput("the line has zero length")
+    return line

@@ -1,0 +1,1 @@
+"""Analyses that combine pure geometry with the store (routing, coverage, planning)."""

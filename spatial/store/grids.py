@@ -1,0 +1,363 @@
+"""Editing grids: create, redraw, rename, split, merge, retire and revert, with history and no lost update.
+
+Every edit follows one path (:func:`_apply`): lock the community's active grids (``FOR UPDATE``, so two
+planners editing neighbours are serialised), compare the versions the caller edited with the stored ones
+(:class:`StaleEdit` → 412), load the community into memory, let a pure ``plan_*`` function of
+:mod:`spatial.analysis.gridplan` propose the new boundaries (metric CRS), check them, and — unless it is a
+preview — write them, reassign the buildings that change grid (new building codes follow by trigger) and
+clear their micro-grids. History rows are written by the grids trigger with the actor and reason set by
+:func:`spatial.store.engine.acting_as`. Geometries come in and go out as EPSG:4326 (lon, lat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+import shapely.geometry
+from shapely import Geometry
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial.analysis import gridplan as gp
+from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
+from spatial.geometry.codes import grid_code
+from spatial.geometry.crs import from_wgs84, transform_geom
+from spatial.store.engine import acting_as
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How edits are checked and reported: metric CRS (EPSG code), sliver tolerance (m²), households range
+    per grid, and the CRS of geometries in reports (the caller's ``crs``)."""
+
+    metric_srid: int = 4547
+    tolerance_m2: float = gp.DEFAULT_TOLERANCE_M2
+    households_range: tuple[int, int] = (300, 500)
+    output_crs: str = "EPSG:4326"
+
+    def geojson(self, metric_geom: Geometry) -> dict[str, Any]:
+        """A metric geometry as a GeoJSON geometry in ``output_crs``."""
+        return shapely.geometry.mapping(from_wgs84(to_lonlat(metric_geom, self.metric_srid), self.output_crs))
+
+
+@dataclass
+class EditResult:
+    community_code: str
+    preview: bool
+    report: gp.Report
+    grids: list[dict[str, Any]] = field(default_factory=list)
+    """Touched grids after the edit: id, code, name, kind, version (None for a preview), retired, geometry
+    (metric CRS; use :func:`to_lonlat`)."""
+
+
+LONLAT_PRECISION = 1e-9
+"""Degrees (~0.1 mm): the grid stored boundaries are snapped to after reprojection."""
+
+
+def to_lonlat(geom: Geometry, metric_srid: int) -> Geometry:
+    return transform_geom(geom, metric_srid, 4326)
+
+
+def to_metric(geom: Geometry, metric_srid: int) -> Geometry:
+    """Reprojected and snapped to the 1 mm grid the plan computations use."""
+    return shapely.set_precision(transform_geom(geom, 4326, metric_srid), gp.PRECISION_M)
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+def grid_row(session: Session, code: str) -> dict[str, Any]:
+    """The active grid with this code (id, code, name, kind, community_code, version, updated_at, boundary
+    as a lon/lat geometry); NotFound otherwise."""
+    row = session.execute(text(
+        "SELECT id, code, name, kind, community_code, version, updated_at, ST_AsBinary(boundary) AS wkb "
+        "FROM grids WHERE code = :code AND retired_at IS NULL"), {"code": code}).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no active grid with code {code}")
+    return {**{k: v for k, v in row.items() if k != "wkb"}, "boundary": shapely.from_wkb(bytes(row["wkb"]))}
+
+
+def load_community(session: Session, community_code: str, metric_srid: int, *, lock: bool = False) -> gp.Community:
+    """The community's boundary, active grids (with worker counts) and buildings, in the metric CRS.
+    ``lock`` takes row locks on the active grids for the rest of the transaction."""
+    boundary = session.execute(text(
+        "SELECT ST_AsBinary(ST_Transform(boundary, :srid)) FROM divisions WHERE code = :c AND level = 'community'"),
+        {"c": community_code, "srid": metric_srid}).scalar_one_or_none()
+    if boundary is None:
+        raise NotFound(f"no community {community_code} with a boundary")
+    if lock:
+        session.execute(text("SELECT id FROM grids WHERE community_code = :c AND retired_at IS NULL "
+                             "ORDER BY id FOR UPDATE"), {"c": community_code})
+    grids = {
+        r.id: gp.Grid(r.id, r.code, r.name, r.kind, _snapped(bytes(r.wkb)), r.version, r.workers)
+        for r in session.execute(text("""
+            SELECT g.id, g.code, g.name, g.kind, g.version, ST_AsBinary(ST_Transform(g.boundary, :srid)) AS wkb,
+                   (SELECT count(*) FROM grid_assignments a WHERE a.grid_id = g.id) AS workers
+            FROM grids g WHERE g.community_code = :c AND g.retired_at IS NULL ORDER BY g.code"""),
+            {"c": community_code, "srid": metric_srid})
+    }
+    rows = session.execute(text("""
+        SELECT b.id, coalesce(b.grid_id, 0) AS grid_id, b.code, coalesce(b.households, 0) AS households,
+               coalesce(b.residents, 0) AS residents, ST_AsBinary(ST_Transform(b.footprint, :srid)) AS wkb
+        FROM buildings b
+        WHERE b.community_code = :c OR b.grid_id IN (SELECT id FROM grids WHERE community_code = :c)
+           OR (b.community_code IS NULL AND b.footprint && (SELECT boundary FROM divisions WHERE code = :c))
+        ORDER BY b.id"""), {"c": community_code, "srid": metric_srid}).all()
+    buildings = gp.Buildings(
+        ids=np.array([r.id for r in rows], dtype=np.int64),
+        footprints=np.array(_snapped([bytes(r.wkb) for r in rows]) if rows else [], dtype=object),
+        grid_ids=np.array([r.grid_id for r in rows], dtype=np.int64),
+        codes=[r.code for r in rows],
+        households=np.array([r.households for r in rows], dtype=np.int64),
+        residents=np.array([r.residents for r in rows], dtype=np.int64),
+    )
+    return gp.Community(community_code, _snapped(bytes(boundary)), grids, buildings)
+
+
+def _snapped(wkb):
+    """Metric geometries from WKB, snapped to the plan's precision grid (works on lists too)."""
+    return shapely.set_precision(shapely.from_wkb(wkb), gp.PRECISION_M)
+
+
+def versions(session: Session, code: str, metric_srid: int = 4547) -> list[dict[str, Any]]:
+    """Every version of the grid that has (or had) this code, oldest first, with author, reason and area."""
+    rows = session.execute(text("""
+        SELECT v.grid_id, v.version, v.code, v.name, v.kind, v.retired, v.valid_from, v.valid_to, v.author,
+               v.reason, round(ST_Area(ST_Transform(v.boundary, :srid))::numeric, 1) AS area_m2
+        FROM grid_versions v WHERE v.grid_id IN (SELECT grid_id FROM grid_versions WHERE code = :code)
+        ORDER BY v.version"""), {"code": code, "srid": metric_srid}).mappings().all()
+    if not rows:
+        raise NotFound(f"no grid with code {code} in the history")
+    return [dict(r) for r in rows]
+
+
+def version_diff(session: Session, code: str, a: int, b: int, metric_srid: int) -> dict[str, Any]:
+    """What changed from version ``a`` to ``b`` of a grid: attributes, land added and removed (metric
+    geometries and m²), and the buildings standing on the added or removed land."""
+    rows = session.execute(text("""
+        SELECT v.version, v.code, v.name, v.kind, v.retired, v.author, v.reason, v.valid_from,
+               ST_AsBinary(ST_Transform(v.boundary, :srid)) AS wkb
+        FROM grid_versions v WHERE v.version IN (:a, :b)
+          AND v.grid_id = (SELECT grid_id FROM grid_versions WHERE code = :code ORDER BY version DESC LIMIT 1)"""),
+        {"code": code, "a": a, "b": b, "srid": metric_srid}).mappings().all()
+    by_version = {r["version"]: r for r in rows}
+    missing = [v for v in (a, b) if v not in by_version]
+    if missing:
+        raise NotFound(f"grid {code} has no version {', '.join(map(str, missing))}")
+    old, new = (shapely.from_wkb(bytes(by_version[v]["wkb"])) for v in (a, b))
+    added, removed = shapely.difference(new, old), shapely.difference(old, new)
+    changed = {k: [by_version[a][k], by_version[b][k]] for k in ("code", "name", "kind", "retired")
+               if by_version[a][k] != by_version[b][k]}
+    return {"code": code, "from_version": a, "to_version": b, "attributes": changed,
+            "added": added, "added_m2": round(added.area, 1), "removed": removed, "removed_m2": round(removed.area, 1),
+            "buildings_added": _buildings_on(session, added, metric_srid),
+            "buildings_removed": _buildings_on(session, removed, metric_srid)}
+
+
+def _buildings_on(session: Session, land: Geometry, metric_srid: int) -> list[str]:
+    if land.is_empty or land.area < 1:
+        return []
+    return list(session.execute(text("""
+        SELECT coalesce(code, '#' || id) FROM buildings
+        WHERE ST_Intersects(footprint, ST_Transform(ST_GeomFromWKB(:wkb, :srid), 4326))
+          AND ST_Area(ST_Intersection(ST_Transform(footprint, :srid), ST_GeomFromWKB(:wkb, :srid)))
+              > 0.5 * ST_Area(ST_Transform(footprint, :srid))
+        ORDER BY 1"""), {"wkb": shapely.to_wkb(land), "srid": metric_srid}).scalars())
+
+
+# -- editing ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewGrid:
+    name: str
+    kind: str = "comprehensive"
+
+
+def _apply(session: Session, community_code: str, build: Callable[[gp.Community], gp.Plan], *,
+           expected: dict[str, int], actor: str, reason: str, preview: bool, settings: PlanSettings,
+           new_grids: dict[int, NewGrid] | None = None, renames: dict[int, str] | None = None) -> EditResult:
+    """The one path of every edit; see the module docstring. ``expected`` maps grid codes to the versions
+    the caller edited; ``new_grids`` names the negative ids the plan may create."""
+    if not reason.strip() and not preview:
+        raise InvalidInput("say why: every change to a grid is recorded with a reason")
+    community = load_community(session, community_code, settings.metric_srid, lock=not preview)
+    _check_versions(community, expected)
+    plan = build(community)
+    codes = {gid: g.code for gid, g in community.grids.items()}
+    codes.update(_new_codes(session, community_code, new_grids or {}))
+    report = gp.check_plan(community, plan, codes, tolerance_m2=settings.tolerance_m2,
+                           households_range=settings.households_range)
+    result = EditResult(community_code, preview, report)
+    if not preview and not report.ok:
+        raise Conflict("the change was not saved: " + "; ".join(report.problems()),
+                       report=report.to_dict(settings.geojson))
+    if preview:
+        result.grids = [_touched(community, gid, geom, codes, new_grids, None) for gid, geom in plan.items()]
+        return result
+    with acting_as(session, actor, reason):
+        ids = _write(session, community, plan, codes, new_grids or {}, renames or {}, settings.metric_srid)
+        _reassign_buildings(session, community, report, ids)
+    result.grids = [_touched(community, gid, geom, codes, new_grids, _version(session, ids[gid]), ids[gid])
+                    for gid, geom in plan.items()]
+    return result
+
+
+def _check_versions(community: gp.Community, expected: dict[str, int]) -> None:
+    stored = {g.code: g.version for g in community.grids.values()}
+    for code, version in expected.items():
+        if code not in stored:
+            raise NotFound(f"no active grid {code} in community {community.code}")
+        if stored[code] != version:
+            raise StaleEdit(f"grid {code} is at version {stored[code]} but your change was made on version "
+                            f"{version}: reload the grid and redo the change", grid=code,
+                            current_version=stored[code], your_version=version)
+
+
+def _new_codes(session: Session, community_code: str, new_grids: dict[int, NewGrid]) -> dict[int, str]:
+    """Codes for new grids: the next numbers after the highest ever used in the community (retired grids
+    keep their codes, so a code always means one grid)."""
+    if not new_grids:
+        return {}
+    highest = session.execute(text("SELECT coalesce(max(substr(code, 13)::int), 0) FROM grids "
+                                   "WHERE community_code = :c"), {"c": community_code}).scalar_one()
+    if highest + len(new_grids) > 99:
+        raise Conflict(f"community {community_code} has used grid numbers up to {highest}; "
+                       "a community holds at most 99 grid codes")
+    return {gid: grid_code(community_code, highest + i) for i, gid in enumerate(sorted(new_grids, reverse=True), 1)}
+
+
+def _write(session: Session, community: gp.Community, plan: gp.Plan, codes: dict[int, str],
+           new_grids: dict[int, NewGrid], renames: dict[int, str], metric_srid: int) -> dict[int, int]:
+    """Store the plan; returns plan id → stored grid id (new grids get theirs here)."""
+    ids = {gid: gid for gid in community.grids}
+    for gid, geom in plan.items():
+        wkb = None if geom is None else shapely.to_wkb(gp.clean(to_lonlat(geom, metric_srid), LONLAT_PRECISION))
+        if gid in community.grids and geom is None:
+            session.execute(text("UPDATE grids SET retired_at = now() WHERE id = :id"), {"id": gid})
+        elif gid in community.grids:
+            session.execute(text("UPDATE grids SET boundary = ST_Multi(ST_SetSRID(ST_GeomFromWKB(:wkb), 4326)), "
+                                 "name = coalesce(:name, name) WHERE id = :id"),
+                            {"id": gid, "wkb": wkb, "name": renames.get(gid)})
+        else:
+            spec = new_grids[gid]
+            ids[gid] = session.execute(text(
+                "INSERT INTO grids (code, community_code, name, kind, boundary) VALUES "
+                "(:code, :c, :name, :kind, ST_Multi(ST_SetSRID(ST_GeomFromWKB(:wkb), 4326))) RETURNING id"),
+                {"code": codes[gid], "c": community.code, "name": spec.name, "kind": spec.kind, "wkb": wkb}).scalar_one()
+    return ids
+
+
+def _reassign_buildings(session: Session, community: gp.Community, report: gp.Report, ids: dict[int, int]) -> None:
+    """Buildings that change grid get the next free numbers of their new grid (codes follow by trigger) and
+    leave their micro-grid; micro-grids of grids whose boundary changed are dropped for regeneration."""
+    current = dict(zip(community.buildings.ids.tolist(), community.buildings.grid_ids.tolist(), strict=True))
+    moves = [(b, ids[g] if g else None) for b, g in report.building_grid.items() if g != current[b]]
+    if not moves:
+        return
+    session.execute(text("UPDATE buildings SET micro_grid_id = NULL, grid_id = NULL, number = NULL "
+                         "WHERE id = ANY(:ids)"), {"ids": [b for b, _ in moves]})
+    session.execute(text("""
+        UPDATE buildings b SET grid_id = m.grid_id,
+               number = (SELECT coalesce(max(number), 0) FROM buildings WHERE grid_id = m.grid_id) + m.rank
+        FROM (SELECT id, grid_id, row_number() OVER (PARTITION BY grid_id ORDER BY id) AS rank
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:grids AS int[])) AS t(id, grid_id)
+              WHERE grid_id IS NOT NULL) m
+        WHERE b.id = m.id"""), {"ids": [b for b, _ in moves], "grids": [g for _, g in moves]})
+    touched = sorted(({g for _, g in moves} | {current[b] for b, _ in moves}) - {None, 0})
+    session.execute(text("UPDATE buildings SET micro_grid_id = NULL WHERE grid_id = ANY(:g)"), {"g": touched})
+    session.execute(text("DELETE FROM micro_grids WHERE grid_id = ANY(:g)"), {"g": touched})
+
+
+def _version(session: Session, grid_id: int) -> int:
+    return session.execute(text("SELECT version FROM grids WHERE id = :id"), {"id": grid_id}).scalar_one()
+
+
+def _touched(community: gp.Community, gid: int, geom: Geometry | None, codes: dict[int, str],
+             new_grids: dict[int, NewGrid] | None, version: int | None, stored_id: int | None = None
+             ) -> dict[str, Any]:
+    """A touched grid for the result; ``gid`` is the plan's id (negative for new), ``stored_id`` the row's."""
+    old = community.grids.get(gid)
+    spec = (new_grids or {}).get(gid)
+    return {"id": stored_id if stored_id is not None else (gid if gid > 0 else None), "code": codes[gid],
+            "name": old.name if old else spec.name, "kind": old.kind if old else spec.kind,
+            "version": version, "retired": geom is None, "geometry": geom if geom is not None else old.geom}
+
+
+# -- the operations ----------------------------------------------------------------------------------------
+def create_grid(session: Session, community_code: str, name: str, kind: str, boundary: Geometry, *, actor: str,
+                reason: str, move_shared_boundary: bool = False, preview: bool = False,
+                settings: PlanSettings = PlanSettings()) -> EditResult:
+    """A new grid from a lon/lat boundary; its code is the community's next free number."""
+    metric = to_metric(boundary, settings.metric_srid)
+    return _apply(session, community_code,
+                  lambda c: gp.plan_redraw(c, -1, metric, move_shared_boundary=move_shared_boundary),
+                  expected={}, actor=actor, reason=reason, preview=preview, settings=settings,
+                  new_grids={-1: NewGrid(name, kind)})
+
+
+def redraw_grid(session: Session, code: str, boundary: Geometry, *, expected_version: int, actor: str, reason: str,
+                move_shared_boundary: bool = False, preview: bool = False,
+                settings: PlanSettings = PlanSettings()) -> EditResult:
+    """Replace a grid's boundary (lon/lat), snapped around buildings; see :func:`gridplan.plan_redraw`."""
+    grid = grid_row(session, code)
+    metric = to_metric(boundary, settings.metric_srid)
+    return _apply(session, grid["community_code"],
+                  lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary),
+                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings)
+
+
+def rename_grid(session: Session, code: str, name: str, *, expected_version: int, actor: str, reason: str,
+                settings: PlanSettings = PlanSettings()) -> EditResult:
+    if not name.strip():
+        raise InvalidInput("a grid needs a name")
+    grid = grid_row(session, code)
+    return _apply(session, grid["community_code"], lambda c: {grid["id"]: c.grids[grid["id"]].geom},
+                  expected={code: expected_version}, actor=actor, reason=reason, preview=False, settings=settings,
+                  renames={grid["id"]: name.strip()})
+
+
+def split_grid(session: Session, code: str, line: Geometry, new_name: str, *, expected_version: int, actor: str,
+               reason: str, preview: bool = False, settings: PlanSettings = PlanSettings()) -> EditResult:
+    """Cut a grid in two along a lon/lat line; the smaller side becomes a new grid named ``new_name``."""
+    grid = grid_row(session, code)
+    metric = to_metric(line, settings.metric_srid)
+    return _apply(session, grid["community_code"], lambda c: gp.plan_split(c, grid["id"], metric),
+                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings,
+                  new_grids={-1: NewGrid(new_name, grid["kind"])})
+
+
+def merge_grids(session: Session, codes: list[str], *, expected_versions: dict[str, int], actor: str, reason: str,
+                preview: bool = False, settings: PlanSettings = PlanSettings()) -> EditResult:
+    """Merge adjacent grids of one community into the first; the others retire."""
+    grids = [grid_row(session, code) for code in codes]
+    communities = {g["community_code"] for g in grids}
+    if len(communities) != 1:
+        raise InvalidInput("only grids of the same community can be merged")
+    return _apply(session, communities.pop(), lambda c: gp.plan_merge(c, [g["id"] for g in grids]),
+                  expected=expected_versions, actor=actor, reason=reason, preview=preview, settings=settings)
+
+
+def retire_grid(session: Session, code: str, *, expected_version: int, actor: str, reason: str,
+                preview: bool = False, settings: PlanSettings = PlanSettings()) -> EditResult:
+    """Retire a grid: its land becomes a gap (reported) and its buildings lose their grid."""
+    grid = grid_row(session, code)
+    return _apply(session, grid["community_code"], lambda c: gp.plan_retire(c, grid["id"]),
+                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings)
+
+
+def revert_grid(session: Session, code: str, to_version: int, *, expected_version: int, actor: str, reason: str,
+                move_shared_boundary: bool = False, preview: bool = False,
+                settings: PlanSettings = PlanSettings()) -> EditResult:
+    """Bring back the boundary and name of an earlier version, as a new version."""
+    grid = grid_row(session, code)
+    old = session.execute(text("SELECT name, ST_AsBinary(boundary) AS wkb FROM grid_versions "
+                               "WHERE grid_id = :id AND version = :v"), {"id": grid["id"], "v": to_version}).one_or_none()
+    if old is None:
+        raise NotFound(f"grid {code} has no version {to_version}")
+    metric = to_metric(shapely.from_wkb(bytes(old.wkb)), settings.metric_srid)
+    return _apply(session, grid["community_code"],
+                  lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary),
+                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings,
+                  renames={grid["id"]: old.name})
+
