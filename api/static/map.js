@@ -1,44 +1,26 @@
 // gridgov map page: log in, then show divisions, grids, buildings, streets, enclosures and checkpoints.
 // All data comes from this server's /api/layers in EPSG:4326; no external tiles (works offline).
 "use strict";
-const T = {
-  zh: { title: "网格化服务管理地图", login_title: "登录 gridgov", username: "用户名", password: "密码", login: "登录",
-        logout: "退出", communities: "社区", grids: "网格", buildings: "楼栋 (放大后显示)", streets: "道路与步道",
+const LABELS = {
+  zh: { title: "网格化服务管理地图", communities: "社区", grids: "网格", buildings: "楼栋 (放大后显示)", streets: "道路与步道",
         enclosures: "围合区域", checkpoints: "卡口", households: "户数", residents: "人口", levels: "层数",
         code: "编码", kind: "类型", status: "状态", staff: "值守人数", hours: "开放时间", area: "面积",
-        bad_login: "用户名或密码错误", staffed: "有人值守", sealed: "已封闭", unstaffed: "无人值守",
-        in_range: "户数在 300–500 之间", out_range: "户数超出范围", estimated: "(估算)", other: "English" },
-  en: { title: "Community grid map", login_title: "Log in to gridgov", username: "User name", password: "Password",
-        login: "Log in", logout: "Log out", communities: "Communities", grids: "Grids",
+        staffed: "有人值守", sealed: "已封闭", unstaffed: "无人值守",
+        in_range: "户数在 300–500 之间", out_range: "户数超出范围", estimated: "(估算)" },
+  en: { title: "Community grid map", communities: "Communities", grids: "Grids",
         buildings: "Buildings (zoom in)", streets: "Streets and footpaths", enclosures: "Enclosures",
         checkpoints: "Checkpoints", households: "Households", residents: "Residents", levels: "Levels",
         code: "Code", kind: "Kind", status: "Status", staff: "Staff", hours: "Hours", area: "Area",
-        bad_login: "Wrong user name or password", staffed: "Staffed", sealed: "Sealed", unstaffed: "Unstaffed",
-        in_range: "300–500 households", out_range: "households out of range", estimated: "(estimated)", other: "中文" },
+        staffed: "Staffed", sealed: "Sealed", unstaffed: "Unstaffed",
+        in_range: "300–500 households", out_range: "households out of range", estimated: "(estimated)" },
 };
-let lang = localStorage.getItem("gridgov.lang") || "zh";
-const t = (key) => T[lang][key] || key;
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-
-function applyLanguage() {
-  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
-  document.getElementById("lang").textContent = t("other");
-}
-
-async function api(path) {
-  const token = sessionStorage.getItem("gridgov.token");
-  const response = await fetch(path, { headers: token ? { Authorization: "Bearer " + token } : {} });
-  if (response.status === 401) { showLogin(); throw new Error("not logged in"); }
-  if (!response.ok) throw new Error((await response.json()).detail || response.statusText);
-  return response.json();
-}
+const { t, esc, api } = gridgov;
 
 const map = L.map("map", { preferCanvas: true, zoomControl: true, zoomSnap: 0.25 }).setView([22.565, 114.072], 15);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const layers = {
   communities: L.geoJSON(null, { style: { color: "#555", weight: 3, fill: false, dashArray: "6 4" },
-                                 onEachFeature: (f, l) => l.bindTooltip(esc(lang === "zh" ? f.properties.name : f.properties.name_en || f.properties.name)) }),
+                                 onEachFeature: (f, l) => l.bindTooltip(esc(gridgov.state.lang === "zh" ? f.properties.name : f.properties.name_en || f.properties.name)) }),
   grids: L.geoJSON(null, { style: gridStyle, onEachFeature: (f, l) => l.bindPopup(() => gridPopup(f.properties)) }),
   streets: L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#8a8a8a" : "#c9a66b", weight: f.properties.car ? 3 : 1.5 }),
                              onEachFeature: (f, l) => f.properties.name && l.bindTooltip(esc(f.properties.name)) }),
@@ -111,38 +93,10 @@ function buildControl() {
 }
 
 async function start() {
-  const me = await api("/api/auth/me");
-  document.getElementById("who").textContent = `${me.username} · ${lang === "zh" ? me.role_zh : me.role}`;
-  document.getElementById("logout").hidden = false;
   buildControl();
   await loadStatic();
   await loadInView();
-  document.body.dataset.ready = "1";
 }
 
-function showLogin() { document.getElementById("login").hidden = false; }
-
-document.getElementById("login").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const response = await fetch("/api/auth/token", { method: "POST", body: new URLSearchParams(new FormData(event.target)) });
-  if (!response.ok) { document.getElementById("login-error").textContent = t("bad_login"); return; }
-  sessionStorage.setItem("gridgov.token", (await response.json()).access_token);
-  event.target.hidden = true;
-  document.getElementById("login-error").textContent = "";
-  start();
-});
-document.getElementById("logout").addEventListener("click", async () => {
-  await fetch("/api/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + sessionStorage.getItem("gridgov.token") } });
-  sessionStorage.removeItem("gridgov.token");
-  location.reload();
-});
-document.getElementById("lang").addEventListener("click", () => {
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("gridgov.lang", lang);
-  applyLanguage();
-  if (sessionStorage.getItem("gridgov.token")) start();
-});
 map.on("moveend", () => { if (document.body.dataset.ready) loadInView().catch(console.error); });
-
-applyLanguage();
-if (sessionStorage.getItem("gridgov.token")) { document.getElementById("login").hidden = true; start().catch(console.error); }
+gridgov.setup(LABELS, start);
