@@ -12,7 +12,17 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "tem
 router = APIRouter(include_in_schema=False)
 
 
+def _page(request: Request, template: str) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, template, {"static": lambda p: request.url_for("static", path=p)})
+
+
 @router.get("/", response_class=HTMLResponse)
 def map_page(request: Request) -> HTMLResponse:
-    """The first map page: divisions, grids, buildings, streets, enclosures and checkpoints."""
-    return TEMPLATES.TemplateResponse(request, "map.html", {"static": lambda p: request.url_for("static", path=p)})
+    """The overview map: divisions, grids, buildings, streets, enclosures and checkpoints."""
+    return _page(request, "map.html")
+
+
+@router.get("/planner", response_class=HTMLResponse)
+def planner_page(request: Request) -> HTMLResponse:
+    """Planners redraw, split and merge grids with a live validation report (login as planner)."""
+    return _page(request, "planner.html")

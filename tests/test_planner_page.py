@@ -1,0 +1,71 @@
+"""The planner page in headless Chromium: preview a redraw, save it with a reason, reload and see it;
+a second browser still holding the old version gets the conflict message."""
+
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import mapping
+
+from spatial.store import users
+from tests import factories
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery"
+WEST = factories.COMMUNITY + "01"
+
+
+@pytest.fixture
+def site(live_server):
+    base, sessions = live_server
+    with sessions.begin() as s:
+        west, east = factories.two_grids(s)
+        factories.building(s, west, 20, 20, number=1, households=200, residents=500)
+        factories.building(s, east, 215, 100, number=1, households=150, residents=400)
+        users.create_user(s, "planner1", PASSWORD, "planner", scope_code=factories.SUBDISTRICT)
+    return base
+
+
+def open_planner(browser, base):
+    context = browser.new_context(viewport={"width": 1300, "height": 850})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/planner")
+    page.fill("input[name=username]", "planner1")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    page.select_option("#grid", WEST)
+    page.wait_for_function(f"document.getElementById('grid-info').textContent.includes('{WEST}')")
+    return page, errors
+
+
+def preview(page, x1: float) -> None:
+    geometry = mapping(factories.metres_box(0, 0, x1, 200).geoms[0])
+    count = int(page.locator("body").get_attribute("data-preview") or 0)
+    page.evaluate("g => planner.boundaryEdit(g)", geometry)
+    page.wait_for_function(f"Number(document.body.dataset.preview || 0) > {count}")
+
+
+def test_redraw_preview_save_reload_and_stale_second_browser(site, browser, tmp_path):
+    stale_page, stale_errors = open_planner(browser, site)  # holds version 1
+    page, errors = open_planner(browser, site)
+    preview(page, 250)
+    assert page.locator("#moved-count").inner_text() == "1"
+    assert "无重叠" in page.locator("#report-status").inner_text()
+    page.fill("#reason", "把市场街划入西网格")
+    page.click("#save")
+    page.wait_for_function("document.getElementById('message').textContent.includes('已保存')")
+    assert "版本 2" in page.locator("#message").inner_text()
+    page.screenshot(path=str(tmp_path / "planner.png"))
+
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    page.select_option("#grid", WEST)
+    page.wait_for_function("document.getElementById('history').textContent.includes('把市场街划入西网格')")
+    assert "版本 2" in page.locator("#grid-info").inner_text()
+
+    stale_page.evaluate("g => planner.boundaryEdit(g)", mapping(factories.metres_box(0, 0, 180, 200).geoms[0]))
+    stale_page.wait_for_function("document.getElementById('message').textContent.length > 0")
+    assert "已被他人修改" in stale_page.locator("#message").inner_text()
+    assert not errors and not stale_errors
