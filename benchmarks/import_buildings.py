@@ -11,52 +11,21 @@ server's memory is separate and not included. Map data © OpenStreetMap contribu
 from __future__ import annotations
 
 import argparse
-import resource
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from benchmarks.common import SHARED_DATA, database, peak_rss_mib
 from fixtures.estimate import estimate_occupancy
 from fixtures.importers import import_buildings
-from spatial.store import migrate
-from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine
 from spatial.store.models import Building
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "shenzhen_buildings.gpkg"
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@contextmanager
-def database(url: str | None) -> Iterator[tuple[str, bool]]:
-    """(url, throw-away?) — the given database, or a fresh migrated one in an embedded cluster."""
-    if url:
-        yield url, False
-        return
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
-    cluster = LocalCluster(folder)
-    try:
-        cluster.start()
-        cluster.ensure_database("gridgov_bench")
-        url = cluster.url("gridgov_bench")
-        engine = make_engine(url, pool_size=1)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield url, True
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+DATA = SHARED_DATA / "shenzhen_buildings.gpkg"
 
 
 def timed(label: str, work: Callable[[], Any], rows: Callable[[Any], int] | None = None) -> Any:

@@ -89,24 +89,36 @@ class Community:
 
 
 # -- building assignment ----------------------------------------------------------------------------------
-def assign_buildings(footprints: np.ndarray, grids: dict[int, Geometry], tolerance_m2: float = 0.5
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def assign_buildings(footprints: np.ndarray, grids: dict[int, Geometry], tolerance_m2: float = 0.5,
+                     current: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each footprint: the id of the grid holding most of it (0 if none), whether it is cut (more than
-    ``tolerance_m2`` of it lies outside that grid), and the share (0–1) inside that grid."""
+    ``tolerance_m2`` of it lies outside that grid), and the share (0–1) inside that grid. A footprint lying
+    wholly inside several (overlapping) grids stays in its ``current`` grid if that is one of them."""
     best = np.zeros(len(footprints), dtype=np.int64)
     inside = np.zeros(len(footprints))
     if len(footprints) == 0 or not grids:
         return best, np.zeros(len(footprints), dtype=bool), inside
     ids = np.array(list(grids))
     geoms = np.array(list(grids.values()), dtype=object)
-    b_idx, g_idx = shapely.STRtree(geoms).query(footprints, predicate="intersects")
+    shapely.prepare(geoms)
+    tree = shapely.STRtree(geoms)
+    footprint_area = shapely.area(footprints)
+    # fast path: most footprints lie within one grid, which a prepared predicate answers without overlay
+    w_idx, wg_idx = tree.query(footprints, predicate="within")
+    if current is not None:  # assignments run in order, so put the current grid's pairs last
+        keep_last = np.argsort(ids[wg_idx] == current[w_idx], kind="stable")
+        w_idx, wg_idx = w_idx[keep_last], wg_idx[keep_last]
+    best[w_idx] = ids[wg_idx]
+    inside[w_idx] = footprint_area[w_idx]
+    rest = np.setdiff1d(np.arange(len(footprints)), w_idx)
+    r_idx, g_idx = tree.query(footprints[rest], predicate="intersects")
+    b_idx = rest[r_idx]
     areas = shapely.area(shapely.intersection(footprints[b_idx], geoms[g_idx]))
     order = np.lexsort((-areas, b_idx))  # per building, largest intersection first
     first = np.unique(b_idx[order], return_index=True)[1]
     winners = order[first]
     best[b_idx[winners]] = ids[g_idx[winners]]
     inside[b_idx[winners]] = areas[winners]
-    footprint_area = shapely.area(footprints)
     cut = footprint_area - inside > tolerance_m2
     return best, cut, np.divide(inside, footprint_area, out=np.zeros_like(inside), where=footprint_area > 0)
 
@@ -272,7 +284,7 @@ def check_plan(c: Community, plan: Plan, codes: dict[int, str], *, tolerance_m2:
                                                    (codes[gid],))]
     overlaps = _overlaps(ids, geoms, codes, tolerance_m2)
     b = c.buildings
-    best, cut, _ = assign_buildings(b.footprints, grids)
+    best, cut, _ = assign_buildings(b.footprints, grids, current=b.grid_ids)
     moved = [MovedBuilding(int(b.ids[i]), codes.get(int(b.grid_ids[i])), codes.get(int(best[i])), b.codes[i],
                            int(b.households[i])) for i in np.flatnonzero(best != b.grid_ids)]
     workload = []

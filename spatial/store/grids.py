@@ -83,8 +83,8 @@ def load_community(session: Session, community_code: str, metric_srid: int, *, l
     """The community's boundary, active grids (with worker counts) and buildings, in the metric CRS.
     ``lock`` takes row locks on the active grids for the rest of the transaction."""
     boundary = session.execute(text(
-        "SELECT ST_AsBinary(ST_Transform(boundary, :srid)) FROM divisions WHERE code = :c AND level = 'community'"),
-        {"c": community_code, "srid": metric_srid}).scalar_one_or_none()
+        "SELECT ST_AsBinary(ST_SnapToGrid(ST_Transform(boundary, :srid), :grid)) FROM divisions WHERE code = :c AND level = 'community'"),
+        {"c": community_code, "srid": metric_srid, "grid": gp.PRECISION_M}).scalar_one_or_none()
     if boundary is None:
         raise NotFound(f"no community {community_code} with a boundary")
     if lock:
@@ -93,18 +93,18 @@ def load_community(session: Session, community_code: str, metric_srid: int, *, l
     grids = {
         r.id: gp.Grid(r.id, r.code, r.name, r.kind, _snapped(bytes(r.wkb)), r.version, r.workers)
         for r in session.execute(text("""
-            SELECT g.id, g.code, g.name, g.kind, g.version, ST_AsBinary(ST_Transform(g.boundary, :srid)) AS wkb,
+            SELECT g.id, g.code, g.name, g.kind, g.version, ST_AsBinary(ST_SnapToGrid(ST_Transform(g.boundary, :srid), :grid)) AS wkb,
                    (SELECT count(*) FROM grid_assignments a WHERE a.grid_id = g.id) AS workers
             FROM grids g WHERE g.community_code = :c AND g.retired_at IS NULL ORDER BY g.code"""),
-            {"c": community_code, "srid": metric_srid})
+            {"c": community_code, "srid": metric_srid, "grid": gp.PRECISION_M})
     }
     rows = session.execute(text("""
         SELECT b.id, coalesce(b.grid_id, 0) AS grid_id, b.code, coalesce(b.households, 0) AS households,
-               coalesce(b.residents, 0) AS residents, ST_AsBinary(ST_Transform(b.footprint, :srid)) AS wkb
+               coalesce(b.residents, 0) AS residents, ST_AsBinary(ST_SnapToGrid(ST_Transform(b.footprint, :srid), :grid)) AS wkb
         FROM buildings b
         WHERE b.community_code = :c OR b.grid_id IN (SELECT id FROM grids WHERE community_code = :c)
            OR (b.community_code IS NULL AND b.footprint && (SELECT boundary FROM divisions WHERE code = :c))
-        ORDER BY b.id"""), {"c": community_code, "srid": metric_srid}).all()
+        ORDER BY b.id"""), {"c": community_code, "srid": metric_srid, "grid": gp.PRECISION_M}).all()
     buildings = gp.Buildings(
         ids=np.array([r.id for r in rows], dtype=np.int64),
         footprints=np.array(_snapped([bytes(r.wkb) for r in rows]) if rows else [], dtype=object),
@@ -117,8 +117,9 @@ def load_community(session: Session, community_code: str, metric_srid: int, *, l
 
 
 def _snapped(wkb):
-    """Metric geometries from WKB, snapped to the plan's precision grid (works on lists too)."""
-    return shapely.set_precision(shapely.from_wkb(wkb), gp.PRECISION_M)
+    """Metric geometries from WKB (already snapped to the plan's precision grid by ST_SnapToGrid in SQL,
+    which is much faster than doing it here); works on lists too."""
+    return shapely.from_wkb(wkb)
 
 
 def versions(session: Session, code: str, metric_srid: int = 4547) -> list[dict[str, Any]]:

@@ -1,0 +1,78 @@
+"""Shared benchmark plumbing: a throw-away migrated database, a served app on loopback, percentiles, memory.
+
+Benchmarks print figures; they never assert on time.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from spatial.store import migrate
+from spatial.store.cluster import LocalCluster
+from spatial.store.engine import make_engine
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str, bool]]:
+    """(url, throw-away?) — the given database, or a fresh migrated one in an embedded cluster that is
+    removed afterwards."""
+    if url:
+        yield url, False
+        return
+    folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
+    cluster = LocalCluster(folder)
+    try:
+        cluster.start()
+        cluster.ensure_database(name)
+        url = cluster.url(name)
+        engine = make_engine(url, pool_size=1)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url, True
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; yields the base URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def percentiles(samples_s: list[float]) -> str:
+    """'p50 … p95 … p99 … ms (n=…)' of durations in seconds."""
+    q = statistics.quantiles(sorted(samples_s), n=100, method="inclusive")
+    return (f"p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms "
+            f"(n={len(samples_s)})")
