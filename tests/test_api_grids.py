@@ -204,3 +204,22 @@ def test_two_planners_one_wins_the_other_gets_412_and_history_has_no_gap(planner
     with sessions() as s:
         assert s.execute(text("SELECT array_agg(version ORDER BY version) FROM grid_versions WHERE code = :c"),
                          {"c": WEST}).scalar() == [1, 2]
+
+
+def test_create_and_rename_a_grid(planner):
+    client, sessions, headers = planner
+    tag = etag_of(client, headers, EAST)
+    shrink = client.put(f"/api/grids/{EAST}/boundary", headers={**headers, "If-Match": tag},
+                        json={"geometry": polygon(200, 0, 400, 100), "reason": "make room"})
+    assert shrink.status_code == 200 and shrink.json()["report"]["gaps"]["area_m2"] == pytest.approx(20_000, rel=1e-3)
+    created = client.post("/api/grids", headers=headers, json={
+        "community_code": factories.COMMUNITY, "name": "东北网格", "geometry": polygon(200, 100, 400, 200),
+        "reason": "fill the gap"})
+    assert created.status_code == 201, created.text
+    assert created.json()["grids"]["features"][0]["properties"]["code"] == factories.COMMUNITY + "03"
+    assert not created.json()["report"]["gaps"]["pieces"]
+    renamed = client.patch(f"/api/grids/{EAST}", json={"name": "东南网格", "reason": "clearer name"},
+                           headers={**headers, "If-Match": etag_of(client, headers, EAST)})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.headers["ETag"] == f'"{EAST}.v3"'
+    assert client.get(f"/api/grids/{EAST}", headers=headers).json()["properties"]["name"] == "东南网格"

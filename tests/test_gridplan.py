@@ -125,3 +125,11 @@ def test_any_redraw_with_shared_boundary_keeps_exact_cover_and_cuts_nothing(cell
     assert report.ok, report.problems()
     assert not report.gaps
 
+
+
+def test_a_building_left_on_uncovered_land_is_not_cut_but_loses_its_grid():
+    c = community([(300, 150)])
+    report = gp.check_plan(c, {2: box(200, 0, 400, 100)}, CODES)
+    assert report.ok and report.cut_buildings == []
+    assert [(m.from_grid, m.to_grid) for m in report.moved_buildings] == [("A02", None)]
+    assert report.gaps[0].area_m2 == pytest.approx(200 * 100)

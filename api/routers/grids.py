@@ -47,6 +47,7 @@ class GridCreate(BoundaryEdit):
 
 class GridRename(Edit):
     name: str = Field(min_length=1, max_length=100)
+    preview: bool = Field(False, description="ignored: a rename has nothing to preview")
 
 
 class GridSplit(Edit):
@@ -116,95 +117,74 @@ def read_grid(code: str, response: Response, session: SessionDep, _: CurrentUser
             "geometry": mapping(from_wgs84(grid["boundary"], parse_crs(crs)))}
 
 
+def _edit(who: Principal, codes: list[str], if_match: str | None, body: Edit, settings: Settings, *,
+          versioned: bool = True) -> store.Edit:
+    """Check the caller may edit these grids (or, unversioned, create in this community) and build the
+    store's edit, with the edited versions from If-Match."""
+    for code in codes:
+        _may_edit(who, code[:12])
+    expected = parse_if_match(if_match, codes, body.preview) if versioned else {}
+    return store.Edit(who.username, body.reason, expected, body.preview, _settings(settings, body.crs))
+
+
 @router.post("", status_code=201, summary="Create a grid (新建网格)")
 def create(body: GridCreate, response: Response, session: SessionDep, settings: SettingsDep, who: CurrentUser
            ) -> dict[str, Any]:
-    _may_edit(who, body.community_code)
     if body.kind not in GRID_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(GRID_KINDS)}")
-    plan = _settings(settings, body.crs)
+    edit = _edit(who, [body.community_code], None, body, settings, versioned=False)
     geom = polygon_from_geojson(body.geometry, parse_crs(body.crs))
-    result = store.create_grid(session, body.community_code, body.name, body.kind, geom, actor=who.username,
-                               reason=body.reason, move_shared_boundary=body.move_shared_boundary,
-                               preview=body.preview, settings=plan)
+    result = store.create_grid(session, body.community_code, body.name, body.kind, geom, edit,
+                               move_shared_boundary=body.move_shared_boundary)
     if body.preview:
         response.status_code = 200
-    return _result(result, plan, response)
+    return _result(result, edit.settings, response)
 
 
 @router.put("/{code}/boundary", summary="Redraw a grid's boundary, or preview it (重绘网格边界)")
 def redraw(code: str, body: BoundaryEdit, response: Response, session: SessionDep, settings: SettingsDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
-    _may_edit(who, code[:12])
-    expected = parse_if_match(if_match, [code], body.preview)
-    plan = _settings(settings, body.crs)
+    edit = _edit(who, [code], if_match, body, settings)
     geom = polygon_from_geojson(body.geometry, parse_crs(body.crs))
-    version = expected.get(code) or store.grid_row(session, code)["version"]
-    result = store.redraw_grid(session, code, geom, expected_version=version, actor=who.username,
-                               reason=body.reason, move_shared_boundary=body.move_shared_boundary,
-                               preview=body.preview, settings=plan)
-    return _result(result, plan, response)
+    result = store.redraw_grid(session, code, geom, edit, move_shared_boundary=body.move_shared_boundary)
+    return _result(result, edit.settings, response)
 
 
 @router.patch("/{code}", summary="Rename a grid (重命名网格)")
 def rename(code: str, body: GridRename, response: Response, session: SessionDep, settings: SettingsDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
-    _may_edit(who, code[:12])
-    expected = parse_if_match(if_match, [code], False)
-    plan = _settings(settings, body.crs)
-    result = store.rename_grid(session, code, body.name, expected_version=expected[code], actor=who.username,
-                               reason=body.reason, settings=plan)
-    return _result(result, plan, response)
+    edit = _edit(who, [code], if_match, body, settings)
+    return _result(store.rename_grid(session, code, body.name, edit), edit.settings, response)
 
 
 @router.post("/{code}/split", summary="Split a grid along a line (拆分网格)")
 def split(code: str, body: GridSplit, response: Response, session: SessionDep, settings: SettingsDep,
           who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
-    _may_edit(who, code[:12])
-    expected = parse_if_match(if_match, [code], body.preview)
-    plan = _settings(settings, body.crs)
+    edit = _edit(who, [code], if_match, body, settings)
     line = line_from_geojson(body.line, parse_crs(body.crs))
-    version = expected.get(code) or store.grid_row(session, code)["version"]
-    result = store.split_grid(session, code, line, body.new_name, expected_version=version, actor=who.username,
-                              reason=body.reason, preview=body.preview, settings=plan)
-    return _result(result, plan, response)
+    return _result(store.split_grid(session, code, line, body.new_name, edit), edit.settings, response)
 
 
 @router.post("/merge", summary="Merge adjacent grids (合并网格)")
 def merge(body: GridMerge, response: Response, session: SessionDep, settings: SettingsDep, who: CurrentUser,
           if_match: IfMatch = None) -> dict[str, Any]:
-    for code in body.codes:
-        _may_edit(who, code[:12])
-    expected = parse_if_match(if_match, body.codes, body.preview)
-    plan = _settings(settings, body.crs)
-    result = store.merge_grids(session, body.codes, expected_versions=expected, actor=who.username,
-                               reason=body.reason, preview=body.preview, settings=plan)
-    return _result(result, plan, response)
+    edit = _edit(who, body.codes, if_match, body, settings)
+    return _result(store.merge_grids(session, body.codes, edit), edit.settings, response)
 
 
 @router.post("/{code}/retire", summary="Retire a grid (撤销网格)")
 def retire(code: str, body: Edit, response: Response, session: SessionDep, settings: SettingsDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
-    _may_edit(who, code[:12])
-    expected = parse_if_match(if_match, [code], body.preview)
-    plan = _settings(settings, body.crs)
-    version = expected.get(code) or store.grid_row(session, code)["version"]
-    result = store.retire_grid(session, code, expected_version=version, actor=who.username, reason=body.reason,
-                               preview=body.preview, settings=plan)
-    return _result(result, plan, response)
+    edit = _edit(who, [code], if_match, body, settings)
+    return _result(store.retire_grid(session, code, edit), edit.settings, response)
 
 
 @router.post("/{code}/revert", summary="Revert a grid to an earlier version, as a new version (回退版本)")
 def revert(code: str, body: GridRevert, response: Response, session: SessionDep, settings: SettingsDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
-    _may_edit(who, code[:12])
-    expected = parse_if_match(if_match, [code], body.preview)
-    plan = _settings(settings, body.crs)
-    version = expected.get(code) or store.grid_row(session, code)["version"]
-    result = store.revert_grid(session, code, body.version, expected_version=version, actor=who.username,
-                               reason=body.reason, move_shared_boundary=body.move_shared_boundary,
-                               preview=body.preview, settings=plan)
-    return _result(result, plan, response)
+    edit = _edit(who, [code], if_match, body, settings)
+    result = store.revert_grid(session, code, body.version, edit, move_shared_boundary=body.move_shared_boundary)
+    return _result(result, edit.settings, response)
 
 
 @router.get("/{code}/versions", summary="Every version of a grid: who, when, why (历史版本)")

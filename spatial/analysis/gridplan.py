@@ -91,8 +91,9 @@ class Community:
 # -- building assignment ----------------------------------------------------------------------------------
 def assign_buildings(footprints: np.ndarray, grids: dict[int, Geometry], tolerance_m2: float = 0.5,
                      current: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each footprint: the id of the grid holding most of it (0 if none), whether it is cut (more than
-    ``tolerance_m2`` of it lies outside that grid), and the share (0–1) inside that grid. A footprint lying
+    """For each footprint: the id of the grid holding most of it (0 if none), whether it is cut (partly in
+    that grid and more than ``tolerance_m2`` outside it; a building wholly on uncovered land is not cut but
+    has grid 0), and the share (0–1) inside that grid. A footprint lying
     wholly inside several (overlapping) grids stays in its ``current`` grid if that is one of them."""
     best = np.zeros(len(footprints), dtype=np.int64)
     inside = np.zeros(len(footprints))
@@ -119,7 +120,7 @@ def assign_buildings(footprints: np.ndarray, grids: dict[int, Geometry], toleran
     winners = order[first]
     best[b_idx[winners]] = ids[g_idx[winners]]
     inside[b_idx[winners]] = areas[winners]
-    cut = footprint_area - inside > tolerance_m2
+    cut = (inside > 0) & (footprint_area - inside > tolerance_m2)
     return best, cut, np.divide(inside, footprint_area, out=np.zeros_like(inside), where=footprint_area > 0)
 
 

@@ -286,79 +286,81 @@ def _touched(community: gp.Community, gid: int, geom: Geometry | None, codes: di
 
 
 # -- the operations ----------------------------------------------------------------------------------------
-def create_grid(session: Session, community_code: str, name: str, kind: str, boundary: Geometry, *, actor: str,
-                reason: str, move_shared_boundary: bool = False, preview: bool = False,
-                settings: PlanSettings = PlanSettings()) -> EditResult:
+@dataclass(frozen=True)
+class Edit:
+    """Who edits, why, which versions they edited (grid code → version; grids not named are not checked,
+    which only a preview may rely on), whether it is a preview, and the plan settings."""
+
+    actor: str
+    reason: str
+    expected: dict[str, int] = field(default_factory=dict)
+    preview: bool = False
+    settings: PlanSettings = PlanSettings()
+
+
+def _run(session: Session, community_code: str, build: Callable[[gp.Community], gp.Plan], edit: Edit,
+         **extra: Any) -> EditResult:
+    return _apply(session, community_code, build, expected=edit.expected, actor=edit.actor, reason=edit.reason,
+                  preview=edit.preview, settings=edit.settings, **extra)
+
+
+def create_grid(session: Session, community_code: str, name: str, kind: str, boundary: Geometry, edit: Edit, *,
+                move_shared_boundary: bool = False) -> EditResult:
     """A new grid from a lon/lat boundary; its code is the community's next free number."""
-    metric = to_metric(boundary, settings.metric_srid)
-    return _apply(session, community_code,
-                  lambda c: gp.plan_redraw(c, -1, metric, move_shared_boundary=move_shared_boundary),
-                  expected={}, actor=actor, reason=reason, preview=preview, settings=settings,
-                  new_grids={-1: NewGrid(name, kind)})
+    metric = to_metric(boundary, edit.settings.metric_srid)
+    return _run(session, community_code, lambda c: gp.plan_redraw(c, -1, metric, move_shared_boundary=move_shared_boundary),
+                edit, new_grids={-1: NewGrid(name, kind)})
 
 
-def redraw_grid(session: Session, code: str, boundary: Geometry, *, expected_version: int, actor: str, reason: str,
-                move_shared_boundary: bool = False, preview: bool = False,
-                settings: PlanSettings = PlanSettings()) -> EditResult:
+def redraw_grid(session: Session, code: str, boundary: Geometry, edit: Edit, *,
+                move_shared_boundary: bool = False) -> EditResult:
     """Replace a grid's boundary (lon/lat), snapped around buildings; see :func:`gridplan.plan_redraw`."""
     grid = grid_row(session, code)
-    metric = to_metric(boundary, settings.metric_srid)
-    return _apply(session, grid["community_code"],
-                  lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary),
-                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings)
+    metric = to_metric(boundary, edit.settings.metric_srid)
+    return _run(session, grid["community_code"],
+                lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary), edit)
 
 
-def rename_grid(session: Session, code: str, name: str, *, expected_version: int, actor: str, reason: str,
-                settings: PlanSettings = PlanSettings()) -> EditResult:
+def rename_grid(session: Session, code: str, name: str, edit: Edit) -> EditResult:
     if not name.strip():
         raise InvalidInput("a grid needs a name")
     grid = grid_row(session, code)
-    return _apply(session, grid["community_code"], lambda c: {grid["id"]: c.grids[grid["id"]].geom},
-                  expected={code: expected_version}, actor=actor, reason=reason, preview=False, settings=settings,
-                  renames={grid["id"]: name.strip()})
+    return _run(session, grid["community_code"], lambda c: {grid["id"]: c.grids[grid["id"]].geom}, edit,
+                renames={grid["id"]: name.strip()})
 
 
-def split_grid(session: Session, code: str, line: Geometry, new_name: str, *, expected_version: int, actor: str,
-               reason: str, preview: bool = False, settings: PlanSettings = PlanSettings()) -> EditResult:
+def split_grid(session: Session, code: str, line: Geometry, new_name: str, edit: Edit) -> EditResult:
     """Cut a grid in two along a lon/lat line; the smaller side becomes a new grid named ``new_name``."""
     grid = grid_row(session, code)
-    metric = to_metric(line, settings.metric_srid)
-    return _apply(session, grid["community_code"], lambda c: gp.plan_split(c, grid["id"], metric),
-                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings,
-                  new_grids={-1: NewGrid(new_name, grid["kind"])})
+    metric = to_metric(line, edit.settings.metric_srid)
+    return _run(session, grid["community_code"], lambda c: gp.plan_split(c, grid["id"], metric), edit,
+                new_grids={-1: NewGrid(new_name, grid["kind"])})
 
 
-def merge_grids(session: Session, codes: list[str], *, expected_versions: dict[str, int], actor: str, reason: str,
-                preview: bool = False, settings: PlanSettings = PlanSettings()) -> EditResult:
+def merge_grids(session: Session, codes: list[str], edit: Edit) -> EditResult:
     """Merge adjacent grids of one community into the first; the others retire."""
     grids = [grid_row(session, code) for code in codes]
     communities = {g["community_code"] for g in grids}
     if len(communities) != 1:
         raise InvalidInput("only grids of the same community can be merged")
-    return _apply(session, communities.pop(), lambda c: gp.plan_merge(c, [g["id"] for g in grids]),
-                  expected=expected_versions, actor=actor, reason=reason, preview=preview, settings=settings)
+    return _run(session, communities.pop(), lambda c: gp.plan_merge(c, [g["id"] for g in grids]), edit)
 
 
-def retire_grid(session: Session, code: str, *, expected_version: int, actor: str, reason: str,
-                preview: bool = False, settings: PlanSettings = PlanSettings()) -> EditResult:
+def retire_grid(session: Session, code: str, edit: Edit) -> EditResult:
     """Retire a grid: its land becomes a gap (reported) and its buildings lose their grid."""
     grid = grid_row(session, code)
-    return _apply(session, grid["community_code"], lambda c: gp.plan_retire(c, grid["id"]),
-                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings)
+    return _run(session, grid["community_code"], lambda c: gp.plan_retire(c, grid["id"]), edit)
 
 
-def revert_grid(session: Session, code: str, to_version: int, *, expected_version: int, actor: str, reason: str,
-                move_shared_boundary: bool = False, preview: bool = False,
-                settings: PlanSettings = PlanSettings()) -> EditResult:
+def revert_grid(session: Session, code: str, to_version: int, edit: Edit, *,
+                move_shared_boundary: bool = False) -> EditResult:
     """Bring back the boundary and name of an earlier version, as a new version."""
     grid = grid_row(session, code)
     old = session.execute(text("SELECT name, ST_AsBinary(boundary) AS wkb FROM grid_versions "
                                "WHERE grid_id = :id AND version = :v"), {"id": grid["id"], "v": to_version}).one_or_none()
     if old is None:
         raise NotFound(f"grid {code} has no version {to_version}")
-    metric = to_metric(shapely.from_wkb(bytes(old.wkb)), settings.metric_srid)
-    return _apply(session, grid["community_code"],
-                  lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary),
-                  expected={code: expected_version}, actor=actor, reason=reason, preview=preview, settings=settings,
-                  renames={grid["id"]: old.name})
-
+    metric = to_metric(shapely.from_wkb(bytes(old.wkb)), edit.settings.metric_srid)
+    return _run(session, grid["community_code"],
+                lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary), edit,
+                renames={grid["id"]: old.name})
