@@ -5,10 +5,14 @@
     gridgov db start|stop|status|url
     gridgov migrate              bring the schema to the newest revision
     gridgov import buildings|streets|osm FILE
+    gridgov import grids|enclosures FILE [--dry-run]
     gridgov estimate             estimate households/residents of buildings that have no counts
     gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
+    gridgov export community FILE --community CODE   a community bundle (.gpkg or .zip)
     gridgov user create NAME --role ROLE [--scope CODE] [--grid CODE ...]
     gridgov check                database, extensions, schema and data integrity
+    gridgov synthetic-city [--households N]   a large synthetic city (benchmarks), once
+    gridgov campaign open NAME --division CODE | --grid CODE ...;  gridgov campaign coverage ID
 
 The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``GRIDGOV_DATA_DIR``.
 """
@@ -245,6 +249,43 @@ def import_osm(settings: Settings, path: Path) -> None:
     click.echo(report.summary())
 
 
+def _import_plans(settings: Settings, kind: str, path: Path, layer: str | None, community: str | None,
+                  reason: str | None, dry_run: bool) -> None:
+    from fixtures.import_plans import import_plans
+
+    reason = reason or f"import {path.name}"
+    with _reported_errors(), _transaction(settings, reason=reason) as session:
+        report = import_plans(session, path, kind, layer=layer, community=community, actor="cli", reason=reason,
+                              dry_run=dry_run, metric_srid=settings.metric_srid, progress=_progress(kind))
+    click.echo(report.summary())
+    sys.exit(1 if report.errors else 0)
+
+
+@import_.command("grids", help="Grids drawn elsewhere, checked like an edit (inside the community, no overlap); "
+                               "nothing is written if any feature fails. Exit 1 on errors.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", default=None)
+@click.option("--community", default=None, help="community of features that name none (else found by location)")
+@click.option("--reason", default=None, help="recorded in the grid history (default: import FILE)")
+@click.option("--dry-run", is_flag=True, help="only check and report")
+@click.pass_obj
+def import_grids(settings: Settings, path: Path, layer: str | None, community: str | None, reason: str | None,
+                 dry_run: bool) -> None:
+    _import_plans(settings, "grids", path, layer, community, reason, dry_run)
+
+
+@import_.command("enclosures", help="Enclosures (围合) drawn elsewhere, checked and reported. Exit 1 on errors.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", default=None)
+@click.option("--community", default=None)
+@click.option("--reason", default=None)
+@click.option("--dry-run", is_flag=True, help="only check and report")
+@click.pass_obj
+def import_enclosures(settings: Settings, path: Path, layer: str | None, community: str | None,
+                      reason: str | None, dry_run: bool) -> None:
+    _import_plans(settings, "enclosures", path, layer, community, reason, dry_run)
+
+
 @main.command(help="Estimate households and residents of buildings without counts (marked as estimated).")
 @click.option("--seed", default=2020, show_default=True)
 @click.pass_obj
@@ -256,16 +297,35 @@ def estimate(settings: Settings, seed: int) -> None:
     click.echo(f"estimated {count} buildings")
 
 
-@main.command(help="Write a layer (grids, buildings, streets, ...) to .geojson, .gpkg or .shp.")
+@main.command(help="Write a layer (grids, buildings, streets, ...) to .geojson, .gpkg or .shp; or, with LAYER "
+                    "'community' and --community CODE, a community bundle (.gpkg, or .zip of shp/geojson files).")
 @click.argument("layer")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--crs", default=None, help="output coordinates (default EPSG:4326; GCJ-02, BD-09 too)")
+@click.option("--community", default=None, help="only what lies in this community (12-digit code)")
+@click.option("--format", "fmt", type=click.Choice(["shp", "geojson"]), default=None,
+              help="files inside a .zip bundle (default shp)")
+@click.option("--households/--no-households", default=True, show_default=True,
+              help="community bundle: include households (masked unless --reveal)")
+@click.option("--reveal", is_flag=True, help="community bundle: full personal fields (audited; needs --purpose)")
+@click.option("--purpose", default=None, help="why personal data are revealed (written to the audit log)")
 @click.pass_obj
-def export(settings: Settings, layer: str, path: Path, crs: str | None) -> None:
-    from fixtures.export import export_layer
+def export(settings: Settings, layer: str, path: Path, crs: str | None, community: str | None, fmt: str | None,
+           households: bool, reveal: bool, purpose: str | None) -> None:
+    from fixtures.export import export_community, export_layer
+    from spatial.access import Principal
 
-    with _reported_errors(), _transaction(settings) as session:
-        count = export_layer(session, layer, path, crs=crs, metric_srid=settings.metric_srid)
+    with _reported_errors(), _transaction(settings, reason=purpose or "export") as session:
+        if layer == "community":
+            if community is None:
+                raise click.UsageError("a community bundle needs --community CODE")
+            operator = Principal(user_id=0, username="cli", role="admin", client_addr="command line")
+            counts = export_community(session, operator, community, path, crs=crs, fmt=fmt, households=households,
+                                      reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
+                                      progress=_progress("layers"))
+            click.echo(f"wrote {path}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+            return
+        count = export_layer(session, layer, path, crs=crs, metric_srid=settings.metric_srid, community=community)
     click.echo(f"wrote {count} features to {path}")
 
 
@@ -307,3 +367,62 @@ def check(settings: Settings) -> None:
     for result in results:
         click.secho(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.detail}", fg=None if result.ok else "red")
     sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+# -- field work ----------------------------------------------------------------------------------------
+_CLI_ADMIN = "cli"
+
+
+@main.command("synthetic-city", help="Load a synthetic city of N households (grids, buildings, households, lanes) "
+                                     "for benchmarks and load tests; does nothing if it is already there.")
+@click.option("--households", default=1_000_000, show_default=True, type=click.IntRange(1, 12_000_000))
+@click.option("--seed", default=7, show_default=True)
+@click.pass_obj
+def synthetic_city(settings: Settings, households: int, seed: int) -> None:
+    from fixtures.synthetic_city import load_city
+
+    with _reported_errors(), _transaction(settings, "synthetic", "synthetic city") as session:
+        counts = load_city(session, households=households, seed=seed)
+    click.echo("synthetic city: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@main.group(help="Screening campaigns (排查): open one, read its coverage.")
+def campaign() -> None:
+    pass
+
+
+def _shell_admin():
+    from spatial.access import Principal
+
+    return Principal(user_id=0, username=_CLI_ADMIN, role="admin", client_addr="local shell")
+
+
+@campaign.command("open", help="Open a campaign over a division (community/subdistrict) or grids.")
+@click.argument("name")
+@click.option("--division", "division_code", default=None)
+@click.option("--grid", "grid_codes", multiple=True, help="grid code (repeatable)")
+@click.option("--flag-distance", "flag_distance_m", default=100.0, show_default=True,
+              help="metres from the building beyond which a visit is flagged")
+@click.pass_obj
+def campaign_open(settings: Settings, name: str, division_code: str | None, grid_codes: tuple[str, ...],
+                  flag_distance_m: float) -> None:
+    from spatial.store.field import open_campaign
+
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, f"open campaign {name}") as session:
+        opened = open_campaign(session, _shell_admin(), name, grid_codes=grid_codes, division_code=division_code,
+                               flag_distance_m=flag_distance_m)
+    click.echo(f"campaign {opened.id} open: {len(opened.grid_ids)} grids, {opened.targeted:,} households")
+
+
+@campaign.command("coverage", help="Households screened / targeted per grid, community and in total.")
+@click.argument("campaign_id", type=int)
+@click.pass_obj
+def campaign_coverage(settings: Settings, campaign_id: int) -> None:
+    from spatial.store.field import coverage
+
+    with _reported_errors(), _transaction(settings) as session:
+        rows = coverage(session, _shell_admin(), campaign_id)
+    for r in rows:
+        click.echo(f"{r.level:<10} {r.code or '(total)':<15} {r.screened:>9,} / {r.targeted:>9,}  "
+                   f"{100 * r.coverage:6.2f}%  flagged {r.flagged}")
+

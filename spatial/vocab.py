@@ -75,3 +75,23 @@ def label(vocabulary: MappingProxyType, value: str, lang: str = "zh") -> str:
     if labels is None:
         return value
     return labels[0] if lang == "zh" else labels[1]
+
+# -- field work (screening campaigns 排查, visits) ---------------------------------------------------
+CAMPAIGN_STATUSES = MappingProxyType({
+    "open": ("进行中", "Open"),
+    "closed": ("已结束", "Closed"),
+})
+
+VISIT_RESULTS = MappingProxyType({
+    "normal": ("已排查·正常", "Screened, normal"),
+    "follow_up": ("已排查·需跟进", "Screened, needs follow-up"),
+    "vacant": ("空置房", "Vacant"),
+    "moved_out": ("已搬离", "Moved out"),
+    "refused": ("拒绝配合", "Refused"),
+})
+
+HOUSEHOLD_VISIT_STATUSES = MappingProxyType({
+    "visited": ("已走访", "Visited"),
+    "unvisited": ("未走访", "Not yet visited"),
+    "not_targeted": ("不在排查范围", "Not in the campaign"),
+})

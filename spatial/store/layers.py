@@ -32,6 +32,20 @@ class Layer:
     filters: tuple[str, ...] = ()
     label_zh: str = ""
     label_en: str = ""
+    # How the layer is served as vector tiles (tiles/) and as an OGC API collection (api/routers/ogc.py).
+    # Attribute names refer to ``columns``; the feature id of tiles and OGC items is ``key`` (an integer,
+    # or a code of digits cast to bigint in tiles).
+    geometry_type: str = "Geometry"          # GeoJSON type of the stored geometry (for clients' schemas)
+    min_zoom: int = 0                        # tiles below this zoom carry no feature of the layer
+    detail_zoom: int = 14                    # from this zoom on tiles carry ``tile_columns``
+    tile_columns: tuple[str, ...] = ()       # attributes of tiles at ``detail_zoom`` and above
+    overview_columns: tuple[str, ...] = ()   # attributes of tiles below ``detail_zoom``
+    history: bool = False                    # versioned (grids): OGC ``datetime`` reads the plan as of a time
+    tile_simplify: bool = True               # simplify below detail zoom (off for small shapes: snapping suffices)
+
+    def tile_attributes(self, zoom: int) -> tuple[str, ...]:
+        """Attribute names carried by tiles at ``zoom`` (fewer at overview zooms, to keep tiles small)."""
+        return self.tile_columns if zoom >= self.detail_zoom else self.overview_columns
 
 
 _GRID_COLUMNS = {
@@ -47,30 +61,43 @@ LAYERS: dict[str, Layer] = {
         "code": "t.code", "level": "t.level", "name": "t.name", "name_en": "t.name_en",
         "parent_code": "t.parent_code", "synthetic": "t.synthetic",
         "area_m2": "round(ST_Area(ST_Transform(t.boundary, :srid))::numeric, 1)",
-    }, ("level", "parent_code"), "行政区划", "Administrative divisions"),
+    }, ("level", "parent_code"), "行政区划", "Administrative divisions", geometry_type="MultiPolygon",
+       tile_columns=("code", "level", "name", "name_en", "parent_code"), overview_columns=("code", "level", "name"),
+       detail_zoom=12),
     "grids": Layer("(SELECT * FROM grids WHERE retired_at IS NULL) t", "boundary", "code", _GRID_COLUMNS,
-                   ("community_code", "kind", "code"), "网格", "Grids"),
+                   ("community_code", "kind", "code"), "网格", "Grids", geometry_type="MultiPolygon", min_zoom=10,
+                   tile_columns=("code", "name", "kind", "community_code", "version", "buildings", "households",
+                                 "residents"), overview_columns=("code", "name", "kind"), detail_zoom=14,
+                   history=True),
     "micro_grids": Layer("micro_grids t", "boundary", "id", {
         "id": "t.id", "grid_id": "t.grid_id", "seq": "t.seq", "name": "t.name",
-    }, ("grid_id",), "微网格", "Micro-grids"),
+    }, ("grid_id",), "微网格", "Micro-grids", geometry_type="MultiPolygon", min_zoom=14,
+       tile_columns=("grid_id", "seq", "name"), overview_columns=("grid_id", "seq")),
     "buildings": Layer("buildings t", "footprint", "id", {
         "id": "t.id", "code": "t.code", "name": "t.name", "levels": "t.levels", "use": "t.use",
         "urban_village": "t.urban_village", "units": "t.units", "households": "t.households",
         "residents": "t.residents", "occupancy_estimated": "t.occupancy_estimated", "grid_id": "t.grid_id",
         "community_code": "t.community_code", "origin": "t.origin",
-    }, ("grid_id", "community_code", "use"), "楼栋", "Buildings"),
+    }, ("grid_id", "community_code", "use"), "楼栋", "Buildings", geometry_type="MultiPolygon", min_zoom=12,
+       tile_columns=("code", "name", "levels", "use", "urban_village", "households", "residents",
+                     "occupancy_estimated", "grid_id"), overview_columns=("use", "levels"), detail_zoom=15,
+       tile_simplify=False),
     "streets": Layer("street_edges t", "geom", "id", {
         "id": "t.id", "name": "t.name", "highway": "t.highway", "oneway": "t.oneway", "foot": "t.foot",
         "car": "t.car", "length_m": "round(t.length_m::numeric, 1)", "origin": "t.origin",
-    }, ("highway",), "道路与步道", "Streets and footpaths"),
+    }, ("highway",), "道路与步道", "Streets and footpaths", geometry_type="LineString", min_zoom=13,
+       tile_columns=("name", "highway", "oneway", "foot", "car"), overview_columns=("highway",), detail_zoom=15),
     "enclosures": Layer("enclosures t", "boundary", "id", {
         "id": "t.id", "name": "t.name", "kind": "t.kind", "community_code": "t.community_code",
         "perimeter_m": "round(ST_Perimeter(ST_Transform(t.boundary, :srid))::numeric, 1)",
-    }, ("kind", "community_code"), "围合区域", "Enclosures"),
+    }, ("kind", "community_code"), "围合区域", "Enclosures", geometry_type="Polygon", min_zoom=12,
+       tile_columns=("name", "kind", "community_code"), overview_columns=("name", "kind")),
     "checkpoints": Layer("checkpoints t", "location", "id", {
         "id": "t.id", "name": "t.name", "kind": "t.kind", "status": "t.status", "opening_hours": "t.opening_hours",
         "staff_count": "t.staff_count", "enclosure_id": "t.enclosure_id",
-    }, ("status", "kind", "enclosure_id"), "卡口", "Checkpoints"),
+    }, ("status", "kind", "enclosure_id"), "卡口", "Checkpoints", geometry_type="Point", min_zoom=14,
+       tile_columns=("name", "kind", "status", "opening_hours", "staff_count", "enclosure_id"),
+       overview_columns=("status",)),
 }
 
 

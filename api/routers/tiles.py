@@ -1,0 +1,118 @@
+"""Vector tiles (Mapbox Vector Tile), TileJSON and a MapLibre style. Building the tiles is :mod:`tiles`.
+
+Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers).
+To keep cached tiles fast the caller behind a token is remembered for ``PRINCIPAL_TTL_S`` seconds, so a
+revoked token may still fetch tiles for that long (never household counts outside its scope).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from spatial.access import Principal
+from spatial.errors import NotAuthenticated
+from spatial.store.users import principal_for_token
+from tiles import TileResult, TileService
+from tiles.sql import tile_layer, tile_layers
+from tiles.style import style, tilejson
+
+router = APIRouter(prefix="/tiles", tags=["tiles · 矢量瓦片"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+PRINCIPAL_TTL_S = 10.0
+ATTRIBUTION = "gridgov · map data © OpenStreetMap contributors (ODbL) where imported from OpenStreetMap"
+
+
+def _service(request: Request) -> TileService:
+    service = getattr(request.app.state, "tile_service", None)
+    if service is None:
+        service = TileService(request.app.state.sessions, metric_srid=request.app.state.settings.metric_srid)
+        request.app.state.tile_service = service
+    return service
+
+
+def _lookup(request: Request, token: str) -> Principal:
+    with request.app.state.sessions.begin() as session:
+        return principal_for_token(session, token, request.client.host if request.client else None)
+
+
+async def _caller(request: Request) -> Principal:
+    """The caller behind the bearer token, remembered for a few seconds (see the module docstring)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)")
+    known = getattr(request.app.state, "tile_principals", None)
+    if known is None:
+        known = request.app.state.tile_principals = {}
+    digest = hashlib.sha256(token.encode()).digest()
+    hit = known.get(digest)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    who = await run_in_threadpool(_lookup, request, token)
+    if len(known) > 10_000:
+        known.clear()
+    known[digest] = (who, time.monotonic() + PRINCIPAL_TTL_S)
+    return who
+
+
+def _respond(request: Request, result: TileResult) -> Response:
+    headers = {"ETag": result.etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, Accept-Encoding",
+               "X-Tile-Cache": "hit" if result.cached else "miss"}
+    if request.headers.get("if-none-match") == result.etag:
+        return Response(status_code=304, headers=headers)
+    if not result.data:
+        return Response(status_code=204, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(result.data, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(result.plain(), media_type=MVT, headers=headers)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/style.json", summary="MapLibre style of every layer (地图样式)")
+def map_style(request: Request) -> dict:
+    return style(f"{_base(request)}/tiles/tiles.json")
+
+
+@router.get("/tiles.json", summary="TileJSON of the combined tiles (全部图层)")
+def combined_tilejson(request: Request) -> dict:
+    return tilejson(list(tile_layers().values()), f"{_base(request)}/tiles/{{z}}/{{x}}/{{y}}.mvt",
+                    name="gridgov", attribution=ATTRIBUTION)
+
+
+@router.get("/{layer}.json", summary="TileJSON of one layer (单图层)")
+def layer_tilejson(layer: str, request: Request) -> dict:
+    spec = tile_layer(layer)
+    return tilejson([spec], f"{_base(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt", name=layer,
+                    attribution=ATTRIBUTION)
+
+
+@router.get("/{z}/{x}/{y}.mvt", summary="Several layers in one tile (组合瓦片)",
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+async def combined_tile(request: Request, z: int, x: int, y: int,
+                        layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
+                        = None) -> Response:
+    who = await _caller(request)
+    names = layers.split(",") if layers is not None else None
+    service = _service(request)
+    return _respond(request, await run_in_threadpool(service.combined, names, z, x, y, who))
+
+
+@router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+async def layer_tile(request: Request, layer: str, z: int, x: int, y: int) -> Response:
+    who = await _caller(request)
+    service = _service(request)
+    key = (layer, z, x, y)
+    cached = service.cached(*key, who)
+    if cached is not None:
+        return _respond(request, cached)
+    return _respond(request, await run_in_threadpool(service.tile, *key, who))

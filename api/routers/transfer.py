@@ -1,0 +1,109 @@
+"""Export (GeoJSON, GeoPackage, Shapefile) and import (grids, enclosures) over HTTP.
+
+Exports: any layer to any logged-in user (non-personal fields only, like the map API); a community bundle
+to planners, inspectors and admins whose scope holds the community, with households **masked by default**
+(``reveal=true`` needs an admin and a ``purpose``; both are audited). Imports: planners and admins,
+for communities in their scope; the report lists every finding; with an error nothing is written (422).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from fixtures.export import export_community, export_layer
+from fixtures.import_plans import import_plans
+from spatial.errors import Forbidden, InvalidInput
+from spatial.store import audit
+
+router = APIRouter(prefix="/api", tags=["import · export 导入导出"])
+
+Format = Literal["gpkg", "geojson", "shp"]
+_MEDIA = {".gpkg": "application/geopackage+sqlite3", ".geojson": "application/geo+json", ".zip": "application/zip"}
+
+
+def _download(folder: Path, path: Path) -> FileResponse:
+    """The file as an attachment; the temporary folder goes once it is sent."""
+    return FileResponse(path, media_type=_MEDIA.get(path.suffix, "application/octet-stream"), filename=path.name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+def _zip_shapefile(folder: Path, shp: Path) -> Path:
+    archive = shutil.make_archive(str(folder / "bundle" / shp.stem), "zip", root_dir=shp.parent)
+    return Path(archive)
+
+
+@router.get("/export/layers/{layer}", summary="Download a layer (导出图层): gpkg, geojson or shp (zipped)",
+            response_class=FileResponse)
+def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+                     format: Format = "gpkg", crs: Annotated[str | None, Query()] = None,
+                     community: Annotated[str | None, Query(description="only this community (12 digits)")] = None,
+                     ) -> FileResponse:
+    folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
+    try:
+        (folder / "files").mkdir()
+        path = folder / "files" / f"{layer}.{format}"
+        count = export_layer(session, layer, path, crs=crs, metric_srid=settings.metric_srid, community=community)
+        audit.record(session, who, "export", object_type="layer", object_id=layer, result=f"{count} features")
+        return _download(folder, _zip_shapefile(folder, path) if format == "shp" else path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+@router.get("/export/communities/{code}", summary="Download a community bundle (导出社区数据包)",
+            response_class=FileResponse)
+def export_community_bundle(code: str, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+                            format: Format = "gpkg", crs: Annotated[str | None, Query()] = None,
+                            households: bool = True, reveal: bool = False,
+                            purpose: Annotated[str | None, Query(description="why (needed with reveal)")] = None,
+                            ) -> FileResponse:
+    folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
+    try:
+        path = folder / (f"{code}.gpkg" if format == "gpkg" else f"{code}-{format}.zip")
+        export_community(session, who, code, path, crs=crs, fmt=None if format == "gpkg" else format,
+                         households=households, reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid)
+        return _download(folder, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+@router.post("/import/{kind}", summary="Import grids or enclosures (导入网格/围合) with a validation report")
+def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, settings: SettingsDep,
+                     who: CurrentUser, file: Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip")],
+                     reason: Annotated[str, Form(min_length=2, description="recorded in the history")],
+                     layer: Annotated[str | None, Form()] = None,
+                     community: Annotated[str | None, Form()] = None,
+                     dry_run: Annotated[bool, Form()] = False) -> dict:
+    who.require_role("planner")
+    suffix = Path(file.filename or "").suffix.lower()
+    if suffix not in (".gpkg", ".geojson", ".json", ".zip"):
+        raise InvalidInput(f"upload a .gpkg, .geojson or .zip (of a shapefile), not {file.filename!r}")
+    with tempfile.TemporaryDirectory(prefix="gridgov-import-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(file.file, out)
+        report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
+                              reason=reason, dry_run=True, metric_srid=settings.metric_srid)
+        outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]
+        if outside:
+            raise Forbidden(f"the file touches communities outside your scope: {', '.join(outside)}")
+        if not dry_run and not report.errors:
+            report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
+                                  reason=reason, dry_run=False, metric_srid=settings.metric_srid)
+    body = report.as_dict()
+    body["file"] = file.filename
+    if report.errors:
+        raise InvalidInput(f"{len(report.errors)} feature(s) failed the checks; nothing was written", report=body)
+    audit.record(session, who, "import", object_type=kind, object_id=file.filename, purpose=reason,
+                 result="checked" if dry_run else f"{report.inserted} inserted, {report.updated} updated")
+    return body
+

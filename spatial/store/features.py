@@ -1,0 +1,144 @@
+"""Features of the map layers as OGC API – Features serves them: paging, bbox, CQL2 filters, ``datetime``.
+
+The layers are those of :data:`spatial.store.layers.LAYERS` (no personal field is part of any). Geometries
+come back in EPSG:4326 (lon, lat); the caller converts them to the requested CRS. Paging is by ``offset``
+over the layer's key, so pages are stable while the data do not change.
+
+``datetime`` applies to layers with history (grids): it reads the plan in force at that instant from
+``grid_versions`` — the same rows as :func:`spatial.store.layers.grid_plan_as_of` — with the layer's usual
+columns (the building and household counts are today's, computed for the grid as it was drawn then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial import cql2
+from spatial.errors import InvalidInput, NotFound
+from spatial.store.cql2 import compile_filter
+from spatial.store.layers import Feature, Layer, _features, layer
+
+MAX_LIMIT = 10_000
+
+_AS_OF = {
+    "grids": """(SELECT grid_id AS id, code, community_code, name, kind, boundary, version
+                 FROM grid_versions
+                 WHERE valid_from <= :at AND (valid_to IS NULL OR valid_to > :at) AND NOT retired) t""",
+}
+_KINDS = {"int2": "integer", "int4": "integer", "int8": "integer", "numeric": "number", "float4": "number",
+          "float8": "number", "bool": "boolean", "text": "string", "varchar": "string", "bpchar": "string",
+          "date": "date", "timestamptz": "date-time", "timestamp": "date-time"}
+_TYPE_CACHE: dict[str, dict[str, str]] = {}
+
+
+@dataclass(frozen=True)
+class Page:
+    features: list[Feature]
+    matched: int
+    offset: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.features) < self.matched
+
+
+def column_kinds(session: Session, name: str) -> dict[str, str]:
+    """JSON-schema kinds ('integer', 'number', 'boolean', 'string', 'date', 'date-time') of the layer's
+    columns, read once from the database's description of the layer query (cached per layer)."""
+    if name not in _TYPE_CACHE:
+        spec = layer(name)
+        columns = ", ".join(f'{expr} AS "{alias}"' for alias, expr in spec.columns.items())
+        result = session.execute(text(f"SELECT {columns} FROM {spec.source} LIMIT 0"), {"srid": 4547})
+        types = session.connection().connection.dbapi_connection.adapters.types
+        kinds = {}
+        for column in result.cursor.description:
+            info = types.get(column.type_code)
+            kinds[column.name] = _KINDS.get(info.name if info else "", "string")
+        _TYPE_CACHE[name] = kinds
+    return _TYPE_CACHE[name]
+
+
+def _source(name: str, spec: Layer, at: datetime | None) -> str:
+    if at is None:
+        return spec.source
+    if not spec.history or name not in _AS_OF:
+        raise InvalidInput(f"collection {name} has no history: datetime applies to "
+                           f"{', '.join(_AS_OF)}", collection=name)
+    return _AS_OF[name]
+
+
+def _where(session: Session, name: str, spec: Layer, bbox, node) -> tuple[list[str], dict[str, Any]]:
+    clauses = [f"t.{spec.geom} IS NOT NULL"]
+    params: dict[str, Any] = {}
+    if bbox is not None:
+        clauses.append(f"t.{spec.geom} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    if node is not None:
+        kinds = column_kinds(session, name)
+        columns = {alias: (expr, kinds[alias]) for alias, expr in spec.columns.items()}
+        sql, filter_params = compile_filter(node, columns, f"t.{spec.geom}")
+        clauses.append(sql)
+        params.update(filter_params)
+    return clauses, params
+
+
+def read_items(session: Session, name: str, *, bbox: tuple[float, float, float, float] | None = None,
+               filter: Any = None, at: datetime | None = None, limit: int = 100, offset: int = 0,
+               metric_srid: int = 4547) -> Page:
+    """A page of the layer's features matching ``bbox`` (lon/lat), the parsed CQL2 ``filter`` (geometry
+    literals in EPSG:4326) and ``at`` (history layers), ordered by key; ``matched`` counts them all."""
+    spec = layer(name)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT:,}, got {limit:,}")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
+    source = _source(name, spec, at)
+    clauses, params = _where(session, name, spec, bbox, filter)
+    params.update(srid=metric_srid, limit=limit, offset=offset, at=at)
+    where = " AND ".join(clauses)
+    matched = session.execute(text(f"SELECT count(*) FROM {source} WHERE {where}"), params).scalar_one()
+    columns = ", ".join(f'{expr} AS "{alias}"' for alias, expr in spec.columns.items())
+    rows = session.execute(text(
+        f"SELECT {columns}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {source} WHERE {where} "
+        f"ORDER BY t.{spec.key} LIMIT :limit OFFSET :offset"), params).mappings().all()
+    return Page(_features(rows, spec.key), matched, offset, limit)
+
+
+def read_item(session: Session, name: str, feature_id: str, *, at: datetime | None = None,
+              metric_srid: int = 4547) -> Feature:
+    """One feature by its id (the layer's key); NotFound if there is none (or the id cannot be one)."""
+    spec = layer(name)
+    kind = column_kinds(session, name).get(spec.key, "string")
+    node = cql2.Compare("=", cql2.Prop(spec.key), cql2.Lit(feature_id))
+    try:
+        page = read_items(session, name, filter=node, at=at, limit=1, metric_srid=metric_srid)
+    except InvalidInput:
+        page = None
+    if page is None or not page.features:
+        raise NotFound(f"collection {name} has no feature {feature_id!r} (ids are {kind}s)",
+                       collection=name, id=feature_id)
+    return page.features[0]
+
+
+def extent(session: Session, name: str) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of the layer's features in degrees, or None when it is empty."""
+    spec = layer(name)
+    row = session.execute(text(
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+        f"(SELECT ST_Extent(t.{spec.geom}) AS e FROM {spec.source}) x")).one()
+    return None if row[0] is None else tuple(float(v) for v in row)
+
+
+def time_extent(session: Session, name: str) -> tuple[str | None, str | None] | None:
+    """[first, last] instants of the layer's history (ISO 8601; None = open), for layers with history."""
+    spec = layer(name)
+    if not spec.history:
+        return None
+    first = session.execute(text("SELECT min(valid_from) FROM grid_versions")).scalar_one()
+    return (first.isoformat() if first else None, None)

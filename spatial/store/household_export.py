@@ -1,0 +1,39 @@
+"""Households of a community for an export bundle: masked unless revealed, and always audited.
+
+Personal fields (head name, ID number, phone) are masked with :mod:`spatial.privacy` unless the caller
+reveals them; the tags (health status, special groups) are left out unless revealed. Every call writes one
+audit entry in the caller's transaction (who, which community, which fields, why, masked or revealed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial.access import Principal
+from spatial.privacy import mask_record
+from spatial.store import audit
+
+PERSONAL = ("head_name", "head_id_number", "head_phone")
+
+
+def community_households(session: Session, who: Principal, community_code: str, *, reveal: bool = False,
+                         purpose: str | None = None) -> list[dict[str, Any]]:
+    """Rows (building_code, building_id, unit, floor, room, residents, head fields[, tags]) of the households
+    in the buildings of ``community_code``, ordered by building and room. The caller checks that ``who``
+    may read them; this function masks and audits."""
+    rows = session.execute(text("""
+        SELECT b.code AS building_code, b.id AS building_id, h.unit, h.floor, h.room, h.residents,
+               h.head_name, h.head_id_number, h.head_phone, array_to_string(h.tags, ',') AS tags
+        FROM households h JOIN buildings b ON b.id = h.building_id
+        WHERE b.community_code = :code ORDER BY b.code, b.id, h.unit, h.room"""),
+        {"code": community_code}).mappings().all()
+    fields = [*PERSONAL, "tags"] if reveal else list(PERSONAL)
+    audit.record(session, who, "export_reveal" if reveal else "export_masked", object_type="community_households",
+                 object_id=community_code, fields=fields, purpose=purpose,
+                 result=f"{len(rows)} households" + ("" if reveal else " (masked)"))
+    if reveal:
+        return [dict(r) for r in rows]
+    return [{k: v for k, v in mask_record(dict(r)).items() if k != "tags"} for r in rows]

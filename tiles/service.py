@@ -1,0 +1,108 @@
+"""Serving tiles: cache lookup, rendering on a miss, gzip, ETags. No web framework here.
+
+The router (``api/routers/tiles.py``) authenticates the caller and calls :meth:`TileService.tile` or
+:meth:`TileService.combined`; the CLI, notebooks and the benchmark can use the same object.
+Tiles are stored gzip-compressed at ``gzip_level`` (1 by default: level 9 triples the time for about 14%
+fewer bytes). An empty tile is ``b""``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from spatial.access import Principal
+from spatial.errors import Forbidden, InvalidInput, NotFound
+from tiles.cache import Entry, TileCache
+from tiles.grid import Tile
+from tiles.sql import render, scope_key, tile_layer, tile_layers
+
+
+@dataclass(frozen=True)
+class TileResult:
+    data: bytes          # gzip-compressed MVT, b"" when empty
+    etag: str
+    cached: bool
+
+    def plain(self) -> bytes:
+        """The uncompressed MVT (for clients that do not accept gzip)."""
+        return gzip.decompress(self.data) if self.data else b""
+
+
+def _entry(raw: bytes, level: int) -> Entry:
+    data = gzip.compress(raw, compresslevel=level, mtime=0) if raw else b""
+    return Entry(data, '"' + hashlib.blake2b(raw, digest_size=8).hexdigest() + '"')
+
+
+class TileService:
+    def __init__(self, sessions: sessionmaker[Session], *, metric_srid: int = 4547,
+                 cache: TileCache | None = None, gzip_level: int = 1) -> None:
+        if not 1 <= gzip_level <= 9:
+            raise ValueError("gzip_level must be 1–9")
+        self.sessions = sessions
+        self.metric_srid = metric_srid
+        self.cache = cache if cache is not None else TileCache()
+        self.gzip_level = gzip_level
+
+    def cached(self, layer: str, z: int, x: int, y: int, who: Principal | None) -> TileResult | None:
+        """The tile if it is in the cache (memory only, never blocks on the database); None otherwise,
+        including for bad input, which :meth:`tile` then reports."""
+        try:
+            key = (layer, z, x, y, scope_key(tile_layer(layer), who))
+        except (Forbidden, NotFound):
+            return None
+        entry = self.cache.get(key)
+        return None if entry is None else TileResult(entry.data, entry.etag, True)
+
+    def tile(self, layer: str, z: int, x: int, y: int, who: Principal | None) -> TileResult:
+        """One layer's tile for ``who``: NotFound for an unknown layer or a tile outside the matrix,
+        Forbidden for a scoped layer the caller may not see."""
+        spec = tile_layer(layer)
+        tile = Tile.checked(z, x, y)
+        key = (layer, z, x, y, scope_key(spec, who))
+        entry = self.cache.get(key)
+        if entry is not None:
+            return TileResult(entry.data, entry.etag, True)
+        generation = self.cache.generation
+        with self.sessions() as session:
+            raw = render(session, layer, tile, scope=key[4], metric_srid=self.metric_srid)
+        entry = _entry(raw, self.gzip_level)
+        self.cache.put(key, entry, generation)
+        return TileResult(entry.data, entry.etag, False)
+
+    def visible_layers(self, who: Principal | None, names: Iterable[str] | None = None) -> list[str]:
+        """``names`` (default: every tile layer the caller may see), checked; InvalidInput if empty."""
+        if names is None:
+            chosen = []
+            for name, spec in tile_layers().items():
+                try:
+                    scope_key(spec, who)
+                except Forbidden:
+                    continue
+                chosen.append(name)
+            return chosen
+        chosen = [n for n in names if n]
+        if not chosen:
+            raise InvalidInput("layers must name at least one layer, e.g. layers=grids,buildings")
+        for name in chosen:
+            tile_layer(name)
+        return chosen
+
+    def combined(self, names: Iterable[str] | None, z: int, x: int, y: int, who: Principal | None) -> TileResult:
+        """Several layers in one tile (MVT layers concatenate); each comes from the per-layer cache."""
+        chosen = self.visible_layers(who, names)
+        Tile.checked(z, x, y)
+        scopes = "|".join(scope_key(tile_layer(name), who) for name in chosen)
+        key = ("+".join(chosen), z, x, y, scopes)
+        entry = self.cache.get(key)
+        if entry is not None:
+            return TileResult(entry.data, entry.etag, True)
+        generation = self.cache.generation
+        parts = [self.tile(name, z, x, y, who) for name in chosen]
+        entry = _entry(b"".join(part.plain() for part in parts), self.gzip_level)
+        self.cache.put(key, entry, generation)
+        return TileResult(entry.data, entry.etag, False)

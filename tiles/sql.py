@@ -1,0 +1,168 @@
+"""Vector tiles built in PostGIS: one ``ST_AsMVT`` query per layer and tile.
+
+Every map layer of :data:`spatial.store.layers.LAYERS` is a tile layer of the same name, with the
+attributes its definition lists for the zoom (``Layer.tile_attributes``), and one more, scoped, layer:
+
+* ``households`` — per building, the number of registered households and their residents (counts only;
+  no name, ID number, phone or tag ever enters a tile), at a point on the building's footprint, and only
+  for the buildings in the caller's scope (admin all; grid worker the assigned grids; planners and
+  inspectors the subtree of their scope code; viewers none, as for household data elsewhere).
+
+How the query is shaped, and why (measured on 200,000 buildings, see ``benchmarks/tiles.py``):
+
+* rows are selected with ``geom && <tile box in EPSG:4326>`` so the GiST index on the stored geometry is
+  used (transforming the stored column instead would scan the table); the box includes the tile buffer;
+* ``ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(z, x, y), 4096, 64, true)`` — SRIDs are integers
+  (a text SRID such as 'EPSG:3857' makes PostGIS look the CRS up per row, a thousand times slower);
+* below a layer's ``detail_zoom`` lines and polygons are simplified to one tile unit (not buildings: their few
+  vertices are already snapped to the tile grid by ``ST_AsMVTGeom``; simplifying them cost 30%) and features smaller
+  than a pixel (8 tile units, on a 512-pixel display tile) are left out: invisible at that zoom, and
+  they would make overview tiles large and slow;
+* no ``WHERE geom IS NOT NULL`` around ``ST_AsMVTGeom``: PostgreSQL would evaluate it twice per row (once in
+  the pushed-down filter, once in the output), and ``ST_AsMVT`` skips rows whose geometry is NULL anyway;
+* no parallel workers (``SET LOCAL max_parallel_workers_per_gather = 0``): starting them costs more than a
+  tile's work, and a tile server already runs many tiles at once;
+* the feature id is the layer's key as a bigint (codes are digits), so QGIS Identify and MapLibre
+  ``feature-state`` work and the id matches the OGC API item of the same feature.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial.access import Principal
+from spatial.errors import Forbidden, NotFound
+from spatial.store.layers import LAYERS, Layer
+from tiles.grid import BUFFER, EXTENT, Tile
+
+PIXEL_UNITS = 8  # tile units per display pixel (4096 units on a 512-pixel tile)
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """A layer as tiles serve it. ``scoped`` layers depend on the caller (cached per scope)."""
+
+    name: str
+    label_zh: str
+    label_en: str
+    geometry_type: str
+    min_zoom: int
+    attributes: tuple[str, ...]
+    scoped: bool = False
+
+
+HOUSEHOLDS = TileLayer("households", "住户统计", "Household counts", "Point", 14,
+                       ("building_code", "households", "residents"), scoped=True)
+
+
+@functools.cache
+def tile_layers() -> dict[str, TileLayer]:
+    """Every tile layer by name, in drawing order (areas first, points last)."""
+    layers = {name: TileLayer(name, spec.label_zh, spec.label_en, spec.geometry_type, spec.min_zoom,
+                              spec.tile_columns)
+              for name, spec in LAYERS.items() if spec.tile_columns}
+    layers[HOUSEHOLDS.name] = HOUSEHOLDS
+    order = {"MultiPolygon": 0, "Polygon": 0, "LineString": 1, "MultiLineString": 1, "Point": 2}
+    return dict(sorted(layers.items(), key=lambda item: order.get(item[1].geometry_type, 1)))
+
+
+def tile_layer(name: str) -> TileLayer:
+    layers = tile_layers()
+    if name not in layers:
+        raise NotFound(f"no tile layer {name!r}; layers are {', '.join(layers)}", layer=name)
+    return layers[name]
+
+
+def _box_params(tile: Tile) -> dict[str, float | int]:
+    west, south, east, north = tile.bounds(BUFFER)
+    return {"z": tile.z, "x": tile.x, "y": tile.y, "w": west, "s": south, "e": east, "n": north}
+
+
+_ENVELOPE_4326 = "ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
+_MVT_GEOM = f"ST_AsMVTGeom({{geom}}, ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true)"
+
+
+def layer_sql(name: str, spec: Layer, zoom: int) -> str:
+    """The ``ST_AsMVT`` query of a map layer at ``zoom`` (parameters: z, x, y, w, s, e, n, srid, tol, min_deg)."""
+    attributes = ", ".join(f'{spec.columns[a]} AS "{a}"' for a in spec.tile_attributes(zoom))
+    geom = f"ST_Transform(t.{spec.geom}, 3857)"
+    clauses = [f"t.{spec.geom} && {_ENVELOPE_4326}"]
+    if zoom < spec.detail_zoom and spec.geometry_type != "Point":
+        if spec.tile_simplify:
+            geom = f"ST_Simplify({geom}, :tol, true)"
+        clauses.append(f"greatest(ST_XMax(t.{spec.geom}) - ST_XMin(t.{spec.geom}), "
+                       f"ST_YMax(t.{spec.geom}) - ST_YMin(t.{spec.geom})) >= :min_deg")
+    return (f"SELECT ST_AsMVT(q, '{name}', {EXTENT}, 'geom', 'fid') FROM ("
+            f"SELECT CAST(t.{spec.key} AS bigint) AS fid{', ' if attributes else ''}{attributes}, "
+            f"{_MVT_GEOM.format(geom=geom)} AS geom "
+            f"FROM {spec.source} WHERE {' AND '.join(clauses)}) q")
+
+
+_HOUSEHOLDS_SQL = f"""
+SELECT ST_AsMVT(q, 'households', {EXTENT}, 'geom', 'fid') FROM (
+    SELECT b.id AS fid, b.code AS building_code, h.households, h.residents,
+           {_MVT_GEOM.format(geom="ST_Transform(ST_PointOnSurface(b.footprint), 3857)")} AS geom
+    FROM buildings b
+    JOIN LATERAL (SELECT count(*) AS households, coalesce(sum(residents), 0)::int AS residents
+                  FROM households WHERE building_id = b.id) h ON h.households > 0
+    WHERE b.footprint && {_ENVELOPE_4326} AND {{scope}}
+) q"""
+
+
+_SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
+
+
+def scope_key(layer: TileLayer, who: Principal | None) -> str:
+    """The part of the cache key that depends on the caller: '' for shared layers; for scoped layers
+    'all', 'prefix:<code prefix>' or 'grids:<ids>'. Forbidden when the caller may see no household."""
+    if not layer.scoped:
+        return ""
+    if who is None:
+        raise Forbidden(f"the {layer.name} layer needs a logged-in user")
+    if who.role == "admin":
+        return "all"
+    if who.role == "viewer":
+        raise Forbidden("viewers see no household data, not even counts")
+    if who.role == "grid_worker":
+        if not who.grid_ids:
+            raise Forbidden("you are assigned to no grid, so no household counts are visible to you")
+        return "grids:" + ",".join(str(g) for g in sorted(who.grid_ids))
+    if who.code_prefix is None:
+        raise Forbidden("your account has no scope code, so no household counts are visible to you")
+    return "prefix:" + who.code_prefix
+
+
+def _households_query(scope: str) -> tuple[str, dict]:
+    if scope == "all":
+        return _HOUSEHOLDS_SQL.format(scope="true"), {}
+    kind, _, value = scope.partition(":")
+    if kind == "grids":
+        return (_HOUSEHOLDS_SQL.format(scope="b.grid_id = ANY(CAST(:grid_ids AS integer[]))"),
+                {"grid_ids": [int(g) for g in value.split(",")]})
+    return _HOUSEHOLDS_SQL.format(scope="b.community_code LIKE :prefix"), {"prefix": value + "%"}
+
+
+def render(session: Session, name: str, tile: Tile, *, scope: str = "", metric_srid: int = 4547) -> bytes:
+    """The uncompressed MVT bytes of one layer and tile (b'' when no feature falls in it).
+
+    ``scope`` is :func:`scope_key` of the caller (scoped layers only). Zooms below the layer's
+    ``min_zoom`` give an empty tile without asking the database.
+    """
+    layer = tile_layer(name)
+    if tile.z < layer.min_zoom:
+        return b""
+    params = _box_params(tile)
+    if layer.scoped:
+        sql, extra = _households_query(scope)
+        params.update(extra)
+    else:
+        sql = layer_sql(name, LAYERS[name], tile.z)
+        unit_deg = 360.0 / (EXTENT * 2 ** tile.z)
+        params.update(srid=metric_srid, tol=tile.unit_m(), min_deg=PIXEL_UNITS * unit_deg)
+    session.execute(_SERIAL)
+    data = session.execute(text(sql), params).scalar_one()
+    return bytes(data) if data else b""
