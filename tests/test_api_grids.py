@@ -223,3 +223,25 @@ def test_create_and_rename_a_grid(planner):
     assert renamed.status_code == 200, renamed.text
     assert renamed.headers["ETag"] == f'"{EAST}.v3"'
     assert client.get(f"/api/grids/{EAST}", headers=headers).json()["properties"]["name"] == "东南网格"
+
+
+def test_a_saved_edit_refreshes_cached_tiles_of_the_area(planner):
+    import mapbox_vector_tile
+
+    from tiles.grid import tile_range
+
+    client, _, headers = planner
+    x, y, _, _ = tile_range(factories.metres_box(0, 0, 400, 200).bounds, 16)
+    url = f"/tiles/grids/16/{x}/{y}.mvt"
+
+    def names():
+        response = client.get(url, headers={**headers, "Accept-Encoding": "identity"})
+        assert response.status_code == 200
+        return sorted(f["properties"]["name"] for f in mapbox_vector_tile.decode(response.content)["grids"]["features"])
+
+    assert names() == ["东网格", "西网格"]
+    assert names() == ["东网格", "西网格"]  # now served from the cache
+    renamed = client.patch(f"/api/grids/{WEST}", json={"name": "新西网格", "reason": "rename"},
+                           headers={**headers, "If-Match": etag_of(client, headers, WEST)})
+    assert renamed.status_code == 200
+    assert names() == ["东网格", "新西网格"]
