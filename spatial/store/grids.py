@@ -27,6 +27,7 @@ from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
 from spatial.geometry.codes import grid_code
 from spatial.geometry.crs import from_wgs84, transform_geom
 from spatial.store.engine import acting_as
+from spatial.store.microgrids import regenerate_micro_grids
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
         return result
     with acting_as(session, actor, reason):
         ids = _write(session, community, plan, codes, new_grids or {}, renames or {}, settings.metric_srid)
-        _reassign_buildings(session, community, report, ids)
+        _reassign_buildings(session, community, report, ids, plan, settings.metric_srid)
     result.grids = [_touched(community, gid, geom, codes, new_grids, _version(session, ids[gid]), ids[gid])
                     for gid, geom in plan.items()]
     touched = [g for g in plan.values() if g is not None] + [community.grids[g].geom for g in plan if g in community.grids]
@@ -254,25 +255,30 @@ def _write(session: Session, community: gp.Community, plan: gp.Plan, codes: dict
     return ids
 
 
-def _reassign_buildings(session: Session, community: gp.Community, report: gp.Report, ids: dict[int, int]) -> None:
+def _reassign_buildings(session: Session, community: gp.Community, report: gp.Report, ids: dict[int, int],
+                        plan: gp.Plan, metric_srid: int) -> None:
     """Buildings that change grid get the next free numbers of their new grid (codes follow by trigger) and
-    leave their micro-grid; micro-grids of grids whose boundary changed are dropped for regeneration."""
+    leave their micro-grid; touched grids that had micro-grids get them regenerated, keeping unchanged groups
+    (a retired grid's micro-grids are dropped)."""
     current = dict(zip(community.buildings.ids.tolist(), community.buildings.grid_ids.tolist(), strict=True))
     moves = [(b, ids[g] if g else None) for b, g in report.building_grid.items() if g != current[b]]
-    if not moves:
-        return
-    session.execute(text("UPDATE buildings SET micro_grid_id = NULL, grid_id = NULL, number = NULL "
-                         "WHERE id = ANY(:ids)"), {"ids": [b for b, _ in moves]})
-    session.execute(text("""
-        UPDATE buildings b SET grid_id = m.grid_id,
-               number = (SELECT coalesce(max(number), 0) FROM buildings WHERE grid_id = m.grid_id) + m.rank
-        FROM (SELECT id, grid_id, row_number() OVER (PARTITION BY grid_id ORDER BY id) AS rank
-              FROM unnest(CAST(:ids AS bigint[]), CAST(:grids AS int[])) AS t(id, grid_id)
-              WHERE grid_id IS NOT NULL) m
-        WHERE b.id = m.id"""), {"ids": [b for b, _ in moves], "grids": [g for _, g in moves]})
-    touched = sorted(({g for _, g in moves} | {current[b] for b, _ in moves}) - {None, 0})
-    session.execute(text("UPDATE buildings SET micro_grid_id = NULL WHERE grid_id = ANY(:g)"), {"g": touched})
-    session.execute(text("DELETE FROM micro_grids WHERE grid_id = ANY(:g)"), {"g": touched})
+    if moves:
+        session.execute(text("UPDATE buildings SET micro_grid_id = NULL, grid_id = NULL, number = NULL "
+                             "WHERE id = ANY(:ids)"), {"ids": [b for b, _ in moves]})
+        session.execute(text("""
+            UPDATE buildings b SET grid_id = m.grid_id,
+                   number = (SELECT coalesce(max(number), 0) FROM buildings WHERE grid_id = m.grid_id) + m.rank
+            FROM (SELECT id, grid_id, row_number() OVER (PARTITION BY grid_id ORDER BY id) AS rank
+                  FROM unnest(CAST(:ids AS bigint[]), CAST(:grids AS int[])) AS t(id, grid_id)
+                  WHERE grid_id IS NOT NULL) m
+            WHERE b.id = m.id"""), {"ids": [b for b, _ in moves], "grids": [g for _, g in moves]})
+    retired = [gid for gid, geom in plan.items() if geom is None]
+    session.execute(text("DELETE FROM micro_grids WHERE grid_id = ANY(:g)"), {"g": retired})
+    changed = sorted({ids[gid] for gid, geom in plan.items() if geom is not None})
+    with_micro = session.execute(text("SELECT DISTINCT grid_id FROM micro_grids WHERE grid_id = ANY(:g)"),
+                                 {"g": changed}).scalars().all()
+    for grid_id in with_micro:
+        regenerate_micro_grids(session, grid_id, metric_srid=metric_srid)
 
 
 def _version(session: Session, grid_id: int) -> int:
