@@ -95,3 +95,36 @@ HOUSEHOLD_VISIT_STATUSES = MappingProxyType({
     "unvisited": ("未走访", "Not yet visited"),
     "not_targeted": ("不在排查范围", "Not in the campaign"),
 })
+
+# -- inspection (openings of enclosures 围合出入口, checkpoints 卡口, patrols 巡查) ----------------------------
+OPENING_STATUSES = MappingProxyType({
+    "open": ("未封闭·无人值守", "Open, unguarded"),
+    "sealed": ("已封闭", "Sealed"),
+    "checkpoint": ("卡口", "Checkpoint"),
+})
+
+OPENING_ORIGINS = MappingProxyType({
+    "detected": ("道路与围合边界交叉处", "Where a street crosses the perimeter"),
+    "manual": ("人工添加", "Added by hand"),
+    "checkpoint": ("由已登记卡口生成", "From a registered checkpoint"),
+})
+
+BARRIER_KINDS = MappingProxyType({
+    "water_barrier": ("水马", "Water-filled barrier"),
+    "fence": ("围挡", "Fence"),
+    "wall": ("砌墙", "Wall"),
+    "locked_gate": ("锁闭大门", "Locked gate"),
+    "other": ("其他", "Other"),
+    "unrecorded": ("未登记类型", "Not recorded"),
+})
+
+UNGUARDED_REASONS = MappingProxyType({
+    "open": ("出入口未封闭且无人值守", "Open and unguarded"),
+    "checkpoint_unstaffed": ("卡口无人值守", "Checkpoint without staff"),
+    "hours_unknown": ("值守时间无法识别", "Staffed hours cannot be read"),
+})
+
+DISTANCE_MODES = MappingProxyType({
+    "walk": ("步行距离（步行路网）", "Walking distance on the footpath network"),
+    "straight": ("直线距离", "Straight-line distance"),
+})

@@ -1,0 +1,276 @@
+"""Benchmark: nearby households on a synthetic city of 1,000,000 households, and campaign coverage.
+
+    python -m benchmarks.nearby [--households 1000000] [--requests 3000] [--concurrency 8] [--database-url URL]
+
+1. Loads the synthetic city (fixtures/synthetic_city.py) into a throw-away embedded cluster (or the database given,
+   where it is kept: loading is idempotent).
+2. Opens a screening campaign over the whole of subdistrict 1 (about 125,000 households, 300,000 residents) and
+   records visits for 99.5% of its households in bulk; times the coverage query (per grid, community, total).
+3. Nearby queries in the database alone (the SQL of ``spatial.store.field.nearby``, one connection, sequential)
+   and through the domain function (masking and the audit row included).
+4. Nearby queries through the HTTP API: uvicorn (1 and 2 workers) in a subprocess on 127.0.0.1, ``concurrency``
+   client threads (http.client, keep-alive), positions in GCJ-02 inside a grid worker's 4 grids, radius 200 m, 50 households;
+   a bounded loop (``requests`` in all, at most ``--max-seconds``). Prints p50/p95/p99 latency and throughput,
+   then the same for walking distance (fewer requests).
+
+Figures only, no assertions. The machine is shared: numbers vary with what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from fixtures.synthetic_city import DISTRICT, load_city
+from spatial.access import Principal
+from spatial.geometry.crs import wgs84_to_gcj02
+from spatial.store import field, migrate, users
+from spatial.store.cluster import LocalCluster
+from spatial.store.engine import make_engine
+
+SUBDISTRICT = DISTRICT[0][:6] + "001000"
+PASSWORD = "benchmark password"
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[str]:
+    """The given database, or a fresh migrated one in an embedded cluster in a temporary folder."""
+    if url:
+        engine = make_engine(url, pool_size=1)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-nearby-"))
+    cluster = LocalCluster(folder)
+    try:
+        cluster.start()
+        cluster.ensure_database("gridgov_bench")
+        url = cluster.url("gridgov_bench")
+        engine = make_engine(url, pool_size=1)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def timed(label: str, work: Callable[[], object]) -> object:
+    started = time.perf_counter()
+    result = work()
+    print(f"{label:<44} {time.perf_counter() - started:8.2f} s")
+    return result
+
+
+def latency_line(label: str, seconds: list[float], wall: float | None = None) -> None:
+    ms = np.array(seconds) * 1000
+    rate = f"  {len(ms) / wall:7.1f} req/s" if wall else ""
+    print(f"{label:<44} n={len(ms):>5}  p50 {np.percentile(ms, 50):6.2f} ms  p95 {np.percentile(ms, 95):6.2f} ms"
+          f"  p99 {np.percentile(ms, 99):6.2f} ms{rate}")
+
+
+def setup(session: Session) -> tuple[Principal, Principal, int, list[tuple[float, float, float, float]]]:
+    """A grid worker of 4 grids, a subdistrict planner, a campaign over subdistrict 1; the worker's grid boxes."""
+    codes = session.execute(text("SELECT code FROM grids WHERE community_code LIKE :c ORDER BY code LIMIT 4"),
+                            {"c": SUBDISTRICT[:9] + "%"}).scalars().all()
+    if not session.execute(text("SELECT 1 FROM users WHERE username = 'bench_worker'")).scalar():
+        users.create_user(session, "bench_worker", PASSWORD, "grid_worker", grid_codes=tuple(codes))
+        users.create_user(session, "bench_planner", PASSWORD, "planner", scope_code=SUBDISTRICT)
+    grid_ids = session.execute(text("SELECT id FROM grids WHERE code = ANY(:c)"), {"c": list(codes)}).scalars().all()
+    worker = Principal(1, "bench_worker", "grid_worker", grid_ids=frozenset(grid_ids))
+    planner = Principal(2, "bench_planner", "planner", scope_code=SUBDISTRICT)
+    boxes = session.execute(text("SELECT ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary) "
+                                 "FROM grids WHERE id = ANY(:g)"), {"g": list(grid_ids)}).all()
+    campaign = field.current_campaign_id(session, planner)
+    if campaign is None:
+        campaign = timed("open campaign over subdistrict 1", lambda: field.open_campaign(
+            session, planner, "基准排查", division_code=SUBDISTRICT).id)
+        timed("record 99.5% of its visits (bulk SQL)", lambda: session.execute(text("""
+            INSERT INTO campaign_visits (campaign_id, household_id, result, visited_at, worker, worker_position,
+                                         distance_m, far_from_building)
+            SELECT t.campaign_id, t.household_id, 'normal', now(), 'bench', ST_PointOnSurface(b.footprint), 0, false
+            FROM campaign_targets t JOIN households h ON h.id = t.household_id JOIN buildings b ON b.id = h.building_id
+            WHERE t.campaign_id = :c AND abs(hashtext(t.household_id::text)) % 1000 >= 5"""),
+            {"c": campaign}))
+        session.execute(text("ANALYZE campaigns, campaign_grids, campaign_targets, campaign_visits"))
+    return worker, planner, campaign, [tuple(b) for b in boxes]
+
+
+def positions(boxes, n: int, seed: int = 1) -> list[tuple[float, float]]:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(boxes), n)
+    return [(float(rng.uniform(boxes[i][0], boxes[i][2])), float(rng.uniform(boxes[i][1], boxes[i][3]))) for i in picks]
+
+
+def bench_coverage(session: Session, planner: Principal, campaign: int) -> None:
+    residents, households = session.execute(text(
+        "SELECT sum(b.residents), sum(b.households) FROM buildings b JOIN grids g ON g.id = b.grid_id "
+        "WHERE g.community_code LIKE :p"), {"p": SUBDISTRICT[:9] + "%"}).one()
+    times, rows = [], []
+    for _ in range(5):
+        started = time.perf_counter()
+        rows = field.coverage(session, planner, campaign)
+        times.append(time.perf_counter() - started)
+    total = rows[-1]
+    print(f"subdistrict 1: {residents:,} residents, {households:,} households; campaign {total.screened:,} / "
+          f"{total.targeted:,} screened = {100 * total.coverage:.2f}%, {len(rows)} rows")
+    print(f"{'coverage (grids + communities + total)':<44} best {min(times) * 1000:7.1f} ms  "
+          f"median {statistics.median(times) * 1000:7.1f} ms  (5 runs)")
+
+
+def bench_database(session: Session, worker: Principal, campaign: int, points) -> None:
+    scope, params = field.building_scope(worker)
+    sql = text(field.straight_sql(scope))
+    base = {**params, "radius": 200.0, "campaign": campaign, "only_unvisited": False, "limit": 50, "blimit": 50}
+    seconds = []
+    for lon, lat in points:
+        started = time.perf_counter()
+        session.execute(sql, {**base, "lon": lon, "lat": lat}).all()
+        seconds.append(time.perf_counter() - started)
+    latency_line("nearby, database query alone (sequential)", seconds[20:])
+    seconds = []
+    for lon, lat in points[:300]:
+        started = time.perf_counter()
+        field.nearby(session, worker, lon, lat, radius_m=200, limit=50)
+        seconds.append(time.perf_counter() - started)
+    latency_line("nearby, domain function (mask + audit)", seconds[20:])
+    seconds = []
+    for lon, lat in points[:60]:
+        started = time.perf_counter()
+        field.nearby(session, worker, lon, lat, radius_m=200, limit=50, mode="walk")
+        seconds.append(time.perf_counter() - started)
+    latency_line("nearby walking, domain function", seconds[10:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(url: str, workers: int = 1) -> Iterator[str]:
+    """uvicorn serving the app on a free loopback port, in a subprocess stopped at the end."""
+    port = free_port()
+    env = {**os.environ, "GRIDGOV_DATABASE_URL": url}
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                                "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
+                               env=env, cwd=Path(__file__).resolve().parents[1])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def load(base: str, token: str, points, concurrency: int, max_seconds: float, mode: str) -> tuple[list[float], float, int]:
+    """Send one request per point from ``concurrency`` threads (http.client, keep-alive: a light client, so that
+    the figures are the server's); (latencies, wall seconds, non-200 answers)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_seconds
+    host, port = base.removeprefix("http://").split(":")
+    gcj = [tuple(map(float, wgs84_to_gcj02(lon, lat))) for lon, lat in points]
+    headers = {"Authorization": "Bearer " + token}
+
+    def worker(part: list[tuple[float, float]]) -> None:
+        nonlocal errors
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            for lon, lat in part:
+                if time.monotonic() > deadline:
+                    return
+                query = urlencode({"lon": lon, "lat": lat, "crs": "GCJ-02", "radius": 200, "limit": 50, "mode": mode})
+                started = time.perf_counter()
+                connection.request("GET", "/api/field/nearby?" + query, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    errors += response.status != 200
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(gcj[i::concurrency],)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started, errors
+
+
+def bench_http(url: str, points, concurrency: int, requests: int, max_seconds: float, workers: int) -> None:
+    with server(url, workers) as base:
+        token = httpx.post(base + "/api/auth/token", data={"username": "bench_worker", "password": PASSWORD}).json()
+        token = token["access_token"]
+        load(base, token, points[:200], concurrency, 30, "straight")  # warm up every pooled connection
+        load(base, token, points[:40], concurrency, 30, "walk")
+        latencies, wall, errors = load(base, token, points[:requests], concurrency, max_seconds, "straight")
+        latency_line(f"nearby over HTTP, {workers} worker(s), concurrency {concurrency}", latencies, wall)
+        latencies, wall, errors_walk = load(base, token, points[:max(80, requests // 10)], concurrency, max_seconds,
+                                            "walk")
+        latency_line(f"nearby walking over HTTP, {workers} worker(s), c. {concurrency}", latencies, wall)
+        if errors or errors_walk:
+            print(f"non-200 answers: {errors} straight, {errors_walk} walking")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="an existing database (the city is loaded once and kept)")
+    parser.add_argument("--households", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="upper bound of each HTTP run")
+    parser.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure, comma-separated")
+    args = parser.parse_args(argv)
+    with database(args.database_url) as url:
+        engine = make_engine(url, pool_size=2)
+        with Session(engine) as session:
+            counts = timed(f"load synthetic city ({args.households:,} households)",
+                           lambda: load_city(session, households=args.households))
+            print("  " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            worker, planner, campaign, boxes = setup(session)
+            session.commit()
+            bench_coverage(session, planner, campaign)
+            session.rollback()
+            points = positions(boxes, max(args.requests, 1000))
+            bench_database(session, worker, campaign, points[:1000])
+            session.rollback()
+        engine.dispose()
+        for workers in (int(w) for w in args.workers.split(",")):
+            bench_http(url, points, args.concurrency, args.requests, args.max_seconds, workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
