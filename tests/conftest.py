@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -94,9 +95,9 @@ def engine(pg_server: _Server, template_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-@pytest.fixture
-def db(engine: Engine) -> Iterator[Session]:
-    """A Session whose every change, commits included, is rolled back at the end of the test."""
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[Session]:
+    """A Session whose every change, commits included, is rolled back when the block ends."""
     connection = engine.connect()
     outer = connection.begin()
     session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
@@ -106,6 +107,33 @@ def db(engine: Engine) -> Iterator[Session]:
         session.close()
         outer.rollback()
         connection.close()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A Session whose every change, commits included, is rolled back at the end of the test."""
+    with rolled_back(engine) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def demo_module(engine: Engine) -> Iterator[Session]:
+    """The demo neighbourhood loaded once per test module (``session.info["demo_counts"]`` has what
+    ``load_demo`` returned), rolled back after the module. While it is open its rows are locked: a test of
+    the same module must not insert the same division codes through another connection."""
+    from fixtures.demo import load_demo
+
+    with rolled_back(engine) as session:
+        session.info["demo_counts"] = load_demo(session)
+        yield session
+
+
+@pytest.fixture
+def demo(demo_module: Session) -> Iterator[Session]:
+    """The module's demo session; each test's changes are rolled back to a savepoint."""
+    savepoint = demo_module.begin_nested()
+    yield demo_module
+    savepoint.rollback()
 
 
 @pytest.fixture

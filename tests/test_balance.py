@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import shapely
 from pyproj import Transformer
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fixtures.demo import generate, load_demo
+from fixtures.demo import generate
 from spatial.analysis.balance import grid_count, plan_stats, polsby_popper, propose_balanced_plan
 from spatial.errors import Conflict, InvalidInput, NotFound
 from spatial.geometry.crs import from_wgs84
@@ -77,25 +77,6 @@ def test_plan_is_deterministic_and_an_empty_area_is_one_grid(village):
 # --- in the store ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_session(engine: Engine):
-    connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    try:
-        load_demo(session)
-        yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
-
-
-@pytest.fixture
-def demo(demo_session):
-    savepoint = demo_session.begin_nested()
-    yield demo_session
-    savepoint.rollback()
 
 
 def counts(session: Session) -> tuple:

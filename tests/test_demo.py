@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from fixtures import demo
@@ -25,17 +25,9 @@ def city() -> demo.DemoCity:
 
 
 @pytest.fixture(scope="module")
-def loaded(engine: Engine):
-    """(session, counts returned by load_demo): the demo loaded once, rolled back after the module."""
-    connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    try:
-        yield session, load_demo(session)
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
+def loaded(demo_module: Session) -> tuple[Session, dict[str, int]]:
+    """(session, counts returned by load_demo) from conftest's module-wide demo."""
+    return demo_module, demo_module.info["demo_counts"]
 
 
 @pytest.fixture

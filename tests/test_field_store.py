@@ -23,6 +23,7 @@ from fixtures.synthetic_city import BLOCK_M, load_city
 from spatial.access import Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound
 from spatial.store import field
+from tests.conftest import rolled_back
 
 HOUSEHOLDS = 2500
 COMMUNITY = "440399001001"
@@ -33,16 +34,9 @@ TO_LONLAT = Transformer.from_crs(4547, 4326, always_xy=True)
 
 @pytest.fixture(scope="module")
 def city(engine: Engine):
-    connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    try:
+    with rolled_back(engine) as session:
         load_city(session, households=HOUSEHOLDS, seed=11)
         yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
 
 
 @pytest.fixture

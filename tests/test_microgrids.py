@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import shapely
 from shapely.geometry import LineString, box
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fixtures.demo import load_demo
 from spatial.analysis.microgrids import group_sizes, plan_micro_grids
 from spatial.errors import InvalidInput, NotFound
 from spatial.store.engine import acting_as
@@ -141,26 +140,6 @@ def test_unchanged_groups_survive_a_small_boundary_change():
 # --- in the store ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_session(engine: Engine):
-    """The demo loaded once for the module, rolled back at the end; each test runs in a savepoint."""
-    connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    try:
-        load_demo(session)
-        yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
-
-
-@pytest.fixture
-def demo(demo_session):
-    savepoint = demo_session.begin_nested()
-    yield demo_session
-    savepoint.rollback()
 
 
 INVARIANTS = {
