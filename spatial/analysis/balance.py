@@ -43,7 +43,7 @@ import numpy as np
 import shapely
 from shapely import Geometry
 
-from spatial.analysis.microgrids import _adjacency, _find, _neighbours, _pieces, _union
+from spatial.analysis.microgrids import _adjacency, _find, _neighbours, _pieces, _spanning_tree, _union
 from spatial.analysis.tessellation import DEFAULT_SPACING_M, Tessellation, tessellate
 
 DEFAULT_RANGE = (300, 500)
@@ -332,7 +332,7 @@ def _best_cut(graph: _UnitGraph, nodes: np.ndarray, k1: int, k2: int, tries: int
     for _ in range(max(1, tries)):
         # random spanning tree; edges inside a block are drawn first so blocks tend to stay whole
         cost = rng.random(len(edges)) + same_block * 1.0
-        tree = _kruskal(len(nodes), edges, cost)
+        tree = _spanning_tree(len(nodes), edges, cost)
         if len(tree) != len(nodes) - 1:
             return None
         tin, tout, sub = _subtrees(len(nodes), edges[tree], values)
@@ -358,20 +358,6 @@ def _best_cut(graph: _UnitGraph, nodes: np.ndarray, k1: int, k2: int, tries: int
         if best_cut is None or cut < best_cut:
             best_mask, best_cut = side, cut
     return best_mask
-
-
-def _kruskal(n: int, edges: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    parent = np.arange(n)
-    chosen = []
-    for e in np.argsort(cost).tolist():
-        a, b = edges[e]
-        ra, rb = _find(parent, int(a)), _find(parent, int(b))
-        if ra != rb:
-            parent[ra] = rb
-            chosen.append(e)
-            if len(chosen) == n - 1:
-                break
-    return np.array(chosen, dtype=np.int64)
 
 
 def _subtrees(n: int, tree: np.ndarray, values: np.ndarray):
