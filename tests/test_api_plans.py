@@ -1,0 +1,61 @@
+"""Automatic plans over HTTP on the demo neighbourhood: propose (nothing written), adopt (new versions),
+regenerate micro-grids; only planners of the area."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from fixtures.demo import load_demo
+from spatial.store import users
+from tests.conftest import login
+
+PASSWORD = "correct horse battery"
+VILLAGE = "440304010001"
+
+
+@pytest.fixture
+def planner(app_env):
+    client, sessions = app_env
+    with sessions.begin() as s:
+        load_demo(s)
+        users.create_user(s, "planner1", PASSWORD, "planner", scope_code="440304010000")
+        users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code="440304010000")
+    return client, sessions, login(client, "planner1", PASSWORD)
+
+
+def active_grids(sessions):
+    with sessions() as s:
+        return s.execute(text("SELECT count(*) FROM grids WHERE community_code = :c AND retired_at IS NULL"),
+                         {"c": VILLAGE}).scalar()
+
+
+def test_propose_writes_nothing_and_adopt_writes_versions(planner):
+    client, sessions, headers = planner
+    before = active_grids(sessions)
+    proposal = client.post("/api/plans/propose", json={"community_code": VILLAGE, "crs": "GCJ-02"}, headers=headers)
+    assert proposal.status_code == 200, proposal.text
+    body = proposal.json()
+    assert body["grids"]["crs"] == "GCJ-02" and body["grids"]["features"]
+    assert body["stats"]["share_in_range"] >= 0.9
+    assert active_grids(sessions) == before
+    adopted = client.post("/api/plans/adopt", headers=headers,
+                          json={"community_code": VILLAGE, "reason": "rebalance the village"})
+    assert adopted.status_code == 200, adopted.text
+    assert len(adopted.json()["created"]) == len(body["grids"]["features"]) == active_grids(sessions)
+    with sessions() as s:
+        reasons = s.execute(text("SELECT DISTINCT reason FROM grid_versions WHERE community_code = :c AND version = 1 "
+                                 "AND grid_id IN (SELECT id FROM grids WHERE retired_at IS NULL)"), {"c": VILLAGE}).scalars().all()
+    assert reasons == ["rebalance the village"]
+
+
+def test_micro_grids_of_a_grid_and_roles(planner):
+    client, sessions, headers = planner
+    code = VILLAGE + "01"
+    viewer = client.post(f"/api/grids/{code}/micro-grids", headers=login(client, "viewer1", PASSWORD))
+    assert viewer.status_code == 403
+    made = client.post(f"/api/grids/{code}/micro-grids", headers=headers)
+    assert made.status_code == 200, made.text
+    report = made.json()
+    assert report["micro_grids"] > 0 and report["gap_m2"] < 1 and report["overlap_m2"] < 1
+    assert set(map(int, report["sizes"])) <= {4, 5, 6}
