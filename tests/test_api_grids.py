@@ -84,6 +84,8 @@ def test_overlap_is_refused_with_409_and_the_report_unless_the_shared_boundary_m
                        json={**body, "move_shared_boundary": True})
     assert saved.status_code == 200, saved.text
     assert saved.json()["report"]["ok"] and not saved.json()["report"]["gaps"]["pieces"]
+    [moved] = saved.json()["report"]["moved_buildings"]
+    assert (moved["old_code"], moved["new_code"]) == (EAST + "00001", WEST + "00002")
     after = state(sessions)
     assert [(r.version, r.area) for r in after] == [(2, 50_000), (2, 30_000)]
     with sessions() as s:

@@ -26,3 +26,9 @@ def map_page(request: Request) -> HTMLResponse:
 def planner_page(request: Request) -> HTMLResponse:
     """Planners redraw, split and merge grids with a live validation report (login as planner)."""
     return _page(request, "planner.html")
+
+
+@router.get("/inspector", response_class=HTMLResponse)
+def inspector_page(request: Request) -> HTMLResponse:
+    """Inspectors: enclosures, openings by status, checkpoints, households beyond reach, patrol routes, report."""
+    return _page(request, "inspector.html")

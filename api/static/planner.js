@@ -132,7 +132,7 @@ function showReport(result) {
   $("report").innerHTML =
     `<p class="${r.ok ? "" : "bad"}" id="report-status">${esc(r.ok ? t("ok_report") : r.problems.join("; "))}</p>` +
     `<p>${esc(t("gaps"))}: ${r.gaps.area_m2} m² · ${esc(t("overlaps"))}: ${r.overlaps.length} · ${esc(t("cut"))}: ${r.cut_buildings.length}</p>` +
-    `<p>${esc(t("moved"))}: <span id="moved-count">${r.moved_buildings.length}</span> ${r.moved_buildings.slice(0, 8).map((m) => esc(m.old_code || "#" + m.id)).join(", ")}</p>` +
+    `<p>${esc(t("moved"))}: <span id="moved-count">${r.moved_buildings.length}</span> ${r.moved_buildings.slice(0, 8).map((m) => esc((m.old_code || "#" + m.id) + " → " + (m.new_code || "–"))).join(", ")}</p>` +
     `<table><tr><th>${esc(t("grid"))}</th><th>${esc(t("households"))}</th><th>${esc(t("workers"))}</th><th>${esc(t("per_worker"))}</th></tr>${rows}</table>`;
 }
 

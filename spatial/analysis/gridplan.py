@@ -218,6 +218,8 @@ class MovedBuilding:
     to_grid: str | None
     old_code: str | None
     households: int
+    new_code: str | None = None
+    """Filled by the store: the 19-digit code the building gets (next free number in ``to_grid``)."""
 
 
 @dataclass

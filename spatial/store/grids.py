@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from spatial.analysis import gridplan as gp
 from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
-from spatial.geometry.codes import grid_code
+from spatial.geometry.codes import building_code, grid_code
 from spatial.geometry.crs import from_wgs84, transform_geom
 from spatial.store.engine import acting_as
 from spatial.store.microgrids import regenerate_micro_grids
@@ -193,6 +193,7 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     codes.update(_new_codes(session, community_code, new_grids or {}))
     report = gp.check_plan(community, plan, codes, tolerance_m2=settings.tolerance_m2,
                            households_range=settings.households_range)
+    _predict_codes(session, report)
     result = EditResult(community_code, preview, report)
     if not preview and not report.ok:
         raise Conflict("the change was not saved: " + "; ".join(report.problems()),
@@ -208,6 +209,19 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     touched = [g for g in plan.values() if g is not None] + [community.grids[g].geom for g in plan if g in community.grids]
     result.changed_bounds = to_lonlat(shapely.box(*shapely.union_all(touched).bounds), settings.metric_srid).bounds
     return result
+
+
+def _predict_codes(session: Session, report: gp.Report) -> None:
+    """The building codes moved buildings will get: their new grid's code + the next free numbers, in
+    building id order (the same rule :func:`_reassign_buildings` applies when writing)."""
+    targets = sorted({m.to_grid for m in report.moved_buildings if m.to_grid})
+    highest = dict(session.execute(text(
+        "SELECT g.code, coalesce(max(b.number), 0) FROM grids g LEFT JOIN buildings b ON b.grid_id = g.id "
+        "WHERE g.code = ANY(:codes) GROUP BY g.code"), {"codes": targets}).all()) if targets else {}
+    for moved in sorted(report.moved_buildings, key=lambda m: m.id):
+        if moved.to_grid:
+            highest[moved.to_grid] = highest.get(moved.to_grid, 0) + 1
+            moved.new_code = building_code(moved.to_grid, highest[moved.to_grid])
 
 
 def _check_versions(community: gp.Community, expected: dict[str, int]) -> None:
