@@ -34,7 +34,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from benchmarks.common import SHARED_DATA, database
-from spatial.analysis.balance import balance_units, plan_stats, plan_units, units_grid_count
+from spatial.analysis.balance import (
+    balance_units,
+    plan_stats,
+    plan_units,
+    units_grid_count,
+)
 from spatial.analysis.tessellation import majority_owner
 from spatial.store.engine import make_engine
 

@@ -30,9 +30,12 @@ def peak_rss_mib() -> float:
 
 @contextmanager
 def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str, bool]]:
-    """(url, throw-away?) — the given database, or a fresh migrated one in an embedded cluster that is
-    removed afterwards."""
+    """(url, throw-away?) — the given database (migrated to the newest schema), or a fresh migrated one in an
+    embedded cluster that is removed afterwards."""
     if url:
+        engine = make_engine(url, pool_size=1)
+        migrate.upgrade(engine)
+        engine.dispose()
         yield url, False
         return
     folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
@@ -50,14 +53,19 @@ def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextmanager
 def served(app) -> Iterator[str]:
     """``app`` served by uvicorn on a free loopback port in a thread; yields the base URL."""
     import uvicorn
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

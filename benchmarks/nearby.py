@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,39 +36,15 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from benchmarks.common import database, free_port
 from fixtures.synthetic_city import DISTRICT, load_city
 from spatial.access import Principal
 from spatial.geometry.crs import wgs84_to_gcj02
-from spatial.store import field, migrate, users
-from spatial.store.cluster import LocalCluster
+from spatial.store import field, users
 from spatial.store.engine import make_engine
 
 SUBDISTRICT = DISTRICT[0][:6] + "001000"
 PASSWORD = "benchmark password"
-
-
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    """The given database, or a fresh migrated one in an embedded cluster in a temporary folder."""
-    if url:
-        engine = make_engine(url, pool_size=1)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield url
-        return
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-nearby-"))
-    cluster = LocalCluster(folder)
-    try:
-        cluster.start()
-        cluster.ensure_database("gridgov_bench")
-        url = cluster.url("gridgov_bench")
-        engine = make_engine(url, pool_size=1)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield url
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def timed(label: str, work: Callable[[], object]) -> object:
@@ -161,12 +134,6 @@ def bench_database(session: Session, worker: Principal, campaign: int, points) -
     latency_line("nearby walking, domain function", seconds[10:])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def server(url: str, workers: int = 1) -> Iterator[str]:
     """uvicorn serving the app on a free loopback port, in a subprocess stopped at the end."""
@@ -253,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=120.0, help="upper bound of each HTTP run")
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure, comma-separated")
     args = parser.parse_args(argv)
-    with database(args.database_url) as url:
+    with database(args.database_url, "gridgov_bench_nearby") as (url, _):
         engine = make_engine(url, pool_size=2)
         with Session(engine) as session:
             counts = timed(f"load synthetic city ({args.households:,} households)",
