@@ -426,3 +426,80 @@ def campaign_coverage(settings: Settings, campaign_id: int) -> None:
         click.echo(f"{r.level:<10} {r.code or '(total)':<15} {r.screened:>9,} / {r.targeted:>9,}  "
                    f"{100 * r.coverage:6.2f}%  flagged {r.flagged}")
 
+
+
+@main.group("inspect", help="Inspection (督查): openings of enclosures, coverage reports, checkpoint siting.")
+def inspection() -> None:
+    pass
+
+
+@inspection.command("scan", help="Detect the openings of enclosures (all, or --enclosure ID) where streets cross them.")
+@click.option("--enclosure", "enclosure_ids", type=int, multiple=True)
+@click.pass_obj
+def inspect_scan(settings: Settings, enclosure_ids: tuple[int, ...]) -> None:
+    from spatial.store import openings
+
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, "scan openings") as session:
+        ids = list(enclosure_ids) or openings.visible_enclosure_ids(session, _shell_admin())
+        results = openings.scan_openings(session, ids, actor=_CLI_ADMIN, metric_srid=settings.metric_srid)
+    for r in results:
+        far = f", {len(r.far_checkpoints)} checkpoints far from the perimeter" if r.far_checkpoints else ""
+        click.echo(f"enclosure {r.enclosure_id}: {r.crossings} crossings, {len(r.added)} added, "
+                   f"{len(r.removed)} removed, {len(r.linked_checkpoints)} checkpoints linked{far}")
+
+
+@inspection.command("report", help="Coverage report of a division (or --enclosure); --html FILE writes the printable "
+                                   "page.")
+@click.option("--division", default=None, help="community or subdistrict code")
+@click.option("--enclosure", "enclosure_id", type=int, default=None)
+@click.option("--threshold", "threshold_m", default=300.0, show_default=True, help="metres")
+@click.option("--distance", type=click.Choice(["walk", "straight"]), default="walk", show_default=True)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def inspect_report(settings: Settings, division: str | None, enclosure_id: int | None, threshold_m: float,
+                   distance: str, html_path: Path | None) -> None:
+    from spatial.store import coverage
+
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, "coverage report") as session:
+        report = coverage.coverage_report(session, _shell_admin(), division=division, enclosure_id=enclosure_id,
+                                          threshold_m=threshold_m, distance=distance,
+                                          metric_srid=settings.metric_srid)
+    click.echo(f"distances: {'walking on the footpath network' if distance == 'walk' else 'straight line'}, "
+               f"threshold {threshold_m:g} m")
+    for e in report.enclosures:
+        c = e.counts()
+        click.echo(f"{e.enclosure['name']}: {c['openings']} openings ({c['sealed']} sealed, {c['staffed_checkpoints']} "
+                   f"staffed), {c['unguarded']} unguarded, {c['barrier_m']:.0f} m barrier, "
+                   f"{c['hours_without_staffed_checkpoint']:g} h/week unstaffed, {c['households_beyond']} of "
+                   f"{c['households']} households beyond {threshold_m:g} m")
+    click.echo("total: " + ", ".join(f"{k} {v}" for k, v in report.totals.items()))
+    if html_path is not None:
+        from api.routers.inspection import TEMPLATES, report_json
+        from spatial.geometry.crs import WGS84
+
+        page = TEMPLATES.get_template("coverage_report.html").render(r=report_json(report, WGS84), who=_CLI_ADMIN)
+        html_path.write_text(page, encoding="utf-8")
+        click.echo(f"wrote {html_path}")
+
+
+@inspection.command("siting", help="Which openings of an enclosure to staff: set covering, or --p N for maximal "
+                                   "covering.")
+@click.argument("enclosure_id", type=int)
+@click.option("--threshold", "threshold_m", default=300.0, show_default=True, help="metres")
+@click.option("--distance", type=click.Choice(["walk", "straight"]), default="walk", show_default=True)
+@click.option("--p", "p", type=int, default=None, help="checkpoints to staff (maximal covering)")
+@click.pass_obj
+def inspect_siting(settings: Settings, enclosure_id: int, threshold_m: float, distance: str, p: int | None) -> None:
+    from spatial.analysis import siting
+
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, "checkpoint siting") as session:
+        r = siting.plan_siting(session, _shell_admin(), enclosure_id, problem="max_cover" if p else "set_cover", p=p,
+                               threshold_m=threshold_m, distance=distance, metric_srid=settings.metric_srid)
+    s = r.solution
+    click.echo(f"{r.enclosure_name}: {len(r.chosen)} openings cover {s.covered_weight} of {s.total_weight} households "
+               f"({'proven optimal' if s.optimal else 'not proven optimal'}, {s.solve_s:.2f} s)")
+    for o in r.chosen:
+        click.echo(f"  opening {o.id} {o.street_name or ''} ({o.checkpoint.name if o.checkpoint else o.status}): "
+                   f"nearest for {r.households_nearest[o.id]} households")
+    for note in r.notes:
+        click.echo("  " + note)

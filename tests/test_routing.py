@@ -72,18 +72,32 @@ def test_held_karp_matches_brute_force_on_asymmetric_matrices(n, shape):
         assert sorted(solution.order) == [i for i in range(n) if i not in (0, end)]
 
 
-@pytest.mark.parametrize("shape", ["open", "closed", "to_end"])
-def test_or_tools_is_near_the_optimum_where_it_takes_over(shape):
+def _beyond_held_karp(shape: str, one_way_extra: float = 0.0):
+    """A random matrix just past Held-Karp's size; ``one_way_extra`` makes it asymmetric (driving)."""
     rng = np.random.default_rng(42)
     n = routing.EXACT_MAX_STOPS + 2 + (shape == "to_end")
     points = rng.uniform(0, 1000, (n, 2))
-    cost = np.linalg.norm(points[:, None] - points[None], axis=2)
+    cost = np.linalg.norm(points[:, None] - points[None], axis=2) + np.triu(np.full((n, n), one_way_extra), 1)
     end = n - 1 if shape == "to_end" else None
+    exact = routing._held_karp(cost, 0, end, shape == "closed", [i for i in range(1, n) if i != end])
+    return cost, end, exact
+
+
+@pytest.mark.parametrize("shape", ["open", "closed", "to_end"])
+def test_or_tools_is_near_the_optimum_on_asymmetric_costs(shape):
+    cost, end, exact = _beyond_held_karp(shape, one_way_extra=37.0)
     heuristic = solve_tsp(cost, end=end, closed=shape == "closed", time_limit_s=0.5)
     assert heuristic.method == "or-tools-gls" and not heuristic.optimal
-    assert sorted(heuristic.order) == [i for i in range(1, n) if i != end]
-    exact = routing._held_karp(cost, 0, end, shape == "closed", [i for i in range(1, n) if i != end])
+    assert sorted(heuristic.order) == [i for i in range(1, cost.shape[0]) if i != end]
     assert exact.cost <= heuristic.cost <= exact.cost * 1.03
+
+
+@pytest.mark.parametrize("shape", ["open", "closed", "to_end"])
+def test_symmetric_costs_beyond_held_karp_are_solved_exactly(shape):
+    cost, end, exact = _beyond_held_karp(shape)
+    solution = solve_tsp(cost, end=end, closed=shape == "closed", time_limit_s=5)
+    assert solution.method == "exact-dfj" and solution.optimal
+    assert solution.cost == pytest.approx(exact.cost)
 
 
 def test_arcs_that_cannot_be_used_are_avoided_or_reported():

@@ -98,8 +98,10 @@ def solve_tsp(cost: np.ndarray, *, start: int = 0, end: int | None = None, close
     """Best order through every index of the square ``cost`` matrix (row = from; may be asymmetric), from
     ``start``; then back to ``start`` if ``closed``, or to ``end`` if given, else ending anywhere.
 
-    Exact (Held-Karp) up to :data:`EXACT_MAX_STOPS` stops; else OR-Tools guided local search for
-    ``time_limit_s`` seconds (default grows with the number of stops, 0.2–2 s). ``inf`` entries are arcs
+    Exact (Held-Karp) up to :data:`EXACT_MAX_STOPS` stops; beyond, for a symmetric matrix, the exact
+    subtour-elimination MIP of :mod:`spatial.analysis.tsp_exact` within ``time_limit_s``; otherwise (or if it
+    runs out of time) OR-Tools guided local search for ``time_limit_s`` seconds (default grows with the
+    number of stops, 0.2–2 s). ``inf`` entries are arcs
     that cannot be used; InvalidInput if no order avoids them.
 
     >>> m = np.array([[0, 1, 5, 4], [1, 0, 1, 5], [5, 1, 0, 1], [4, 5, 1, 0]], dtype=float)
@@ -119,10 +121,21 @@ def solve_tsp(cost: np.ndarray, *, start: int = 0, end: int | None = None, close
         solution = _held_karp(cost, start, end, closed, stops)
     else:
         limit = time_limit_s if time_limit_s is not None else min(2.0, 0.2 + 0.01 * len(stops))
-        solution = _or_tools(cost, start, end, closed, limit)
+        solution = _exact_symmetric(cost, start, end, closed, limit) or _or_tools(cost, start, end, closed, limit)
     if not np.isfinite(solution.cost):
         raise InvalidInput("no order visits every stop: some of them cannot be reached from the others")
     return solution
+
+
+def _exact_symmetric(cost: np.ndarray, start: int, end: int | None, closed: bool, limit: float) -> TspSolution | None:
+    """For symmetric matrices (walking): the proven optimum if the subtour-elimination MIP finds it within
+    ``limit`` seconds (80 stops on a real network: ~1 s, where guided local search lands 1–2% above), else None."""
+    finite = np.isfinite(cost)
+    if not finite.all() or not np.allclose(cost, cost.T):
+        return None
+    from spatial.analysis.tsp_exact import solve_symmetric  # it builds on this module
+
+    return solve_symmetric(cost, start=start, end=end, closed=closed, time_limit_s=limit)
 
 
 def tour_cost(cost: np.ndarray, order: Sequence[int], *, start: int = 0, end: int | None = None,

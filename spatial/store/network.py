@@ -39,7 +39,7 @@ NETWORKS = {"walk": "walk_edges", "drive": "drive_edges"}
 VIRTUAL_BASE = 1_000_000_000_000_000  # ids of the vertices made by splitting edges at snapped points
 AT_VERTEX = 1e-6                      # fractions this close to 0 or 1 snap to the edge's end vertex
 KNN_CANDIDATES = 8
-_EDGES_SQL = "SELECT id, source, target, cost, reverse_cost FROM gridgov_route_edges"
+EDGES_SQL = "SELECT id, source, target, cost, reverse_cost FROM gridgov_route_edges"
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def snap_points(session: Session, network: str, points: Sequence[tuple[float, fl
     return out
 
 
-def _assign_vertices(snapped: list[tuple[Snap, int, int]]) -> tuple[list[Snap], list[tuple[int, float, int]]]:
+def assign_vertices(snapped: list[tuple[Snap, int, int]]) -> tuple[list[Snap], list[tuple[int, float, int]]]:
     """Give each snapped point its vertex: the edge's end vertex when it sits at an end, else a virtual vertex
     shared by every point at the same place of the same edge. Returns (snaps, cuts as (edge, fraction, vertex))."""
     cuts: dict[tuple[int, float], int] = {}
@@ -154,17 +154,23 @@ def _assign_vertices(snapped: list[tuple[Snap, int, int]]) -> tuple[list[Snap], 
     return snaps, sorted((edge, fraction, vertex) for (edge, fraction), vertex in cuts.items())
 
 
-_CREATE = """
+CREATE_GRAPH_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS gridgov_route_edges (
     id bigint, source bigint, target bigint, cost float8, reverse_cost float8, edge_id bigint, f0 float8, f1 float8
 ) ON COMMIT DELETE ROWS"""
 
 
-def _fill_sql(view: str) -> str:
-    return f"""
+BBOX_AREA_SQL = """
     WITH area AS (
         SELECT ST_Transform(ST_Expand(ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), :srid), :margin), 4326) AS g
-    ), cuts AS (
+    )"""
+
+
+def fill_sql(view: str, area_sql: str = BBOX_AREA_SQL, exact: bool = False) -> str:
+    """INSERT of the temporary graph: edges of ``view`` in the ``area`` CTE (bounding-box test, or a true
+    intersection if ``exact``), split at the snapped points (``:cut_*`` arrays)."""
+    within = " AND ST_Intersects(e.geom, area.g)" if exact else ""
+    return area_sql + f""", cuts AS (
         SELECT c.edge_id, c.f, c.v, lag(c.f, 1, 0.0::float8) OVER w AS f_prev, lag(c.v) OVER w AS v_prev,
                row_number() OVER (PARTITION BY c.edge_id ORDER BY c.f DESC) AS from_end
         FROM unnest(CAST(:cut_edges AS bigint[]), CAST(:cut_fractions AS float8[]), CAST(:cut_vertices AS bigint[]))
@@ -183,7 +189,7 @@ def _fill_sql(view: str) -> str:
         UNION ALL
         SELECT e.source, e.target, e.cost, e.reverse_cost, e.id, 0.0, 1.0
         FROM {view} e, area
-        WHERE e.geom && area.g AND e.id <> ALL (CAST(:cut_edges AS bigint[]))
+        WHERE e.geom && area.g{within} AND e.id <> ALL (CAST(:cut_edges AS bigint[]))
     ) x"""
 
 
@@ -192,12 +198,12 @@ def build_graph(session: Session, network: str, points: Sequence[tuple[float, fl
     """Snap ``points`` (lon, lat) to ``network`` and load the edges within ``margin_m`` metres of their bounding
     box (measured in ``metric_srid``) into the query's temporary graph, split at the snapped points."""
     view = network_view(network)
-    snaps, cuts = _assign_vertices(snap_points(session, network, points, max_snap_m=max_snap_m))
-    session.execute(text(_CREATE))
+    snaps, cuts = assign_vertices(snap_points(session, network, points, max_snap_m=max_snap_m))
+    session.execute(text(CREATE_GRAPH_SQL))
     session.execute(text("DELETE FROM gridgov_route_edges"))
     lons = [p[0] for p in points] or [0.0]
     lats = [p[1] for p in points] or [0.0]
-    edges = session.execute(text(_fill_sql(view)), {
+    edges = session.execute(text(fill_sql(view)), {
         "x0": min(lons), "y0": min(lats), "x1": max(lons), "y1": max(lats), "srid": metric_srid,
         "margin": float(margin_m), "cut_edges": [c[0] for c in cuts], "cut_fractions": [c[1] for c in cuts],
         "cut_vertices": [c[2] for c in cuts]}).rowcount
@@ -217,7 +223,7 @@ def cost_matrix(session: Session, graph: Graph) -> np.ndarray:
     if len(vertices) > 1:
         rows = session.execute(text(
             "SELECT start_vid, end_vid, agg_cost FROM pgr_dijkstraCostMatrix(:edges, CAST(:vids AS bigint[]), true)"),
-            {"edges": _EDGES_SQL, "vids": vertices}).all()
+            {"edges": EDGES_SQL, "vids": vertices}).all()
         net = {(r.start_vid, r.end_vid): r.agg_cost for r in rows}
     matrix = np.full((n, n), np.inf)
     for i, a in enumerate(graph.snaps):
@@ -239,7 +245,7 @@ def reach(session: Session, graph: Graph, source: int, max_m: float) -> np.ndarr
         return out
     rows = session.execute(text(
         "SELECT node, agg_cost FROM pgr_drivingDistance(:edges, CAST(:root AS bigint), CAST(:dist AS float8), true)"),
-        {"edges": _EDGES_SQL, "root": origin.vertex, "dist": max_m - origin.offset_m}).all()
+        {"edges": EDGES_SQL, "root": origin.vertex, "dist": max_m - origin.offset_m}).all()
     reached = {r.node: r.agg_cost for r in rows}
     reached[origin.vertex] = 0.0
     for i, snap in enumerate(graph.snaps):
@@ -279,7 +285,7 @@ def legs(session: Session, graph: Graph, pairs: Sequence[tuple[int, int]]) -> li
     parts: dict[tuple[int, int], list] = {key: [] for key in wanted}
     if wanted:
         src, dst = zip(*sorted(wanted), strict=True)
-        for r in session.execute(text(_LEGS_SQL), {"edges": _EDGES_SQL, "src": list(src), "dst": list(dst)}):
+        for r in session.execute(text(_LEGS_SQL), {"edges": EDGES_SQL, "src": list(src), "dst": list(dst)}):
             parts[(r.start_vid, r.end_vid)].append(r)
     missing = [pair for pair in pairs if (snaps[pair[0]].vertex, snaps[pair[1]].vertex) in parts
                and not parts[(snaps[pair[0]].vertex, snaps[pair[1]].vertex)]]

@@ -1,0 +1,102 @@
+"""The inspector page in headless Chromium on the small town: the gap is shown, sealing it from the page removes it
+from the summary, a patrol route is drawn, the printable report opens, and a stale edit is told apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from spatial.store import users
+from tests import factories
+from tests.test_inspection_store import town
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery"
+FIRST_GAP_JS = """() => fetch('/api/inspection/layers/unguarded?division=' + inspector.state.division,
+    {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('gridgov.token')}})
+    .then(r => r.json()).then(fc => fc.features[0].id)"""
+
+
+@pytest.fixture
+def site(live_server):
+    base, sessions = live_server
+    with sessions.begin() as s:
+        t = town(s)
+        users.create_user(s, "insp1", PASSWORD, "inspector", scope_code=factories.SUBDISTRICT)
+    return base, t
+
+
+def open_page(browser, base):
+    context = browser.new_context(viewport={"width": 1300, "height": 850})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/inspector")
+    page.fill("input[name=username]", "insp1")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    page.wait_for_function("Number(document.body.dataset.loaded || 0) >= 1", timeout=20_000)
+    return context, page, errors
+
+
+def test_inspector_sees_the_gap_seals_it_and_plans_a_patrol(site, browser, tmp_path):
+    base, t = site
+    context, page, errors = open_page(browser, base)
+    assert page.locator("#sum-unguarded").inner_text() == "1"
+    assert page.locator("#sum-openings").inner_text() == "4"
+    assert "步行" in page.locator("#distance-kind").inner_text()
+    assert page.locator("body").get_attribute("data-openings") == "4"
+    assert page.locator("path.leaflet-interactive").count() >= 5      # enclosure, openings, beyond, barrier
+    page.screenshot(path=str(tmp_path / "inspector.png"))
+
+    # the beyond-threshold buildings follow the threshold
+    page.fill("#threshold", "100")
+    page.click("#refresh")
+    page.wait_for_function("Number(document.body.dataset.loaded) >= 2")
+    assert page.locator("#sum-beyond").inner_text() == "9 / 19"
+
+    gap = page.evaluate(FIRST_GAP_JS)
+    page.evaluate("id => inspector.edit(id)", gap)
+    page.wait_for_selector("#editor:not([hidden])")
+    assert "东巷" in page.locator("#edit-title").inner_text()
+    page.select_option("#edit-status", "sealed")
+    page.select_option("#edit-barrier", "water_barrier")
+    page.fill("#edit-width", "6")
+    page.click("#edit-save")
+    page.wait_for_function("document.getElementById('message').textContent.includes('已保存')")
+    assert page.locator("#sum-unguarded").inner_text() == "0"
+    assert page.locator("#sum-sealed").inner_text() == "2"
+
+    page.click("#patrol")
+    page.wait_for_selector("body[data-patrol='2']", timeout=20_000)
+    assert "m" in page.locator("#patrol-length").inner_text()
+    assert page.locator("#patrol-stops li").count() == 2
+
+    with context.expect_page() as popup:
+        page.click("#print")
+    report = popup.value
+    report.wait_for_load_state()
+    assert "卡口覆盖报告" in report.locator("h1").inner_text()
+    assert "测试小区" in report.content()
+    assert not errors
+
+
+def test_a_stale_edit_is_reloaded_with_a_message(site, browser):
+    base, _ = site
+    _, page, errors = open_page(browser, base)
+    _, other, _ = open_page(browser, base)
+    first = page.evaluate("() => Number(document.body.dataset.openings)")
+    assert first == 4
+    opening = page.evaluate(FIRST_GAP_JS)
+    for p in (page, other):
+        p.evaluate("id => inspector.edit(id)", opening)
+        p.wait_for_selector("#editor:not([hidden])")
+    other.select_option("#edit-status", "sealed")
+    other.click("#edit-save")
+    other.wait_for_function("document.getElementById('message').textContent.includes('已保存')")
+    page.select_option("#edit-status", "checkpoint")
+    page.fill("#edit-cp-name", "东南门")
+    page.click("#edit-save")
+    page.wait_for_function("document.getElementById('message').textContent.includes('已被他人修改')")
+    assert page.locator("#edit-status").input_value() == "sealed"      # reloaded: the other edit is shown
+    assert not errors
