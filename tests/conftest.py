@@ -210,3 +210,18 @@ def browser():
         instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def open_logged_in(browser, url: str, username: str, password: str, **context_options):
+    """A new browser context on ``url``, logged in through the page's own login dialog and ready
+    (``body[data-ready]``). Returns (context, page, errors): page errors are collected for the test to check."""
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    return context, page, errors

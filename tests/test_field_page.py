@@ -11,6 +11,7 @@ from fixtures.synthetic_city import load_city
 from spatial.access import Principal
 from spatial.geometry.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from spatial.store import field, users
+from tests.conftest import open_logged_in
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -27,16 +28,9 @@ def phone(live_server, browser, tmp_path):
         campaign = field.open_campaign(s, PLANNER, "冬季排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
         centre = s.execute(text("SELECT ST_X(ST_Centroid(boundary)), ST_Y(ST_Centroid(boundary)) FROM grids "
                                 "WHERE code = :c"), {"c": f"{COMMUNITY}01"}).one()
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True, locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(base + "/field/")
-    page.fill("input[name=username]", "worker1")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    context, page, errors = open_logged_in(browser, base + "/field/", "worker1", PASSWORD,
+                                           viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                           is_mobile=True, has_touch=True, locale="zh-CN")
     yield page, sessions, campaign, (float(centre[0]), float(centre[1]))
     page.screenshot(path=str(tmp_path / "field.png"), full_page=True)
     context.close()

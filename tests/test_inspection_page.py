@@ -7,6 +7,7 @@ import pytest
 
 from spatial.store import users
 from tests import factories
+from tests.conftest import open_logged_in
 from tests.test_inspection_store import town
 
 pytestmark = pytest.mark.browser
@@ -26,15 +27,8 @@ def site(live_server):
 
 
 def open_page(browser, base):
-    context = browser.new_context(viewport={"width": 1300, "height": 850})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(base + "/inspector")
-    page.fill("input[name=username]", "insp1")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    context, page, errors = open_logged_in(browser, base + "/inspector", "insp1", PASSWORD,
+                                           viewport={"width": 1300, "height": 850})
     page.wait_for_function("Number(document.body.dataset.loaded || 0) >= 1", timeout=20_000)
     return context, page, errors
 

@@ -8,6 +8,7 @@ from shapely.geometry import mapping
 
 from spatial.store import users
 from tests import factories
+from tests.conftest import open_logged_in
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -26,15 +27,8 @@ def site(live_server):
 
 
 def open_planner(browser, base):
-    context = browser.new_context(viewport={"width": 1300, "height": 850})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(base + "/planner")
-    page.fill("input[name=username]", "planner1")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    _, page, errors = open_logged_in(browser, base + "/planner", "planner1", PASSWORD,
+                                     viewport={"width": 1300, "height": 850})
     page.select_option("#grid", WEST)
     page.wait_for_function(f"document.getElementById('grid-info').textContent.includes('{WEST}')")
     return page, errors
