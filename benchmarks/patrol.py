@@ -4,8 +4,8 @@ The OpenStreetMap street network of Shatou (``../shared/data/futian_shatou.gpkg`
 database (``fixtures.importers.import_streets``). For 10, 30, 80 and 200 stops (random nodes of the largest
 connected piece of the walking network, seeded) a closed tour from the first stop is planned:
 
-* **gridgov** — ``routing.solve_tsp`` as ``plan_tour`` calls it (Held-Karp up to 13 stops, else OR-Tools guided
-  local search for 0.2–2 s);
+* **gridgov** — ``routing.solve_tsp`` as ``plan_tour`` calls it (Held-Karp up to 13 stops; beyond, the exact
+  subtour-elimination MIP for 0.2–2 s on symmetric walking costs, then OR-Tools guided local search if unproven);
 * **OR-Tools GLS 5 s / 30 s** — the same solver given more time;
 * **pgr_TSP** — pgRouting's own, on ``pgr_dijkstraCostMatrix`` of the same graph (its order is re-costed on our
   matrix, so every row is measured the same way);
