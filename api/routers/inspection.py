@@ -281,7 +281,7 @@ def list_enclosures(session: SessionDep, who: CurrentUser, settings: SettingsDep
 def create_enclosure(body: EnclosureCreate, session: SessionDep, who: CurrentUser,
                      settings: SettingsDep) -> dict[str, Any]:
     coords = parse_crs(body.crs)
-    polygon = transform_geom(op.check_polygon(body.geometry), coords, WGS84)
+    polygon = op.check_polygon(body.geometry, coords)
     new_id, scan = op.create_enclosure(session, who, body.name, polygon, kind=body.kind,
                                        community_code=body.community_code, metric_srid=settings.metric_srid,
                                        max_from_perimeter_m=body.max_from_perimeter_m)
@@ -292,7 +292,7 @@ def create_enclosure(body: EnclosureCreate, session: SessionDep, who: CurrentUse
             description="Replaces the boundary (closed, valid polygon) and detects the openings again. Planners.")
 def redraw_enclosure(enclosure_id: int, body: BoundaryIn, session: SessionDep, who: CurrentUser,
                      settings: SettingsDep) -> dict[str, Any]:
-    polygon = transform_geom(op.check_polygon(body.geometry), parse_crs(body.crs), WGS84)
+    polygon = op.check_polygon(body.geometry, parse_crs(body.crs))
     return _scan(op.redraw_enclosure(session, who, enclosure_id, polygon, metric_srid=settings.metric_srid))
 
 

@@ -27,11 +27,11 @@ def _rings(geometry: dict[str, Any]) -> list[list]:
     kind, coords = geometry.get("type"), geometry.get("coordinates")
     if kind not in ("Polygon", "MultiPolygon"):
         raise InvalidInput(f"expected a GeoJSON Polygon or MultiPolygon, got {kind!r}")
-    if not isinstance(coords, list) or not coords:
+    if not isinstance(coords, list | tuple) or not coords:
         raise InvalidInput(f"the {kind} has no coordinates")
     polygons = [coords] if kind == "Polygon" else coords
-    rings = [ring for polygon in polygons for ring in (polygon if isinstance(polygon, list) else [None])]
-    if any(not isinstance(r, list) for r in rings):
+    rings = [ring for polygon in polygons for ring in (polygon if isinstance(polygon, list | tuple) else [None])]
+    if any(not isinstance(r, list | tuple) for r in rings):
         raise InvalidInput(f"malformed {kind}: coordinates must be nested lists of [x, y] positions")
     return rings
 
@@ -100,7 +100,7 @@ def line_from_geojson(geometry: Any, crs: CoordSys, *, max_vertices: int = MAX_V
     if not isinstance(geometry, dict) or geometry.get("type") != "LineString":
         raise InvalidInput("expected a GeoJSON LineString")
     coords = geometry.get("coordinates")
-    if not isinstance(coords, list) or len(coords) < 2:
+    if not isinstance(coords, list | tuple) or len(coords) < 2:
         raise InvalidInput("a line needs at least two positions")
     if len(coords) > max_vertices:
         raise PayloadTooLarge(f"the line has {len(coords):,} vertices; at most {max_vertices:,} are accepted")

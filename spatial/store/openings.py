@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from shapely.geometry import LineString, Point, Polygon, shape
+from shapely.geometry import LineString, Point, Polygon
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial.access import Principal
 from spatial.analysis.schedule import Week, format_week, parse_opening_hours
 from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
+from spatial.geometry.crs import CoordSys, parse_crs
+from spatial.geometry.validate import polygon_from_geojson
 from spatial.store import audit
 from spatial.store.opening_scan import (DEFAULT_MAX_FROM_PERIMETER_M, DEFAULT_WIDTH_M, INSERT_OPENING, ScanResult,
                                         check_max_from_perimeter, ensure_scanned, refresh_barrier, scan_openings,
@@ -110,37 +112,14 @@ def _enclosure_row(session: Session, who: Principal, enclosure_id: int, *, lock:
 # -- enclosure geometry -------------------------------------------------------------------------------------------
 
 
-def check_polygon(geometry: dict[str, Any]) -> Polygon:
-    """A GeoJSON geometry → a Shapely Polygon, or InvalidInput saying why it is not a closed valid polygon.
-
-    Accepts a Polygon, or a MultiPolygon of exactly one part. Every ring must be closed (first position equal to
-    the last, at least 4 positions) and the polygon valid (no self-intersection; holes inside the shell).
-    Coordinates are not converted here (any CRS); the caller converts to EPSG:4326.
-    """
-    if not isinstance(geometry, dict) or "type" not in geometry:
-        raise InvalidInput("the enclosure needs a GeoJSON geometry (type Polygon)")
-    kind, coords = geometry.get("type"), geometry.get("coordinates")
-    if kind == "MultiPolygon" and isinstance(coords, list | tuple) and len(coords) == 1:
-        kind, coords = "Polygon", coords[0]
-    if kind != "Polygon":
-        raise InvalidInput(f"an enclosure is one Polygon, got {kind}")
-    if not isinstance(coords, list | tuple) or not coords:
-        raise InvalidInput("the polygon has no rings")
-    for n, ring in enumerate(coords):
-        if not isinstance(ring, list | tuple) or len(ring) < 4:
-            raise InvalidInput(f"ring {n} has fewer than 4 positions: a closed ring needs at least 4", ring=n)
-        if not all(_is_position(p) for p in ring):
-            raise InvalidInput(f"ring {n} has a position that is not two finite numbers [x, y]", ring=n)
-        if list(ring[0][:2]) != list(ring[-1][:2]):
-            raise InvalidInput(f"ring {n} is not closed: its first position {list(ring[0][:2])} differs from its "
-                               f"last {list(ring[-1][:2])}", ring=n)
-    if sum(len(r) for r in coords) > MAX_VERTICES:
-        raise InvalidInput(f"more than {MAX_VERTICES} vertices; simplify the polygon")
-    polygon = shape({"type": "Polygon", "coordinates": coords})
-    if not polygon.is_valid:
-        raise InvalidInput(f"the polygon is not valid: {shapely.is_valid_reason(polygon)}",
-                           reason=shapely.is_valid_reason(polygon))
-    return polygon
+def check_polygon(geometry: dict[str, Any], crs: CoordSys | str | None = None) -> Polygon:
+    """A GeoJSON geometry in ``crs`` (default EPSG:4326) → one valid Shapely Polygon in EPSG:4326, or
+    InvalidInput saying why it is not a closed valid polygon (the checks of
+    :func:`spatial.geometry.validate.polygon_from_geojson`); a MultiPolygon must have exactly one part."""
+    multi = polygon_from_geojson(geometry, parse_crs(crs))
+    if len(multi.geoms) != 1:
+        raise InvalidInput(f"an enclosure is one polygon; this geometry has {len(multi.geoms)} parts")
+    return multi.geoms[0]
 
 
 def _is_position(p) -> bool:
