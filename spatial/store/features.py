@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from spatial import cql2
 from spatial.errors import InvalidInput, NotFound
 from spatial.store.cql2 import compile_filter
-from spatial.store.layers import Feature, Layer, _features, layer
-
-MAX_LIMIT = 10_000
+from spatial.store.layers import (MAX_LIMIT, Feature, Layer, bbox_clauses, columns_sql, layer,  # noqa: F401
+                                  select_features)
 
 _AS_OF = {
     "grids": """(SELECT grid_id AS id, code, community_code, name, kind, boundary, version
@@ -53,8 +52,7 @@ def column_kinds(session: Session, name: str) -> dict[str, str]:
     columns, read once from the database's description of the layer query (cached per layer)."""
     if name not in _TYPE_CACHE:
         spec = layer(name)
-        columns = ", ".join(f'{expr} AS "{alias}"' for alias, expr in spec.columns.items())
-        result = session.execute(text(f"SELECT {columns} FROM {spec.source} LIMIT 0"), {"srid": 4547})
+        result = session.execute(text(f"SELECT {columns_sql(spec)} FROM {spec.source} LIMIT 0"), {"srid": 4547})
         types = session.connection().connection.dbapi_connection.adapters.types
         kinds = {}
         for column in result.cursor.description:
@@ -74,11 +72,7 @@ def _source(name: str, spec: Layer, at: datetime | None) -> str:
 
 
 def _where(session: Session, name: str, spec: Layer, bbox, node) -> tuple[list[str], dict[str, Any]]:
-    clauses = [f"t.{spec.geom} IS NOT NULL"]
-    params: dict[str, Any] = {}
-    if bbox is not None:
-        clauses.append(f"t.{spec.geom} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    clauses, params = bbox_clauses(spec, bbox)
     if node is not None:
         kinds = column_kinds(session, name)
         columns = {alias: (expr, kinds[alias]) for alias, expr in spec.columns.items()}
@@ -94,20 +88,15 @@ def read_items(session: Session, name: str, *, bbox: tuple[float, float, float, 
     """A page of the layer's features matching ``bbox`` (lon/lat), the parsed CQL2 ``filter`` (geometry
     literals in EPSG:4326) and ``at`` (history layers), ordered by key; ``matched`` counts them all."""
     spec = layer(name)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT:,}, got {limit:,}")
     if offset < 0:
         raise InvalidInput("offset must not be negative")
     source = _source(name, spec, at)
     clauses, params = _where(session, name, spec, bbox, filter)
-    params.update(srid=metric_srid, limit=limit, offset=offset, at=at)
-    where = " AND ".join(clauses)
-    matched = session.execute(text(f"SELECT count(*) FROM {source} WHERE {where}"), params).scalar_one()
-    columns = ", ".join(f'{expr} AS "{alias}"' for alias, expr in spec.columns.items())
-    rows = session.execute(text(
-        f"SELECT {columns}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {source} WHERE {where} "
-        f"ORDER BY t.{spec.key} LIMIT :limit OFFSET :offset"), params).mappings().all()
-    return Page(_features(rows, spec.key), matched, offset, limit)
+    params.update(srid=metric_srid, at=at)
+    features = select_features(session, spec, source, clauses, params, limit=limit, offset=offset)
+    matched = session.execute(text(f"SELECT count(*) FROM {source} WHERE {' AND '.join(clauses)}"),
+                              params).scalar_one()
+    return Page(features, matched, offset, limit)
 
 
 def read_item(session: Session, name: str, feature_id: str, *, at: datetime | None = None,

@@ -120,24 +120,43 @@ def read_layer(session: Session, name: str, *, bbox: tuple[float, float, float, 
     """Features of layer ``name`` intersecting ``bbox`` (lon/lat, EPSG:4326) and matching ``where``
     (equality on the layer's filter fields), ordered by key, at most ``limit`` (≤ 10,000)."""
     spec = layer(name)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     unknown = set(where or {}) - set(spec.filters)
     if unknown:
         raise InvalidInput(f"layer {name} cannot be filtered by {', '.join(sorted(unknown))}; "
                            f"filters are {', '.join(spec.filters) or 'none'}")
-    clauses = [f"t.{spec.geom} IS NOT NULL"]
-    params: dict[str, Any] = {"srid": metric_srid, "limit": limit, "offset": offset}
-    if bbox is not None:
-        clauses.append(f"t.{spec.geom} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    clauses, params = bbox_clauses(spec, bbox)
     for i, (field, value) in enumerate((where or {}).items()):
         clauses.append(f"t.{field} = :w{i}")
         params[f"w{i}"] = value
-    columns = ", ".join(f"{expr} AS {alias}" for alias, expr in spec.columns.items())
-    query = (f"SELECT {columns}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {spec.source} "
-             f"WHERE {' AND '.join(clauses)} ORDER BY t.{spec.key} LIMIT :limit OFFSET :offset")
-    rows = session.execute(text(query), params).mappings().all()
+    return select_features(session, spec, spec.source, clauses, {**params, "srid": metric_srid},
+                           limit=limit, offset=offset)
+
+
+def columns_sql(spec: Layer) -> str:
+    """The layer's select list (``expr AS "alias"``); expressions may use ``:srid``."""
+    return ", ".join(f'{expr} AS "{alias}"' for alias, expr in spec.columns.items())
+
+
+def bbox_clauses(spec: Layer, bbox: tuple[float, float, float, float] | None) -> tuple[list[str], dict[str, Any]]:
+    """WHERE clauses (on alias ``t``) keeping features with a geometry that meets ``bbox`` (lon/lat), using
+    the GiST index; their parameters."""
+    clauses = [f"t.{spec.geom} IS NOT NULL"]
+    if bbox is None:
+        return clauses, {}
+    clauses.append(f"t.{spec.geom} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+    return clauses, {"x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3]}
+
+
+def select_features(session: Session, spec: Layer, source: str, clauses: list[str], params: dict[str, Any], *,
+                    limit: int, offset: int) -> list[Feature]:
+    """One page of ``source`` (aliased ``t``) matching every clause, ordered by the layer's key; the one
+    query every layer read ends in. InvalidInput if ``limit`` is outside 1–:data:`MAX_LIMIT`."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT:,}, got {limit:,}")
+    rows = session.execute(text(
+        f"SELECT {columns_sql(spec)}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {source} "
+        f"WHERE {' AND '.join(clauses)} ORDER BY t.{spec.key} LIMIT :limit OFFSET :offset"),
+        {**params, "limit": limit, "offset": offset}).mappings().all()
     return _features(rows, spec.key)
 
 
