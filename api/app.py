@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         from gridgov.database import open_database
 
         own = engine is None
-        app.state.engine = open_database(settings) if own else engine
+        app.state.engine = open_database(settings, service=True) if own else engine
         app.state.sessions = make_sessionmaker(app.state.engine)
         try:
             yield
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     errors.install(app)
     for router in discover_routers():
-        app.include_router(router)
+        app.include_router(router, responses=errors.RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

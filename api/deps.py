@@ -1,30 +1,73 @@
-"""Typed dependencies: the database session of a request and the authenticated caller."""
+"""Typed dependencies: the database session of a request and the authenticated caller.
+
+Two rules of trust live here, so that no endpoint can forget them:
+
+* **Refusals are audited.** A request refused with 403 (role or scope) or 429 (rate limit), and a failed
+  login, rolls its transaction back; :func:`get_session` then writes the refusal to the audit log in a
+  transaction of its own.
+* **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
+  (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
+  process; a token revoked elsewhere (another process) or a user deactivated stays usable here for at
+  most that long.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gridgov.settings import Settings
 from spatial.access import Principal
-from spatial.errors import NotAuthenticated
+from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
+from spatial.store import audit
 from spatial.store.users import principal_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
+PRINCIPAL_TTL_S = 10.0
+LOGIN_FIRST = "log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)"
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _audit_refusal(request: Request, exc: Exception) -> None:
+    """Write the refusal of this request to the audit log (its own transaction): the caller if known,
+    the endpoint (method and route template) and the message they got."""
+    login_name = getattr(request.state, "login_name", None)
+    if isinstance(exc, NotAuthenticated) and login_name is None:
+        return  # a request without a valid token: nobody to attribute it to, nothing was shown
+    status = 429 if isinstance(exc, TooManyRequests) else 401 if isinstance(exc, NotAuthenticated) else 403
+    result = f"refused {status}: {exc}"
+    if login_name is not None:
+        audit.record_apart(request.app.state.sessions, None, "login", object_type="user", object_id=login_name,
+                           result=result, client_addr=client_address(request))
+        return
+    route = request.scope.get("route")
+    audit.record_apart(request.app.state.sessions, getattr(request.state, "principal", None), "refused",
+                       object_type="endpoint", object_id=f"{request.method} {getattr(route, 'path', request.url.path)}",
+                       fields=sorted(request.path_params), result=result, client_addr=client_address(request))
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the endpoint returns, rolled back if it raises.
 
     Runs with ``scope="function"`` so the commit happens before the response is sent: a client that sees
-    a 2xx knows its change is stored.
+    a 2xx knows its change is stored. Refusals are audited after the rollback (module docstring).
     """
-    with request.app.state.sessions.begin() as session:
-        yield session
+    try:
+        with request.app.state.sessions.begin() as session:
+            yield session
+    except (Forbidden, TooManyRequests, NotAuthenticated) as exc:
+        _audit_refusal(request, exc)
+        raise
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -37,15 +80,69 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+class PrincipalCache:
+    """token → :class:`Principal` for ``ttl_s`` seconds (by the token's SHA-256; the token itself is not kept)."""
+
+    def __init__(self, ttl_s: float = PRINCIPAL_TTL_S, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._known: dict[bytes, tuple[Principal, float]] = {}
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str) -> Principal | None:
+        hit = self._known.get(self._key(token))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    def put(self, token: str, who: Principal) -> None:
+        if len(self._known) >= self.max_entries:
+            self._known.clear()
+        self._known[self._key(token)] = (who, time.monotonic() + self.ttl_s)
+
+    def forget(self, token: str) -> None:
+        self._known.pop(self._key(token), None)
+
+
+def principals(request: Request) -> PrincipalCache:
+    """The app's principal cache (made on first use)."""
+    cache = getattr(request.app.state, "principals", None)
+    if cache is None:
+        cache = request.app.state.principals = PrincipalCache()
+    return cache
+
+
+def bearer_token(request: Request) -> str:
+    """The bearer token of the request; NotAuthenticated if there is none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated(LOGIN_FIRST)
+    return token.strip()
+
+
+def principal_of(request: Request, token: str, sessions: sessionmaker[Session] | Session) -> Principal:
+    """The caller behind ``token`` with this request's client address, from the cache or the database
+    (``sessions``: the request's session, or a sessionmaker for a short transaction of its own)."""
+    cache = principals(request)
+    who = cache.get(token)
+    if who is None:
+        if isinstance(sessions, Session):
+            who = principal_for_token(sessions, token)
+        else:
+            with sessions.begin() as session:
+                who = principal_for_token(session, token)
+        cache.put(token, who)
+    who = replace(who, client_addr=client_address(request))
+    request.state.principal = who
+    return who
 
 
 def current_user(request: Request, session: SessionDep,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     if credentials is None:
-        raise NotAuthenticated("log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)")
-    return principal_for_token(session, credentials.credentials, client_address(request))
+        raise NotAuthenticated(LOGIN_FIRST)
+    return principal_of(request, credentials.credentials, session)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
 
 from spatial import errors
 
@@ -26,10 +32,30 @@ STATUS = {
     errors.StaleEdit: 412,
     errors.PreconditionRequired: 428,
     errors.PayloadTooLarge: 413,
+    errors.TooManyRequests: 429,
     errors.DatabaseUnavailable: 503,
     errors.SetupError: 503,
 }
 RETRY_AFTER_S = "5"
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (4xx and 503)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
+    error: str = Field(description="kind of error, e.g. InvalidInput, NotFound, StaleEdit")
+    detail: str = Field(description="what is wrong, for a person")
+
+
+_ERROR_JSON = {"application/json": {"schema": ErrorBody.model_json_schema()}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"content": _ERROR_JSON,
+            "description": "the request cannot be served as sent (the body says why); 422 for invalid input also "
+                           "lists `errors` by location"},
+    503: {"content": _ERROR_JSON, "description": "the database is unreachable; retry after `Retry-After` seconds",
+          "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}},
+}
+"""Declared on every operation (by the app factory), so the OpenAPI document states what errors look like."""
 
 
 def status_of(exc: errors.GridgovError) -> int:
@@ -39,6 +65,8 @@ def status_of(exc: errors.GridgovError) -> int:
 
 def error_response(status: int, kind: str, message: str, **extra) -> JSONResponse:
     headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else {}
+    if "retry_after_s" in extra:
+        headers["Retry-After"] = str(extra["retry_after_s"])
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": kind, "detail": message, **extra}, status_code=status, headers=headers)
@@ -54,6 +82,39 @@ async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
     return error_response(409, "Conflict", message, constraint=getattr(diag, "constraint_name", None))
 
 
+def _location(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's parameter and body validation, as an InvalidInput: ``detail`` a sentence, ``errors`` the list."""
+    issues = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in exc.errors()]
+    message = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()[:5])
+    return error_response(422, "InvalidInput", message or "invalid request", errors=issues)
+
+
+async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own errors (unknown path 404, method 405) and HTTPException raised by routers."""
+    if exc.status_code < 400:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    response = error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "HTTPError"), str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+_HTTP_KINDS = {400: "InvalidInput", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
+               405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 413: "PayloadTooLarge",
+               415: "UnsupportedMediaType", 422: "InvalidInput"}
+
+
+async def _data(_: Request, exc: DataError) -> JSONResponse:
+    """PostgreSQL refused a value (NUL byte in text, integer out of range, invalid date...): the input's fault."""
+    diag = getattr(exc.orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(exc.orig).splitlines()[0]
+    return error_response(422, "InvalidInput", f"a value cannot be stored or compared: {message}")
+
+
 async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         log.warning("database unavailable: %s", exc.orig)
@@ -62,7 +123,18 @@ async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
     return error_response(500, "InternalError", "unexpected database error (this is a bug; it was logged)")
 
 
+async def _pool_timeout(_: Request, exc: PoolTimeout) -> JSONResponse:
+    """No pooled connection came free within the pool's timeout (overload, or connections stuck while the server
+    is unreachable): the client should back off and retry, as for an outage."""
+    log.warning("database connection pool exhausted: %s", exc)
+    return error_response(503, "DatabaseUnavailable", "the service is busy (no database connection free); retry shortly")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.GridgovError, _domain)
     app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(DataError, _data)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)

@@ -37,3 +37,27 @@ class HealthPublic(BaseModel):
     postgis: str
     pgrouting: str
     schema_revision: str | None
+
+
+class AuditEntryPublic(BaseModel):
+    """One audit row as an auditor sees it (times in UTC)."""
+
+    id: int
+    at: datetime
+    username: str | None
+    role: str | None
+    action: str
+    object_type: str | None
+    object_id: str | None
+    fields: list[str]
+    purpose: str | None
+    result: str
+    client_addr: str | None
+
+    model_config = {"from_attributes": True}
+
+
+class AuditPagePublic(BaseModel):
+    total: int
+    offset: int
+    entries: list[AuditEntryPublic]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Engine
 
 from gridgov.settings import Settings
 from spatial.store import migrate
 from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine, normalize_url
+from spatial.store.privileges import service_role
+
+log = logging.getLogger("gridgov")
 
 
 def embedded_cluster(settings: Settings) -> LocalCluster | None:
@@ -25,9 +30,21 @@ def database_url(settings: Settings) -> str:
     return cluster.url(settings.database_name)
 
 
-def open_database(settings: Settings, *, upgrade: bool = True) -> Engine:
-    """An engine on the configured database, with the schema migrated to the newest revision."""
-    engine = make_engine(database_url(settings))
+def open_database(settings: Settings, *, upgrade: bool = True, service: bool = False) -> Engine:
+    """An engine on the configured database, with the schema migrated to the newest revision.
+
+    ``service=True`` (the web service): the engine's connections take the restricted role of
+    :mod:`spatial.store.privileges` when it is usable (else they stay the owner's, with a warning logged).
+    """
+    url = database_url(settings)
+    engine = make_engine(url)
     if upgrade:
         migrate.upgrade(engine)
-    return engine
+    if not service:
+        return engine
+    role = service_role(engine)
+    if role is None:
+        log.warning("the service runs as the database owner: the audit log is protected by trigger only")
+        return engine
+    engine.dispose()
+    return make_engine(url, role=role)

@@ -51,7 +51,16 @@ class Settings(BaseSettings):
     grid_households_min: int = Field(default=300, ge=0, description="workload range per grid (practice: 300–500)")
     grid_households_max: int = Field(default=500, ge=1)
     sliver_tolerance_m2: float = Field(default=1.0, ge=0, description="gaps/overlaps below this are ignored")
-    token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    token_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600,
+                             description="bearer token lifetime in seconds (1 minute to 7 days)")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins of one user name within login_window_s before logins "
+        "for that name are refused (429) until the window has passed")
+    login_max_failures_per_address: int = Field(default=30, ge=1,
+                                                description="the same, counted per client address")
+    login_window_s: int = Field(default=15 * 60, ge=1)
+    reveal_max_per_hour: int = Field(default=30, ge=1,
+                                     description="unmasked reveals (and revealed exports) one user may make per hour")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from spatial.errors import Forbidden
 from spatial.geometry.codes import scope_prefix
 
-ROLE_RANK = {"viewer": 0, "grid_worker": 1, "inspector": 2, "planner": 2, "admin": 9}
+ROLE_RANK = {"viewer": 0, "auditor": 0, "grid_worker": 1, "inspector": 2, "planner": 2, "admin": 9}
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,14 @@ class PayloadTooLarge(GridgovError):
     """The request or geometry is larger than gridgov accepts."""
 
 
+class TooManyRequests(GridgovError):
+    """The caller has done this too often recently (failed logins, reveals); ``retry_after_s`` says when to retry."""
+
+    def __init__(self, message: str, *, retry_after_s: int, **detail: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **detail)
+        self.retry_after_s = retry_after_s
+
+
 class DatabaseUnavailable(GridgovError):
     """The database cannot be reached; the request may be retried."""
 

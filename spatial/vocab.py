@@ -13,6 +13,7 @@ ROLES = MappingProxyType({
     "inspector": ("督查员", "Inspector"),
     "grid_worker": ("网格员", "Grid worker"),
     "viewer": ("查看者", "Viewer"),
+    "auditor": ("审计员", "Auditor"),
 })
 
 DIVISION_LEVELS = MappingProxyType({

@@ -148,14 +148,16 @@ def fresh_db_url(pg_server: _Server, template_url: str) -> Iterator[str]:
 @pytest.fixture
 def app_env(fresh_db_url: str, tmp_path: Path):
     """(FastAPI TestClient, sessionmaker) on a fresh database; data seeded through the sessionmaker is
-    committed and visible to the app."""
+    committed and visible to the app. Both connect with the service's restricted database role."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
     from gridgov.settings import Settings
     from spatial.store.engine import make_sessionmaker
 
-    engine = make_engine(fresh_db_url, pool_size=4)
+    from spatial.store.privileges import APP_ROLE
+
+    engine = make_engine(fresh_db_url, pool_size=4, role=APP_ROLE)  # as the service connects
     settings = Settings(database_url=fresh_db_url, data_dir=tmp_path)
     with TestClient(create_app(settings, engine=engine)) as client:
         yield client, make_sessionmaker(engine)

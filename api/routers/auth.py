@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordRequestForm
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, client_address
+from api.deps import CurrentUser, SessionDep, SettingsDep, client_address, principals
 from api.schemas import TokenPublic, UserPublic
 from spatial.access import Principal
 from spatial.store import audit, users
@@ -24,6 +24,10 @@ def _public(p: Principal, display_name: str | None = None) -> UserPublic:
 @router.post("/token", response_model=TokenPublic, summary="Log in (登录): user name + password → bearer token")
 def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
           settings: SettingsDep) -> TokenPublic:
+    request.state.login_name = form.username  # a refusal below is audited under this name (api.deps)
+    users.refuse_if_throttled(session, form.username, client_address(request), max_failures=settings.login_max_failures,
+                              max_per_address=settings.login_max_failures_per_address,
+                              window_s=settings.login_window_s)
     user = users.authenticate(session, form.username, form.password)
     token, expires = users.issue_token(session, user, settings.token_ttl_s)
     who = users.principal_for_user(session, user, client_address(request))
@@ -37,7 +41,8 @@ def me(who: CurrentUser) -> UserPublic:
 
 
 @router.post("/logout", status_code=204, summary="Revoke the token used for this request (退出登录)")
-def logout(session: SessionDep, who: CurrentUser,
+def logout(request: Request, session: SessionDep, who: CurrentUser,
            credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())]) -> None:
     users.revoke_token(session, credentials.credentials)
+    principals(request).forget(credentials.credentials)
     audit.record(session, who, "logout", object_type="user", object_id=who.username)

@@ -325,8 +325,9 @@ def my_grids(session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dic
 @api.post("/households/{household_id}/reveal", summary="Reveal unmasked values (查看完整信息, audited)",
           description="Grid workers of the household's grid (and admins) only, with a reason; planners, inspectors "
                       "and viewers cannot. Each reveal is written to the audit log.")
-def reveal(household_id: int, body: RevealIn, session: SessionDep, who: CurrentUser) -> dict[str, Any]:
-    return field.reveal(session, who, household_id, body.reason, body.fields)
+def reveal(household_id: int, body: RevealIn, session: SessionDep, who: CurrentUser,
+           settings: SettingsDep) -> dict[str, Any]:
+    return field.reveal(session, who, household_id, body.reason, body.fields, per_hour=settings.reveal_max_per_hour)
 
 
 @api.get("/campaigns", response_model=list[CampaignPublic], summary="Screening campaigns in my area (排查任务)")

@@ -1,22 +1,18 @@
 """Vector tiles (Mapbox Vector Tile), TileJSON and a MapLibre style. Building the tiles is :mod:`tiles`.
 
-Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers).
-To keep cached tiles fast the caller behind a token is remembered for ``PRINCIPAL_TTL_S`` seconds, so a
-revoked token may still fetch tiles for that long (never household counts outside its scope).
+Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers),
+looked up through the app's principal cache (:mod:`api.deps`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import bearer_token, principal_of, principals
 from spatial.access import Principal
-from spatial.errors import NotAuthenticated
-from spatial.store.users import principal_for_token
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -24,7 +20,6 @@ from tiles.style import style, tilejson
 router = APIRouter(prefix="/tiles", tags=["tiles · 矢量瓦片"])
 
 MVT = "application/vnd.mapbox-vector-tile"
-PRINCIPAL_TTL_S = 10.0
 ATTRIBUTION = "gridgov · map data © OpenStreetMap contributors (ODbL) where imported from OpenStreetMap"
 
 
@@ -36,29 +31,14 @@ def _service(request: Request) -> TileService:
     return service
 
 
-def _lookup(request: Request, token: str) -> Principal:
-    with request.app.state.sessions.begin() as session:
-        return principal_for_token(session, token, request.client.host if request.client else None)
-
-
 async def _caller(request: Request) -> Principal:
-    """The caller behind the bearer token, remembered for a few seconds (see the module docstring)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise NotAuthenticated("log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)")
-    known = getattr(request.app.state, "tile_principals", None)
-    if known is None:
-        known = request.app.state.tile_principals = {}
-    digest = hashlib.sha256(token.encode()).digest()
-    hit = known.get(digest)
-    if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    who = await run_in_threadpool(_lookup, request, token)
-    if len(known) > 10_000:
-        known.clear()
-    known[digest] = (who, time.monotonic() + PRINCIPAL_TTL_S)
-    return who
+    """The caller behind the bearer token, from the app's principal cache (see :mod:`api.deps`) so that a
+    cached tile needs no database round trip."""
+    token = bearer_token(request)
+    cache = principals(request)
+    if cache.get(token) is not None:
+        return principal_of(request, token, request.app.state.sessions)
+    return await run_in_threadpool(principal_of, request, token, request.app.state.sessions)
 
 
 def _respond(request: Request, result: TileResult) -> Response:

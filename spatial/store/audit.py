@@ -1,25 +1,108 @@
 """The audit log: who read, revealed, exported or changed what, when, from where and why.
 
-Rows are append-only (a trigger refuses UPDATE and DELETE). Write the entry in the same transaction as the
-action it records, so an action that is rolled back leaves no false record and vice versa.
+Rows are append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and the service's database role
+(:mod:`spatial.store.privileges`) has no such privilege. Write the entry of an action in the same
+transaction as the action (:func:`record`), so an action that is rolled back leaves no false record and
+vice versa. A *refused* action rolls its transaction back, so its row is written in a transaction of its
+own (:func:`record_apart`).
+
+The log also answers "how often lately" (:func:`count_recent`, for the login and reveal rate limits) and
+an auditor's questions (:func:`search`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from spatial.access import Principal
+from spatial.errors import TooManyRequests
 from spatial.store.models import AuditEntry
+
+log = logging.getLogger("gridgov.audit")
+MAX_TEXT = 500
 
 
 def record(session: Session, who: Principal | None, action: str, *, object_type: str | None = None,
            object_id: str | int | None = None, fields: Sequence[str] = (), purpose: str | None = None,
-           result: str = "ok") -> None:
+           result: str = "ok", client_addr: str | None = None) -> None:
+    """Add one row in ``session``'s transaction. ``client_addr`` defaults to the caller's address."""
     session.add(AuditEntry(
         username=who.username if who else None, role=who.role if who else None, action=action,
-        object_type=object_type, object_id=None if object_id is None else str(object_id), fields=list(fields),
-        purpose=purpose, result=result, client_addr=who.client_addr if who else None,
+        object_type=object_type, object_id=None if object_id is None else str(object_id)[:MAX_TEXT],
+        fields=list(fields), purpose=purpose[:MAX_TEXT] if purpose else purpose, result=result[:MAX_TEXT],
+        client_addr=client_addr or (who.client_addr if who else None),
     ))
     session.flush()
+
+
+def record_apart(sessions: sessionmaker[Session], who: Principal | None, action: str, **entry) -> None:
+    """:func:`record` in a transaction of its own (for refusals, whose request transaction rolls back).
+
+    A database that cannot be reached loses the row (logged), rather than turning the refusal into an error.
+    """
+    try:
+        with sessions.begin() as session:
+            record(session, who, action, **entry)
+    except SQLAlchemyError as exc:
+        log.warning("could not write the audit row of a refused %s: %s", action, exc)
+
+
+def count_recent(session: Session, action: str, window_s: int, *, username: str | None = None,
+                 object_id: str | None = None, client_addr: str | None = None, refused: bool = False) -> int:
+    """Rows of ``action`` in the last ``window_s`` seconds matching the given user name / object / address;
+    ``refused=True`` counts only refusals (``result`` starting with 'refused'), else only successes."""
+    query = select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == action, AuditEntry.at > func.now() - timedelta(seconds=window_s),
+        AuditEntry.result.startswith("refused") if refused else AuditEntry.result.not_like("refused%"))
+    for column, value in ((AuditEntry.username, username), (AuditEntry.object_id, object_id),
+                          (AuditEntry.client_addr, client_addr)):
+        if value is not None:
+            query = query.where(column == value)
+    return session.scalar(query) or 0
+
+
+def require_below_rate(session: Session, who: Principal, action: str, per_hour: int) -> None:
+    """TooManyRequests if ``who`` has done ``action`` ``per_hour`` times in the last hour."""
+    done = count_recent(session, action, 3600, username=who.username)
+    if done >= per_hour:
+        raise TooManyRequests(f"you have made {done} {action} requests in the last hour (at most {per_hour}); "
+                              "ask your supervisor if you need more", retry_after_s=600)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an auditor asks for; every field optional. Times are instants (timezone-aware)."""
+
+    username: str | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def given(self) -> list[str]:
+        return [name for name, value in vars(self).items() if value is not None]
+
+
+def search(session: Session, where: AuditFilter, *, limit: int = 100, offset: int = 0) -> tuple[int, list[AuditEntry]]:
+    """(number of matching rows, the page of them newest first). ``result`` matches as a prefix."""
+    conditions = [getattr(AuditEntry, name) == getattr(where, name)
+                  for name in ("username", "action", "object_type", "object_id") if getattr(where, name) is not None]
+    if where.result is not None:
+        conditions.append(AuditEntry.result.startswith(where.result, autoescape=True))
+    if where.since is not None:
+        conditions.append(AuditEntry.at >= where.since)
+    if where.until is not None:
+        conditions.append(AuditEntry.at < where.until)
+    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
+    rows = session.scalars(select(AuditEntry).where(*conditions)
+                           .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)).all()
+    return total, list(rows)

@@ -20,14 +20,21 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """A pooled engine; connections are checked before use so a restarted server is survived."""
+def make_engine(url: str, *, pool_size: int = 10, role: str | None = None) -> Engine:
+    """A pooled engine; connections are checked before use so a restarted server is survived.
+
+    With ``role``, every connection switches to that database role as it starts (the service runs as
+    :data:`spatial.store.privileges.APP_ROLE`, which may not change the audit log).
+    """
+    connect_args: dict[str, object] = {"connect_timeout": 5, "application_name": "gridgov"}
+    if role:
+        connect_args["options"] = f"-c role={role}"
     return create_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5, "application_name": "gridgov"},
+        connect_args=connect_args,
     )
 
 

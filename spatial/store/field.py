@@ -334,13 +334,15 @@ def _audit_read(session: Session, who: Principal, households: Sequence[Household
 
 
 def reveal(session: Session, who: Principal, household_id: int, reason: str,
-           fields: Sequence[str] = REVEALABLE) -> dict[str, Any]:
+           fields: Sequence[str] = REVEALABLE, *, per_hour: int = 30) -> dict[str, Any]:
     """The unmasked ``fields`` of one household, for a stated ``reason`` (at least 4 characters), audited.
 
     Only a grid worker of the household's grid (or an admin) may reveal; other roles get Forbidden, and a
-    household outside the worker's grids is NotFound (the same answer as one that does not exist).
+    household outside the worker's grids is NotFound (the same answer as one that does not exist). At most
+    ``per_hour`` reveals per user in any hour (TooManyRequests beyond).
     """
     who.require_role(*REVEAL_ROLES)
+    audit.require_below_rate(session, who, "reveal", per_hour)
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON or len(reason) > 500:
         raise InvalidInput(f"say why you need the full values (a reason of {MIN_REASON}–500 characters)")

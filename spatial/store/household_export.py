@@ -17,13 +17,17 @@ from spatial.privacy import mask_record
 from spatial.store import audit
 
 PERSONAL = ("head_name", "head_id_number", "head_phone")
+REVEALED_EXPORTS_PER_HOUR = 10
 
 
 def community_households(session: Session, who: Principal, community_code: str, *, reveal: bool = False,
                          purpose: str | None = None) -> list[dict[str, Any]]:
     """Rows (building_code, building_id, unit, floor, room, residents, head fields[, tags]) of the households
     in the buildings of ``community_code``, ordered by building and room. The caller checks that ``who``
-    may read them; this function masks and audits."""
+    may read them; this function masks, audits and limits unmasked exports to
+    :data:`REVEALED_EXPORTS_PER_HOUR` per user (TooManyRequests beyond)."""
+    if reveal:
+        audit.require_below_rate(session, who, "export_reveal", REVEALED_EXPORTS_PER_HOUR)
     rows = session.execute(text("""
         SELECT b.code AS building_code, b.id AS building_id, h.unit, h.floor, h.room, h.residents,
                h.head_name, h.head_id_number, h.head_phone, array_to_string(h.tags, ',') AS tags

@@ -14,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from spatial.store.privileges import grant_app_role
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -35,9 +37,11 @@ def current_revisions(engine: Engine) -> tuple[str, ...]:
 
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
-    """Bring the schema to ``revision`` (default: the newest of every branch). Safe to run again."""
+    """Bring the schema to ``revision`` (default: the newest of every branch), then grant the service's
+    role (:mod:`spatial.store.privileges`) the tables as they now are. Safe to run again."""
     with engine.begin() as conn:
         command.upgrade(_config(conn), revision)
+        grant_app_role(conn)
 
 
 def downgrade(engine: Engine, revision: str) -> None:

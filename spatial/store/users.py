@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spatial.access import Principal
-from spatial.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from spatial.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from spatial.store import audit
 from spatial.store.models import AuthToken, Grid, GridAssignment, User
 from spatial.vocab import ROLES
 
@@ -69,6 +70,19 @@ def authenticate(session: Session, username: str, password: str) -> User:
     if user is None:
         raise NotAuthenticated("wrong user name or password")
     return user
+
+
+def refuse_if_throttled(session: Session, username: str, client_addr: str | None, *, max_failures: int,
+                        max_per_address: int, window_s: int) -> None:
+    """TooManyRequests when ``username`` (or ``client_addr``) had too many failed logins in the last
+    ``window_s`` seconds; failures are the audit log's refused ``login`` rows, so limits hold across
+    processes and restarts. Checked before the password, so guessing cannot go on behind the limit."""
+    by_name = audit.count_recent(session, "login", window_s, object_id=username, refused=True)
+    by_address = audit.count_recent(session, "login", window_s, client_addr=client_addr, refused=True) \
+        if client_addr else 0
+    if by_name >= max_failures or by_address >= max_per_address:
+        raise TooManyRequests(f"too many failed logins; wait {window_s // 60} minutes and try again, or ask an "
+                              "administrator to reset the password", retry_after_s=window_s)
 
 
 def _digest(token: str) -> bytes:

@@ -1,0 +1,209 @@
+"""Trust: the service's database role cannot rewrite the audit log, refusals are audited, logins and reveals
+are rate-limited, auditors can query the log, logging out ends a token at once, settings have no secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from fixtures.synthetic_city import load_city
+from gridgov.database import open_database
+from gridgov.settings import Settings
+from spatial.store import users
+from spatial.store.engine import make_engine
+from spatial.store.models import User
+from spatial.store.privileges import APP_ROLE
+
+PASSWORD = "correct horse battery"
+COMMUNITY = "440399001001"
+
+
+# -- the database role ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def service_engine(fresh_db_url, tmp_path):
+    engine = open_database(Settings(database_url=fresh_db_url, data_dir=tmp_path), service=True)
+    yield engine
+    engine.dispose()
+
+
+def test_the_service_connects_as_its_own_role(service_engine):
+    with service_engine.connect() as conn:
+        assert conn.scalar(text("SELECT current_user")) == APP_ROLE
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_log SET result = 'forged'", "DELETE FROM audit_log",
+                                       "TRUNCATE audit_log"])
+def test_the_service_role_cannot_rewrite_the_audit_log(service_engine, statement):
+    with service_engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_log (action) VALUES ('test')"))
+    with service_engine.connect() as conn, pytest.raises(DBAPIError, match="permission denied"):
+        conn.execute(text(statement))
+    with service_engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'test' AND result = 'ok'")) == 1
+
+
+def test_the_service_role_still_reads_and_writes_the_other_tables(service_engine):
+    with service_engine.begin() as conn:
+        conn.execute(text("INSERT INTO divisions (code, level, name, boundary) VALUES ('440399001000', "
+                          "'subdistrict', 't', ST_Multi(ST_MakeEnvelope(114, 22.5, 114.01, 22.51, 4326)))"))
+        conn.execute(text("UPDATE divisions SET name = 'u' WHERE code = '440399001000'"))
+        assert conn.scalar(text("SELECT name FROM divisions WHERE code = '440399001000'")) == "u"
+
+
+def test_even_the_owner_cannot_truncate_the_audit_log(fresh_db_url):
+    engine = make_engine(fresh_db_url, pool_size=1)
+    try:
+        with engine.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
+            conn.execute(text("TRUNCATE audit_log"))
+    finally:
+        engine.dispose()
+
+
+# -- the API ----------------------------------------------------------------------------------------------------
+
+USERS = (("worker1", "grid_worker", None, f"{COMMUNITY}01"), ("planner1", "planner", "440399001000", None),
+         ("viewer1", "viewer", "440399001000", None), ("auditor1", "auditor", None, None),
+         ("admin1", "admin", None, None))
+
+
+@pytest.fixture
+def env(app_env):
+    """The app on a small synthetic community, with one user per role (all with PASSWORD)."""
+    client, sessions = app_env
+    password_hash = users.hash_password(PASSWORD)
+    with sessions.begin() as s:
+        load_city(s, households=400, seed=5)
+        for name, role, scope, grid in USERS:
+            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
+            s.add(user)
+            s.flush()
+            users.assign_grids(s, user, (grid,) if grid else ())
+        household = s.scalar(text("SELECT h.id FROM households h JOIN buildings b ON b.id = h.building_id "
+                                  "JOIN grids g ON g.id = b.grid_id WHERE g.code = :g ORDER BY h.id LIMIT 1"),
+                             {"g": f"{COMMUNITY}01"})
+    return client, sessions, household
+
+
+def login(client, name, password=PASSWORD):
+    return client.post("/api/auth/token", data={"username": name, "password": password})
+
+
+def bearer(client, name):
+    response = login(client, name)
+    assert response.status_code == 200, response.text
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
+
+
+def audit_rows(sessions, where: str, **params):
+    with sessions.begin() as s:
+        return s.execute(text(f"SELECT * FROM audit_log WHERE {where} ORDER BY id"), params).mappings().all()
+
+
+def settings_of(client, **changes):
+    client.app.state.settings = client.app.state.settings.model_copy(update=changes)
+
+
+def test_failed_logins_are_audited_then_refused_with_429_even_with_the_right_password(env):
+    client, sessions, _ = env
+    settings_of(client, login_max_failures=3)
+    for _ in range(3):
+        assert login(client, "worker1", "wrong password!").status_code == 401
+    refused = login(client, "worker1")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "too many failed logins" in refused.json()["detail"]
+    rows = audit_rows(sessions, "action = 'login' AND object_id = 'worker1'")
+    assert [r["result"][:11] for r in rows] == ["refused 401"] * 3 + ["refused 429"]
+    assert all(r["client_addr"] for r in rows)
+    assert login(client, "planner1").status_code == 200  # another name is not affected
+
+
+def test_failed_logins_from_one_address_are_limited_across_names(env):
+    client, _, _ = env
+    settings_of(client, login_max_failures_per_address=4)
+    for name in ("a1", "a2", "a3", "a4"):
+        assert login(client, name, "wrong password!").status_code == 401
+    assert login(client, "planner1").status_code == 429
+
+
+def test_a_refusal_is_audited_in_its_own_transaction(env):
+    client, sessions, household = env
+    response = client.post(f"/api/field/households/{household}/reveal", headers=bearer(client, "planner1"),
+                           json={"reason": "check the ledger"})
+    assert response.status_code == 403
+    rows = audit_rows(sessions, "action = 'refused' AND username = 'planner1'")
+    assert len(rows) == 1
+    assert rows[0]["object_id"] == "POST /api/field/households/{household_id}/reveal"
+    assert rows[0]["result"].startswith("refused 403") and rows[0]["role"] == "planner"
+    assert audit_rows(sessions, "action = 'reveal'") == []
+
+
+def test_reveals_are_rate_limited_per_user(env):
+    client, sessions, household = env
+    settings_of(client, reveal_max_per_hour=2)
+    worker = bearer(client, "worker1")
+    statuses = [client.post(f"/api/field/households/{household}/reveal", headers=worker,
+                            json={"reason": "visit follow-up"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert len(audit_rows(sessions, "action = 'reveal' AND username = 'worker1'")) == 2
+    assert len(audit_rows(sessions, "action = 'refused' AND username = 'worker1' AND result LIKE 'refused 429%'")) == 1
+
+
+def test_auditors_search_the_log_and_the_search_is_logged(env):
+    client, sessions, household = env
+    worker = bearer(client, "worker1")
+    client.post(f"/api/field/households/{household}/reveal", headers=worker, json={"reason": "visit follow-up"})
+    auditor = bearer(client, "auditor1")
+    page = client.get("/api/audit", headers=auditor, params={"action": "reveal", "username": "worker1"})
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert body["total"] == 1 and body["entries"][0]["object_id"] == str(household)
+    assert body["entries"][0]["purpose"] == "visit follow-up" and body["entries"][0]["fields"]
+    logins = client.get("/api/audit", headers=auditor, params={"action": "login", "limit": 2}).json()
+    assert logins["total"] == 2 and len(logins["entries"]) == 2  # worker1 and auditor1 logged in
+    assert logins["entries"][0]["at"] >= logins["entries"][1]["at"]
+    searches = audit_rows(sessions, "action = 'audit_search'")
+    assert len(searches) == 2 and searches[0]["fields"] == ["username", "action"]
+
+
+@pytest.mark.parametrize("name", ["viewer1", "planner1", "worker1"])
+def test_only_auditors_and_admins_read_the_audit_log(env, name):
+    client, _, _ = env
+    assert client.get("/api/audit", headers=bearer(client, name)).status_code == 403
+    assert client.get("/api/audit", headers=bearer(client, "admin1")).status_code == 200
+
+
+def test_logout_ends_the_token_at_once_for_the_api_and_tiles(env):
+    client, _, _ = env
+    headers = bearer(client, "viewer1")
+    assert client.get("/api/auth/me", headers=headers).status_code == 200
+    assert client.get("/tiles/grids/14/13348/7130.mvt", headers=headers).status_code in (200, 204)
+    assert client.post("/api/auth/logout", headers=headers).status_code == 204
+    assert client.get("/api/auth/me", headers=headers).status_code == 401
+    assert client.get("/tiles/grids/14/13348/7130.mvt", headers=headers).status_code == 401
+
+
+def test_an_expired_token_is_refused(env):
+    client, sessions, _ = env
+    headers = bearer(client, "viewer1")
+    with sessions.begin() as s:
+        s.execute(text("UPDATE auth_tokens SET expires_at = now() - interval '1 second'"))
+    client.app.state.principals = None  # as after PRINCIPAL_TTL_S
+    response = client.get("/api/auth/me", headers=headers)
+    assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+# -- settings -----------------------------------------------------------------------------------------------------
+
+def test_no_setting_is_a_secret_with_a_default():
+    for name, field in Settings.model_fields.items():
+        if any(word in name for word in ("password", "secret", "key", "token")) and name != "token_ttl_s":
+            assert field.default is None, name
+    assert Settings.model_fields["database_url"].default is None
+
+
+def test_token_lifetime_is_bounded():
+    with pytest.raises(ValidationError):
+        Settings(token_ttl_s=30 * 24 * 3600)
