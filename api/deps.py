@@ -29,7 +29,7 @@ from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
 from spatial.store import audit
 from spatial.store.users import principal_for_token
 
-_bearer = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
+bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
 PRINCIPAL_TTL_S = 10.0
 LOGIN_FIRST = "log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)"
 
@@ -139,7 +139,7 @@ def principal_of(request: Request, token: str, sessions: sessionmaker[Session] |
 
 
 def current_user(request: Request, session: SessionDep,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> Principal:
     if credentials is None:
         raise NotAuthenticated(LOGIN_FIRST)
     return principal_of(request, credentials.credentials, session)

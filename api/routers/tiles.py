@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import bearer_token, principal_of, principals
+from api.deps import bearer_scheme, bearer_token, principal_of, principals
 from spatial.access import Principal
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
@@ -76,7 +76,8 @@ def layer_tilejson(layer: str, request: Request) -> dict:
 
 
 @router.get("/{z}/{x}/{y}.mvt", summary="Several layers in one tile (组合瓦片)",
-            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}},
+            dependencies=[Depends(bearer_scheme)])
 async def combined_tile(request: Request, z: int, x: int, y: int,
                         layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
                         = None) -> Response:
@@ -87,7 +88,8 @@ async def combined_tile(request: Request, z: int, x: int, y: int,
 
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
-            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}},
+            dependencies=[Depends(bearer_scheme)])
 async def layer_tile(request: Request, layer: str, z: int, x: int, y: int) -> Response:
     who = await _caller(request)
     service = _service(request)
