@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     reveal_max_per_hour: int = Field(default=30, ge=1,
                                      description="unmasked reveals (and revealed exports) one user may make per hour")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    workers: int = Field(default=1, ge=1, le=64, description="web server processes; on n cores, about n")
+    access_log: bool = Field(default=True, description="log every request (off for benchmarks)")
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,14 +32,23 @@ MAX_TEXT = 500
 def record(session: Session, who: Principal | None, action: str, *, object_type: str | None = None,
            object_id: str | int | None = None, fields: Sequence[str] = (), purpose: str | None = None,
            result: str = "ok", client_addr: str | None = None) -> None:
-    """Add one row in ``session``'s transaction. ``client_addr`` defaults to the caller's address."""
-    session.add(AuditEntry(
+    """Add one row in ``session``'s transaction. ``client_addr`` defaults to the caller's address.
+    ``purpose`` and ``result`` are cut to :data:`MAX_TEXT` characters; ``object_id`` is kept whole."""
+    session.execute(insert(AuditEntry).values(
         username=who.username if who else None, role=who.role if who else None, action=action,
-        object_type=object_type, object_id=None if object_id is None else str(object_id)[:MAX_TEXT],
-        fields=list(fields), purpose=purpose[:MAX_TEXT] if purpose else purpose, result=result[:MAX_TEXT],
+        object_type=object_type, object_id=None if object_id is None else str(object_id), fields=list(fields),
+        purpose=purpose[:MAX_TEXT] if purpose else purpose, result=result[:MAX_TEXT],
         client_addr=client_addr or (who.client_addr if who else None),
     ))
-    session.flush()
+
+
+def record_read(session: Session, who: Principal, action: str, **entry) -> None:
+    """:func:`record` for a transaction that only *reads* (nearby, unvisited lists): its commit does not wait
+    for the disk (``synchronous_commit off`` for this transaction only). A server crash within the WAL
+    writer's delay (0.2 s by default) may lose the row of a read just answered; never of a change, since a
+    transaction that changes data must not use this."""
+    session.execute(text("SET LOCAL synchronous_commit TO off"))
+    record(session, who, action, **entry)
 
 
 def record_apart(sessions: sessionmaker[Session], who: Principal | None, action: str, **entry) -> None:

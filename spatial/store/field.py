@@ -325,9 +325,9 @@ def _buildings(households: Sequence[HouseholdView]) -> tuple[BuildingView, ...]:
 def _audit_read(session: Session, who: Principal, households: Sequence[HouseholdView], purpose: str) -> None:
     """One audit row per request that returned households: their ids, the (masked) fields, the purpose."""
     if households:
-        audit.record(session, who, "read_masked", object_type="household",
-                     object_id=",".join(str(h.id) for h in households), fields=PERSONAL_FIELDS,
-                     purpose=purpose[:500])
+        audit.record_read(session, who, "read_masked", object_type="household",
+                          object_id=",".join(str(h.id) for h in households), fields=PERSONAL_FIELDS,
+                          purpose=purpose[:500])
 
 
 # -- reveal -------------------------------------------------------------------------------------------------------
