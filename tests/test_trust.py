@@ -207,3 +207,12 @@ def test_no_setting_is_a_secret_with_a_default():
 def test_token_lifetime_is_bounded():
     with pytest.raises(ValidationError):
         Settings(token_ttl_s=30 * 24 * 3600)
+
+
+def test_api_answers_are_not_cached_and_carry_security_headers(env):
+    client, _, household = env
+    response = client.get("/api/auth/me", headers=bearer(client, "worker1"))
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
+    assert client.get("/api/health").headers["cache-control"] == "no-store"
+    assert "no-store" not in client.get("/static/common.js").headers.get("cache-control", "")
