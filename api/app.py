@@ -14,6 +14,7 @@ import importlib
 import pkgutil
 
 from api import errors, routers
+from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from gridgov.settings import Settings
 from spatial.store.engine import make_sessionmaker
@@ -62,4 +63,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.include_router(router, responses=errors.RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
