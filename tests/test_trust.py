@@ -7,11 +7,13 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from fixtures.synthetic_city import load_city
 from gridgov.database import open_database
 from gridgov.settings import Settings
 from spatial.store import users
+from spatial.store.checks import run_checks
 from spatial.store.engine import make_engine
 from spatial.store.models import User
 from spatial.store.privileges import APP_ROLE
@@ -216,3 +218,17 @@ def test_api_answers_are_not_cached_and_carry_security_headers(env):
     assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
     assert client.get("/api/health").headers["cache-control"] == "no-store"
     assert "no-store" not in client.get("/static/common.js").headers.get("cache-control", "")
+
+
+def test_gridgov_check_reports_whether_the_service_may_change_the_audit_log(fresh_db_url):
+    engine = make_engine(fresh_db_url, pool_size=1)
+    try:
+        with engine.connect() as conn, Session(bind=conn) as session:
+            closed = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
+            session.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))
+            opened = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
+            session.rollback()
+    finally:
+        engine.dispose()
+    assert closed.ok and "only read and append" in closed.detail
+    assert not opened.ok

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from spatial.store.engine import server_info
 from spatial.store.migrate import head_revisions
+from spatial.store.privileges import APP_ROLE
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,22 @@ def run_checks(session: Session, metric_srid: int = 4547, tolerance_m2: float = 
         failures = session.execute(text(query), params).scalar_one()
         results.append(CheckResult(name, failures == 0, f"{failures} failing"))
     results.append(_walking_network(session))
+    results.append(_service_role(session))
     return results
+
+
+def _service_role(session: Session) -> CheckResult:
+    """The service's role exists and may not change the audit log (:mod:`spatial.store.privileges`)."""
+    role_ok, may_change = session.execute(text(
+        "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :r), "
+        "EXISTS (SELECT FROM pg_roles WHERE rolname = :r AND (has_table_privilege(:r, 'audit_log', 'UPDATE') "
+        "OR has_table_privilege(:r, 'audit_log', 'DELETE') OR has_table_privilege(:r, 'audit_log', 'TRUNCATE')))"),
+        {"r": APP_ROLE}).one()
+    if not role_ok:
+        return CheckResult("audit log closed to the service", False,
+                           f"role {APP_ROLE} is missing: the service runs as the owner (see spatial/store/privileges.py)")
+    return CheckResult("audit log closed to the service", not may_change,
+                       f"{APP_ROLE} may {'change' if may_change else 'only read and append to'} audit_log")
 
 
 def _walking_network(session: Session, min_share: float = 0.99) -> CheckResult:
