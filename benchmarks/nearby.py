@@ -11,7 +11,8 @@
 4. Nearby queries through the HTTP API: uvicorn (1 and 2 workers) in a subprocess on 127.0.0.1, ``concurrency``
    client threads (http.client, keep-alive), positions in GCJ-02 inside a grid worker's 4 grids, radius 200 m, 50 households;
    a bounded loop (``requests`` in all, at most ``--max-seconds``). Prints p50/p95/p99 latency and throughput,
-   then the same for walking distance (fewer requests).
+   then the same for walking distance (fewer requests); then the same again driven by wrk (if installed; a C
+   client, so the Python client's own CPU use does not weigh on the server's two cores), 20 s and 10 s.
 
 Figures only, no assertions. The machine is shared: numbers vary with what else runs.
 """
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +48,7 @@ from spatial.store import field, users
 from spatial.store.engine import make_engine
 
 SUBDISTRICT = DISTRICT[0][:6] + "001000"
+WRK_SCRIPT = Path(__file__).with_name("nearby.lua")
 PASSWORD = "benchmark password"
 
 
@@ -196,6 +201,31 @@ def load(base: str, token: str, points, concurrency: int, max_seconds: float, mo
     return latencies, time.perf_counter() - started, errors
 
 
+def load_wrk(base: str, token: str, points, concurrency: int, seconds: float, mode: str) -> dict | None:
+    """The same requests driven by wrk (a C load generator using little CPU, so the figures are the server's):
+    ``concurrency`` connections on 2 threads for ``seconds``. None when wrk is not installed."""
+    if shutil.which("wrk") is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+        for lon, lat in points:
+            glon, glat = wgs84_to_gcj02(lon, lat)
+            listing.write(urlencode({"lon": float(glon), "lat": float(glat), "crs": "GCJ-02", "radius": 200,
+                                     "limit": 50, "mode": mode}) + "\n")
+    try:
+        done = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds:.0f}s", "-s", str(WRK_SCRIPT), base],
+                              capture_output=True, text=True, env={**os.environ, "TOKEN": token, "POINTS": listing.name},
+                              timeout=seconds + 60)
+    finally:
+        os.unlink(listing.name)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def wrk_line(label: str, figures: dict) -> None:
+    print(f"{label:<44} n={figures['requests']:>5}  p50 {figures['p50_ms']:6.2f} ms  p95 {figures['p95_ms']:6.2f} ms"
+          f"  p99 {figures['p99_ms']:6.2f} ms  {figures['requests'] / figures['seconds']:7.1f} req/s"
+          f"  errors {figures['errors']}")
+
+
 def bench_http(url: str, points, concurrency: int, requests: int, max_seconds: float, workers: int) -> None:
     with server(url, workers) as base:
         token = httpx.post(base + "/api/auth/token", data={"username": "bench_worker", "password": PASSWORD}).json()
@@ -209,6 +239,10 @@ def bench_http(url: str, points, concurrency: int, requests: int, max_seconds: f
         latency_line(f"nearby walking over HTTP, {workers} worker(s), c. {concurrency}", latencies, wall)
         if errors or errors_walk:
             print(f"non-200 answers: {errors} straight, {errors_walk} walking")
+        for mode, seconds in (("straight", 20), ("walk", 10)):
+            figures = load_wrk(base, token, points, concurrency, seconds, mode)
+            if figures:
+                wrk_line(f"nearby {mode} over HTTP (wrk), {workers} w., c. {concurrency}", figures)
 
 
 def main(argv: list[str] | None = None) -> int:
