@@ -39,7 +39,8 @@ def test_propose_writes_nothing_and_adopt_writes_versions(planner):
     assert body["grids"]["crs"] == "GCJ-02" and body["grids"]["features"]
     assert body["stats"]["share_in_range"] >= 0.9
     assert active_grids(sessions) == before
-    adopted = client.post("/api/plans/adopt", headers=headers,
+    assert proposal.headers["ETag"] == body["basis"] and body["basis"].startswith(f'"{VILLAGE}.p')
+    adopted = client.post("/api/plans/adopt", headers={**headers, "If-Match": body["basis"]},
                           json={"community_code": VILLAGE, "reason": "rebalance the village"})
     assert adopted.status_code == 200, adopted.text
     assert len(adopted.json()["created"]) == len(body["grids"]["features"]) == active_grids(sessions)
@@ -47,6 +48,20 @@ def test_propose_writes_nothing_and_adopt_writes_versions(planner):
         reasons = s.execute(text("SELECT DISTINCT reason FROM grid_versions WHERE community_code = :c AND version = 1 "
                                  "AND grid_id IN (SELECT id FROM grids WHERE retired_at IS NULL)"), {"c": VILLAGE}).scalars().all()
     assert reasons == ["rebalance the village"]
+
+
+def test_adopting_a_plan_made_on_grids_changed_since_is_refused(planner):
+    client, sessions, headers = planner
+    basis = client.post("/api/plans/propose", json={"community_code": VILLAGE}, headers=headers).json()["basis"]
+    body = {"community_code": VILLAGE, "reason": "rebalance the village"}
+    assert client.post("/api/plans/adopt", headers=headers, json=body).status_code == 428
+    renamed = client.get(f"/api/grids/{VILLAGE}01", headers=headers)
+    assert client.patch(f"/api/grids/{VILLAGE}01", json={"name": "新名字", "reason": "rename"},
+                        headers={**headers, "If-Match": renamed.headers["ETag"]}).status_code == 200
+    before = active_grids(sessions)
+    stale = client.post("/api/plans/adopt", headers={**headers, "If-Match": basis}, json=body)
+    assert stale.status_code == 412 and "changed after this plan was proposed" in stale.json()["detail"]
+    assert active_grids(sessions) == before
 
 
 def test_micro_grids_of_a_grid_and_roles(planner):

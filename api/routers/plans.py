@@ -7,15 +7,16 @@ give the same plan), retires the community's grids and writes the new ones as ne
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping, shape
 
 import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from spatial.access import Principal
+from spatial.errors import PreconditionRequired
 from spatial.geometry.crs import from_wgs84, parse_crs
 from spatial.store import grids as grid_store
 from spatial.store import plans
@@ -40,27 +41,36 @@ def _planner(who: Principal, community_code: str) -> None:
     who.require_scope(community_code)
 
 
-@router.post("/api/plans/propose", summary="Propose balanced grids for a community (均衡网格方案，不写入)")
-def propose(body: PlanRequest, session: SessionDep, settings: SettingsDep, who: CurrentUser) -> dict[str, Any]:
+@router.post("/api/plans/propose", summary="Propose balanced grids for a community (均衡网格方案，不写入)",
+             description="The answer's `basis` (also its ETag) names the grids the plan was made on: send it as "
+                         "`If-Match` to adopt, so that a grid changed meanwhile is never overwritten unseen (412).")
+def propose(body: PlanRequest, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+            response: Response) -> dict[str, Any]:
     _planner(who, body.community_code)
     proposal = plans.propose_plan(session, body.community_code, low=body.low, high=body.high,
                                   metric_srid=settings.metric_srid)
+    basis = response.headers["ETag"] = plans.plan_basis(session, body.community_code)
     crs = parse_crs(body.crs)
     collection = proposal.feature_collection()
     for feature in collection["features"]:
         feature["geometry"] = mapping(from_wgs84(shape(feature["geometry"]), crs))
     return {"community_code": body.community_code, "range": [body.low, body.high], "stats": proposal.stats,
             "current_stats": proposal.current_stats, "grids": {**collection, "crs": crs.name},
-            "excluded_buildings": list(proposal.excluded)}
+            "excluded_buildings": list(proposal.excluded), "basis": basis}
 
 
 @router.post("/api/plans/adopt", summary="Adopt the balanced plan as the community's new grids (采用方案)")
-def adopt(body: AdoptRequest, session: SessionDep, settings: SettingsDep, who: CurrentUser) -> dict[str, Any]:
+def adopt(body: AdoptRequest, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+          if_match: Annotated[str | None, Header(description="the `basis` of the proposal")] = None
+          ) -> dict[str, Any]:
     _planner(who, body.community_code)
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the proposal's basis (from POST /api/plans/propose) so that "
+                                   "grids changed since are never overwritten")
     proposal = plans.propose_plan(session, body.community_code, low=body.low, high=body.high,
                                   metric_srid=settings.metric_srid)
     report = plans.adopt_plan(session, body.community_code, proposal, who.username, body.reason,
-                              metric_srid=settings.metric_srid)
+                              metric_srid=settings.metric_srid, basis=if_match)
     tiles.invalidate_after_commit(session, plans.community_bounds(session, body.community_code))
     return {**asdict(report), "stats": proposal.stats}
 

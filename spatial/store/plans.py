@@ -12,10 +12,15 @@ rows of :data:`GRID_ROW_TOLERANCE_M`, rows north→south) — the grid editor's 
 past 99, Conflict. Buildings go to the new grid holding most of their
 footprint and are numbered 1.. in reading order within it (their 19-digit codes change, by trigger);
 micro-grids are regenerated per new grid. Grid-worker assignments stay on the retired grids (reported).
+
+**Stale plans**: a proposal is made on the community's grids as they are (:func:`plan_basis`, an ETag naming the
+code and version of every current grid). Adopting with an older basis than the stored one is refused
+(StaleEdit, 412): a grid redrawn after the proposal is never overwritten unseen.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial.analysis.balance import DEFAULT_RANGE, plan_stats, propose_balanced_plan
-from spatial.errors import Conflict, InvalidInput, NotFound
+from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
 from spatial.geometry.codes import division_level, grid_code, reading_order
 from spatial.geometry.crs import to_wgs84, transform_geom
 from spatial.store.engine import acting_as
@@ -109,16 +114,32 @@ def propose_plan(session: Session, community_code: str | None = None, *, area: G
     return PlanProposal(community_code, low, high, grids, plan.stats, current, tuple(plan.excluded))
 
 
+def plan_basis(session: Session, community_code: str, *, lock: bool = False) -> str:
+    """The ETag of a community's current grid plan: ``"<community>.p<12 hex digits>"``, a digest of the code
+    and version of every current grid. ``lock=True`` also locks those grid rows until the transaction ends."""
+    rows = session.execute(text(
+        "SELECT code, version FROM grids WHERE community_code = :c AND retired_at IS NULL ORDER BY code"
+        + (" FOR UPDATE" if lock else "")), {"c": community_code}).all()
+    digest = hashlib.sha256(";".join(f"{code}:{version}" for code, version in rows).encode()).hexdigest()[:12]
+    return f'"{community_code}.p{digest}"'
+
+
 def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, actor: str, reason: str, *,
-               metric_srid: int = 4547, micro_grids: bool = True) -> AdoptReport:
+               metric_srid: int = 4547, micro_grids: bool = True, basis: str | None = None) -> AdoptReport:
     """Write ``proposal`` as the community's new grids (see the module docstring). The caller commits.
 
     InvalidInput when the proposal is for another area or does not cover the community exactly (within
     :data:`COVER_TOLERANCE_M2`), or when the reason is blank; NotFound for an unknown community; Conflict
-    when the new numbers would pass 99. Nothing is written when it raises.
+    when the new numbers would pass 99; StaleEdit when ``basis`` (from :func:`plan_basis` when the plan was
+    proposed) is not the current one. Nothing is written when it raises.
     """
     if not reason or not reason.strip():
         raise InvalidInput("adopting a plan needs a reason")
+    if basis is not None:
+        current = plan_basis(session, community_code, lock=True)
+        if basis.strip().removeprefix("W/") != current:
+            raise StaleEdit(f"the grids of community {community_code} changed after this plan was proposed "
+                            f"(plan made on {basis}, now {current}): propose again and review", current=current)
     if proposal.community_code != community_code:
         raise InvalidInput(f"the proposal was made for {proposal.community_code or 'a drawn area'}, "
                            f"not for community {community_code}")
