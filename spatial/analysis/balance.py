@@ -43,7 +43,7 @@ import numpy as np
 import shapely
 from shapely import Geometry
 
-from spatial.analysis.microgrids import _adjacency, _find, _neighbours, _pieces, _spanning_tree, _union
+from spatial.analysis import cellgraph
 from spatial.analysis.tessellation import DEFAULT_SPACING_M, Tessellation, tessellate
 
 DEFAULT_RANGE = (300, 500)
@@ -146,14 +146,14 @@ def plan_units(area: Geometry, footprints: Mapping[Hashable, Geometry], househol
     cells = np.array([tess.cells[k] for k in keys], dtype=object)
     block = np.array([tess.enclosure_of[k] for k in keys])
     weight = np.array([int(households.get(k) or 0) for k in keys])
-    a, b, _ = _adjacency(cells, 1e-3)
+    a, b, _ = cellgraph.adjacency(cells, 1e-3)
     same = block[a] == block[b]
     parent = np.arange(len(keys))
     for x, y in zip(a[same].tolist(), b[same].tolist()):
-        rx, ry = _find(parent, x), _find(parent, y)
+        rx, ry = cellgraph.find(parent, x), cellgraph.find(parent, y)
         if rx != ry:
             parent[rx] = ry
-    roots = np.array([_find(parent, i) for i in range(len(keys))])
+    roots = np.array([cellgraph.find(parent, i) for i in range(len(keys))])
     units = []
     for root in dict.fromkeys(roots.tolist()):
         members = np.flatnonzero(roots == root)
@@ -161,7 +161,7 @@ def plan_units(area: Geometry, footprints: Mapping[Hashable, Geometry], househol
         if split_above is not None and total > split_above and len(members) > 1:
             units += [Unit(cells[i], int(weight[i]), (keys[i],), int(block[i])) for i in members]
         else:
-            units.append(Unit(_union(list(cells[members])), total, tuple(keys[i] for i in members),
+            units.append(Unit(cellgraph.union(list(cells[members])), total, tuple(keys[i] for i in members),
                               int(block[members[0]])))
     return units, tess
 
@@ -189,7 +189,7 @@ def propose_balanced_plan(area: Geometry, footprints: Mapping[Hashable, Geometry
     regions = []
     for label in range(k):
         members = np.flatnonzero(labels == label)
-        regions.append(Region(_union([units[i].polygon for i in members]),
+        regions.append(Region(cellgraph.union([units[i].polygon for i in members]),
                               sum(units[i].households for i in members),
                               tuple(b for i in members for b in units[i].buildings), tuple(members.tolist())))
     return BalancedPlan(tuple(regions), low, high,
@@ -280,7 +280,7 @@ class _UnitGraph:
 
     @classmethod
     def build(cls, units: list[Unit], polygons: np.ndarray, high: float) -> _UnitGraph:
-        a, b, shared = _adjacency(polygons, 1e-3)
+        a, b, shared = cellgraph.adjacency(polygons, 1e-3)
         edges = np.column_stack([a, b]).astype(np.int64) if len(a) else np.zeros((0, 2), dtype=np.int64)
         extra = _join(polygons, edges)
         if len(extra):
@@ -288,7 +288,7 @@ class _UnitGraph:
             shared = np.r_[shared, np.zeros(len(extra))]
         return cls(np.array([u.households for u in units], dtype=float), shapely.area(polygons),
                    shapely.length(polygons), np.array([u.block for u in units]), edges, shared,
-                   _neighbours(len(units), edges), np.array([u.households > high for u in units], dtype=bool))
+                   cellgraph.neighbours(len(units), edges), np.array([u.households > high for u in units], dtype=bool))
 
 
 def _join(polygons: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -332,7 +332,7 @@ def _best_cut(graph: _UnitGraph, nodes: np.ndarray, k1: int, k2: int, tries: int
     for _ in range(max(1, tries)):
         # random spanning tree; edges inside a block are drawn first so blocks tend to stay whole
         cost = rng.random(len(edges)) + same_block * 1.0
-        tree = _spanning_tree(len(nodes), edges, cost)
+        tree = cellgraph.spanning_tree(len(nodes), edges, cost)
         if len(tree) != len(nodes) - 1:
             return None
         tin, tout, sub = _subtrees(len(nodes), edges[tree], values)
@@ -446,7 +446,7 @@ def _local_moves(graph: _UnitGraph, labels: np.ndarray, k: int, low: int, high: 
             if best is None:
                 continue
             rest = set(np.flatnonzero(labels == src).tolist()) - {u}
-            if len(_pieces(sorted(rest), graph.adjacency)) != 1:
+            if len(cellgraph.pieces(sorted(rest), graph.adjacency)) != 1:
                 continue
             labels[u] = best
             count[src] -= 1

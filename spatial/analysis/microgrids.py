@@ -39,6 +39,7 @@ import numpy as np
 import shapely
 from shapely import Geometry
 
+from spatial.analysis import cellgraph
 from spatial.analysis.tessellation import DEFAULT_SPACING_M, tessellate
 
 TARGET, LOW, HIGH = 5, 4, 6
@@ -138,7 +139,7 @@ def plan_micro_grids(container: Geometry, footprints: Mapping[Hashable, Geometry
     for label in np.unique(labels):
         nodes = np.flatnonzero(labels == label)
         keys = tuple(k for i in nodes for k in graph.keys[i])
-        polygon = _union([graph.cells[i] for i in nodes])
+        polygon = cellgraph.union([graph.cells[i] for i in nodes])
         crossing, jump = _crossings(graph, set(nodes.tolist()))
         groups.append(MicroGrid(keys, polygon, kept.get(int(label)), crossing, jump))
     return MicroGridPlan(tuple(groups), tuple(k for k in tess.excluded if k not in attached))
@@ -169,10 +170,10 @@ def cell_graph(cells: Mapping[Hashable, Geometry], footprints: Mapping[Hashable,
     for root in dict.fromkeys(roots.tolist()):
         members = np.flatnonzero(roots == root)
         node_keys.append(tuple(keys[i] for i in members))
-        node_cells.append(_union([cells[keys[i]] for i in members]))
-        node_feet.append(_union(list(feet[members])))
+        node_cells.append(cellgraph.union([cells[keys[i]] for i in members]))
+        node_feet.append(cellgraph.union(list(feet[members])))
     node_cells_a = np.array(node_cells, dtype=object)
-    a, b, shared = _adjacency(node_cells_a, min_shared_m)
+    a, b, shared = cellgraph.adjacency(node_cells_a, min_shared_m)
     xy = shapely.get_coordinates(shapely.centroid(np.array(node_feet, dtype=object)))
     street = _street_edges(np.array(node_feet, dtype=object), a, b, streets)
     edges = np.column_stack([a, b]).astype(np.int64) if len(a) else np.zeros((0, 2), dtype=np.int64)
@@ -210,7 +211,7 @@ def partition(graph: CellGraph, nodes: np.ndarray | None = None, *, tries: int =
     best, best_score = None, None
     for attempt in range(max(1, tries + 1)):
         sigma = 0.0 if attempt == 0 else (0.5 if attempt % 2 else 1.5)
-        tree = _spanning_tree(len(nodes), edges, base * rng.lognormal(0.0, sigma, len(base)))
+        tree = cellgraph.spanning_tree(len(nodes), edges, base * rng.lognormal(0.0, sigma, len(base)))
         labels = _split_tree(len(nodes), edges[tree], keep_cost[tree], weight)
         score = _score(labels, weight, xy, edges, graph.street[keep], graph.virtual[keep])
         if best_score is None or score < best_score:
@@ -232,7 +233,7 @@ def _repair(labels, weight, xy, edges, street, virtual, rounds: int = 60) -> np.
     * dissolving a group below five into other groups below five, one chain per member (5·4 + 4·4 → 5·20).
     """
     labels = labels.copy()
-    adjacency = _neighbours(len(labels), edges)
+    adjacency = cellgraph.neighbours(len(labels), edges)
     score = _score(labels, weight, xy, edges, street, virtual)
     least = _least_deviation(int(weight.sum()))
     blocked: set[tuple[int, int]] = set()
@@ -341,7 +342,7 @@ def stable_partition(graph: CellGraph, previous: Mapping[Hashable, Iterable[Hash
                      seed: int = 0) -> tuple[np.ndarray, dict[int, Hashable]]:
     """Labels of all nodes and, for labels that continue a previous group, that group's id."""
     node_of = {k: i for i, keys in enumerate(graph.keys) for k in keys}
-    adjacency = _neighbours(graph.n, graph.edges[~graph.virtual])
+    adjacency = cellgraph.neighbours(graph.n, graph.edges[~graph.virtual])
     kept: dict[Hashable, set[int]] = {}
     for gid, members in previous.items():
         members = list(members)
@@ -350,11 +351,11 @@ def stable_partition(graph: CellGraph, previous: Mapping[Hashable, Iterable[Hash
             continue
         if LOW <= len(set(members)) <= HIGH and _connected(nodes, adjacency):
             kept[gid] = nodes
-    everything = _neighbours(graph.n, graph.edges)
+    everything = cellgraph.neighbours(graph.n, graph.edges)
     while True:
         taken = set().union(*kept.values()) if kept else set()
         free = [v for v in range(graph.n) if v not in taken]
-        pieces = _pieces(free, everything)
+        pieces = cellgraph.pieces(free, everything)
         bad = [p for p in pieces if not _splittable(int(graph.weight[list(p)].sum()))]
         released = False
         for piece in bad:
@@ -382,13 +383,6 @@ def stable_partition(graph: CellGraph, previous: Mapping[Hashable, Iterable[Hash
 # --- graph building ----------------------------------------------------------------------------------------
 
 
-def _union(polygons) -> Geometry:
-    if len(polygons) == 1:
-        return polygons[0]
-    try:
-        return shapely.coverage_union_all(polygons)
-    except shapely.errors.GEOSException:
-        return shapely.union_all(polygons)
 
 
 def _overlap_groups(feet: np.ndarray) -> np.ndarray:
@@ -401,28 +395,14 @@ def _overlap_groups(feet: np.ndarray) -> np.ndarray:
     a, b = a[k], b[k]
     overlap = shapely.area(shapely.intersection(feet[a], feet[b])) > 0.01
     for x, y in zip(a[overlap].tolist(), b[overlap].tolist()):
-        rx, ry = _find(roots, x), _find(roots, y)
+        rx, ry = cellgraph.find(roots, x), cellgraph.find(roots, y)
         if rx != ry:
             roots[max(rx, ry)] = min(rx, ry)
-    return np.array([_find(roots, i) for i in range(len(feet))])
+    return np.array([cellgraph.find(roots, i) for i in range(len(feet))])
 
 
-def _find(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return int(i)
 
 
-def _adjacency(cells: np.ndarray, min_shared: float):
-    if len(cells) < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    a, b = shapely.STRtree(cells).query(cells, predicate="intersects")
-    k = a < b
-    a, b = a[k], b[k]
-    shared = shapely.length(shapely.intersection(shapely.boundary(cells[a]), shapely.boundary(cells[b])))
-    k = shared > min_shared
-    return a[k], b[k], shared[k]
 
 
 def _street_edges(feet: np.ndarray, a, b, streets) -> np.ndarray:
@@ -443,10 +423,10 @@ def _join_components(cells: np.ndarray, edges: np.ndarray) -> np.ndarray:
     n = len(cells)
     if n < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    adjacency = _neighbours(n, edges)
+    adjacency = cellgraph.neighbours(n, edges)
     extra = []
     while True:
-        main = _pieces([0], adjacency, grow=True)[0]
+        main = cellgraph.pieces([0], adjacency, grow=True)[0]
         if len(main) == n:
             break
         inside = np.array(sorted(main))
@@ -462,36 +442,12 @@ def _join_components(cells: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.array(extra, dtype=np.int64).reshape(-1, 2)
 
 
-def _neighbours(n: int, edges: np.ndarray) -> list[set[int]]:
-    adjacency: list[set[int]] = [set() for _ in range(n)]
-    for a, b in edges.tolist():
-        adjacency[a].add(b)
-        adjacency[b].add(a)
-    return adjacency
 
 
-def _pieces(nodes: Iterable[int], adjacency: list[set[int]], grow: bool = False) -> list[set[int]]:
-    """Connected pieces of the subgraph induced by ``nodes`` (with ``grow``, of the whole graph from them)."""
-    allowed = None if grow else set(nodes)
-    seen: set[int] = set()
-    pieces = []
-    for start in nodes:
-        if start in seen:
-            continue
-        piece, stack = {start}, [start]
-        while stack:
-            v = stack.pop()
-            for w in adjacency[v]:
-                if w not in piece and (allowed is None or w in allowed):
-                    piece.add(w)
-                    stack.append(w)
-        seen |= piece
-        pieces.append(piece)
-    return pieces
 
 
 def _connected(nodes: set[int], adjacency: list[set[int]]) -> bool:
-    return len(_pieces(sorted(nodes), adjacency)) == 1
+    return len(cellgraph.pieces(sorted(nodes), adjacency)) == 1
 
 
 def _splittable(weight: int) -> bool:
@@ -527,19 +483,6 @@ def _crossings(graph: CellGraph, nodes: set[int]) -> tuple[bool, bool]:
 # --- spanning trees and their exact split ------------------------------------------------------------------
 
 
-def _spanning_tree(n: int, edges: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Indexes of the edges of a minimum spanning tree (Kruskal); the graph must be connected."""
-    parent = np.arange(n)
-    chosen = []
-    for e in np.argsort(cost, kind="stable").tolist():
-        a, b = edges[e]
-        ra, rb = _find(parent, int(a)), _find(parent, int(b))
-        if ra != rb:
-            parent[ra] = rb
-            chosen.append(e)
-            if len(chosen) == n - 1:
-                break
-    return np.array(chosen, dtype=np.int64)
 
 
 def _split_tree(n: int, edges: np.ndarray, keep_cost: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -637,8 +580,8 @@ def _needed(labels, edges, cheap, dear) -> int:
     def count(mask):
         parent = np.arange(len(labels))
         for a, b in edges[mask].tolist():
-            ra, rb = _find(parent, a), _find(parent, b)
+            ra, rb = cellgraph.find(parent, a), cellgraph.find(parent, b)
             if ra != rb:
                 parent[ra] = rb
-        return len({_find(parent, i) for i in range(len(labels))})
+        return len({cellgraph.find(parent, i) for i in range(len(labels))})
     return count(cheap) - count(dear)
