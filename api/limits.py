@@ -1,17 +1,28 @@
 """Refuse oversized request bodies early (413), before they are read into memory or parsed.
 
-Checks the declared ``Content-Length`` first and also counts the bytes of bodies sent without one
-(chunked), so a client cannot stream past the limit.
+Checks the declared ``Content-Length`` first (the app is not called at all) and also counts the bytes of bodies
+sent without one (chunked), so a client cannot stream past the limit: the read that crosses it fails, whatever
+the app answers then (FastAPI would call it "an error parsing the body", 400) is dropped, and the client gets
+the 413. Uploaded archives are checked too (:func:`check_archive`): a small zip may inflate to gigabytes.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
+from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from spatial.errors import InvalidInput, PayloadTooLarge
+
+ARCHIVE_INFLATION = 20
+"""An uploaded zip may unpack to at most this many times the body limit."""
+
 
 class BodyLimit:
+    """ASGI middleware: 413 for a request body over ``max_bytes`` (declared or streamed)."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -24,19 +35,32 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        seen = 0
+        seen, exceeded, started = 0, False, False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                raise _TooLarge
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
+                exceeded = True
                 raise _TooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's answer to the failed read; the client gets the 413 instead
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
@@ -50,3 +74,18 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def check_archive(path: Path, max_bytes: int) -> None:
+    """PayloadTooLarge if the zip at ``path`` would unpack to more than ``max_bytes`` (its declared sizes;
+    a zip bomb is refused before anything reads it); InvalidInput if it is not a readable zip. Other files pass."""
+    if path.suffix.lower() != ".zip":
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidInput(f"{path.name}: not a readable zip ({exc})") from exc
+    if unpacked > max_bytes:
+        raise PayloadTooLarge(f"the zip unpacks to {unpacked:,} bytes; at most {max_bytes:,} are accepted",
+                              unpacked_bytes=unpacked, max_bytes=max_bytes)

@@ -13,6 +13,8 @@
     gridgov check                database, extensions, schema and data integrity
     gridgov synthetic-city [--households N]   a large synthetic city (benchmarks), once
     gridgov campaign open NAME --division CODE | --grid CODE ...;  gridgov campaign coverage ID
+    gridgov backup FILE          the whole database to one file (pg_dump custom format)
+    gridgov restore FILE [--force]   a backup into the configured database (refuses a non-empty one)
 
 The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``GRIDGOV_DATA_DIR``.
 """
@@ -146,7 +148,15 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from api.app import create_app
 
     click.echo(f"gridgov on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=settings.access_log)
+        return
+    # Start the embedded cluster and migrate once, before the workers (each reads the same settings from the
+    # environment and settings file) race to do it.
+    open_database(settings).dispose()
+    click.echo(f"{settings.workers} worker processes")
+    uvicorn.run("api.app:create_app", factory=True, workers=settings.workers, host=host, port=port,
+                log_level="info", access_log=settings.access_log)
 
 
 @main.command(help="Serve the API and the map pages.")
@@ -503,3 +513,41 @@ def inspect_siting(settings: Settings, enclosure_id: int, threshold_m: float, di
                    f"nearest for {r.households_nearest[o.id]} households")
     for note in r.notes:
         click.echo("  " + note)
+
+
+# -- backups -------------------------------------------------------------------------------------------
+def _progress_once_started(label: str) -> Callable[[int, int], None]:
+    """:func:`_progress`, with the bar drawn only once there is progress (not before an early error)."""
+    bar: list[Callable[[int, int], None]] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(_progress(label))
+        bar[0](done, total)
+
+    return update
+
+
+@main.command(help="Back up the whole database to FILE (pg_dump custom format: schema, data, sequences, grants).")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def backup(settings: Settings, path: Path) -> None:
+    from spatial.store.backup import backup_database
+
+    with _reported_errors():
+        summary = backup_database(database_url(settings), path, progress=_progress_once_started("tables"))
+    click.echo(summary.line())
+
+
+@main.command(help="Restore a backup made by 'gridgov backup' into the configured database (created if missing). "
+                   "A database that already holds tables is refused unless --force, which drops and recreates it. "
+                   "A missing or damaged file changes nothing.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="drop and recreate a non-empty database first")
+@click.pass_obj
+def restore(settings: Settings, path: Path, force: bool) -> None:
+    from spatial.store.backup import restore_database
+
+    with _reported_errors():
+        summary = restore_database(database_url(settings), path, force=force, progress=_progress_once_started("tables"))
+    click.echo(summary.line())

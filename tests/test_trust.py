@@ -232,3 +232,16 @@ def test_gridgov_check_reports_whether_the_service_may_change_the_audit_log(fres
         engine.dispose()
     assert closed.ok and "only read and append" in closed.detail
     assert not opened.ok
+
+
+def test_an_audit_row_naming_thousands_of_households_is_stored(fresh_db_url):
+    engine = make_engine(fresh_db_url, pool_size=1)
+    try:
+        with engine.begin() as conn, Session(bind=conn) as session:
+            from spatial.store import audit
+
+            audit.record(session, None, "read_masked", object_type="household",
+                         object_id=",".join(str(i) for i in range(100_000, 120_000)))
+            assert audit.count_recent(session, "read_masked", 60) == 1
+    finally:
+        engine.dispose()

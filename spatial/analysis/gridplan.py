@@ -145,6 +145,8 @@ def plan_redraw(c: Community, grid_id: int, geom: Geometry, *, move_shared_bound
     if not move_shared_boundary:
         return {grid_id: snapped}
     snapped = clean(shapely.intersection(snapped, c.boundary))
+    if snapped.is_empty:
+        raise InvalidInput(f"the boundary lies outside community {c.code}: draw it inside the community")
     plan: Plan = {grid_id: snapped}
     neighbours = {gid: g.geom for gid, g in c.grids.items() if gid != grid_id}
     for gid, other in neighbours.items():

@@ -26,7 +26,11 @@ def make_engine(url: str, *, pool_size: int = 10, role: str | None = None) -> En
     With ``role``, every connection switches to that database role as it starts (the service runs as
     :data:`spatial.store.privileges.APP_ROLE`, which may not change the audit log).
     """
-    connect_args: dict[str, object] = {"connect_timeout": 5, "application_name": "gridgov"}
+    # A server that is down answers at once over the Unix socket; over TCP, a partition must not hang a request:
+    # connecting gives up after 3 s and a silent peer is dropped after about 10 s (keepalives, TCP user timeout).
+    connect_args: dict[str, object] = {"connect_timeout": 3, "application_name": "gridgov", "keepalives": 1,
+                                       "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                                       "tcp_user_timeout": 10_000}
     if role:
         connect_args["options"] = f"-c role={role}"
     return create_engine(
@@ -34,6 +38,7 @@ def make_engine(url: str, *, pool_size: int = 10, role: str | None = None) -> En
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        pool_timeout=10,  # every connection busy for 10 s: 503 (api.errors) rather than a queue without end
         connect_args=connect_args,
     )
 

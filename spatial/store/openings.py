@@ -46,7 +46,6 @@ from spatial.vocab import BARRIER_KINDS, CHECKPOINT_KINDS, ENCLOSURE_KINDS, OPEN
 
 MIN_ENCLOSURE_M2 = 100.0
 MAX_ENCLOSURE_M2 = 20_000_000.0         # 20 km²: larger is a district, not an enclosure
-MAX_VERTICES = 10_000
 READ_ROLES = ("inspector", "planner", "grid_worker")
 STATE_ROLES = ("inspector", "planner")
 PLAN_ROLES = ("planner",)
@@ -120,11 +119,6 @@ def check_polygon(geometry: dict[str, Any], crs: CoordSys | str | None = None) -
     if len(multi.geoms) != 1:
         raise InvalidInput(f"an enclosure is one polygon; this geometry has {len(multi.geoms)} parts")
     return multi.geoms[0]
-
-
-def _is_position(p) -> bool:
-    return (isinstance(p, list | tuple) and len(p) >= 2
-            and all(isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c) for c in p[:2]))
 
 
 def _check_size(session: Session, polygon: Polygon, metric_srid: int) -> float:
