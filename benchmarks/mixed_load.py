@@ -63,7 +63,7 @@ from sqlalchemy.engine import make_url
 from benchmarks.common import database, percentiles
 from benchmarks.nearby import server
 from spatial.geometry.crs import transform_geom
-from spatial.store.cluster import LocalCluster, postgres_bindir
+from spatial.store.cluster import LocalCluster
 from spatial.store.engine import acting_as, make_engine, make_sessionmaker
 from tiles.grid import tile_range
 from tiles.sql import tile_layers
@@ -290,7 +290,7 @@ def cluster_of(url: str) -> LocalCluster | None:
 
 def crash(cluster: LocalCluster) -> None:
     """Stop PostgreSQL as a power cut would (no checkpoint; crash recovery at the next start)."""
-    cluster._run(str(postgres_bindir() / "pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(cluster.pgdata))
+    cluster.stop(crash=True)
 
 
 @dataclass

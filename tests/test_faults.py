@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from spatial.store import migrate
-from spatial.store.cluster import LocalCluster, postgres_bindir
+from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine
 from tests import drills
 from tests.drills import WEST
@@ -62,7 +62,7 @@ def fresh_db_url(crashable: LocalCluster) -> Iterator[str]:
 
 def crash(cluster: LocalCluster) -> None:
     """Stop the server as a power cut would: ``pg_ctl stop -m immediate``."""
-    cluster._run(str(postgres_bindir() / "pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(cluster.pgdata))
+    cluster.stop(crash=True)
     assert not cluster.running()
 
 

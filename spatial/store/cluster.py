@@ -159,9 +159,12 @@ class LocalCluster:
         self._run(str(postgres_bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.pgdata),
                   "-l", str(self.logfile))
 
-    def stop(self) -> None:
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the server: cleanly (``fast``: sessions are ended, data flushed), or with ``crash=True`` as by a
+        power cut (``immediate``: no checkpoint; the next start runs crash recovery). For fault drills."""
         if self.running():
-            self._run(str(postgres_bindir() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata))
+            self._run(str(postgres_bindir() / "pg_ctl"), "stop", "-w", "-m", "immediate" if crash else "fast",
+                      "-D", str(self.pgdata))
 
     # -- databases --------------------------------------------------------------------------------
     def url(self, dbname: str) -> str:
