@@ -21,7 +21,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from gridgov.settings import Settings
 from spatial.access import Principal
@@ -73,8 +74,8 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # async: no thread-pool hop for a dict lookup
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -121,28 +122,32 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def principal_of(request: Request, token: str, sessions: sessionmaker[Session] | Session) -> Principal:
-    """The caller behind ``token`` with this request's client address, from the cache or the database
-    (``sessions``: the request's session, or a sessionmaker for a short transaction of its own)."""
+def principal_of(request: Request, token: str) -> Principal:
+    """The caller behind ``token`` with this request's client address, from the cache or else the database
+    (a short transaction of its own; blocking: call it from a worker thread)."""
     cache = principals(request)
     who = cache.get(token)
     if who is None:
-        if isinstance(sessions, Session):
-            who = principal_for_token(sessions, token)
-        else:
-            with sessions.begin() as session:
-                who = principal_for_token(session, token)
+        with request.app.state.sessions.begin() as session:
+            who = principal_for_token(session, token)
         cache.put(token, who)
     who = replace(who, client_addr=client_address(request))
     request.state.principal = who
     return who
 
 
-def current_user(request: Request, session: SessionDep,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> Principal:
+async def caller(request: Request, token: str) -> Principal:
+    """:func:`principal_of` without leaving the event loop when the token is cached (the usual case)."""
+    if principals(request).get(token) is not None:
+        return principal_of(request, token)
+    return await run_in_threadpool(principal_of, request, token)
+
+
+async def current_user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                                 Depends(bearer_scheme)]) -> Principal:
     if credentials is None:
         raise NotAuthenticated(LOGIN_FIRST)
-    return principal_of(request, credentials.credentials, session)
+    return await caller(request, credentials.credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import bearer_scheme, bearer_token, principal_of, principals
+from api.deps import bearer_scheme, bearer_token, caller
 from spatial.access import Principal
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
@@ -32,13 +32,9 @@ def _service(request: Request) -> TileService:
 
 
 async def _caller(request: Request) -> Principal:
-    """The caller behind the bearer token, from the app's principal cache (see :mod:`api.deps`) so that a
+    """The caller behind the bearer token, through the app's principal cache (see :mod:`api.deps`), so that a
     cached tile needs no database round trip."""
-    token = bearer_token(request)
-    cache = principals(request)
-    if cache.get(token) is not None:
-        return principal_of(request, token, request.app.state.sessions)
-    return await run_in_threadpool(principal_of, request, token, request.app.state.sessions)
+    return await caller(request, bearer_token(request))
 
 
 def _respond(request: Request, result: TileResult) -> Response:
