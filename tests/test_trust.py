@@ -245,3 +245,18 @@ def test_an_audit_row_naming_thousands_of_households_is_stored(fresh_db_url):
             assert audit.count_recent(session, "read_masked", 60) == 1
     finally:
         engine.dispose()
+
+
+def test_migrations_from_several_processes_at_once_do_not_collide(fresh_db_url):
+    """Web server workers start together and each brings the schema up to date (and re-grants the service role)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spatial.store import migrate
+
+    engines = [make_engine(fresh_db_url, pool_size=1) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(migrate.upgrade, engines * 3))
+    finally:
+        for engine in engines:
+            engine.dispose()

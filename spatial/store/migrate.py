@@ -12,11 +12,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from spatial.store.privileges import grant_app_role
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x67726964  # "grid": the advisory lock key held while migrating
 
 
 def _config(connection=None) -> Config:
@@ -38,8 +39,10 @@ def current_revisions(engine: Engine) -> tuple[str, ...]:
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (default: the newest of every branch), then grant the service's
-    role (:mod:`spatial.store.privileges`) the tables as they now are. Safe to run again."""
+    role (:mod:`spatial.store.privileges`) the tables as they now are. Safe to run again, and from several
+    processes at once (web server workers starting together): an advisory lock lets one migrate at a time."""
     with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         command.upgrade(_config(conn), revision)
         grant_app_role(conn)
 
