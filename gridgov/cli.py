@@ -169,7 +169,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 DEMO_USERS = (("admin", "admin", None), ("planner", "planner", "subdistrict"), ("inspector", "inspector", "subdistrict"),
-              ("worker", "grid_worker", "grid"), ("viewer", "viewer", "subdistrict"))
+              ("worker", "grid_worker", "grid"), ("viewer", "viewer", "subdistrict"), ("auditor", "auditor", None))
 
 
 def _demo_users(session: Session, credentials: Path) -> str:
@@ -179,9 +179,8 @@ def _demo_users(session: Session, credentials: Path) -> str:
     from spatial.store import users
     from spatial.store.models import Division, Grid, User
 
-    if credentials.exists() and session.scalar(select(User).where(User.username == "admin")):
-        return credentials.read_text().strip()
-    password = secrets.token_urlsafe(9)
+    known = credentials.exists() and session.scalar(select(User).where(User.username == "admin"))
+    password = credentials.read_text().strip() if known else secrets.token_urlsafe(9)
     subdistrict = session.scalar(select(Division.code).where(Division.level == "subdistrict").order_by(Division.code))
     first_grid = session.scalar(select(Grid.code).order_by(Grid.code))
     for name, role, scope in DEMO_USERS:
@@ -190,6 +189,8 @@ def _demo_users(session: Session, credentials: Path) -> str:
         users.create_user(session, name, password, role, display_name=f"demo {role}",
                           scope_code=subdistrict if scope else None,
                           grid_codes=(first_grid,) if scope == "grid" and first_grid else ())
+    if known:
+        return password
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.touch(mode=0o600)
     credentials.write_text(password + "\n")
