@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -57,18 +58,36 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
                        fields=sorted(request.path_params), result=result, client_addr=client_address(request))
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the endpoint returns, rolled back if it raises.
 
     Runs with ``scope="function"`` so the commit happens before the response is sent: a client that sees
     a 2xx knows its change is stored. Refusals are audited after the rollback (module docstring).
+
+    Opening a session does no I/O (it connects on first use), so this runs on the event loop; the end of the
+    transaction (commit or rollback, and returning the connection to the pool) is one call in a worker thread.
     """
+    session = request.app.state.sessions()
     try:
-        with request.app.state.sessions.begin() as session:
-            yield session
-    except (Forbidden, TooManyRequests, NotAuthenticated) as exc:
-        _audit_refusal(request, exc)
+        yield session
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):  # a client gone away must not leave the transaction open
+            await run_in_threadpool(_end, session, False)
+            if isinstance(exc, Forbidden | TooManyRequests | NotAuthenticated):
+                await run_in_threadpool(_audit_refusal, request, exc)
         raise
+    await run_in_threadpool(_end, session, True)
+
+
+def _end(session: Session, commit: bool) -> None:
+    """Commit (or roll back) and close: the connection goes back to the pool."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

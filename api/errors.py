@@ -1,13 +1,16 @@
 """The one table that maps domain errors to HTTP statuses, and the handlers that apply it.
 
-Every error body is ``{"error": <kind>, "detail": <message for a person>, ...structured extras}``.
-A 500 is always a bug; database outages are 503 with ``Retry-After`` so clients back off and retry.
+Every error body is ``{"error": <kind>, "detail": <message for a person>, ...structured extras}``, FastAPI's
+request validation (422, with the list in ``errors``) and Starlette's own 404/405 included; :data:`RESPONSES`
+declares it on every operation of the OpenAPI document. A value PostgreSQL refuses (NUL byte, number out of
+range) is the input's fault: 422. A 500 is always a bug; database outages are 503 with ``Retry-After`` so
+clients back off and retry.
 """
 
 from __future__ import annotations
 
 import logging
-
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,13 +66,25 @@ def status_of(exc: errors.GridgovError) -> int:
     return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±infinity (which JSON cannot carry) as strings: an error about a NaN sent
+    by a client must not fail to render."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def error_response(status: int, kind: str, message: str, **extra) -> JSONResponse:
     headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else {}
     if "retry_after_s" in extra:
         headers["Retry-After"] = str(extra["retry_after_s"])
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse({"error": kind, "detail": message, **extra}, status_code=status, headers=headers)
+    return JSONResponse(_json_safe({"error": kind, "detail": message, **extra}), status_code=status, headers=headers)
 
 
 async def _domain(_: Request, exc: errors.GridgovError) -> JSONResponse:
@@ -88,10 +103,16 @@ def _location(loc: tuple) -> str:
 
 async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's parameter and body validation, as an InvalidInput: ``detail`` a sentence, ``errors`` the list."""
-    issues = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-              for e in exc.errors()]
-    message = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()[:5])
+    found = exc.errors()
+    issues = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in found]  # not "input": it may be huge, personal or NaN
+    message = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', '')}" for e in found[:5])
     return error_response(422, "InvalidInput", message or "invalid request", errors=issues)
+
+
+_HTTP_KINDS = {400: "InvalidInput", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
+               405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 413: "PayloadTooLarge",
+               415: "UnsupportedMediaType", 422: "InvalidInput"}
 
 
 async def _http(_: Request, exc: HTTPException) -> JSONResponse:
@@ -103,11 +124,6 @@ async def _http(_: Request, exc: HTTPException) -> JSONResponse:
     return response
 
 
-_HTTP_KINDS = {400: "InvalidInput", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
-               405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 413: "PayloadTooLarge",
-               415: "UnsupportedMediaType", 422: "InvalidInput"}
-
-
 async def _data(_: Request, exc: DataError) -> JSONResponse:
     """PostgreSQL refused a value (NUL byte in text, integer out of range, invalid date...): the input's fault."""
     diag = getattr(exc.orig, "diag", None)
@@ -115,8 +131,21 @@ async def _data(_: Request, exc: DataError) -> JSONResponse:
     return error_response(422, "InvalidInput", f"a value cannot be stored or compared: {message}")
 
 
+# SQLSTATE classes of an outage: connection exception, insufficient resources, operator intervention
+# (shutdown, statement timeout). Other OperationalErrors (e.g. 54000 program limit exceeded) are bugs.
+OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def is_outage(exc: DBAPIError) -> bool:
+    """Whether the database is unreachable or refusing work (503, retry), rather than refusing this query."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(exc, OperationalError) and (sqlstate is None or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES)
+
+
 async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
-    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+    if is_outage(exc):
         log.warning("database unavailable: %s", exc.orig)
         return error_response(503, "DatabaseUnavailable", "the database is not reachable; retry shortly")
     log.exception("database error")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from annotated_types import Ge, Le
+from pydantic import BaseModel, Field
 
 
 class UserPublic(BaseModel):
@@ -61,3 +63,21 @@ class AuditPagePublic(BaseModel):
     total: int
     offset: int
     entries: list[AuditEntryPublic]
+
+
+# -- bounds of request values: PostgreSQL never sees a number it cannot hold, a solver never runs for hours --
+
+PG_INTEGER_MAX = 2_147_483_647
+PG_BIGINT_MAX = 9_223_372_036_854_775_807
+
+Id = Annotated[int, Ge(1), Le(PG_INTEGER_MAX)]
+"""The id of a row with a ``serial`` key (grids, campaigns, enclosures, openings, checkpoints): a larger number
+would overflow PostgreSQL's ``integer`` (that was a 500)."""
+BigId = Annotated[int, Ge(1), Le(PG_BIGINT_MAX)]
+"""The id of a row with a ``bigserial`` key (buildings, households)."""
+
+SOLVER_MAX_S = 30.0
+SolverSeconds = Annotated[float | None, Field(gt=0, le=SOLVER_MAX_S, description=(
+    f"solver time for more than 13 stops, at most {SOLVER_MAX_S:g} s (default 0.2–2 s): guided local search "
+    "uses all of it"))]
+"""Time a request may give the route solver: bounded, since the search runs until its time is up."""

@@ -3,6 +3,8 @@ nothing leaked outside the caller's grids, reveals only for grid workers, GeoJSO
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pyproj import Transformer
 from sqlalchemy import text
@@ -193,3 +195,15 @@ def test_unvisited_geojson_and_route_in_the_callers_crs(env):
     foreign = client.post("/api/field/route", headers=headers["worker2"],
                           json={"lon": lon, "lat": lat, "household_ids": [feature["id"]]})
     assert foreign.status_code == 404
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e308, 3600.0, 0.0])
+def test_a_route_solver_time_that_is_not_a_few_seconds_is_refused(env, seconds):
+    """Found by tests/test_fuzz_api.py: NaN, Infinity or 1e308 were a 500, and a finite hour would keep guided
+    local search busy for that hour."""
+    client, _, headers, (lon, lat) = env
+    open_campaign(client, headers)
+    body = json.dumps({"lon": lon, "lat": lat, "nearest": 20, "time_limit_s": seconds})  # NaN: not JSON, yet parsed
+    response = client.post("/api/field/route", headers={**headers["worker1"], "Content-Type": "application/json"},
+                           content=body)
+    assert response.status_code == 422 and response.json()["error"] == "InvalidInput", response.text

@@ -260,3 +260,19 @@ def test_migrations_from_several_processes_at_once_do_not_collide(fresh_db_url):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_read_audit_row_relaxes_only_its_own_transaction(fresh_db_url):
+    from spatial.access import Principal
+    from spatial.store import audit
+
+    engine = make_engine(fresh_db_url, pool_size=1)
+    try:
+        with engine.connect() as conn, Session(bind=conn) as session:
+            audit.record_read(session, Principal(1, "w", "grid_worker"), "read_masked", object_id="1,2")
+            assert session.scalar(text("SHOW synchronous_commit")) == "off"
+            session.commit()
+            assert session.scalar(text("SHOW synchronous_commit")) == "on"
+            assert session.scalar(text("SELECT object_id FROM audit_log WHERE username = 'w'")) == "1,2"
+    finally:
+        engine.dispose()

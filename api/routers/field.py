@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +22,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsParam
+from api.schemas import BigId, Id, SolverSeconds
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
+from spatial.geometry.validate import position_from_xy
 from spatial.store import field
 from spatial.vocab import CAMPAIGN_STATUSES, HOUSEHOLD_TAGS, HOUSEHOLD_VISIT_STATUSES, VISIT_RESULTS, label
 
@@ -119,7 +120,7 @@ class CampaignPublic(BaseModel):
 
 
 class VisitCreate(BaseModel):
-    household_id: int
+    household_id: BigId
     result: str = Field(description="one of " + ", ".join(VISIT_RESULTS))
     lon: float = Field(description="the worker's position, x in crs")
     lat: float = Field(description="the worker's position, y in crs")
@@ -166,14 +167,14 @@ class RouteIn(BaseModel):
     lat: float = Field(description="start, y in position_crs (default: crs)")
     crs: str | None = Field(None, description="coordinate system of the answer (and of the positions by default)")
     position_crs: str | None = None
-    campaign_id: int | None = None
-    grid_id: int | None = None
-    household_ids: list[int] | None = Field(None, description="visit these instead of the campaign's unvisited")
+    campaign_id: Id | None = None
+    grid_id: Id | None = None
+    household_ids: list[BigId] | None = Field(None, description="visit these instead of the campaign's unvisited")
     nearest: int | None = Field(None, description="only the N buildings nearest to the start")
     closed: bool = Field(False, description="come back to the start")
     end: list[float] | None = Field(None, description="finish at this (x, y) in crs")
     speed_mps: float = Field(1.2, description="walking speed, m/s")
-    time_limit_s: float | None = Field(None, description="solver time for more than 13 stops (default 0.2–2 s)")
+    time_limit_s: SolverSeconds = None
 
 
 class RouteStopPublic(BaseModel):
@@ -217,10 +218,8 @@ class RoutePublic(BaseModel):
 
 
 def _wgs84(x: float, y: float, crs: CoordSys) -> tuple[float, float]:
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise InvalidInput("the position must be two finite numbers")
-    lon, lat = transform_xy(x, y, crs, WGS84)
-    return float(lon), float(lat)
+    """(lon, lat) of a position sent in ``crs``; 422 unless finite, in range and inside the service extent."""
+    return position_from_xy(x, y, crs)
 
 
 def _out(points: list[tuple[float, float]], crs: CoordSys) -> list[list[float]]:
@@ -293,7 +292,7 @@ def nearby(session: SessionDep, who: CurrentUser, settings: SettingsDep, lon: Lo
            radius: Annotated[float, Query(description="metres (1–2000)")] = 200.0,
            limit: Annotated[int, Query(description="households (1–500)")] = 50,
            mode: Annotated[str, Query(description="straight or walk")] = "straight",
-           campaign_id: int | None = None, only_unvisited: bool = False,
+           campaign_id: Id | None = None, only_unvisited: bool = False,
            purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
            position_crs: Annotated[str | None, Query(description="crs of lon/lat when it differs from crs")] = None,
            ) -> JSONResponse:
@@ -325,7 +324,7 @@ def my_grids(session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dic
 @api.post("/households/{household_id}/reveal", summary="Reveal unmasked values (查看完整信息, audited)",
           description="Grid workers of the household's grid (and admins) only, with a reason; planners, inspectors "
                       "and viewers cannot. Each reveal is written to the audit log.")
-def reveal(household_id: int, body: RevealIn, session: SessionDep, who: CurrentUser,
+def reveal(household_id: BigId, body: RevealIn, session: SessionDep, who: CurrentUser,
            settings: SettingsDep) -> dict[str, Any]:
     return field.reveal(session, who, household_id, body.reason, body.fields, per_hour=settings.reveal_max_per_hour)
 
@@ -344,12 +343,12 @@ def open_campaign(body: CampaignCreate, session: SessionDep, who: CurrentUser) -
 
 
 @api.get("/campaigns/{campaign_id}", response_model=CampaignPublic, summary="One campaign (排查任务详情)")
-def get_campaign(campaign_id: int, session: SessionDep, who: CurrentUser) -> CampaignPublic:
+def get_campaign(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CampaignPublic:
     return _campaign(field.get_campaign(session, who, campaign_id))
 
 
 @api.post("/campaigns/{campaign_id}/close", response_model=CampaignPublic, summary="Close a campaign (结束排查)")
-def close_campaign(campaign_id: int, session: SessionDep, who: CurrentUser) -> CampaignPublic:
+def close_campaign(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CampaignPublic:
     return _campaign(field.close_campaign(session, who, campaign_id))
 
 
@@ -357,7 +356,7 @@ def close_campaign(campaign_id: int, session: SessionDep, who: CurrentUser) -> C
           summary="Record a visit (登记走访)",
           description="One visit per household per campaign: a second one is 409 and nothing is recorded. Visits "
                       "recorded farther than the campaign's flag_distance_m from the building are flagged.")
-def record_visit(campaign_id: int, body: VisitCreate, session: SessionDep, who: CurrentUser) -> VisitPublic:
+def record_visit(campaign_id: Id, body: VisitCreate, session: SessionDep, who: CurrentUser) -> VisitPublic:
     x, y = _wgs84(body.lon, body.lat, parse_crs(body.crs))
     v = field.record_visit(session, who, campaign_id, body.household_id, result=body.result, lon=x, lat=y,
                            visited_at=body.visited_at, note=body.note)
@@ -369,7 +368,7 @@ def record_visit(campaign_id: int, body: VisitCreate, session: SessionDep, who: 
 
 @api.get("/campaigns/{campaign_id}/coverage", response_model=CoveragePublic, summary="Coverage (排查覆盖率)",
          description="Households screened / targeted per grid, community and in total, over your part of the campaign.")
-def coverage(campaign_id: int, session: SessionDep, who: CurrentUser) -> CoveragePublic:
+def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CoveragePublic:
     rows = field.coverage(session, who, campaign_id)
     return CoveragePublic(campaign_id=campaign_id, total=_coverage_row(rows[-1]),
                           communities=[_coverage_row(r) for r in rows if r.level == "community"],
@@ -379,8 +378,8 @@ def coverage(campaign_id: int, session: SessionDep, who: CurrentUser) -> Coverag
 @api.get("/campaigns/{campaign_id}/unvisited", summary="Households not yet visited, as GeoJSON (未走访住户)",
          description="A FeatureCollection of points (the building of each household) with masked properties; "
                      "audited.")
-def unvisited(campaign_id: int, session: SessionDep, who: CurrentUser, crs: CrsParam = None,
-              grid_id: int | None = None, limit: Annotated[int, Query()] = field.MAX_UNVISITED,
+def unvisited(campaign_id: Id, session: SessionDep, who: CurrentUser, crs: CrsParam = None,
+              grid_id: Id | None = None, limit: Annotated[int, Query()] = field.MAX_UNVISITED,
               purpose: str | None = None) -> dict[str, Any]:
     coords = parse_crs(crs)
     items = field.unvisited(session, who, campaign_id, grid_id=grid_id, limit=limit, purpose=purpose)

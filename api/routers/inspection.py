@@ -22,10 +22,12 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsParam
+from api.schemas import Id, SolverSeconds
 from spatial.analysis import patrol, siting
 from spatial.analysis.schedule import DAYS, DAYS_ZH, describe, format_week
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
+from spatial.geometry.validate import position_from_xy
 from spatial.store import coverage
 from spatial.store import openings as op
 from spatial.vocab import (BARRIER_KINDS, CHECKPOINT_KINDS, CHECKPOINT_STATUSES, DISTANCE_MODES, ENCLOSURE_KINDS,
@@ -45,10 +47,8 @@ LAYERS = ("enclosures", "openings", "unguarded", "barriers", "checkpoints", "hou
 
 
 def _wgs84(x: float, y: float, crs: CoordSys) -> tuple[float, float]:
-    if not (isinstance(x, int | float) and isinstance(y, int | float) and math.isfinite(x) and math.isfinite(y)):
-        raise InvalidInput("a position is two finite numbers [x, y]")
-    lon, lat = transform_xy(x, y, crs, WGS84)
-    return float(lon), float(lat)
+    """(lon, lat) of a position sent in ``crs``; 422 unless finite, in range and inside the service extent."""
+    return position_from_xy(x, y, crs)
 
 
 def _xy(point: tuple[float, float], crs: CoordSys) -> list[float]:
@@ -157,7 +157,7 @@ class PatrolIn(BaseModel):
     opening_ids: list[int] = Field(default_factory=list)
     building_ids: list[int] = Field(default_factory=list)
     speed_mps: float | None = Field(None, description="default 1.2 walking, 8.3 driving")
-    time_limit_s: float | None = Field(None, description="solver time above 13 stops (default 0.2–2 s)")
+    time_limit_s: SolverSeconds = None
     crs: str | None = None
 
 
@@ -290,7 +290,7 @@ def create_enclosure(body: EnclosureCreate, session: SessionDep, who: CurrentUse
 
 @router.put("/enclosures/{enclosure_id}/boundary", summary="Redraw an enclosure (修改围合边界)",
             description="Replaces the boundary (closed, valid polygon) and detects the openings again. Planners.")
-def redraw_enclosure(enclosure_id: int, body: BoundaryIn, session: SessionDep, who: CurrentUser,
+def redraw_enclosure(enclosure_id: Id, body: BoundaryIn, session: SessionDep, who: CurrentUser,
                      settings: SettingsDep) -> dict[str, Any]:
     polygon = op.check_polygon(body.geometry, parse_crs(body.crs))
     return _scan(op.redraw_enclosure(session, who, enclosure_id, polygon, metric_srid=settings.metric_srid))
@@ -299,7 +299,7 @@ def redraw_enclosure(enclosure_id: int, body: BoundaryIn, session: SessionDep, w
 @router.post("/enclosures/{enclosure_id}/scan", summary="Detect openings again (重新识别出入口)",
              description="After the street network or the boundary changed. Openings found again keep their state; "
                          "deleted ones stay deleted. Planners.")
-def scan_enclosure(enclosure_id: int, session: SessionDep, who: CurrentUser, settings: SettingsDep,
+def scan_enclosure(enclosure_id: Id, session: SessionDep, who: CurrentUser, settings: SettingsDep,
                    max_from_perimeter_m: float = op.DEFAULT_MAX_FROM_PERIMETER_M) -> dict[str, Any]:
     return _scan(op.rescan(session, who, enclosure_id, metric_srid=settings.metric_srid,
                            max_from_perimeter_m=max_from_perimeter_m))
@@ -308,7 +308,7 @@ def scan_enclosure(enclosure_id: int, session: SessionDep, who: CurrentUser, set
 @router.post("/enclosures/{enclosure_id}/openings", status_code=201, summary="Add an opening by hand (添加出入口)",
              description="A gate the map does not know, on the perimeter (refused farther than "
                          "max_from_perimeter_m). Planners.")
-def add_opening(enclosure_id: int, body: OpeningCreate, session: SessionDep, who: CurrentUser,
+def add_opening(enclosure_id: Id, body: OpeningCreate, session: SessionDep, who: CurrentUser,
                 settings: SettingsDep) -> dict[str, Any]:
     coords = parse_crs(body.crs)
     lon, lat = _wgs84(body.lon, body.lat, coords)
@@ -319,7 +319,7 @@ def add_opening(enclosure_id: int, body: OpeningCreate, session: SessionDep, who
 
 
 @router.get("/openings/{opening_id}", summary="One opening (出入口)")
-def get_opening(opening_id: int, session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dict[str, Any]:
+def get_opening(opening_id: Id, session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dict[str, Any]:
     return _opening_feature(op.get_opening(session, who, opening_id), parse_crs(crs))
 
 
@@ -327,7 +327,7 @@ def get_opening(opening_id: int, session: SessionDep, who: CurrentUser, crs: Crs
               description="Seal it (barrier_kind), make it a checkpoint (checkpoint: hours, staff), or open it; "
                           "change its width or note (inspectors, planners); move it (planners). Send the version "
                           "you edited: a stale one is 412.")
-def update_opening(opening_id: int, body: OpeningUpdate, session: SessionDep, who: CurrentUser,
+def update_opening(opening_id: Id, body: OpeningUpdate, session: SessionDep, who: CurrentUser,
                    settings: SettingsDep) -> dict[str, Any]:
     coords = parse_crs(body.crs)
     location = None
@@ -345,7 +345,7 @@ def update_opening(opening_id: int, body: OpeningUpdate, session: SessionDep, wh
 
 @router.delete("/openings/{opening_id}", status_code=204, summary="Delete an opening (删除出入口)",
                description="It stays deleted when the perimeter is scanned again. Planners.")
-def delete_opening(opening_id: int, session: SessionDep, who: CurrentUser, version: int | None = None) -> Response:
+def delete_opening(opening_id: Id, session: SessionDep, who: CurrentUser, version: int | None = None) -> Response:
     op.delete_opening(session, who, opening_id, version=version)
     return Response(status_code=204)
 

@@ -31,7 +31,7 @@ def read_layer(name: str, request: Request, session: SessionDep, settings: Setti
                crs: CrsParam = None, bbox: BboxParam = None,
                bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
                limit: Annotated[int, Query(ge=1, le=layers.MAX_LIMIT)] = 1000,
-               offset: Annotated[int, Query(ge=0)] = 0,
+               offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
                as_of: Annotated[datetime | None, Query(description="ISO 8601 time (grids only)")] = None,
                ) -> dict[str, Any]:
     spec = layers.layer(name)

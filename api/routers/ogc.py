@@ -44,6 +44,22 @@ def _bad_request() -> Iterator[None]:
         raise HTTPException(400, detail=exc.message) from exc
 
 
+class GeoJSONResponse(JSONResponse):
+    """Declares application/geo+json as the media type of features in the OpenAPI document."""
+
+    media_type = documents.GEOJSON
+
+
+class OpenAPIResponse(JSONResponse):
+    """The media type OGC API – Features gives its API definition."""
+
+    media_type = documents.OPENAPI
+
+
+# The schema documents are application/json unless the client asks for application/schema+json.
+SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {documents.SCHEMA: {"schema": {}}}}}
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + PREFIX
 
@@ -62,7 +78,7 @@ def conformance() -> JSONResponse:
     return _json({"conformsTo": documents.CONFORMANCE})
 
 
-@router.get("/api", summary="API definition (OpenAPI)")
+@router.get("/api", summary="API definition (OpenAPI)", response_class=OpenAPIResponse)
 def api_definition(request: Request) -> JSONResponse:
     doc = getattr(request.app.state, "ogc_openapi", None)
     if doc is None:
@@ -90,14 +106,14 @@ def collection(collectionId: CollectionId, request: Request, session: SessionDep
     return _json(_collection(session, _base(request), collectionId))
 
 
-@router.get("/collections/{collectionId}/queryables", summary="What a filter may name")
+@router.get("/collections/{collectionId}/queryables", summary="What a filter may name", responses=SCHEMA_RESPONSES)
 def queryables(collectionId: CollectionId, request: Request, session: SessionDep, _: CurrentUser) -> JSONResponse:
     spec = layer(collectionId)
     return _json(documents.queryables(_base(request), collectionId, spec, store.column_kinds(session, collectionId)),
                  _schema_type(request))
 
 
-@router.get("/collections/{collectionId}/schema", summary="Schema of the features")
+@router.get("/collections/{collectionId}/schema", summary="Schema of the features", responses=SCHEMA_RESPONSES)
 def schema(collectionId: CollectionId, request: Request, session: SessionDep, _: CurrentUser) -> JSONResponse:
     spec = layer(collectionId)
     return _json(documents.feature_schema(_base(request), collectionId, spec,
@@ -133,7 +149,7 @@ def _filter(text: str | None, filter_crs: str | None):
 
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
-            response_class=JSONResponse)
+            response_class=GeoJSONResponse)
 def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
@@ -165,7 +181,7 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
-            response_class=JSONResponse)
+            response_class=GeoJSONResponse)
 def item(collectionId: CollectionId, featureId: str, request: Request, session: SessionDep, settings: SettingsDep,
          _: CurrentUser, crs: Crs = None,
          datetime_: Annotated[str | None, Query(alias="datetime")] = None) -> JSONResponse:

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.limits import ARCHIVE_INFLATION, check_archive
 from fixtures.export import export_community, export_layer
 from fixtures.import_plans import import_plans
 from spatial.errors import Forbidden, InvalidInput
@@ -91,6 +92,7 @@ def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, 
         path = Path(folder) / f"upload{suffix}"
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out)
+        check_archive(path, ARCHIVE_INFLATION * settings.max_body_bytes)
         report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
                               reason=reason, dry_run=True, metric_srid=settings.metric_srid)
         outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]

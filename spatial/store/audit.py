@@ -29,26 +29,34 @@ log = logging.getLogger("gridgov.audit")
 MAX_TEXT = 500
 
 
-def record(session: Session, who: Principal | None, action: str, *, object_type: str | None = None,
-           object_id: str | int | None = None, fields: Sequence[str] = (), purpose: str | None = None,
-           result: str = "ok", client_addr: str | None = None) -> None:
-    """Add one row in ``session``'s transaction. ``client_addr`` defaults to the caller's address.
-    ``purpose`` and ``result`` are cut to :data:`MAX_TEXT` characters; ``object_id`` is kept whole."""
-    session.execute(insert(AuditEntry).values(
-        username=who.username if who else None, role=who.role if who else None, action=action,
-        object_type=object_type, object_id=None if object_id is None else str(object_id), fields=list(fields),
-        purpose=purpose[:MAX_TEXT] if purpose else purpose, result=result[:MAX_TEXT],
-        client_addr=client_addr or (who.client_addr if who else None),
-    ))
+def _row(who: Principal | None, action: str, *, object_type: str | None = None, object_id: str | int | None = None,
+         fields: Sequence[str] = (), purpose: str | None = None, result: str = "ok",
+         client_addr: str | None = None) -> dict:
+    return {"username": who.username if who else None, "role": who.role if who else None, "action": action,
+            "object_type": object_type, "object_id": None if object_id is None else str(object_id),
+            "fields": list(fields), "purpose": purpose[:MAX_TEXT] if purpose else purpose,
+            "result": result[:MAX_TEXT], "client_addr": client_addr or (who.client_addr if who else None)}
+
+
+def record(session: Session, who: Principal | None, action: str, **entry) -> None:
+    """Add one row in ``session``'s transaction: ``object_type``, ``object_id`` (kept whole), ``fields``,
+    ``purpose`` and ``result`` (cut to :data:`MAX_TEXT` characters), ``client_addr`` (default: the caller's)."""
+    session.execute(insert(AuditEntry).values(**_row(who, action, **entry)))
+
+
+_RECORD_READ = text("""
+    WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+    INSERT INTO audit_log (username, role, action, object_type, object_id, fields, purpose, result, client_addr)
+    SELECT :username, :role, :action, :object_type, :object_id, CAST(:fields AS text[]), :purpose, :result,
+           :client_addr FROM relaxed""")
 
 
 def record_read(session: Session, who: Principal, action: str, **entry) -> None:
     """:func:`record` for a transaction that only *reads* (nearby, unvisited lists): its commit does not wait
-    for the disk (``synchronous_commit off`` for this transaction only). A server crash within the WAL
-    writer's delay (0.2 s by default) may lose the row of a read just answered; never of a change, since a
-    transaction that changes data must not use this."""
-    session.execute(text("SET LOCAL synchronous_commit TO off"))
-    record(session, who, action, **entry)
+    for the disk (``synchronous_commit off`` for this transaction only, set by the same statement). A server
+    crash within the WAL writer's delay (0.2 s by default) may lose the row of a read just answered; never of a
+    change, since a transaction that changes data must not use this."""
+    session.execute(_RECORD_READ, _row(who, action, **entry))
 
 
 def record_apart(sessions: sessionmaker[Session], who: Principal | None, action: str, **entry) -> None:

@@ -1,0 +1,108 @@
+"""The error contract of the whole API: every 4xx has the body ``{"error", "detail", ...}`` the OpenAPI document
+declares for it, values PostgreSQL refuses are the client's fault (422), a NaN is never a 500, and only a real
+outage is a 503. Regressions found by tests/test_fuzz_api.py (schemathesis)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from api.errors import is_outage
+from spatial.store import users
+from tests import factories
+from tests.conftest import login
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def client(app_env):
+    client, sessions = app_env
+    with sessions.begin() as s:
+        factories.two_grids(s)
+        users.create_user(s, "planner1", PASSWORD, "planner", scope_code=factories.SUBDISTRICT)
+    client.headers.update(login(client, "planner1", PASSWORD))
+    return client
+
+
+def assert_error(response, status: int, kind: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["error"], str) and isinstance(body["detail"], str) and body["detail"], body
+    assert kind is None or body["error"] == kind, body
+    return body
+
+
+def test_every_operation_declares_the_error_body_and_none_the_validation_list(client):
+    doc = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in doc.get("components", {}).get("schemas", {})
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status in ("4XX", "503"):
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema["required"] == ["error", "detail"], (method, path, status)
+            assert "422" not in responses, (method, path)  # 422 is one of the 4XX, with the same body
+
+
+def test_request_validation_is_a_sentence_and_a_list_never_an_echo_of_the_input(client):
+    response = client.post("/api/grids", json={"community_code": "x", "name": "", "geometry": {}})
+    body = assert_error(response, 422, "InvalidInput")
+    assert "body.community_code" in body["detail"] and "body.name" in body["detail"]
+    assert {tuple(e["loc"]) for e in body["errors"]} >= {("body", "community_code"), ("body", "name")}
+    assert all("input" not in e for e in body["errors"])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_nan_or_infinity_in_a_json_body_is_a_422_not_a_500(client, value):
+    # Python's JSON parser accepts NaN and Infinity; FastAPI's own handler echoed them and failed to render.
+    body = json.dumps({"start": [114.0, 22.5], "time_limit_s": value})  # NaN, Infinity: not JSON, yet parsed
+    response = client.post("/api/inspection/patrols", content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 422, "InvalidInput")
+
+
+def test_starlette_errors_have_the_same_body(client):
+    assert_error(client.get("/api/no-such-thing"), 404, "NotFound")
+    assert_error(client.delete("/api/layers"), 405, "MethodNotAllowed")
+    assert_error(client.get("/ogc/collections/grids/items", params={"bbox": "1,2"}), 400, "InvalidInput")
+
+
+@pytest.mark.parametrize("path", ["/api/grids/%00", "/api/layers/grids?community_code=%00",
+                                  "/ogc/collections/grids/items/%00"])
+def test_a_nul_byte_postgresql_refuses_is_a_422(client, path):
+    body = assert_error(client.get(path), 422, "InvalidInput")
+    assert "NUL" in body["detail"]
+
+
+@pytest.mark.parametrize("path", [f"/api/field/campaigns/{2**31}", f"/api/inspection/openings/{10**30}",
+                                  "/api/layers/grids?offset=100000000000000000000"])
+def test_numbers_beyond_postgresql_integers_are_a_422(client, path):
+    assert_error(client.get(path), 422, "InvalidInput")
+
+
+def test_geojson_features_are_declared_as_geojson(client):
+    doc = client.get("/openapi.json").json()
+    declared = doc["paths"]["/ogc/collections/{collectionId}/items"]["get"]["responses"]["200"]["content"]
+    response = client.get("/ogc/collections/grids/items")
+    assert response.status_code == 200 and response.headers["content-type"] in declared
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("error, outage", [
+    (OperationalError("SELECT 1", {}, _PgError(None)), True),        # the connection is gone
+    (OperationalError("SELECT 1", {}, _PgError("57P01")), True),     # administrator shutdown
+    (OperationalError("SELECT 1", {}, _PgError("08006")), True),     # connection failure
+    (OperationalError("SELECT 1", {}, _PgError("53300")), True),     # too many connections
+    (OperationalError("SELECT 1", {}, _PgError("54000")), False),    # program limit exceeded: a bug, not an outage
+    (ProgrammingError("SELECT 1", {}, _PgError("42P01")), False),
+    (DBAPIError("SELECT 1", {}, _PgError("XX000"), connection_invalidated=True), True),
+])
+def test_only_an_outage_is_a_503(error, outage):
+    assert is_outage(error) is outage
