@@ -10,12 +10,22 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import orjson
 import shapely
 from fastapi import Query
+from fastapi.responses import JSONResponse
 
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import CoordSys, from_wgs84, to_wgs84
 from spatial.store.layers import Feature
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson: several times faster than the standard library for long lists of households
+    and features (the phone's hot path). NaN and Infinity become null; datetimes ISO 8601."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
 
 CRS_HELP = ("coordinate system: EPSG:4326 / WGS84 (default), EPSG:4490 / CGCS2000, GCJ-02 (Amap, Tencent, "
             "WeChat), BD-09 (Baidu), or any EPSG code")

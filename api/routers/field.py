@@ -16,12 +16,12 @@ from typing import Annotated, Any
 import numpy as np
 import shapely
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.geojson import CrsParam
+from api.geojson import CrsParam, FastJSONResponse
 from api.schemas import BigId, Id, SolverSeconds
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
@@ -295,14 +295,14 @@ def nearby(session: SessionDep, who: CurrentUser, settings: SettingsDep, lon: Lo
            campaign_id: Id | None = None, only_unvisited: bool = False,
            purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
            position_crs: Annotated[str | None, Query(description="crs of lon/lat when it differs from crs")] = None,
-           ) -> JSONResponse:
+           ) -> FastJSONResponse:
     coords = parse_crs(crs)
     x, y = _wgs84(lon, lat, parse_crs(position_crs) if position_crs else coords)
     found = field.nearby(session, who, x, y, radius_m=radius, limit=limit, mode=mode, campaign_id=campaign_id,
                          only_unvisited=only_unvisited, purpose=purpose, metric_srid=settings.metric_srid)
     building_locations = _out([b.location for b in found.buildings], coords)
     households = _households(found.households, coords)
-    return JSONResponse({
+    return FastJSONResponse({
         "crs": coords.name, "position": _out([(x, y)], coords)[0], "mode": found.mode, "radius_m": found.radius_m,
         "campaign_id": found.campaign_id, "count": len(households), "households": households,
         "buildings": [{"id": b.id, "code": b.code, "name": b.name, "location": loc, "distance_m": b.distance_m,

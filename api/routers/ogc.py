@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.ogc import documents
+from api.geojson import FastJSONResponse
 from api.ogc.crs import ogc_crs
 from spatial import cql2
 from spatial.errors import InvalidInput, UnknownCRS
@@ -44,7 +45,7 @@ def _bad_request() -> Iterator[None]:
         raise HTTPException(400, detail=exc.message) from exc
 
 
-class GeoJSONResponse(JSONResponse):
+class GeoJSONResponse(FastJSONResponse):
     """Declares application/geo+json as the media type of features in the OpenAPI document."""
 
     media_type = documents.GEOJSON
@@ -64,8 +65,8 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + PREFIX
 
 
-def _json(content: Any, media_type: str = documents.JSON, **headers: str) -> JSONResponse:
-    return JSONResponse(content, media_type=media_type, headers=headers or None)
+def _json(content: Any, media_type: str = documents.JSON, **headers: str) -> FastJSONResponse:
+    return FastJSONResponse(content, media_type=media_type, headers=headers or None)
 
 
 @router.get("", summary="Landing page")
