@@ -13,7 +13,7 @@ from shapely.geometry import MultiPolygon, box
 from sqlalchemy.orm import Session
 
 from spatial.store.engine import acting_as
-from spatial.store.models import Building, Division, Grid
+from spatial.store.models import Building, Division, Grid, User
 
 _TO_LONLAT = Transformer.from_crs(4547, 4326, always_xy=True)
 ORIGIN_X, ORIGIN_Y = 507_400.0, 2_495_600.0  # EPSG:4547 metres, about lon 114.072, lat 22.565
@@ -70,3 +70,18 @@ def building(session: Session, grid: Grid | None, x: float, y: float, number: in
     session.flush()
     session.refresh(b)
     return b
+
+
+def users_with_grids(session: Session, specs, password_hash: str) -> dict[str, User]:
+    """Users from ``(name, role, scope_code, grid_code or None)`` rows, all with one password hash (hash it once
+    per module: Argon2 is slow on purpose), each assigned to its grid. Returns them by name."""
+    from spatial.store import users
+
+    made = {}
+    for name, role, scope, grid in specs:
+        user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
+        session.add(user)
+        session.flush()
+        users.assign_grids(session, user, (grid,) if grid else ())
+        made[name] = user
+    return made

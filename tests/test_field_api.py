@@ -12,7 +12,7 @@ from sqlalchemy import text
 from fixtures.synthetic_city import load_city
 from spatial.geometry.crs import wgs84_to_gcj02
 from spatial.store import users
-from spatial.store.models import User
+from tests.factories import users_with_grids
 
 PASSWORD = "correct horse battery"
 COMMUNITY = "440399001001"
@@ -38,11 +38,7 @@ def env(app_env, password_hash):
     headers = {}
     with sessions.begin() as s:
         load_city(s, households=2000, seed=3)
-        for name, role, scope, grid in USERS:
-            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
-            s.add(user)
-            s.flush()
-            users.assign_grids(s, user, (grid,) if grid else ())
+        for name, user in users_with_grids(s, USERS, password_hash).items():
             headers[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
         centre = s.execute(text("SELECT ST_X(ST_Centroid(boundary)), ST_Y(ST_Centroid(boundary)) FROM grids "
                                 "WHERE code = :c"), {"c": f"{COMMUNITY}01"}).one()

@@ -15,8 +15,8 @@ from gridgov.settings import Settings
 from spatial.store import users
 from spatial.store.checks import run_checks
 from spatial.store.engine import make_engine
-from spatial.store.models import User
 from spatial.store.privileges import APP_ROLE
+from tests.factories import users_with_grids
 
 PASSWORD = "correct horse battery"
 COMMUNITY = "440399001001"
@@ -78,11 +78,7 @@ def env(app_env):
     password_hash = users.hash_password(PASSWORD)
     with sessions.begin() as s:
         load_city(s, households=400, seed=5)
-        for name, role, scope, grid in USERS:
-            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
-            s.add(user)
-            s.flush()
-            users.assign_grids(s, user, (grid,) if grid else ())
+        users_with_grids(s, USERS, password_hash)
         household = s.scalar(text("SELECT h.id FROM households h JOIN buildings b ON b.id = h.building_id "
                                   "JOIN grids g ON g.id = b.grid_id WHERE g.code = :g ORDER BY h.id LIMIT 1"),
                              {"g": f"{COMMUNITY}01"})
