@@ -10,6 +10,7 @@ clients back off and retry.
 from __future__ import annotations
 
 import logging
+import time
 import math
 from typing import Any
 
@@ -144,9 +145,31 @@ def is_outage(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and (sqlstate is None or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES)
 
 
+class _Throttled:
+    """Log a repeated warning at most once per ``every_s`` seconds, with how many were held back (an outage
+    answers thousands of requests 503 a minute; one line each would bury the log)."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self.last = float("-inf")
+        self.held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            self.held += 1
+            return
+        suffix = f" ({self.held} more like it not logged)" if self.held else ""
+        self.last, self.held = now, 0
+        log.warning(message + suffix, *args)
+
+
+_outage_log = _Throttled()
+
+
 async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
     if is_outage(exc):
-        log.warning("database unavailable: %s", exc.orig)
+        _outage_log.warning("database unavailable: %s", str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
         return error_response(503, "DatabaseUnavailable", "the database is not reachable; retry shortly")
     log.exception("database error")
     return error_response(500, "InternalError", "unexpected database error (this is a bug; it was logged)")
@@ -155,7 +178,7 @@ async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
 async def _pool_timeout(_: Request, exc: PoolTimeout) -> JSONResponse:
     """No pooled connection came free within the pool's timeout (overload, or connections stuck while the server
     is unreachable): the client should back off and retry, as for an outage."""
-    log.warning("database connection pool exhausted: %s", exc)
+    _outage_log.warning("database connection pool exhausted: %s", exc)
     return error_response(503, "DatabaseUnavailable", "the service is busy (no database connection free); retry shortly")
 
 
