@@ -278,7 +278,15 @@ def _prepare(lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarray, bo
 
 
 def _convert(lon: ArrayLike, lat: ArrayLike, src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
-    """Convert between chain levels, shifting only points whose WGS 84 position is in the mainland."""
+    """Convert between chain levels, shifting only points whose WGS 84 position is in the mainland.
+
+    Absurd inputs (1e308, ±inf) give non-finite results without numpy's overflow warnings: callers check
+    finiteness and the service extent (``spatial.geometry.validate``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _convert_quietly(lon, lat, src, dst)
+
+
+def _convert_quietly(lon: ArrayLike, lat: ArrayLike, src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     x, y, scalar = _prepare(lon, lat)
     chain = [(x, y)]  # chain[k]: the input taken back k levels
     for step in reversed(_STEPS[:src]):
