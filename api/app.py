@@ -14,10 +14,13 @@ import importlib
 import pkgutil
 
 from api import errors, routers
+from api.deps import TOKENS_CHANNEL, principals_of
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from gridgov.settings import Settings
 from spatial.store.engine import make_sessionmaker
+from spatial.store.notify import Listener
+from tiles import cache as tile_cache
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -37,6 +40,19 @@ def discover_routers() -> list:
     return [importlib.import_module(f"api.routers.{name}").router for name in modules]
 
 
+def _listen(app: FastAPI) -> Listener:
+    """Hear what other processes committed: tiles to drop, tokens revoked (:mod:`spatial.store.notify`)."""
+    def revoked(payload: dict) -> None:
+        principals_of(app).forget_digest(payload["digest"])
+
+    def missed() -> None:
+        tile_cache.clear_all()
+        principals_of(app).clear()
+
+    url = app.state.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return Listener(url, {tile_cache.CHANNEL: tile_cache.on_notify, TOKENS_CHANNEL: revoked}, on_reconnect=missed)
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """Build the app. With ``engine`` given it is used as is (tests); otherwise one is opened at startup
     from ``settings`` (starting the embedded cluster if no database URL is configured) and disposed at
@@ -50,9 +66,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         own = engine is None
         app.state.engine = open_database(settings, service=True) if own else engine
         app.state.sessions = make_sessionmaker(app.state.engine)
+        listener = _listen(app).start()
         try:
             yield
         finally:
+            listener.stop()
             if own:
                 app.state.engine.dispose()
 

@@ -7,8 +7,8 @@ Two rules of trust live here, so that no endpoint can forget them:
   transaction of its own.
 * **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
   (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
-  process; a token revoked elsewhere (another process) or a user deactivated stays usable here for at
-  most that long.
+  process and, through :data:`TOKENS_CHANNEL` (:mod:`spatial.store.notify`), in every other server process
+  on commit; a user deactivated directly in the database stays usable for at most that long.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +29,7 @@ from gridgov.settings import Settings
 from spatial.access import Principal
 from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
 from spatial.store import audit
+from spatial.store.notify import publish
 from spatial.store.users import principal_for_token
 
 bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
@@ -124,13 +125,32 @@ class PrincipalCache:
     def forget(self, token: str) -> None:
         self._known.pop(self._key(token), None)
 
+    def forget_digest(self, digest_hex: str) -> None:
+        self._known.pop(bytes.fromhex(digest_hex), None)
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
+TOKENS_CHANNEL = "gridgov_tokens"
+
+
+def token_revoked(session: Session, request: Request, token: str) -> None:
+    """Forget a revoked token here at once, and in every other server process when ``session`` commits."""
+    principals(request).forget(token)
+    publish(session, TOKENS_CHANNEL, {"digest": PrincipalCache._key(token).hex()})
+
+
+def principals_of(app: FastAPI) -> PrincipalCache:
+    """The app's principal cache (made on first use)."""
+    cache = getattr(app.state, "principals", None)
+    if cache is None:
+        cache = app.state.principals = PrincipalCache()
+    return cache
+
 
 def principals(request: Request) -> PrincipalCache:
-    """The app's principal cache (made on first use)."""
-    cache = getattr(request.app.state, "principals", None)
-    if cache is None:
-        cache = request.app.state.principals = PrincipalCache()
-    return cache
+    return principals_of(request.app)
 
 
 def bearer_token(request: Request) -> str:

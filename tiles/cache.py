@@ -12,11 +12,11 @@ recomputed. Prefer :func:`invalidate_after_commit` inside a transaction: it drop
 transaction commits (and not at all if it rolls back), so a tile rendered between the write and the commit
 cannot bring the old state back. :func:`invalidate` acts at once (after a commit, or for tests).
 
-Both act on every :class:`TileCache` of this process (a weak registry): gridgov serves tiles from one
-process, so an edit made through the API or the command line running in it shows on the next tile request.
-A tile whose rendering started before an invalidation that touches it is not stored (generation check),
-so a slow render cannot put a stale tile back. Several server processes would each need the call (or a
-shared cache); see docs/decisions/0006-maps-for-everyone.md.
+Both act on every :class:`TileCache` of this process (a weak registry). :func:`invalidate_after_commit` also
+publishes the boxes on :data:`CHANNEL` (PostgreSQL NOTIFY, delivered on commit), and every server process
+listens (:func:`on_notify`, wired in ``api.app``), so an edit made by another worker or by the command line
+shows on the next tile request too. A tile whose rendering started before an invalidation that touches it is
+not stored (generation check), so a slow render cannot put a stale tile back.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+from spatial.store.notify import publish
 
 from tiles.grid import BUFFER, Tile, boxes_touch, tile_range
 
@@ -177,9 +179,14 @@ def invalidate(bounds_before: Any, bounds_after: Any = None, *, layers: Iterable
 
 def invalidate_after_commit(session: Session, bounds_before: Any, bounds_after: Any = None, *,
                             layers: Iterable[str] | None = None) -> None:
-    """Like :func:`invalidate`, but when ``session``'s transaction commits (never if it rolls back)."""
+    """Like :func:`invalidate`, but when ``session``'s transaction commits (never if it rolls back); other
+    processes (server workers, a server beside the command line) hear of it through :data:`CHANNEL`."""
+    names = None if layers is None else list(layers)
+    boxes = [b for b in (as_box(bounds_before), as_box(bounds_after)) if b is not None]
+    if boxes:
+        publish(session, CHANNEL, {"boxes": [list(b) for b in boxes], "layers": names})
     pending = session.info.setdefault("tiles_pending", [])
-    pending.append((bounds_before, bounds_after, None if layers is None else list(layers)))
+    pending.append((bounds_before, bounds_after, names))
     if not session.info.get("tiles_listening"):
         session.info["tiles_listening"] = True
         event.listen(session, "after_commit", _flush_pending)
@@ -193,3 +200,19 @@ def _flush_pending(session: Session) -> None:
 
 def _drop_pending(session: Session) -> None:
     session.info.pop("tiles_pending", None)
+
+
+CHANNEL = "gridgov_tiles"
+
+
+def on_notify(payload: dict[str, Any]) -> None:
+    """Apply an invalidation published by another process (see :mod:`spatial.store.notify`)."""
+    boxes = [tuple(float(v) for v in box) for box in payload["boxes"]]
+    for cache in list(_CACHES):
+        cache.invalidate(boxes, payload.get("layers"))
+
+
+def clear_all() -> None:
+    """Drop every cached tile of this process (when invalidations may have been missed)."""
+    for cache in list(_CACHES):
+        cache.clear()

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordRequestForm
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, client_address, principals
+from api.deps import CurrentUser, SessionDep, SettingsDep, client_address, token_revoked
 from api.schemas import TokenPublic, UserPublic
 from spatial.access import Principal
 from spatial.store import audit, users
@@ -44,5 +44,5 @@ def me(who: CurrentUser) -> UserPublic:
 def logout(request: Request, session: SessionDep, who: CurrentUser,
            credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())]) -> None:
     users.revoke_token(session, credentials.credentials)
-    principals(request).forget(credentials.credentials)
+    token_revoked(session, request, credentials.credentials)
     audit.record(session, who, "logout", object_type="user", object_id=who.username)

@@ -1,0 +1,95 @@
+"""Changes reach every server process: NOTIFY sent in the writer's transaction, heard by each process's listener
+(tile invalidations, revoked tokens), only when the transaction commits."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from gridgov.settings import Settings
+from spatial.store import users
+from spatial.store.engine import make_engine, make_sessionmaker
+from spatial.store.notify import Listener, publish
+from tiles import cache as tile_cache
+
+PASSWORD = "correct horse battery"
+
+
+def libpq(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def heard(fresh_db_url):
+    """(sessionmaker, queue of payloads heard on channel 'test_channel')."""
+    got: queue.Queue = queue.Queue()
+    listener = Listener(libpq(fresh_db_url), {"test_channel": got.put}, poll_s=0.1).start()
+    assert listener.listening.wait(10)
+    engine = make_engine(fresh_db_url, pool_size=1)
+    yield make_sessionmaker(engine), got
+    listener.stop()
+    engine.dispose()
+
+
+def test_a_notification_is_heard_when_the_transaction_commits_and_never_after_a_rollback(heard):
+    sessions, got = heard
+    with sessions() as session:
+        publish(session, "test_channel", {"n": 1})
+        session.rollback()
+        publish(session, "test_channel", {"n": 2})
+        time.sleep(0.3)
+        assert got.empty()  # not before the commit
+        session.commit()
+    assert got.get(timeout=5) == {"n": 2}
+    time.sleep(0.3)
+    assert got.empty()  # the rolled-back one never comes
+
+
+def test_tile_invalidations_are_published_with_their_boxes(heard, fresh_db_url):
+    sessions, _ = heard
+    boxes: queue.Queue = queue.Queue()
+    listener = Listener(libpq(fresh_db_url), {tile_cache.CHANNEL: boxes.put}, poll_s=0.1).start()
+    try:
+        assert listener.listening.wait(10)
+        with sessions.begin() as session:
+            tile_cache.invalidate_after_commit(session, (114.0, 22.5, 114.01, 22.51), None, layers=["grids"])
+        assert boxes.get(timeout=5) == {"boxes": [[114.0, 22.5, 114.01, 22.51]], "layers": ["grids"]}
+    finally:
+        listener.stop()
+
+
+def test_a_tile_cache_applies_an_invalidation_heard_from_another_process():
+    from tiles.grid import Tile
+
+    cache = tile_cache.TileCache(max_bytes=1_000_000)
+    near, far = ("grids", 14, 13348, 7130, "all"), ("grids", 14, 13000, 7000, "all")
+    for key in (near, far):
+        assert cache.put(key, tile_cache.Entry(b"tile", '"e"'), cache.generation)
+    west, south, east, north = Tile(14, 13348, 7130).bounds(0)
+    tile_cache.on_notify({"boxes": [[west, south, east, north]], "layers": None})
+    assert cache.get(near) is None and cache.get(far) is not None
+
+
+def test_logging_out_in_one_process_ends_the_token_in_the_others(fresh_db_url, tmp_path):
+    """Two apps on one database stand for two server workers, each with its own principal cache."""
+    sessions = make_sessionmaker(make_engine(fresh_db_url, pool_size=1))
+    with sessions.begin() as s:
+        users.create_user(s, "viewer1", PASSWORD, "viewer")
+    settings = Settings(database_url=fresh_db_url, data_dir=tmp_path)
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        token = first.post("/api/auth/token", data={"username": "viewer1", "password": PASSWORD}).json()
+        headers = {"Authorization": "Bearer " + token["access_token"]}
+        assert second.get("/api/auth/me", headers=headers).status_code == 200  # now cached in the second
+        assert first.post("/api/auth/logout", headers=headers).status_code == 204
+        deadline = time.monotonic() + 5  # well under the cache's 10 s: only the notification can end it
+        while second.get("/api/auth/me", headers=headers).status_code == 200:
+            assert time.monotonic() < deadline, "the second process still accepts the revoked token"
+            time.sleep(0.1)
+    assert second.get("/api/health").status_code == 200
