@@ -21,14 +21,9 @@ from sqlalchemy.orm import Session
 from spatial import cql2
 from spatial.errors import InvalidInput, NotFound
 from spatial.store.cql2 import compile_filter
-from spatial.store.layers import (MAX_LIMIT, Feature, Layer, bbox_clauses, columns_sql, layer,  # noqa: F401
+from spatial.store.layers import (LAYERS, MAX_LIMIT, Feature, Layer, bbox_clauses, columns_sql, layer,  # noqa: F401
                                   select_features)
 
-_AS_OF = {
-    "grids": """(SELECT grid_id AS id, code, community_code, name, kind, boundary, version
-                 FROM grid_versions
-                 WHERE valid_from <= :at AND (valid_to IS NULL OR valid_to > :at) AND NOT retired) t""",
-}
 _KINDS = {"int2": "integer", "int4": "integer", "int8": "integer", "numeric": "number", "float4": "number",
           "float8": "number", "bool": "boolean", "text": "string", "varchar": "string", "bpchar": "string",
           "date": "date", "timestamptz": "date-time", "timestamp": "date-time"}
@@ -65,10 +60,10 @@ def column_kinds(session: Session, name: str) -> dict[str, str]:
 def _source(name: str, spec: Layer, at: datetime | None) -> str:
     if at is None:
         return spec.source
-    if not spec.history or name not in _AS_OF:
+    if not spec.history:
         raise InvalidInput(f"collection {name} has no history: datetime applies to "
-                           f"{', '.join(_AS_OF)}", collection=name)
-    return _AS_OF[name]
+                           f"{', '.join(n for n, s in LAYERS.items() if s.history)}", collection=name)
+    return spec.history
 
 
 def _where(session: Session, name: str, spec: Layer, bbox, node) -> tuple[list[str], dict[str, Any]]:

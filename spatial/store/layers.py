@@ -40,13 +40,19 @@ class Layer:
     detail_zoom: int = 14                    # from this zoom on tiles carry ``tile_columns``
     tile_columns: tuple[str, ...] = ()       # attributes of tiles at ``detail_zoom`` and above
     overview_columns: tuple[str, ...] = ()   # attributes of tiles below ``detail_zoom``
-    history: bool = False                    # versioned (grids): OGC ``datetime`` reads the plan as of a time
+    history: str | None = None               # versioned (grids): the source as of ``:at`` (OGC ``datetime``, map ``as_of``)
     tile_simplify: bool = True               # simplify below detail zoom (off for small shapes: snapping suffices)
 
     def tile_attributes(self, zoom: int) -> tuple[str, ...]:
         """Attribute names carried by tiles at ``zoom`` (fewer at overview zooms, to keep tiles small)."""
         return self.tile_columns if zoom >= self.detail_zoom else self.overview_columns
 
+
+# The grids in force at ``:at``, from their version history (one row per grid, with who changed it and why).
+GRID_HISTORY = """(SELECT grid_id AS id, code, community_code, name, kind, boundary, version, author, reason,
+                          valid_from
+                   FROM grid_versions
+                   WHERE valid_from <= :at AND (valid_to IS NULL OR valid_to > :at) AND NOT retired) t"""
 
 _GRID_COLUMNS = {
     "id": "t.id", "code": "t.code", "name": "t.name", "kind": "t.kind", "community_code": "t.community_code",
@@ -68,7 +74,7 @@ LAYERS: dict[str, Layer] = {
                    ("community_code", "kind", "code"), "网格", "Grids", geometry_type="MultiPolygon", min_zoom=10,
                    tile_columns=("code", "name", "kind", "community_code", "version", "buildings", "households",
                                  "residents"), overview_columns=("code", "name", "kind"), detail_zoom=14,
-                   history=True),
+                   history=GRID_HISTORY),
     "micro_grids": Layer("micro_grids t", "boundary", "id", {
         "id": "t.id", "grid_id": "t.grid_id", "seq": "t.seq", "name": "t.name",
     }, ("grid_id",), "微网格", "Micro-grids", geometry_type="MultiPolygon", min_zoom=14,
@@ -161,13 +167,12 @@ def select_features(session: Session, spec: Layer, source: str, clauses: list[st
 
 
 def grid_plan_as_of(session: Session, at: datetime, community_code: str | None = None) -> list[Feature]:
-    """The grids in force at time ``at`` (from the version history), one feature per grid."""
-    rows = session.execute(text("""
-        SELECT grid_id AS id, code, name, kind, community_code, version, author, reason, valid_from,
+    """The grids in force at time ``at`` (from the version history, :data:`GRID_HISTORY`), one feature per grid."""
+    rows = session.execute(text(f"""
+        SELECT id, code, name, kind, community_code, version, author, reason, valid_from,
                ST_AsBinary(boundary) AS wkb
-        FROM grid_versions
-        WHERE valid_from <= :at AND (valid_to IS NULL OR valid_to > :at) AND NOT retired
-          AND (CAST(:community AS text) IS NULL OR community_code = :community)
+        FROM {GRID_HISTORY}
+        WHERE CAST(:community AS text) IS NULL OR community_code = :community
         ORDER BY code"""), {"at": at, "community": community_code}).mappings().all()
     return _features(rows, "id")
 
