@@ -11,7 +11,7 @@ from spatial.store import users
 from tests.conftest import login
 
 PASSWORD = "correct horse battery"
-VILLAGE = "440304010001"
+VILLAGE = "440304096001"
 
 
 @pytest.fixture
@@ -19,8 +19,8 @@ def planner(app_env):
     client, sessions = app_env
     with sessions.begin() as s:
         load_demo(s)
-        users.create_user(s, "planner1", PASSWORD, "planner", scope_code="440304010000")
-        users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code="440304010000")
+        users.create_user(s, "planner1", PASSWORD, "planner", scope_code="440304096000")
+        users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code="440304096000")
     return client, sessions, login(client, "planner1", PASSWORD)
 
 

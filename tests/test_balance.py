@@ -18,7 +18,7 @@ from spatial.geometry.crs import from_wgs84
 from spatial.store.engine import acting_as
 from spatial.store.plans import adopt_plan, propose_plan
 
-VILLAGE, SHAWEI = "440304010001", "440304010002"
+VILLAGE, SHAWEI = "440304096001", "440304096002"
 _TO_METRES = Transformer.from_crs(4326, 4547, always_xy=True)
 
 
@@ -150,7 +150,7 @@ def test_adopt_refuses_what_it_cannot_do_and_changes_nothing(demo):
     with pytest.raises(InvalidInput):
         adopt_plan(demo, SHAWEI, proposal, "planner", "  ")
     with pytest.raises(NotFound):
-        propose_plan(demo, "440304010099")
+        propose_plan(demo, "440304096099")
     with pytest.raises(InvalidInput):
         propose_plan(demo, SHAWEI, low=500, high=300)
     area = from_wgs84(shapely.box(114.066, 22.561, 114.069, 22.564), "GCJ-02")   # a drawn area, phone coordinates

@@ -47,7 +47,7 @@ def test_grid_numbering_reads_west_to_east_then_north_to_south():
 
 
 def test_scope_prefix_nests_community_in_subdistrict_in_district():
-    community = "440304010003"
-    assert community.startswith(codes.scope_prefix("440304010000"))
+    community = "440304096003"
+    assert community.startswith(codes.scope_prefix("440304096000"))
     assert community.startswith(codes.scope_prefix("440304000000"))
     assert not community.startswith(codes.scope_prefix("440304011000"))

@@ -74,6 +74,6 @@ def test_siting_and_patrols_in_the_village(demo):
     plan = patrol.plan_patrol(db, INSPECTOR, start, checkpoint_ids=staffed)
     assert plan.tour.optimal and len(plan.tour.order) == len(staffed) == 11
     assert list(plan.tour.arrival_m) == sorted(plan.tour.arrival_m)
-    grid = db.scalar(text("SELECT id FROM grids WHERE code LIKE '44030401000101'"))
+    grid = db.scalar(text("SELECT id FROM grids WHERE code LIKE '44030409600101'"))
     lanes = patrol.plan_street_patrol(db, INSPECTOR, grid_id=grid)
     assert lanes.optimal and lanes.length_m >= lanes.lanes_m and lanes.lanes > 20

@@ -199,7 +199,7 @@ def test_demo_micro_grids_keep_every_invariant(demo):
 
 
 def test_regenerating_keeps_unchanged_groups_and_their_heads(demo):
-    gid = demo.execute(text("SELECT id FROM grids WHERE code = '44030401000101'")).scalar_one()
+    gid = demo.execute(text("SELECT id FROM grids WHERE code = '44030409600101'")).scalar_one()
     regenerate_micro_grids(demo, gid)
     demo.execute(text("UPDATE micro_grids SET head_name = '王楼长', head_phone = '13800000000' WHERE grid_id = :g"),
                  {"g": gid})
@@ -214,7 +214,7 @@ def test_regenerating_keeps_unchanged_groups_and_their_heads(demo):
         SELECT id, micro_grid_id FROM buildings WHERE grid_id = :g ORDER BY ST_X(ST_Centroid(footprint)) DESC
         LIMIT 1"""), {"g": gid}).one()
     gone = sorted({leaving, *[b for b in before[group] if b != leaving][:1]})
-    other = demo.execute(text("SELECT id FROM grids WHERE code = '44030401000102'")).scalar_one()
+    other = demo.execute(text("SELECT id FROM grids WHERE code = '44030409600102'")).scalar_one()
     with acting_as(demo, "tester", "move buildings"):
         for number, building in zip((99998, 99999), gone):
             demo.execute(text("UPDATE buildings SET micro_grid_id = NULL, grid_id = :o, number = :n WHERE id = :b"),
@@ -236,7 +236,7 @@ def test_regenerating_keeps_unchanged_groups_and_their_heads(demo):
 def test_unknown_or_retired_grid(demo):
     with pytest.raises(NotFound):
         regenerate_micro_grids(demo, 999_999)
-    gid = demo.execute(text("SELECT id FROM grids WHERE code = '44030401000201'")).scalar_one()
+    gid = demo.execute(text("SELECT id FROM grids WHERE code = '44030409600201'")).scalar_one()
     with acting_as(demo, "tester", "retire"):
         demo.execute(text("UPDATE buildings SET grid_id = NULL, number = NULL, micro_grid_id = NULL "
                           "WHERE grid_id = :g"), {"g": gid})

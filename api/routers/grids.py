@@ -26,7 +26,7 @@ from spatial.vocab import GRID_KINDS
 
 router = APIRouter(prefix="/api/grids", tags=["grids · 网格编辑"])
 
-IfMatch = Annotated[str | None, Header(description='ETag(s) of the grid(s) edited, e.g. "44030401000101.v3"')]
+IfMatch = Annotated[str | None, Header(description='ETag(s) of the grid(s) edited, e.g. "44030409600101.v3"')]
 
 
 class Edit(BaseModel):

@@ -25,7 +25,7 @@ def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
 
 
 @router.get("/{name}", summary="Features of a layer as GeoJSON (图层要素)",
-            description="Filter by bbox and by the layer's filter fields (e.g. `community_code=440304010001`). "
+            description="Filter by bbox and by the layer's filter fields (e.g. `community_code=440304096001`). "
                         "`as_of` (grids only) reads the grid plan in force at that time from the history.")
 def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
                crs: CrsParam = None, bbox: BboxParam = None,
