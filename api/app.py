@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+import gc
 import importlib
 import pkgutil
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = open_database(settings, service=True) if own else engine
         app.state.sessions = make_sessionmaker(app.state.engine)
         listener = _listen(app).start()
+        gc.freeze()  # what startup built lives as long as the app: keep it out of every later collection
         try:
             yield
         finally:
