@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = open_database(settings, service=True) if own else engine
         app.state.sessions = make_sessionmaker(app.state.engine)
         listener = _listen(app).start()
-        gc.freeze()  # what startup built lives as long as the app: keep it out of every later collection
+        if own:  # a server process: what startup built lives as long as it, keep it out of later collections
+            gc.freeze()
         try:
             yield
         finally:
