@@ -239,3 +239,19 @@ def test_cli_grid_import_with_errors_exits_1(fresh_db_url, tmp_path):
     path.write_bytes(_geojson([(factories.metres_box(50, 50, 250, 150), {"name": "跨界网格"})]))
     result = CliRunner().invoke(main, ["import", "grids", str(path), "--dry-run"], env=env, catch_exceptions=False)
     assert result.exit_code == 1 and "overlaps stored grid" in result.output
+
+
+def test_buildings_follow_imported_grid_boundaries(seeded):
+    """A building the imported boundary puts in another grid moves there, with the next number of that grid."""
+    client, sessions, ids = seeded
+    with sessions.begin() as s:
+        west = s.get(Grid, ids["west"])
+        moving = factories.building(s, west, 170, 20, number=2).id
+    plan = _geojson([(factories.metres_box(0, 0, 150, 200), {"code": ids["west_code"]}),
+                     (factories.metres_box(150, 0, 400, 200), {"code": ids["east_code"]})])
+    response = _upload(client, login(client, "planner1", PASSWORD), "grids", plan)
+    assert response.status_code == 200, response.text
+    assert response.json()["buildings_moved"] == 1
+    with sessions() as s:
+        grid_id, code = s.execute(text("SELECT grid_id, code FROM buildings WHERE id = :id"), {"id": moving}).one()
+    assert grid_id == ids["east"] and code == ids["east_code"] + "00002"

@@ -271,11 +271,22 @@ def _write(session: Session, community: gp.Community, plan: gp.Plan, codes: dict
 
 def _reassign_buildings(session: Session, community: gp.Community, report: gp.Report, ids: dict[int, int],
                         plan: gp.Plan, metric_srid: int) -> None:
-    """Buildings that change grid get the next free numbers of their new grid (codes follow by trigger) and
-    leave their micro-grid; touched grids that had micro-grids get them regenerated, keeping unchanged groups
-    (a retired grid's micro-grids are dropped)."""
+    """The buildings and micro-grids of an edit's plan (see :func:`_move_buildings`)."""
+    building_grid = {b: ids[g] if g else 0 for b, g in report.building_grid.items()}
+    _move_buildings(session, community, building_grid,
+                    retired=[gid for gid, geom in plan.items() if geom is None],
+                    changed=sorted({ids[gid] for gid, geom in plan.items() if geom is not None}),
+                    metric_srid=metric_srid)
+
+
+def _move_buildings(session: Session, community: gp.Community, building_grid: dict[int, int], *,
+                    retired: list[int], changed: list[int], metric_srid: int) -> int:
+    """Buildings that change grid (``building_grid``: building id → stored grid id, 0 for none) get the next
+    free numbers of their new grid (codes follow by trigger) and leave their micro-grid; ``changed`` grids
+    that had micro-grids get them regenerated, keeping unchanged groups; ``retired`` grids' micro-grids are
+    dropped. Returns the number of buildings moved."""
     current = dict(zip(community.buildings.ids.tolist(), community.buildings.grid_ids.tolist(), strict=True))
-    moves = [(b, ids[g] if g else None) for b, g in report.building_grid.items() if g != current[b]]
+    moves = [(b, g or None) for b, g in building_grid.items() if g != current[b]]
     if moves:
         session.execute(text("UPDATE buildings SET micro_grid_id = NULL, grid_id = NULL, number = NULL "
                              "WHERE id = ANY(:ids)"), {"ids": [b for b, _ in moves]})
@@ -286,13 +297,26 @@ def _reassign_buildings(session: Session, community: gp.Community, report: gp.Re
                   FROM unnest(CAST(:ids AS bigint[]), CAST(:grids AS int[])) AS t(id, grid_id)
                   WHERE grid_id IS NOT NULL) m
             WHERE b.id = m.id"""), {"ids": [b for b, _ in moves], "grids": [g for _, g in moves]})
-    retired = [gid for gid, geom in plan.items() if geom is None]
     session.execute(text("DELETE FROM micro_grids WHERE grid_id = ANY(:g)"), {"g": retired})
-    changed = sorted({ids[gid] for gid, geom in plan.items() if geom is not None})
     with_micro = session.execute(text("SELECT DISTINCT grid_id FROM micro_grids WHERE grid_id = ANY(:g)"),
                                  {"g": changed}).scalars().all()
     for grid_id in with_micro:
         regenerate_micro_grids(session, grid_id, metric_srid=metric_srid)
+    return len(moves)
+
+
+def settle_buildings(session: Session, community_code: str, changed_codes: list[str], *,
+                     metric_srid: int = 4547, tolerance_m2: float = gp.DEFAULT_TOLERANCE_M2) -> int:
+    """After grids were written outside an edit (a grid import): every building of the community goes to the
+    grid holding most of its footprint (none if no grid holds it), numbered and with micro-grids as an edit
+    would leave them (:func:`_move_buildings`; ``changed_codes`` are the grids written). Returns buildings moved."""
+    community = load_community(session, community_code, metric_srid)
+    grids = {gid: g.geom for gid, g in community.grids.items()}
+    best, _, _ = gp.assign_buildings(community.buildings.footprints, grids, tolerance_m2,
+                                     current=community.buildings.grid_ids)
+    changed = sorted(gid for gid, g in community.grids.items() if g.code in set(changed_codes))
+    return _move_buildings(session, community, dict(zip(community.buildings.ids.tolist(), best.tolist(), strict=True)),
+                           retired=[], changed=changed, metric_srid=metric_srid)
 
 
 def _version(session: Session, grid_id: int) -> int:
