@@ -5,10 +5,11 @@ Access is synchronous (psycopg 3 through SQLAlchemy 2): see docs/decisions/0001-
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, TextClause, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -67,3 +68,11 @@ def server_info(session: Session) -> dict[str, str | None]:
         "(SELECT string_agg(version_num, ', ' ORDER BY version_num) FROM alembic_version)"
     )).one()
     return {"postgis": postgis, "pgrouting": pgrouting, "schema_revision": revision}
+
+
+@functools.lru_cache(maxsize=1024)
+def cached_text(sql: str) -> TextClause:
+    """``sqlalchemy.text(sql)``, remembered per SQL string. Hot paths assemble the same few statements on every
+    request (one per kind of caller scope); parsing one again costs tens of microseconds. Only for SQL whose
+    text takes a bounded number of forms: values always go in as bound parameters."""
+    return text(sql)

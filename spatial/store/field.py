@@ -38,6 +38,7 @@ from spatial.errors import Conflict, InvalidInput, NotFound
 from spatial.geometry.codes import division_level, scope_prefix
 from spatial.store import audit
 from spatial.store import network as net
+from spatial.store.engine import cached_text
 from spatial.vocab import VISIT_RESULTS
 
 MAX_RADIUS_M = 2000.0
@@ -120,7 +121,7 @@ def _position_and_campaign(session: Session, who: Principal, lon: float, lat: fl
     """:func:`check_position` and :func:`current_campaign_id` in one round trip."""
     _check_lonlat(lon, lat)
     visible, params = _visible_sql(who)
-    inside, campaign = session.execute(text(f"""
+    inside, campaign = session.execute(cached_text(f"""
         SELECT {_IN_SERVICE_AREA},
                (SELECT c.id FROM campaigns c WHERE c.status = 'open' AND {visible}
                 ORDER BY c.created_at DESC, c.id DESC LIMIT 1)"""),
@@ -261,7 +262,7 @@ def nearby(session: Session, who: Principal, lon: float, lat: float, *, radius_m
     params.update(lon=lon, lat=lat, radius=radius_m, campaign=campaign or 0, only_unvisited=only_unvisited,
                   limit=limit)
     if mode == "straight":
-        rows = session.execute(text(straight_sql(scope)), {**params, "blimit": limit}).all()
+        rows = session.execute(cached_text(straight_sql(scope)), {**params, "blimit": limit}).all()
         farther = 0
     else:
         rows, farther = _walk_rows(session, scope, params, metric_srid)
@@ -273,7 +274,7 @@ def nearby(session: Session, who: Principal, lon: float, lat: float, *, radius_m
 def _walk_rows(session: Session, scope: str, params: dict[str, Any], metric_srid: int) -> tuple[list, int]:
     """Household rows ordered by walking distance on the footpath network, and how many candidate buildings
     (within the straight-line radius) the network does not reach within it."""
-    candidates = session.execute(text(_near_buildings_sql(scope)), {**params, "blimit": WALK_CANDIDATES}).all()
+    candidates = session.execute(cached_text(_near_buildings_sql(scope)), {**params, "blimit": WALK_CANDIDATES}).all()
     if not candidates:
         return [], 0
     points = [(params["lon"], params["lat"])] + [(c.x, c.y) for c in candidates]
@@ -288,7 +289,7 @@ def _walk_rows(session: Session, scope: str, params: dict[str, Any], metric_srid
                           CAST(:xs AS float8[]), CAST(:ys AS float8[]))
                    WITH ORDINALITY AS u (building_id, distance_m, walk_m, x, y, ord)"""
     walk_m, dist, ids, xs, ys = (list(column) for column in zip(*reached, strict=True))
-    rows = session.execute(text(f"WITH near AS ({near}) {_HOUSEHOLD_ROWS.format(order='n.ord')}"), {
+    rows = session.execute(cached_text(f"WITH near AS ({near}) {_HOUSEHOLD_ROWS.format(order='n.ord')}"), {
         **params, "ids": ids, "dist": dist, "walk": walk_m, "xs": xs, "ys": ys}).all()
     return rows, len(candidates) - len(reached)
 
