@@ -138,7 +138,7 @@ class SitingIn(BaseModel):
     enclosure_id: int
     problem: Literal["set_cover", "max_cover"] = Field(
         "set_cover", description="set_cover: fewest checkpoints covering everyone; max_cover: p covering the most")
-    p: int | None = Field(None, description="checkpoints to staff (max_cover)")
+    p: int | None = Field(None, ge=1, le=10_000, description="checkpoints to staff (max_cover)")
     threshold_m: float = coverage.DEFAULT_THRESHOLD_M
     distance: Literal["walk", "straight"] = "walk"
     candidates: Literal["all", "checkpoints"] = Field("all", description="all openings, or only today's checkpoints")

@@ -27,8 +27,8 @@ router = APIRouter(tags=["plans · 自动方案"])
 
 class PlanRequest(BaseModel):
     community_code: str = Field(pattern=r"^\d{12}$")
-    low: int = Field(300, ge=1, description="fewest households per grid")
-    high: int = Field(500, ge=1, description="most households per grid")
+    low: int = Field(300, ge=1, le=100_000, description="fewest households per grid")
+    high: int = Field(500, ge=1, le=100_000, description="most households per grid")
     crs: str | None = Field(None, description="CRS of the returned geometries")
 
 
