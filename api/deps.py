@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.errors import status_of
 from gridgov.settings import Settings
 from spatial.access import Principal
 from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
@@ -47,8 +48,7 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
     login_name = getattr(request.state, "login_name", None)
     if isinstance(exc, NotAuthenticated) and login_name is None:
         return  # a request without a valid token: nobody to attribute it to, nothing was shown
-    status = 429 if isinstance(exc, TooManyRequests) else 401 if isinstance(exc, NotAuthenticated) else 403
-    result = f"refused {status}: {exc}"
+    result = f"refused {status_of(exc)}: {exc}"
     if login_name is not None:
         audit.record_apart(request.app.state.sessions, None, "login", object_type="user", object_id=login_name,
                            result=result, client_addr=client_address(request))
@@ -151,14 +151,6 @@ def principals_of(app: FastAPI) -> PrincipalCache:
 
 def principals(request: Request) -> PrincipalCache:
     return principals_of(request.app)
-
-
-def bearer_token(request: Request) -> str:
-    """The bearer token of the request; NotAuthenticated if there is none."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated(LOGIN_FIRST)
-    return token.strip()
 
 
 def principal_of(request: Request, token: str) -> Principal:

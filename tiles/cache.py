@@ -164,17 +164,22 @@ def as_box(bounds: Any) -> Box | None:
     return west, south, east, north
 
 
+def _boxes(bounds_before: Any, bounds_after: Any) -> list[Box]:
+    return [b for b in (as_box(bounds_before), as_box(bounds_after)) if b is not None]
+
+
+def _drop(boxes: list[Box], layers: list[str] | None) -> int:
+    """Drop the tiles touching ``boxes`` in every tile cache of this process; returns tiles dropped."""
+    return sum(cache.invalidate(boxes, layers) for cache in list(_CACHES)) if boxes else 0
+
+
 def invalidate(bounds_before: Any, bounds_after: Any = None, *, layers: Iterable[str] | None = None) -> int:
     """Drop, in every tile cache of this process, the tiles touching either area; returns tiles dropped.
 
     Call it after an edit has been committed, with the old and new extent of what changed (either may be
     None). ``layers`` limits it to some tile layers (default: all, which is right for grids, whose codes
     also appear on buildings and household counts)."""
-    boxes = [b for b in (as_box(bounds_before), as_box(bounds_after)) if b is not None]
-    if not boxes:
-        return 0
-    names = list(layers) if layers is not None else None
-    return sum(cache.invalidate(boxes, names) for cache in list(_CACHES))
+    return _drop(_boxes(bounds_before, bounds_after), None if layers is None else list(layers))
 
 
 def invalidate_after_commit(session: Session, bounds_before: Any, bounds_after: Any = None, *,
@@ -182,11 +187,11 @@ def invalidate_after_commit(session: Session, bounds_before: Any, bounds_after: 
     """Like :func:`invalidate`, but when ``session``'s transaction commits (never if it rolls back); other
     processes (server workers, a server beside the command line) hear of it through :data:`CHANNEL`."""
     names = None if layers is None else list(layers)
-    boxes = [b for b in (as_box(bounds_before), as_box(bounds_after)) if b is not None]
-    if boxes:
-        publish(session, CHANNEL, {"boxes": [list(b) for b in boxes], "layers": names})
-    pending = session.info.setdefault("tiles_pending", [])
-    pending.append((bounds_before, bounds_after, names))
+    boxes = _boxes(bounds_before, bounds_after)
+    if not boxes:
+        return
+    publish(session, CHANNEL, {"boxes": [list(b) for b in boxes], "layers": names})
+    session.info.setdefault("tiles_pending", []).append((boxes, names))
     if not session.info.get("tiles_listening"):
         session.info["tiles_listening"] = True
         event.listen(session, "after_commit", _flush_pending)
@@ -194,8 +199,8 @@ def invalidate_after_commit(session: Session, bounds_before: Any, bounds_after: 
 
 
 def _flush_pending(session: Session) -> None:
-    for before, after, layers in session.info.pop("tiles_pending", []):
-        invalidate(before, after, layers=layers)
+    for boxes, layers in session.info.pop("tiles_pending", []):
+        _drop(boxes, layers)
 
 
 def _drop_pending(session: Session) -> None:
@@ -207,9 +212,7 @@ CHANNEL = "gridgov_tiles"
 
 def on_notify(payload: dict[str, Any]) -> None:
     """Apply an invalidation published by another process (see :mod:`spatial.store.notify`)."""
-    boxes = [tuple(float(v) for v in box) for box in payload["boxes"]]
-    for cache in list(_CACHES):
-        cache.invalidate(boxes, payload.get("layers"))
+    _drop([tuple(float(v) for v in box) for box in payload["boxes"]], payload.get("layers"))
 
 
 def clear_all() -> None:

@@ -1,18 +1,17 @@
 """Vector tiles (Mapbox Vector Tile), TileJSON and a MapLibre style. Building the tiles is :mod:`tiles`.
 
 Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers),
-looked up through the app's principal cache (:mod:`api.deps`).
+like every endpoint (``api.deps.CurrentUser``: cached per token, so a cached tile needs no database round trip).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import bearer_scheme, bearer_token, caller
-from spatial.access import Principal
+from api.deps import CurrentUser
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -29,12 +28,6 @@ def _service(request: Request) -> TileService:
         service = TileService(request.app.state.sessions, metric_srid=request.app.state.settings.metric_srid)
         request.app.state.tile_service = service
     return service
-
-
-async def _caller(request: Request) -> Principal:
-    """The caller behind the bearer token, through the app's principal cache (see :mod:`api.deps`), so that a
-    cached tile needs no database round trip."""
-    return await caller(request, bearer_token(request))
 
 
 def _respond(request: Request, result: TileResult) -> Response:
@@ -72,22 +65,18 @@ def layer_tilejson(layer: str, request: Request) -> dict:
 
 
 @router.get("/{z}/{x}/{y}.mvt", summary="Several layers in one tile (组合瓦片)",
-            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}},
-            dependencies=[Depends(bearer_scheme)])
-async def combined_tile(request: Request, z: int, x: int, y: int,
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: int,
                         layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
                         = None) -> Response:
-    who = await _caller(request)
     names = layers.split(",") if layers is not None else None
     service = _service(request)
     return _respond(request, await run_in_threadpool(service.combined, names, z, x, y, who))
 
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
-            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}},
-            dependencies=[Depends(bearer_scheme)])
-async def layer_tile(request: Request, layer: str, z: int, x: int, y: int) -> Response:
-    who = await _caller(request)
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
+async def layer_tile(request: Request, who: CurrentUser, layer: str, z: int, x: int, y: int) -> Response:
     service = _service(request)
     key = (layer, z, x, y)
     cached = service.cached(*key, who)

@@ -314,7 +314,8 @@ def settle_buildings(session: Session, community_code: str, changed_codes: list[
     grids = {gid: g.geom for gid, g in community.grids.items()}
     best, _, _ = gp.assign_buildings(community.buildings.footprints, grids, tolerance_m2,
                                      current=community.buildings.grid_ids)
-    changed = sorted(gid for gid, g in community.grids.items() if g.code in set(changed_codes))
+    written = set(changed_codes)
+    changed = sorted(gid for gid, g in community.grids.items() if g.code in written)
     return _move_buildings(session, community, dict(zip(community.buildings.ids.tolist(), best.tolist(), strict=True)),
                            retired=[], changed=changed, metric_srid=metric_srid)
 
