@@ -19,7 +19,8 @@ from api.deps import TOKENS_CHANNEL, principals_of
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from gridgov.settings import Settings
-from spatial.store.engine import make_sessionmaker
+from spatial.store.aio import AsyncPool
+from spatial.store.engine import libpq_url, make_sessionmaker
 from spatial.store.notify import Listener
 from tiles import cache as tile_cache
 
@@ -50,8 +51,7 @@ def _listen(app: FastAPI) -> Listener:
         tile_cache.clear_all()
         principals_of(app).clear()
 
-    url = app.state.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return Listener(url, {tile_cache.CHANNEL: tile_cache.on_notify, TOKENS_CHANNEL: revoked}, on_reconnect=missed)
+    return Listener(libpq_url(app.state.engine), {tile_cache.CHANNEL: tile_cache.on_notify, TOKENS_CHANNEL: revoked}, on_reconnect=missed)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         own = engine is None
         app.state.engine = open_database(settings, service=True) if own else engine
         app.state.sessions = make_sessionmaker(app.state.engine)
+        app.state.reads = AsyncPool.like(app.state.engine)
         listener = _listen(app).start()
         if own:  # a server process: what startup built lives as long as it, keep it out of later collections
             gc.freeze()
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             yield
         finally:
             listener.stop()
+            await app.state.reads.close()
             if own:
                 app.state.engine.dispose()
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI, Request
@@ -33,6 +33,7 @@ from spatial.store import audit
 from spatial.store.notify import publish
 from spatial.store.users import principal_for_token
 
+T = TypeVar("T")
 bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
 PRINCIPAL_TTL_S = 10.0
 LOGIN_FIRST = "log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)"
@@ -59,6 +60,14 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
                        fields=sorted(request.path_params), result=result, client_addr=client_address(request))
 
 
+_REFUSALS = (Forbidden, TooManyRequests, NotAuthenticated)
+
+
+async def _audit_refused(request: Request, exc: BaseException) -> None:
+    if isinstance(exc, _REFUSALS):
+        await run_in_threadpool(_audit_refusal, request, exc)
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the endpoint returns, rolled back if it raises.
 
@@ -74,10 +83,33 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException as exc:
         with anyio.CancelScope(shield=True):  # a client gone away must not leave the transaction open
             await run_in_threadpool(_end, session, False)
-            if isinstance(exc, Forbidden | TooManyRequests | NotAuthenticated):
-                await run_in_threadpool(_audit_refusal, request, exc)
+            await _audit_refused(request, exc)
         raise
     await run_in_threadpool(_end, session, True)
+
+
+async def refusals_audited(request: Request) -> AsyncIterator[None]:
+    """For an endpoint without :data:`SessionDep` (which audits refusals itself): its refusals are audited."""
+    try:
+        yield
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await _audit_refused(request, exc)
+        raise
+
+
+RefusalsAudited = Depends(refusals_audited, scope="function")
+
+
+def _run_in_transaction(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    with request.app.state.sessions.begin() as session:
+        return work(session, *args, **kwargs)
+
+
+async def in_transaction(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``work(session, *args, **kwargs)`` in a transaction of its own, in a worker thread: for an endpoint that
+    needs a session on one path only (add :data:`RefusalsAudited` to it)."""
+    return await run_in_threadpool(_run_in_transaction, request, work, *args, **kwargs)
 
 
 def _end(session: Session, commit: bool) -> None:

@@ -6,8 +6,8 @@
    where it is kept: loading is idempotent).
 2. Opens a screening campaign over the whole of subdistrict 1 (about 125,000 households, 300,000 residents) and
    records visits for 99.5% of its households in bulk; times the coverage query (per grid, community, total).
-3. Nearby queries in the database alone (the SQL of ``spatial.store.field.nearby``, one connection, sequential)
-   and through the domain function (masking and the audit row included).
+3. Nearby in the database alone (the one statement of a straight-line ``spatial.store.field.nearby``: checks,
+   households and audit row; one connection, sequential) and through the domain function (masking and the audit row included).
 4. Nearby queries through the HTTP API: uvicorn (1 and 2 workers) in a subprocess on 127.0.0.1, ``concurrency``
    client threads (http.client, keep-alive), positions in GCJ-02 inside a grid worker's 4 grids, radius 200 m, 50 households;
    a bounded loop (``requests`` in all, at most ``--max-seconds``). Prints p50/p95/p99 latency and throughput,
@@ -45,7 +45,7 @@ from fixtures.synthetic_city import DISTRICT, load_city
 from spatial.access import Principal
 from spatial.geometry.crs import wgs84_to_gcj02
 from spatial.store import field, users
-from spatial.store.engine import make_engine
+from spatial.store.engine import cached_text, make_engine
 
 SUBDISTRICT = DISTRICT[0][:6] + "001000"
 WRK_SCRIPT = Path(__file__).with_name("nearby.lua")
@@ -116,15 +116,13 @@ def bench_coverage(session: Session, planner: Principal, campaign: int) -> None:
 
 
 def bench_database(session: Session, worker: Principal, campaign: int, points) -> None:
-    scope, params = field.building_scope(worker)
-    sql = text(field.straight_sql(scope))
-    base = {**params, "radius": 200.0, "campaign": campaign, "only_unvisited": False, "limit": 50, "blimit": 50}
     seconds = []
     for lon, lat in points:
+        sql, params = field.nearby_statement(worker, lon, lat, radius_m=200, limit=50, campaign_id=campaign)
         started = time.perf_counter()
-        session.execute(sql, {**base, "lon": lon, "lat": lat}).all()
+        session.execute(cached_text(sql), params).all()
         seconds.append(time.perf_counter() - started)
-    latency_line("nearby, database query alone (sequential)", seconds[20:])
+    latency_line("nearby, database statement alone (sequential)", seconds[20:])
     seconds = []
     for lon, lat in points[:300]:
         started = time.perf_counter()

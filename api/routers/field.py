@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_transaction
 from api.geojson import CrsParam, FastJSONResponse
 from api.schemas import BigId, Id, SolverSeconds
 from spatial.errors import InvalidInput
@@ -284,22 +284,28 @@ LonQ = Annotated[float, Query(description="x of the position in crs (longitude f
 LatQ = Annotated[float, Query(description="y of the position in crs (latitude for geographic systems)")]
 
 
-@api.get("/nearby", response_model=NearbyPublic, summary="Households near me (附近住户)",
+@api.get("/nearby", response_model=NearbyPublic, dependencies=[RefusalsAudited], summary="Households near me (附近住户)",
          description="Households of your grids (or your division's subtree) around a position, nearest first, with "
                      "masked heads of household, tags and campaign status. `mode=walk` measures on the footpath "
                      "network. Outside your area the list is empty. Every call is audited.")
-def nearby(session: SessionDep, who: CurrentUser, settings: SettingsDep, lon: LonQ, lat: LatQ, crs: CrsParam = None,
-           radius: Annotated[float, Query(description="metres (1–2000)")] = 200.0,
-           limit: Annotated[int, Query(description="households (1–500)")] = 50,
-           mode: Annotated[str, Query(description="straight or walk")] = "straight",
-           campaign_id: Id | None = None, only_unvisited: bool = False,
-           purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
-           position_crs: Annotated[str | None, Query(description="crs of lon/lat when it differs from crs")] = None,
-           ) -> FastJSONResponse:
+async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon: LonQ, lat: LatQ,
+                 crs: CrsParam = None,
+                 radius: Annotated[float, Query(description="metres (1–2000)")] = 200.0,
+                 limit: Annotated[int, Query(description="households (1–500)")] = 50,
+                 mode: Annotated[str, Query(description="straight or walk")] = "straight",
+                 campaign_id: Id | None = None, only_unvisited: bool = False,
+                 purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
+                 position_crs: Annotated[str | None, Query(description="crs of lon/lat when it differs from crs")] = None,
+                 ) -> FastJSONResponse:
     coords = parse_crs(crs)
     x, y = _wgs84(lon, lat, parse_crs(position_crs) if position_crs else coords)
-    found = field.nearby(session, who, x, y, radius_m=radius, limit=limit, mode=mode, campaign_id=campaign_id,
-                         only_unvisited=only_unvisited, purpose=purpose, metric_srid=settings.metric_srid)
+    options = {"radius_m": radius, "limit": limit, "campaign_id": campaign_id, "only_unvisited": only_unvisited,
+               "purpose": purpose}
+    if mode == "straight":  # the hot path: one statement on the event loop (spatial.store.aio)
+        found = await field.nearby_async(request.app.state.reads, who, x, y, **options)
+    else:
+        found = await in_transaction(request, field.nearby, who, x, y, mode=mode, metric_srid=settings.metric_srid,
+                                     **options)
     building_locations = _out([b.location for b in found.buildings], coords)
     households = _households(found.households, coords)
     return FastJSONResponse({

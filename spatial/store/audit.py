@@ -44,19 +44,35 @@ def record(session: Session, who: Principal | None, action: str, **entry) -> Non
     session.execute(insert(AuditEntry).values(**_row(who, action, **entry)))
 
 
-_RECORD_READ = text("""
-    WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
-    INSERT INTO audit_log (username, role, action, object_type, object_id, fields, purpose, result, client_addr)
-    SELECT :username, :role, :action, :object_type, :object_id, CAST(:fields AS text[]), :purpose, :result,
-           :client_addr FROM relaxed""")
+def read_entry_sql(*, source: str | None = None, object_id: str = ":object_id") -> str:
+    """The INSERT of a read's audit row (parameters as :func:`read_entry_params` gives them) that also makes its
+    transaction commit without waiting for the disk (``synchronous_commit off``, this transaction only).
+
+    With ``source`` (a FROM item of the enclosing statement, e.g. a CTE of the rows just read) the row is
+    written only if ``source`` has rows, and ``object_id`` may be an aggregate over them; the INSERT can then be
+    a CTE of the statement that reads (:mod:`spatial.store.field`).
+    """
+    rows = f", {source} HAVING count(*) > 0" if source else ""
+    return f"""INSERT INTO audit_log (username, role, action, object_type, object_id, fields, purpose, result,
+                                      client_addr)
+    SELECT :username, :role, :action, :object_type, {object_id}, CAST(:fields AS text[]), :purpose, :result,
+           :client_addr
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) relaxed{rows}"""
+
+
+def read_entry_params(who: Principal, action: str, **entry) -> dict:
+    """The parameters of :func:`read_entry_sql` (``entry`` as for :func:`record`)."""
+    return _row(who, action, **entry)
+
+
+_RECORD_READ = text(read_entry_sql())
 
 
 def record_read(session: Session, who: Principal, action: str, **entry) -> None:
     """:func:`record` for a transaction that only *reads* (nearby, unvisited lists): its commit does not wait
-    for the disk (``synchronous_commit off`` for this transaction only, set by the same statement). A server
-    crash within the WAL writer's delay (0.2 s by default) may lose the row of a read just answered; never of a
-    change, since a transaction that changes data must not use this."""
-    session.execute(_RECORD_READ, _row(who, action, **entry))
+    for the disk. A server crash within the WAL writer's delay (0.2 s by default) may lose the row of a read
+    just answered; never of a change, since a transaction that changes data must not use this."""
+    session.execute(_RECORD_READ, read_entry_params(who, action, **entry))
 
 
 def record_apart(sessions: sessionmaker[Session], who: Principal | None, action: str, **entry) -> None:

@@ -21,27 +21,40 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def connect_args(role: str | None = None) -> dict[str, object]:
+    """libpq connection options of every connection the service opens (synchronous and :mod:`spatial.store.aio`).
+
+    A server that is down answers at once over the Unix socket; over TCP, a partition must not hang a request:
+    connecting gives up after 3 s and a silent peer is dropped after about 10 s (keepalives, TCP user timeout).
+    With ``role``, the connection switches to that database role as it starts.
+    """
+    args: dict[str, object] = {"connect_timeout": 3, "application_name": "gridgov", "keepalives": 1,
+                               "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                               "tcp_user_timeout": 10_000}
+    if role:
+        args["options"] = f"-c role={role}"
+    return args
+
+
 def make_engine(url: str, *, pool_size: int = 10, role: str | None = None) -> Engine:
     """A pooled engine; connections are checked before use so a restarted server is survived.
 
     With ``role``, every connection switches to that database role as it starts (the service runs as
     :data:`spatial.store.privileges.APP_ROLE`, which may not change the audit log).
     """
-    # A server that is down answers at once over the Unix socket; over TCP, a partition must not hang a request:
-    # connecting gives up after 3 s and a silent peer is dropped after about 10 s (keepalives, TCP user timeout).
-    connect_args: dict[str, object] = {"connect_timeout": 3, "application_name": "gridgov", "keepalives": 1,
-                                       "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-                                       "tcp_user_timeout": 10_000}
-    if role:
-        connect_args["options"] = f"-c role={role}"
     return create_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=10,  # every connection busy for 10 s: 503 (api.errors) rather than a queue without end
-        connect_args=connect_args,
+        connect_args=connect_args(role),
     )
+
+
+def libpq_url(engine: Engine) -> str:
+    """The engine's database as a libpq URL (``postgresql://…``, password included) for plain psycopg."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
