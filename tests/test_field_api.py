@@ -7,11 +7,12 @@ import json
 
 import pytest
 from pyproj import Transformer
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from fixtures.synthetic_city import load_city
 from spatial.geometry.crs import wgs84_to_gcj02
-from spatial.store import users
+from spatial.store import field, users
+from spatial.store.models import User
 from tests.factories import users_with_grids
 
 PASSWORD = "correct horse battery"
@@ -96,6 +97,56 @@ def test_outside_my_grids_i_get_an_empty_list_and_no_hint(env):
     assert mine.json()["count"] > 0 and other.json()["count"] == 0 and other.json()["households"] == []
     assert client.get("/api/field/nearby", headers=headers["viewer1"], params={"lon": lon, "lat": lat}).status_code == 403
     assert client.get("/api/field/nearby", params={"lon": lon, "lat": lat}).status_code == 401
+
+
+def test_the_api_answers_as_the_domain_function_and_audits_exactly_what_it_returned(env):
+    """The endpoint runs its straight-line answer on the async path (spatial.store.aio), the domain function on a
+    session: the same households, statuses and distances, and one audit row naming exactly those returned."""
+    client, sessions, headers, (lon, lat) = env
+    campaign = open_campaign(client, headers)
+    visited = client.get("/api/field/nearby", headers=headers["worker1"],
+                         params={"lon": lon, "lat": lat, "radius": 60, "limit": 3}).json()["households"]
+    for h in visited:
+        assert client.post(f"/api/field/campaigns/{campaign['id']}/visits", headers=headers["worker1"], json={
+            "household_id": h["id"], "result": "normal", "lon": lon, "lat": lat}).status_code == 201
+    with sessions() as s:
+        who = users.principal_for_user(s, s.scalars(select(User).where(User.username == "worker1")).one())
+    for options in ({"radius": 150, "limit": 11}, {"radius": 150, "limit": 51}, {"radius": 90, "limit": 500},
+                    {"radius": 150, "limit": 40, "only_unvisited": True},
+                    {"radius": 150, "limit": 20, "campaign_id": campaign["id"], "purpose": "复核"}):
+        answer = client.get("/api/field/nearby", headers=headers["worker1"], params={"lon": lon, "lat": lat, **options})
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["households"]
+        with sessions() as s:
+            logged = s.execute(text("SELECT object_id, purpose FROM audit_log WHERE action = 'read_masked' "
+                                    "ORDER BY id DESC LIMIT 1")).one()
+            expected = field.nearby(s, who, lon, lat, radius_m=options["radius"], limit=options["limit"],
+                                    only_unvisited=options.get("only_unvisited", False),
+                                    campaign_id=options.get("campaign_id")).households
+            s.rollback()
+        assert 0 < len(got) <= options["limit"]
+        assert [(h["id"], h["distance_m"], h["status"]["code"]) for h in got] == \
+            [(h.id, h.distance_m, h.status) for h in expected], options
+        assert logged.object_id == ",".join(str(h["id"]) for h in got)
+        assert logged.purpose == options.get("purpose", "nearby households (field visit)")
+    unvisited = client.get("/api/field/nearby", headers=headers["worker1"],
+                           params={"lon": lon, "lat": lat, "radius": 60, "only_unvisited": True}).json()
+    assert not {h["id"] for h in visited} & {h["id"] for h in unvisited["households"]}
+
+
+def test_a_refused_nearby_is_audited_and_reads_nothing(env):
+    client, sessions, headers, (lon, lat) = env
+    assert client.get("/api/field/nearby", headers=headers["viewer1"], params={"lon": lon, "lat": lat}).status_code == 403
+    missing = client.get("/api/field/nearby", headers=headers["worker1"],
+                         params={"lon": lon, "lat": lat, "campaign_id": 999})
+    assert missing.status_code == 404 and missing.json()["detail"] == "no campaign 999 in your area"
+    alone = client.get("/api/field/nearby", headers=headers["worker1"],
+                       params={"lon": lon, "lat": lat, "only_unvisited": True})
+    assert alone.status_code == 422 and "needs a campaign" in alone.json()["detail"]
+    with sessions() as s:
+        rows = s.execute(text("SELECT username, action, object_id, result FROM audit_log ORDER BY id")).all()
+    assert [(r.username, r.action, r.object_id) for r in rows] == [("viewer1", "refused", "GET /api/field/nearby")]
+    assert rows[0].result.startswith("refused 403")
 
 
 def test_visit_flow_duplicate_and_outside_grid(env):

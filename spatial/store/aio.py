@@ -45,7 +45,7 @@ class AsyncPool:
 
     A connection is opened when none is idle (failing at once when the server is down, like the synchronous
     pool); waiting longer than ``timeout_s`` for a free one raises ``sqlalchemy.exc.TimeoutError`` (a 503).
-    Broken connections are dropped when they come back.
+    A connection that comes back broken is dropped with every idle one (a restarted server broke them all).
     """
 
     def __init__(self, conninfo: str, *, role: str | None = None, max_size: int = 10, timeout_s: float = 10.0) -> None:
@@ -75,6 +75,8 @@ class AsyncPool:
             yield connection
         finally:
             if connection is not None:
+                if connection.broken:  # the server went away: the idle connections went with it
+                    await self.close()
                 if connection.broken or connection.closed or \
                         connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     await connection.close()
