@@ -5,6 +5,7 @@ Benchmarks print figures; they never assert on time.
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import socket
@@ -51,6 +52,36 @@ def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, name, CPU seconds used so far, user + system) of every live process (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            found[int(entry)] = (int(rest[1]), name, (int(rest[11]) + int(rest[12])) / tick)
+    return found
+
+
+def cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the process tree of ``server_pid`` ("server") and by every PostgreSQL process
+    ("postgres"); the difference of two calls around a load run, divided by its requests, is CPU per request."""
+    processes = _processes()
+    tree, grew = {server_pid}, True
+    while grew:
+        grew = False
+        for pid, (parent, _, _) in processes.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {"server": sum(processes[pid][2] for pid in tree if pid in processes),
+            "postgres": sum(cpu for _, name, cpu in processes.values() if name.startswith("postgres"))}
 
 
 def free_port() -> int:

@@ -40,7 +40,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from benchmarks.common import database, free_port
+from benchmarks.common import cpu_split, database, free_port
 from fixtures.synthetic_city import DISTRICT, load_city
 from spatial.access import Principal
 from spatial.geometry.crs import wgs84_to_gcj02
@@ -138,8 +138,8 @@ def bench_database(session: Session, worker: Principal, campaign: int, points) -
 
 
 @contextmanager
-def server(url: str, workers: int = 1) -> Iterator[str]:
-    """uvicorn serving the app on a free loopback port, in a subprocess stopped at the end."""
+def server(url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """(base URL, pid): uvicorn serving the app on a free loopback port, in a subprocess stopped at the end."""
     port = free_port()
     env = {**os.environ, "GRIDGOV_DATABASE_URL": url}
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
@@ -154,7 +154,7 @@ def server(url: str, workers: int = 1) -> Iterator[str]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -225,7 +225,7 @@ def wrk_line(label: str, figures: dict) -> None:
 
 
 def bench_http(url: str, points, concurrency: int, requests: int, max_seconds: float, workers: int) -> None:
-    with server(url, workers) as base:
+    with server(url, workers) as (base, pid):
         token = httpx.post(base + "/api/auth/token", data={"username": "bench_worker", "password": PASSWORD}).json()
         token = token["access_token"]
         load(base, token, points[:200], concurrency, 30, "straight")  # warm up every pooled connection
@@ -238,9 +238,13 @@ def bench_http(url: str, points, concurrency: int, requests: int, max_seconds: f
         if errors or errors_walk:
             print(f"non-200 answers: {errors} straight, {errors_walk} walking")
         for mode, seconds in (("straight", 20), ("walk", 10)):
+            before = cpu_split(pid)
             figures = load_wrk(base, token, points, concurrency, seconds, mode)
             if figures:
+                after = cpu_split(pid)
                 wrk_line(f"nearby {mode} over HTTP (wrk), {workers} w., c. {concurrency}", figures)
+                print("  CPU per request: " + ", ".join(
+                    f"{kind} {1000 * (after[kind] - before[kind]) / figures['requests']:.2f} ms" for kind in after))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
 from spatial.errors import InvalidInput, PayloadTooLarge
-from spatial.geometry.crs import CoordSys, to_wgs84
+from spatial.geometry.crs import WGS84, CoordSys, to_wgs84, transform_xy
 
 SERVICE_EXTENT = (73.0, 3.0, 136.0, 54.0)
 """(lon min, lat min, lon max, lat max): a box around China and its islands. Catches swapped axes,
@@ -119,11 +119,15 @@ def polygon_from_geojson(geometry: Any, crs: CoordSys, *, max_vertices: int = MA
 def _check_converted(shape, extent) -> None:
     """After conversion to EPSG:4326: every coordinate finite (a projected CRS can send a point PROJ cannot
     convert) and, unless ``extent`` is None, inside the service extent."""
-    if not np.isfinite(shapely.get_coordinates(shape)).all():
+    _check_lonlat(bool(np.isfinite(shapely.get_coordinates(shape)).all()), shape.bounds, extent)
+
+
+def _check_lonlat(finite: bool, bounds: tuple[float, float, float, float], extent) -> None:
+    if not finite:
         raise InvalidInput("some coordinates cannot be converted to longitude/latitude: check the crs parameter "
                            "and the coordinates' units")
     if extent is not None:
-        _check_extent(shape.bounds, extent)
+        _check_extent(bounds, extent)
 
 
 def _check_range(bounds: tuple[float, float, float, float], crs: CoordSys) -> None:
@@ -187,9 +191,9 @@ def position_from_xy(x: Any, y: Any, crs: CoordSys, *,
     or a position in another country is refused rather than stored or searched around."""
     if not (is_number(x) and is_number(y)):
         raise InvalidInput(f"a position is two finite numbers [x, y], got [{x!r}, {y!r}]"[:200])
-    point = shapely.Point(float(x), float(y))
+    x, y = float(x), float(y)
     if crs.is_geographic:
-        _check_range(point.bounds, crs)
-    point = to_wgs84(point, crs)
-    _check_converted(point, extent)
-    return float(point.x), float(point.y)
+        _check_range((x, y, x, y), crs)
+    lon, lat = (float(v) for v in transform_xy(x, y, crs, WGS84))  # scalars: no geometry built (a hot path)
+    _check_lonlat(math.isfinite(lon) and math.isfinite(lat), (lon, lat, lon, lat), extent)
+    return lon, lat

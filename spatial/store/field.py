@@ -190,28 +190,43 @@ class Nearby:
     farther_on_foot: int = 0
 
 
+# Whether household {h} is one to list: any, or (:only_unvisited) a target of the campaign not yet visited. The
+# subqueries run only when :only_unvisited is true (OR stops at its first true operand), so listing everyone
+# costs no campaign lookups.
+_MATCHING = """(NOT :only_unvisited
+    OR (EXISTS (SELECT 1 FROM campaign_targets t WHERE t.campaign_id = {campaign} AND t.household_id = {h}.id)
+        AND NOT EXISTS (SELECT 1 FROM campaign_visits v WHERE v.campaign_id = {campaign} AND v.household_id = {h}.id)))"""
+
 # Households of the buildings in ``near`` (building_id, ord, distance_m, walk_m, x, y), in building order then unit,
-# floor, room. The lateral subquery is ordered and limited per building so that, when the planner knows ``near`` is
-# ordered ({order} is its sort key), an incremental sort stops once ``limit`` households are found instead of
-# reading every candidate building. {campaign} is the SQL of the campaign id (0: none); {page} the page size
-# (:func:`_page_size`), a constant in the text so that a cached generic plan still stops early.
+# floor, room, with their campaign status. The lateral subquery is ordered and limited per building so that,
+# when the planner knows ``near`` is ordered ({order} is its sort key), an incremental sort stops once a page of
+# households is found instead of reading every candidate building; the campaign is looked up for that page only.
+# {campaign} is the SQL of the campaign id (NULL or 0: none); {page} the page size (:func:`_page_size`), a
+# constant in the text so that a cached generic plan still stops early.
 _HOUSEHOLD_ROWS = """
-SELECT n.building_id, n.ord, n.distance_m, n.walk_m, n.x, n.y, b.code AS building_code, b.name AS building_name,
-       b.grid_id, h.*
-FROM near n
-JOIN buildings b ON b.id = n.building_id
-CROSS JOIN LATERAL (
-    SELECT h.id, h.unit, h.floor, h.room, h.residents, h.head_name, h.head_id_number, h.head_phone, h.tags,
-           t.household_id IS NOT NULL AS targeted, v.result, v.visited_at
-    FROM households h
-    LEFT JOIN campaign_targets t ON t.campaign_id = {campaign} AND t.household_id = h.id
-    LEFT JOIN campaign_visits v ON v.campaign_id = {campaign} AND v.household_id = h.id
-    WHERE h.building_id = n.building_id
-      AND (NOT :only_unvisited OR (t.household_id IS NOT NULL AND v.household_id IS NULL))
-    ORDER BY h.unit, h.floor NULLS LAST, h.room, h.id
-    LIMIT {page}) h
-ORDER BY {order}, h.unit, h.floor NULLS LAST, h.room, h.id
-LIMIT {page}"""
+SELECT h.*, t.household_id IS NOT NULL AS targeted, v.result, v.visited_at
+FROM (SELECT n.building_id, n.ord, n.distance_m, n.walk_m, n.x, n.y, b.code AS building_code,
+             b.name AS building_name, b.grid_id, h.*
+      FROM near n
+      JOIN buildings b ON b.id = n.building_id
+      CROSS JOIN LATERAL (
+          SELECT h.id, h.unit, h.floor, h.room, h.residents, h.head_name, h.head_id_number, h.head_phone, h.tags
+          FROM households h
+          WHERE h.building_id = n.building_id AND {matching}
+          ORDER BY h.unit, h.floor NULLS LAST, h.room, h.id
+          LIMIT {page}) h
+      ORDER BY {order}, h.unit, h.floor NULLS LAST, h.room, h.id
+      LIMIT {page}) h
+LEFT JOIN campaign_targets t ON t.campaign_id = {campaign} AND t.household_id = h.id
+LEFT JOIN campaign_visits v ON v.campaign_id = {campaign} AND v.household_id = h.id
+ORDER BY {outer_order}, h.unit, h.floor NULLS LAST, h.room, h.id"""
+
+
+def _household_rows(order: str, campaign: str, page: int) -> str:
+    """:data:`_HOUSEHOLD_ROWS` for ``near`` ordered by ``order`` (columns of ``n``)."""
+    return _HOUSEHOLD_ROWS.format(order=order, outer_order=order.replace("n.", "h."), campaign=campaign, page=page,
+                                  matching=_MATCHING.format(campaign=campaign, h="h"))
+
 
 PAGE_SIZES = (10, 50, 100, 200, MAX_LIMIT)
 
@@ -223,11 +238,6 @@ def _page_size(limit: int) -> int:
     plans for an unknown count and reads every candidate building (3× the work, measured)."""
     return next(size for size in PAGE_SIZES if size >= limit)
 
-_HAS_HOUSEHOLDS = """EXISTS (SELECT 1 FROM households hh
-    LEFT JOIN campaign_targets tt ON tt.campaign_id = {campaign} AND tt.household_id = hh.id
-    LEFT JOIN campaign_visits vv ON vv.campaign_id = {campaign} AND vv.household_id = hh.id
-    WHERE hh.building_id = b.id AND (NOT :only_unvisited OR (tt.household_id IS NOT NULL AND vv.household_id IS NULL)))"""
-
 
 def _near_buildings_sql(scope: str, blimit: int, campaign: str = ":campaign", gate: str = "TRUE") -> str:
     """The ``blimit`` buildings with (matching) households within :radius metres of the position nearest to it
@@ -238,7 +248,8 @@ def _near_buildings_sql(scope: str, blimit: int, campaign: str = ":campaign", ga
     FROM buildings b CROSS JOIN (SELECT ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography AS g) p
     CROSS JOIN LATERAL (SELECT ST_PointOnSurface(b.footprint) AS p) s
     WHERE {gate} AND ST_DWithin(b.footprint::geography, p.g, :radius, false) AND {scope}
-      AND {_HAS_HOUSEHOLDS.format(campaign=campaign)}
+      AND EXISTS (SELECT 1 FROM households hh WHERE hh.building_id = b.id
+                  AND {_MATCHING.format(campaign=campaign, h="hh")})
     ORDER BY b.footprint::geography <-> p.g, b.id
     LIMIT {blimit}"""
 
@@ -256,7 +267,7 @@ def straight_sql(who: Principal, *, campaign_chosen: bool, page: int) -> str:
     near = ("SELECT building_id, 0 AS ord, distance_m, NULL::float8 AS walk_m, x, y FROM ("
             f"{_near_buildings_sql(scope, page, campaign, gate='(SELECT go FROM pos)')}) k "
             "ORDER BY distance_m, building_id")
-    rows = _HOUSEHOLD_ROWS.format(order="n.distance_m, n.building_id", campaign=campaign, page=page)
+    rows = _household_rows("n.distance_m, n.building_id", campaign, page)
     logged = audit.read_entry_sql(source="found", object_id="string_agg(found.id::text, ',' ORDER BY found.n)")
     return f"""WITH place AS MATERIALIZED ({place}), pos AS MATERIALIZED ({pos}), near AS ({near}),
     found AS MATERIALIZED (SELECT * FROM (SELECT r.*, row_number() OVER () AS n FROM ({rows}) r) r
@@ -367,7 +378,7 @@ def _walk_rows(session: Session, scope: str, params: dict[str, Any], metric_srid
     walk_m, dist, ids, xs, ys = (list(column) for column in zip(*reached, strict=True))
     page = _page_size(params["limit"])
     rows = session.execute(cached_text(f"WITH near AS ({near}) SELECT * FROM ("
-                                       f"{_HOUSEHOLD_ROWS.format(order='n.ord', campaign=':campaign', page=page)}"
+                                       f"{_household_rows('n.ord', ':campaign', page)}"
                                        ") r LIMIT :limit"), {
         **params, "ids": ids, "dist": dist, "walk": walk_m, "xs": xs, "ys": ys}).all()
     return rows, len(candidates) - len(reached)
