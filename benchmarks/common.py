@@ -54,34 +54,42 @@ def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _processes() -> dict[int, tuple[int, str, float]]:
-    """pid → (parent pid, name, CPU seconds used so far, user + system) of every live process (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-            found[int(entry)] = (int(rest[1]), name, (int(rest[11]) + int(rest[12])) / tick)
-    return found
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    try:
+        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu(pid: int | str) -> float:
+    """user + system CPU seconds of one process so far (clock ticks from /proc/<pid>/stat; 0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """user + system CPU seconds of the processes and their children."""
+    return sum(_cpu(pid) for pid in pids + [c for p in pids for c in children(p)])
 
 
 def cpu_split(server_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the process tree of ``server_pid`` ("server") and by every PostgreSQL process
-    ("postgres"); the difference of two calls around a load run, divided by its requests, is CPU per request."""
-    processes = _processes()
-    tree, grew = {server_pid}, True
-    while grew:
-        grew = False
-        for pid, (parent, _, _) in processes.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return {"server": sum(processes[pid][2] for pid in tree if pid in processes),
-            "postgres": sum(cpu for _, name, cpu in processes.values() if name.startswith("postgres"))}
+    """CPU seconds used so far by the server (``server_pid`` and its workers) and by every PostgreSQL process;
+    the difference of two calls around a load run, divided by its requests, is CPU per request."""
+    postgres = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                and _comm(entry.name).startswith("postgres")]
+    return {"server": cpu_seconds([server_pid]), "postgres": sum(_cpu(pid) for pid in postgres)}
+
+
+def _comm(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
 
 
 def free_port() -> int:

@@ -60,7 +60,7 @@ from shapely.geometry import mapping, shape
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from benchmarks.common import database, percentiles
+from benchmarks.common import children, cpu_seconds, database, percentiles
 from benchmarks.nearby import server
 from spatial.geometry.crs import transform_geom
 from spatial.store.cluster import LocalCluster
@@ -244,18 +244,10 @@ def server_pids(port: int) -> list[int]:
     return found
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
-                for c in (t / "children").read_text().split()]
-    except OSError:
-        return []
-
-
 def rss_mib(pids: list[int]) -> float | None:
     """Resident memory of the processes and their children in MiB (None if none is alive)."""
     total, alive = 0, False
-    for pid in pids + [c for p in pids for c in _children(p)]:
+    for pid in pids + [c for p in pids for c in children(p)]:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -264,18 +256,6 @@ def rss_mib(pids: list[int]) -> float | None:
         except OSError:
             continue
     return total / 1024 if alive else None
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """user + system CPU seconds of the processes and their children (clock ticks from /proc/<pid>/stat)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for pid in pids + [c for p in pids for c in _children(p)]:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
 
 
 def cluster_of(url: str) -> LocalCluster | None:
@@ -513,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         password = own_setup(url, Path(folder))
         log = Path(folder) / "server.log"
         with _stderr_to(log):  # the server inherits it: its warnings (one per 503) do not drown the figures
-            base = stack.enter_context(server(url, args.workers))
+            base, _ = stack.enter_context(server(url, args.workers))
         pids = server_pids(urlsplit(base).port)
         drive(base, url, args, password, pids, generator + f"; uvicorn {args.workers} worker(s), own process")
         lines = log.read_text(errors="replace").splitlines()
