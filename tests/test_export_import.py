@@ -162,6 +162,32 @@ def test_importing_a_redrawn_plan_updates_grids_with_history_and_invalidates_til
     assert client.get(tile_url, headers=headers).headers["x-tile-cache"] == "miss"
 
 
+def test_an_import_over_grids_changed_since_its_dry_run_is_refused_and_writes_nothing(seeded):
+    client, sessions, ids = seeded
+    headers = login(client, "planner1", PASSWORD)
+    mine = _geojson([(factories.metres_box(0, 0, 150, 200), {"code": ids["west_code"]}),
+                     (factories.metres_box(150, 0, 400, 200), {"code": ids["east_code"]})])
+    theirs = _geojson([(factories.metres_box(0, 0, 250, 200), {"code": ids["west_code"]}),
+                       (factories.metres_box(250, 0, 400, 200), {"code": ids["east_code"]})])
+    dry = _upload(client, headers, "grids", mine, dry_run="true")
+    assert dry.status_code == 200 and dry.headers["ETag"] == dry.json()["basis"]
+    assert _upload(client, headers, "grids", theirs).status_code == 200  # a colleague's import meanwhile
+    with sessions() as s:
+        before = s.execute(select(Grid.code, Grid.version, func.ST_AsBinary(Grid.boundary)).order_by(Grid.code)).all()
+    stale = client.post("/api/import/grids", headers={**headers, "If-Match": dry.json()["basis"]},
+                        files={"file": ("plan.geojson", mine)}, data={"reason": "redrawn in QGIS"})
+    assert stale.status_code == 412, stale.text
+    assert "changed after the dry run" in stale.json()["detail"]
+    with sessions() as s:
+        assert s.execute(select(Grid.code, Grid.version, func.ST_AsBinary(Grid.boundary))
+                         .order_by(Grid.code)).all() == before
+    again = _upload(client, headers, "grids", mine, dry_run="true")
+    done = client.post("/api/import/grids", headers={**headers, "If-Match": again.headers["ETag"]},
+                       files={"file": ("plan.geojson", mine)}, data={"reason": "redrawn in QGIS"})
+    assert done.status_code == 200 and done.json()["updated"] == 2
+    assert done.headers["ETag"] not in (again.headers["ETag"], dry.headers["ETag"])
+
+
 def test_an_import_with_errors_writes_nothing_and_reports_each_feature(seeded):
     client, sessions, ids = seeded
     headers = login(client, "planner1", PASSWORD)

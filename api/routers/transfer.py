@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -22,7 +22,7 @@ from api.limits import ARCHIVE_INFLATION, check_archive
 from fixtures.export import export_community, export_layer
 from fixtures.import_plans import import_plans
 from spatial.errors import Forbidden, InvalidInput
-from spatial.store import audit
+from spatial.store import audit, plans
 
 router = APIRouter(prefix="/api", tags=["import · export 导入导出"])
 
@@ -77,13 +77,19 @@ def export_community_bundle(code: str, session: SessionDep, settings: SettingsDe
         raise
 
 
-@router.post("/import/{kind}", summary="Import grids or enclosures (导入网格/围合) with a validation report")
+@router.post("/import/{kind}", summary="Import grids or enclosures (导入网格/围合) with a validation report",
+             description="For grids, a dry run answers with the `basis` (also its ETag) of the grids it checked "
+                         "against: send it as `If-Match` with the import, so that grids a colleague changed "
+                         "meanwhile are never overwritten unseen (412).")
 def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, settings: SettingsDep,
-                     who: CurrentUser, file: Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip")],
+                     who: CurrentUser, response: Response,
+                     file: Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip")],
                      reason: Annotated[str, Form(min_length=2, description="recorded in the history")],
                      layer: Annotated[str | None, Form()] = None,
                      community: Annotated[str | None, Form()] = None,
-                     dry_run: Annotated[bool, Form()] = False) -> dict:
+                     dry_run: Annotated[bool, Form()] = False,
+                     if_match: Annotated[str | None, Header(description="grids: the `basis` of the dry run")] = None,
+                     ) -> dict:
     who.require_role("planner")
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in (".gpkg", ".geojson", ".json", ".zip"):
@@ -98,11 +104,16 @@ def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, 
         outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]
         if outside:
             raise Forbidden(f"the file touches communities outside your scope: {', '.join(outside)}")
+        communities = [c for c in report.communities if c]
+        if kind == "grids" and if_match and not dry_run:
+            plans.require_basis(session, communities, if_match, "the dry run")
         if not dry_run and not report.errors:
             report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
                                   reason=reason, dry_run=False, metric_srid=settings.metric_srid)
     body = report.as_dict()
     body["file"] = file.filename
+    if kind == "grids" and communities:
+        body["basis"] = response.headers["ETag"] = plans.plans_basis(session, communities)
     if report.errors:
         raise InvalidInput(f"{len(report.errors)} feature(s) failed the checks; nothing was written", report=body)
     audit.record(session, who, "import", object_type=kind, object_id=file.filename, purpose=reason,

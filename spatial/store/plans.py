@@ -21,7 +21,7 @@ code and version of every current grid). Adopting with an older basis than the s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +124,24 @@ def plan_basis(session: Session, community_code: str, *, lock: bool = False) -> 
     return f'"{community_code}.p{digest}"'
 
 
+def plans_basis(session: Session, community_codes: Sequence[str], *, lock: bool = False) -> str:
+    """The ETag of the current grid plans of several communities (an import may touch more than one):
+    :func:`plan_basis` itself for one, else ``"p<12 hex digits>"``, a digest of each one's basis."""
+    bases = [plan_basis(session, code, lock=lock) for code in sorted(set(community_codes))]
+    if len(bases) == 1:
+        return bases[0]
+    return f'"p{hashlib.sha256(";".join(bases).encode()).hexdigest()[:12]}"'
+
+
+def require_basis(session: Session, community_codes: Sequence[str], basis: str, what: str) -> None:
+    """StaleEdit unless ``basis`` (an ETag from :func:`plans_basis`, weak or strong) is still the current plan of
+    ``community_codes``; their grid rows stay locked until the transaction ends."""
+    current = plans_basis(session, community_codes, lock=True)
+    if basis.strip().removeprefix("W/") != current:
+        raise StaleEdit(f"the grids of {', '.join(sorted(set(community_codes)))} changed after {what} "
+                        f"(made on {basis}, now {current}): check again and review", current=current)
+
+
 def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, actor: str, reason: str, *,
                metric_srid: int = 4547, micro_grids: bool = True, basis: str | None = None) -> AdoptReport:
     """Write ``proposal`` as the community's new grids (see the module docstring). The caller commits.
@@ -136,10 +154,7 @@ def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, ac
     if not reason or not reason.strip():
         raise InvalidInput("adopting a plan needs a reason")
     if basis is not None:
-        current = plan_basis(session, community_code, lock=True)
-        if basis.strip().removeprefix("W/") != current:
-            raise StaleEdit(f"the grids of community {community_code} changed after this plan was proposed "
-                            f"(plan made on {basis}, now {current}): propose again and review", current=current)
+        require_basis(session, [community_code], basis, "this plan was proposed")
     if proposal.community_code != community_code:
         raise InvalidInput(f"the proposal was made for {proposal.community_code or 'a drawn area'}, "
                            f"not for community {community_code}")
