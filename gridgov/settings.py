@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=30, ge=1,
                                                 description="the same, counted per client address")
     login_window_s: int = Field(default=15 * 60, ge=1)
-    reveal_max_per_hour: int = Field(default=30, ge=1,
-                                     description="unmasked reveals (and revealed exports) one user may make per hour")
+    reveal_max_per_hour: int = Field(default=30, ge=1, description="unmasked reveals one user may make per hour")
+    reveal_exports_max_per_hour: int = Field(default=10, ge=1, description="unmasked community exports one user "
+                                             "may make per hour")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     workers: int = Field(default=1, ge=1, le=64, description="web server processes; on n cores, about n")
     access_log: bool = Field(default=True, description="log every request (off for benchmarks)")

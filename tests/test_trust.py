@@ -149,6 +149,19 @@ def test_reveals_are_rate_limited_per_user(env):
     assert len(audit_rows(sessions, "action = 'refused' AND username = 'worker1' AND result LIKE 'refused 429%'")) == 1
 
 
+def test_unmasked_exports_are_rate_limited_per_user(env):
+    client, sessions, _ = env
+    settings_of(client, reveal_exports_max_per_hour=1)
+    admin = bearer(client, "admin1")
+    statuses = [client.get(f"/api/export/communities/{COMMUNITY}", headers=admin,
+                           params={"reveal": "true", "purpose": "疫情流调 epidemiological tracing"}).status_code
+                for _ in range(2)]
+    assert statuses == [200, 429]
+    assert len(audit_rows(sessions, "action = 'export_reveal' AND username = 'admin1'")) == 1
+    masked = client.get(f"/api/export/communities/{COMMUNITY}", headers=admin)
+    assert masked.status_code == 200  # the limit is on unmasked exports only
+
+
 def test_auditors_search_the_log_and_the_search_is_logged(env):
     client, sessions, household = env
     worker = bearer(client, "worker1")

@@ -70,7 +70,8 @@ def export_community_bundle(code: str, session: SessionDep, settings: SettingsDe
     try:
         path = folder / (f"{code}.gpkg" if format == "gpkg" else f"{code}-{format}.zip")
         export_community(session, who, code, path, crs=crs, fmt=None if format == "gpkg" else format,
-                         households=households, reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid)
+                         households=households, reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
+                         reveals_per_hour=settings.reveal_exports_max_per_hour)
         return _download(folder, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -17,17 +17,18 @@ from spatial.privacy import mask_record
 from spatial.store import audit
 
 PERSONAL = ("head_name", "head_id_number", "head_phone")
-REVEALED_EXPORTS_PER_HOUR = 10
+REVEALED_EXPORTS_PER_HOUR = 10  # default of settings.reveal_exports_max_per_hour
 
 
 def community_households(session: Session, who: Principal, community_code: str, *, reveal: bool = False,
-                         purpose: str | None = None) -> list[dict[str, Any]]:
+                         purpose: str | None = None, per_hour: int = REVEALED_EXPORTS_PER_HOUR
+                         ) -> list[dict[str, Any]]:
     """Rows (building_code, building_id, unit, floor, room, residents, head fields[, tags]) of the households
     in the buildings of ``community_code``, ordered by building and room. The caller checks that ``who``
-    may read them; this function masks, audits and limits unmasked exports to
-    :data:`REVEALED_EXPORTS_PER_HOUR` per user (TooManyRequests beyond)."""
+    may read them; this function masks, audits and limits unmasked exports to ``per_hour`` per user
+    (TooManyRequests beyond)."""
     if reveal:
-        audit.require_below_rate(session, who, "export_reveal", REVEALED_EXPORTS_PER_HOUR)
+        audit.require_below_rate(session, who, "export_reveal", per_hour)
     rows = session.execute(text("""
         SELECT b.code AS building_code, b.id AS building_id, h.unit, h.floor, h.room, h.residents,
                h.head_name, h.head_id_number, h.head_phone, array_to_string(h.tags, ',') AS tags
