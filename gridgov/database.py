@@ -10,7 +10,7 @@ from gridgov.settings import Settings
 from spatial.store import migrate
 from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine, normalize_url
-from spatial.store.privileges import service_role
+from spatial.store.privileges import service_connection
 
 log = logging.getLogger("gridgov")
 
@@ -33,8 +33,9 @@ def database_url(settings: Settings) -> str:
 def open_database(settings: Settings, *, upgrade: bool = True, service: bool = False) -> Engine:
     """An engine on the configured database, with the schema migrated to the newest revision.
 
-    ``service=True`` (the web service): the engine's connections take the restricted role of
-    :mod:`spatial.store.privileges` when it is usable (else they stay the owner's, with a warning logged).
+    ``service=True`` (the web service): the engine's connections are the restricted role of
+    :mod:`spatial.store.privileges` when it is usable, logged in as it if the server allows (else they stay the
+    owner's, with a warning logged).
     """
     url = database_url(settings)
     engine = make_engine(url)
@@ -42,9 +43,13 @@ def open_database(settings: Settings, *, upgrade: bool = True, service: bool = F
         migrate.upgrade(engine)
     if not service:
         return engine
-    role = service_role(engine)
-    if role is None:
+    connection = service_connection(engine, url)
+    if connection is None:
         log.warning("the service runs as the database owner: the audit log is protected by trigger only")
         return engine
     engine.dispose()
-    return make_engine(url, role=role)
+    service_url, role = connection
+    if role is not None:
+        log.info("the service logs in as the owner and switches to %s (the server asks %s for a password)",
+                 role, role)
+    return make_engine(service_url, role=role)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -31,9 +31,27 @@ def service_engine(fresh_db_url, tmp_path):
     engine.dispose()
 
 
-def test_the_service_connects_as_its_own_role(service_engine):
+def test_the_service_logs_in_as_its_own_role_and_cannot_become_the_owner(service_engine, fresh_db_url):
+    """The test cluster trusts its local socket, as the embedded one does: the service logs in as gridgov_app,
+    so no statement it runs can take the owner's (here a superuser's) rights back."""
+    owner = make_url(fresh_db_url).username
     with service_engine.connect() as conn:
+        assert conn.execute(text("SELECT session_user, current_user")).one() == (APP_ROLE, APP_ROLE)
+        conn.execute(text("RESET ROLE"))
         assert conn.scalar(text("SELECT current_user")) == APP_ROLE
+        with pytest.raises(DBAPIError, match="permission denied"):
+            conn.execute(text(f'SET ROLE "{owner}"'))
+
+
+def test_a_server_that_asks_the_service_role_for_a_password_gets_a_role_switch(fresh_db_url, monkeypatch):
+    from spatial.store import privileges
+
+    monkeypatch.setattr(privileges, "login_url", lambda url: None)
+    engine = make_engine(fresh_db_url, pool_size=1)
+    try:
+        assert privileges.service_connection(engine, fresh_db_url) == (fresh_db_url, APP_ROLE)
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_log SET result = 'forged'", "DELETE FROM audit_log",
