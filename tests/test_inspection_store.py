@@ -388,3 +388,41 @@ def test_scope_hides_other_areas(db):
         op.visible_enclosure_ids(db, Principal(9, "v", "viewer", scope_code=factories.SUBDISTRICT))
     worker = Principal(10, "w", "grid_worker", grid_ids=frozenset({t.grids["east"]}))
     assert op.visible_enclosure_ids(db, worker) == [t.enclosure_id]
+
+
+def test_two_first_uses_at_once_scan_the_enclosure_once(fresh_db_url):
+    """Two inspectors open the report of a new enclosure at the same moment: one scans, the other waits and
+    finds it scanned (without the lock both scanned and every opening was stored twice)."""
+    import threading
+
+    from spatial.store.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(fresh_db_url, pool_size=3)
+    sessions = make_sessionmaker(engine)
+    try:
+        with sessions.begin() as s:
+            t = town(s)
+        first = sessions()
+        assert op.ensure_scanned(first, [t.enclosure_id]) == [t.enclosure_id]  # not committed yet
+        seen: list[list[int]] = []
+
+        def second() -> None:
+            with sessions.begin() as s:
+                seen.append(op.ensure_scanned(s, [t.enclosure_id]))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the first scan
+        first.commit()
+        first.close()
+        thread.join(10)
+        assert seen == [[]]
+        with sessions() as s:
+            stored = s.execute(text("SELECT count(*) FROM openings WHERE enclosure_id = :e AND deleted_at IS NULL"),
+                               {"e": t.enclosure_id}).scalar_one()
+            crossings = s.execute(text("SELECT crossings FROM enclosure_scans WHERE enclosure_id = :e"),
+                                  {"e": t.enclosure_id}).scalar_one()
+        assert stored == crossings > 0
+    finally:
+        engine.dispose()

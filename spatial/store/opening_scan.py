@@ -189,14 +189,25 @@ def ensure_scanned(session: Session, enclosure_ids: Sequence[int], *, metric_sri
 
     A derived, idempotent write (the openings follow from the stored network and perimeter): the first report
     or map of an enclosure needs its openings. Later scans happen only on request, so planners' edits stay.
+    Two first uses at once do not both scan (which would store every opening twice): the enclosures to scan
+    are locked and checked again, so the second waits for the first to commit and then finds them scanned.
+    Enclosures already scanned (the usual case) are neither locked nor written.
     """
-    todo = list(session.execute(text("""
-        SELECT e.id FROM enclosures e WHERE e.id = ANY(CAST(:ids AS integer[]))
-        AND NOT EXISTS (SELECT 1 FROM enclosure_scans s WHERE s.enclosure_id = e.id) ORDER BY e.id"""),
-        {"ids": list(enclosure_ids)}).scalars())
+    todo = _never_scanned(session, enclosure_ids)
+    if todo:
+        session.execute(text("SELECT id FROM enclosures WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id "
+                             "FOR NO KEY UPDATE"), {"ids": todo})
+        todo = _never_scanned(session, todo)  # a statement of its own: it sees what the lock waited for
     if todo:
         scan_openings(session, todo, actor="gridgov (first use)", metric_srid=metric_srid)
     return todo
+
+
+def _never_scanned(session: Session, enclosure_ids: Sequence[int]) -> list[int]:
+    return list(session.execute(text("""
+        SELECT e.id FROM enclosures e WHERE e.id = ANY(CAST(:ids AS integer[]))
+        AND NOT EXISTS (SELECT 1 FROM enclosure_scans s WHERE s.enclosure_id = e.id) ORDER BY e.id"""),
+        {"ids": list(enclosure_ids)}).scalars())
 
 
 def soft_delete(session: Session, opening_id: int, actor: str) -> None:
