@@ -8,6 +8,8 @@ work without the domain knowing. Axis order is always (x, y) = (lon, lat) for ge
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -35,21 +37,33 @@ BboxParam = Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox
                                         examples=["114.06,22.55,114.08,22.57"])]
 
 
-def parse_bbox(value: str | None, crs: CoordSys) -> tuple[float, float, float, float] | None:
-    """``"minx,miny,maxx,maxy"`` in ``crs`` → the covering box in EPSG:4326; None if not given."""
+def parse_bbox(value: str | None, crs: CoordSys, *,
+               convert: Callable[[shapely.Geometry], shapely.Geometry] | None = None,
+               crs_label: str | None = None) -> tuple[float, float, float, float] | None:
+    """``"minx,miny,maxx,maxy"`` (or six numbers with heights, ignored) in ``crs`` → the covering box in
+    EPSG:4326 (lon, lat); None if not given. A box of zero width or height is a line or point, not an error.
+
+    ``convert`` replaces the conversion to EPSG:4326 (OGC URIs whose first axis is north), ``crs_label`` names
+    the CRS in messages. InvalidInput for anything but finite numbers, a reversed box, or a box that lies
+    outside ±180 / ±90 once converted."""
     if value is None or value == "":
         return None
     try:
-        x0, y0, x1, y1 = (float(part) for part in value.split(","))
+        numbers = [float(part) for part in value.split(",")]
     except ValueError:
-        raise InvalidInput(f"bbox must be four numbers 'minx,miny,maxx,maxy', got {value!r}") from None
-    if not (x0 < x1 and y0 < y1):
-        raise InvalidInput(f"bbox {value!r} is empty or reversed: need minx < maxx and miny < maxy")
-    box = to_wgs84(shapely.box(x0, y0, x1, y1), crs)
-    minx, miny, maxx, maxy = box.bounds
-    if not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
-        raise InvalidInput(f"bbox {value!r} lies outside longitude -180..180 / latitude -90..90 in {crs.name}")
-    return minx, miny, maxx, maxy
+        numbers = []
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        raise InvalidInput(f"bbox must be 4 (or 6) comma-separated numbers 'minx,miny,maxx,maxy', got {value!r}")
+    x0, y0, x1, y1 = numbers
+    if x0 > x1 or y0 > y1:
+        raise InvalidInput(f"bbox {value!r} is reversed: lower corner first, then upper corner")
+    box = convert(shapely.box(x0, y0, x1, y1)) if convert else to_wgs84(shapely.box(x0, y0, x1, y1), crs)
+    west, south, east, north = box.bounds
+    if not (-180 <= west and east <= 180 and -90 <= south and north <= 90):
+        raise InvalidInput(f"bbox {value!r} lies outside longitude ±180 / latitude ±90 in {crs_label or crs.name}")
+    return west, south, east, north
 
 
 def feature_collection(features: list[Feature], crs: CoordSys, **members: Any) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def test_bbox_in_another_crs_selects_the_same_features(seeded):
 
 @pytest.mark.parametrize("params, status, words", [
     ({"crs": "EPSG:999999"}, 400, "EPSG:999999"),
-    ({"bbox": "1,2,3"}, 422, "four numbers"),
+    ({"bbox": "1,2,3"}, 422, "4 (or 6) comma-separated numbers"),
     ({"bbox": "114.1,22.6,114.0,22.5"}, 422, "reversed"),
     ({"bbox": "114,22,200,23"}, 422, "outside"),
     ({"limit": "1000000"}, 422, "limit"),

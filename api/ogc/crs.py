@@ -12,11 +12,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numpy as np
 import pyproj
 import shapely
 
-from spatial.errors import InvalidInput
+from api.geojson import parse_bbox
 from spatial.geometry.crs import CoordSys, from_wgs84, parse_crs, to_wgs84
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -43,23 +42,8 @@ class OgcCrs:
 
     def bbox(self, value: str) -> tuple[float, float, float, float]:
         """``minx,miny,maxx,maxy`` (or 6 numbers with heights) in this CRS and axis order → lon/lat box."""
-        try:
-            numbers = [float(part) for part in value.split(",")]
-        except ValueError:
-            raise InvalidInput(f"bbox must be 4 (or 6) comma-separated numbers, got {value!r}") from None
-        if len(numbers) == 6:
-            numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-        if len(numbers) != 4 or not all(np.isfinite(numbers)):
-            raise InvalidInput(f"bbox must be 4 (or 6) comma-separated numbers, got {value!r}")
-        a0, b0, a1, b1 = numbers
-        if a0 > a1 or b0 > b1:
-            raise InvalidInput(f"bbox {value!r} is reversed: lower corner first, then upper corner")
-        box = self.to_wgs84(shapely.box(a0, b0, a1, b1))
-        west, south, east, north = box.bounds
-        if not (-180 <= west and east <= 180 and -90 <= south and north <= 90):
-            raise InvalidInput(f"bbox {value!r} lies outside longitude ±180 / latitude ±90 in {self.uri}"
-                               + (" (this CRS takes latitude first)" if self.swap else ""))
-        return west, south, east, north
+        return parse_bbox(value, self.coordsys, convert=self.to_wgs84,
+                          crs_label=self.uri + (" (this CRS takes latitude first)" if self.swap else ""))
 
 
 def _swapped(geom: shapely.Geometry) -> shapely.Geometry:
