@@ -212,6 +212,20 @@ def test_an_import_with_errors_writes_nothing_and_reports_each_feature(seeded):
         assert s.get(Grid, ids["east"]).version == 1
 
 
+def test_imported_grids_overlapping_each_other_are_errors(seeded):
+    client, sessions, ids = seeded
+    headers = login(client, "planner1", PASSWORD)
+    plan = _geojson([(factories.metres_box(0, 0, 150, 200), {"code": ids["west_code"]}),
+                     (factories.metres_box(140, 0, 400, 200), {"code": ids["east_code"]})])
+    response = _upload(client, headers, "grids", plan)
+    assert response.status_code == 422, response.text
+    findings = response.json()["report"]["findings"]
+    assert [f["severity"] for f in findings] == ["error"]
+    assert findings[0]["message"] == "overlaps imported feature 1 by 2,000 m²"  # 10 m × 200 m
+    with sessions() as s:
+        assert s.get(Grid, ids["west"]).version == s.get(Grid, ids["east"]).version == 1
+
+
 def test_cut_buildings_and_gaps_are_warnings(seeded):
     client, sessions, ids = seeded
     headers = login(client, "planner1", PASSWORD)

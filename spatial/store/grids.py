@@ -211,6 +211,38 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     return result
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """A community as it would be with some grids replaced or added (:func:`check_replacement`): the plan
+    (plan id → metric boundary; negative ids are grids not stored yet), the code of every plan id, the report."""
+
+    community: gp.Community
+    plan: gp.Plan
+    codes: dict[int, str]
+    report: gp.Report
+
+    def plan_id(self, code: str) -> int:
+        return next(gid for gid, c in self.codes.items() if c == code)
+
+
+def check_replacement(session: Session, community_code: str, boundaries: dict[str, Geometry], *,
+                      metric_srid: int, tolerance_m2: float = gp.DEFAULT_TOLERANCE_M2) -> Replacement:
+    """The community with the grids named in ``boundaries`` (grid code → lon/lat boundary; a code not among
+    its active grids is a new grid) taking those boundaries, checked as an edit is (:func:`gridplan.check_plan`:
+    gaps, overlaps, land outside the community, cut and moved buildings, workload). Nothing is locked or
+    written (grid imports check files with it). NotFound when the community has no boundary."""
+    community = load_community(session, community_code, metric_srid)
+    codes = {gid: g.code for gid, g in community.grids.items()}
+    stored = {code: gid for gid, code in codes.items()}
+    plan: gp.Plan = {}
+    for n, (code, boundary) in enumerate(boundaries.items(), start=1):
+        gid = stored.get(code, -n)
+        plan[gid] = to_metric(boundary, metric_srid)
+        codes[gid] = code
+    report = gp.check_plan(community, plan, codes, tolerance_m2=tolerance_m2)
+    return Replacement(community, plan, codes, report)
+
+
 def _predict_codes(session: Session, report: gp.Report) -> None:
     """The building codes moved buildings will get: their new grid's code + the next free numbers, in
     building id order (the same rule :func:`_reassign_buildings` applies when writing)."""

@@ -1,12 +1,12 @@
 """Checking and writing grids and enclosures drawn elsewhere (QGIS, CAD exports), as a planner's edit would be.
 
-Candidates are passed as arrays (WKB in EPSG:4326, codes, community codes) and checked in one query each:
-areas are m² in the deployment's metric CRS (``metric_srid``); differences under ``tolerance_m2`` are
-floating-point slivers and ignored. Writing happens inside :func:`spatial.store.engine.acting_as`, so the
-grid history (``grid_versions``) records the author and the reason of the import.
+Candidates are passed as arrays (WKB in EPSG:4326, codes, community codes); areas are m² in the deployment's
+metric CRS (``metric_srid``); differences under ``tolerance_m2`` are floating-point slivers and ignored.
+Writing happens inside :func:`spatial.store.engine.acting_as`, so the grid history (``grid_versions``) records
+the author and the reason of the import.
 
-A colleague's ``spatial/store/grids.py`` (grid editing for planners) is to hold the general grid
-validation; these checks are kept here until then and should move there.
+Grids are checked by the rules of a planner's edit (:func:`spatial.store.grids.check_replacement`), the report
+turned into findings per imported feature; enclosures by their own two queries here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from spatial.errors import NotFound
+from spatial.store import grids
 from spatial.store.engine import acting_as
 
 _CANDIDATES = """
@@ -51,53 +55,56 @@ def known_communities(session: Session, codes: Sequence[str]) -> set[str]:
 
 
 def check_grids(session: Session, wkbs: Sequence[bytes], codes: Sequence[str], communities: Sequence[str],
-                *, metric_srid: int = 4547, tolerance_m2: float = 1.0) -> list[Finding]:
-    """Grid candidates against their community and the stored grids (a candidate replaces the stored grid
-    of the same code): outside the community, overlapping a stored or another imported grid (errors);
-    buildings cut by the new boundary and land of the community left uncovered (warnings)."""
-    params = {"wkbs": list(wkbs), "codes": list(codes), "communities": list(communities),
-              "srid": metric_srid, "tol": tolerance_m2}
+                *, metric_srid: int = 4547, tolerance_m2: float = 1.0) -> tuple[list[Finding], dict[str, float]]:
+    """Grid candidates (WKB in EPSG:4326), each replacing the stored grid of its code or joining its community,
+    checked community by community as a planner's edit is (:func:`spatial.store.grids.check_replacement`).
+
+    Findings per candidate: land outside the community and overlaps with a stored or another imported grid
+    (errors); buildings its boundary cuts (warnings: an import is settled afterwards, each building going to
+    the grid that holds most of it). Also, per community, the m² left without a grid."""
     findings: list[Finding] = []
-    for i, area in session.execute(text(_CANDIDATES + """
-            SELECT c.i, ST_Area(ST_Transform(ST_Difference(c.geom, d.boundary), :srid))
-            FROM c JOIN divisions d ON d.code = c.community_code AND d.boundary IS NOT NULL
-            WHERE ST_Area(ST_Transform(ST_Difference(c.geom, d.boundary), :srid)) > :tol"""), params):
-        findings.append(Finding(i - 1, "error", f"{area:,.0f} m² lie outside community {communities[i - 1]}"))
-    for i, other, area in session.execute(text(_CANDIDATES + """
-            SELECT c.i, g.code, ST_Area(ST_Transform(ST_Intersection(c.geom, g.boundary), :srid))
-            FROM c JOIN grids g ON g.retired_at IS NULL AND g.code <> c.code AND g.boundary && c.geom
-                 AND g.code <> ALL(CAST(:codes AS text[]))
-            WHERE ST_Area(ST_Transform(ST_Intersection(c.geom, g.boundary), :srid)) > :tol ORDER BY 1, 2"""), params):
-        findings.append(Finding(i - 1, "error", f"overlaps stored grid {other} by {area:,.0f} m²"))
-    for i, j, area in session.execute(text(_CANDIDATES + """
-            SELECT a.i, b.i, ST_Area(ST_Transform(ST_Intersection(a.geom, b.geom), :srid))
-            FROM c a JOIN c b ON a.i < b.i AND a.geom && b.geom
-            WHERE ST_Area(ST_Transform(ST_Intersection(a.geom, b.geom), :srid)) > :tol ORDER BY 1, 2"""), params):
-        findings.append(Finding(i - 1, "error", f"overlaps imported feature {j - 1} by {area:,.0f} m²"))
-    for i, cut in session.execute(text(_CANDIDATES + """
-            SELECT c.i, count(*) FROM c JOIN buildings b ON b.footprint && c.geom
-                 AND ST_Intersects(b.footprint, ST_Boundary(c.geom))
-            WHERE ST_Area(ST_Transform(ST_Intersection(b.footprint, c.geom), :srid)) > :tol
-              AND ST_Area(ST_Transform(ST_Difference(b.footprint, c.geom), :srid)) > :tol
-            GROUP BY c.i ORDER BY 1"""), params):
-        findings.append(Finding(i - 1, "warning", f"its boundary cuts {cut} building(s)"))
-    return findings
+    uncovered: dict[str, float] = {}
+    for community in sorted(set(communities)):
+        mine = {codes[i]: i for i, c in enumerate(communities) if c == community}
+        try:
+            checked = grids.check_replacement(
+                session, community, {code: shapely.from_wkb(wkbs[i]) for code, i in mine.items()},
+                metric_srid=metric_srid, tolerance_m2=tolerance_m2)
+        except NotFound:
+            findings += [Finding(i, "error", f"community {community} has no boundary to check grids against")
+                         for i in mine.values()]
+            continue
+        findings += _grid_findings(checked, mine, community)
+        uncovered[community] = sum(p.area_m2 for p in checked.report.gaps)
+    return sorted(findings, key=lambda f: f.index), uncovered
 
 
-def uncovered_m2(session: Session, wkbs: Sequence[bytes], codes: Sequence[str], communities: Sequence[str],
-                 *, metric_srid: int = 4547) -> dict[str, float]:
-    """Per community touched: m² of its boundary left without a grid once the candidates replace or join the
-    stored grids."""
-    rows = session.execute(text(_CANDIDATES + """
-        SELECT d.code, ST_Area(ST_Transform(ST_Difference(d.boundary, coalesce(ST_Union(u.geom), ST_SetSRID('POLYGON EMPTY'::geometry, 4326))), :srid))
-        FROM divisions d
-        LEFT JOIN (SELECT community_code, geom FROM c
-                   UNION ALL SELECT community_code, boundary FROM grids
-                   WHERE retired_at IS NULL AND code <> ALL(CAST(:codes AS text[]))) u ON u.community_code = d.code
-        WHERE d.code = ANY(CAST(:communities AS text[])) AND d.boundary IS NOT NULL
-        GROUP BY d.code, d.boundary"""),
-        {"wkbs": list(wkbs), "codes": list(codes), "communities": list(communities), "srid": metric_srid}).all()
-    return {code: float(area) for code, area in rows}
+def _grid_findings(checked: grids.Replacement, feature: dict[str, int], community: str) -> list[Finding]:
+    """The report of one community's check, as findings on the imported features (``feature``: code → index)."""
+    report, found = checked.report, []
+    outside: dict[str, float] = {}
+    for piece in report.outside:
+        outside[piece.grids[0]] = outside.get(piece.grids[0], 0.0) + piece.area_m2
+    found += [Finding(feature[code], "error", f"{area:,.0f} m² lie outside community {community}")
+              for code, area in outside.items() if code in feature]
+    overlaps: dict[tuple[str, str], float] = {}
+    for piece in report.overlaps:
+        overlaps[piece.grids] = overlaps.get(piece.grids, 0.0) + piece.area_m2
+    for (a, b), area in overlaps.items():
+        if a in feature and b in feature:
+            first, other = sorted((feature[a], feature[b]))
+            found.append(Finding(first, "error", f"overlaps imported feature {other} by {area:,.0f} m²"))
+        elif a in feature or b in feature:
+            mine, stored = (a, b) if a in feature else (b, a)
+            found.append(Finding(feature[mine], "error", f"overlaps stored grid {stored} by {area:,.0f} m²"))
+    cut_ids = {building for building, _ in report.cut_buildings}
+    buildings = checked.community.buildings
+    cut = buildings.footprints[np.isin(buildings.ids, list(cut_ids))] if cut_ids else np.array([], dtype=object)
+    for code, i in feature.items():
+        crossed = int(shapely.intersects(cut, shapely.boundary(checked.plan[checked.plan_id(code)])).sum())
+        if crossed:
+            found.append(Finding(i, "warning", f"its boundary cuts {crossed} building(s)"))
+    return found
 
 
 def next_grid_numbers(session: Session, community: str, count: int) -> list[int]:
