@@ -286,10 +286,16 @@ def test_buildings_follow_imported_grid_boundaries(seeded):
     client, sessions, ids = seeded
     with sessions.begin() as s:
         west = s.get(Grid, ids["west"])
-        moving = factories.building(s, west, 170, 20, number=2).id
+        moving = factories.building(s, west, 170, 20, number=2, households=4).id
     plan = _geojson([(factories.metres_box(0, 0, 150, 200), {"code": ids["west_code"]}),
                      (factories.metres_box(150, 0, 400, 200), {"code": ids["east_code"]})])
-    response = _upload(client, login(client, "planner1", PASSWORD), "grids", plan)
+    headers = login(client, "planner1", PASSWORD)
+    dry = _upload(client, headers, "grids", plan, dry_run="true").json()  # the dry run tells what will move
+    assert dry["buildings_moved"] == 1 and not dry["written"]
+    workload = {w["grid"]: w for w in dry["workload"]}
+    assert set(workload) == {ids["west_code"], ids["east_code"]}
+    assert (workload[ids["west_code"]]["households"], workload[ids["east_code"]]["households"]) == (2, 4)
+    response = _upload(client, headers, "grids", plan)
     assert response.status_code == 200, response.text
     assert response.json()["buildings_moved"] == 1
     with sessions() as s:

@@ -54,16 +54,27 @@ def known_communities(session: Session, codes: Sequence[str]) -> set[str]:
     return set(rows)
 
 
+@dataclass
+class GridCheck:
+    """What :func:`check_grids` found: findings per candidate, m² without a grid per community, buildings that
+    would change grid, and the workload (households, residents, workers) of each imported grid."""
+
+    findings: list[Finding]
+    uncovered_m2: dict[str, float]
+    buildings_moved: int
+    workload: list[dict]
+
+
 def check_grids(session: Session, wkbs: Sequence[bytes], codes: Sequence[str], communities: Sequence[str],
-                *, metric_srid: int = 4547, tolerance_m2: float = 1.0) -> tuple[list[Finding], dict[str, float]]:
+                *, metric_srid: int = 4547, tolerance_m2: float = 1.0) -> GridCheck:
     """Grid candidates (WKB in EPSG:4326), each replacing the stored grid of its code or joining its community,
     checked community by community as a planner's edit is (:func:`spatial.store.grids.check_replacement`).
 
     Findings per candidate: land outside the community and overlaps with a stored or another imported grid
     (errors); buildings its boundary cuts (warnings: an import is settled afterwards, each building going to
-    the grid that holds most of it). Also, per community, the m² left without a grid."""
-    findings: list[Finding] = []
-    uncovered: dict[str, float] = {}
+    the grid that holds most of it). Also, per community, the m² left without a grid, and what the import does
+    to buildings and workload."""
+    result = GridCheck([], {}, 0, [])
     for community in sorted(set(communities)):
         mine = {codes[i]: i for i, c in enumerate(communities) if c == community}
         try:
@@ -71,12 +82,15 @@ def check_grids(session: Session, wkbs: Sequence[bytes], codes: Sequence[str], c
                 session, community, {code: shapely.from_wkb(wkbs[i]) for code, i in mine.items()},
                 metric_srid=metric_srid, tolerance_m2=tolerance_m2)
         except NotFound:
-            findings += [Finding(i, "error", f"community {community} has no boundary to check grids against")
-                         for i in mine.values()]
+            result.findings += [Finding(i, "error", f"community {community} has no boundary to check grids against")
+                                for i in mine.values()]
             continue
-        findings += _grid_findings(checked, mine, community)
-        uncovered[community] = sum(p.area_m2 for p in checked.report.gaps)
-    return sorted(findings, key=lambda f: f.index), uncovered
+        result.findings += _grid_findings(checked, mine, community)
+        result.uncovered_m2[community] = sum(p.area_m2 for p in checked.report.gaps)
+        result.buildings_moved += len(checked.report.moved_buildings)
+        result.workload += [vars(w) for w in checked.report.workload if w.grid in mine]
+    result.findings.sort(key=lambda f: f.index)
+    return result
 
 
 def _grid_findings(checked: grids.Replacement, feature: dict[str, int], community: str) -> list[Finding]:
