@@ -50,6 +50,26 @@ def test_propose_writes_nothing_and_adopt_writes_versions(planner):
     assert reasons == ["rebalance the village"]
 
 
+def test_grid_workers_follow_their_land_into_the_adopted_grids(planner):
+    client, sessions, headers = planner
+    old = VILLAGE + "01"
+    with sessions.begin() as s:
+        users.create_user(s, "zhang.wei", PASSWORD, "grid_worker", grid_codes=(old,))
+    basis = client.post("/api/plans/propose", json={"community_code": VILLAGE}, headers=headers).json()["basis"]
+    adopted = client.post("/api/plans/adopt", headers={**headers, "If-Match": basis},
+                          json={"community_code": VILLAGE, "reason": "rebalance the village"}).json()
+    mine = [a for a in adopted["assignments"] if a["username"] == "zhang.wei"]
+    assert len(mine) == 1 and mine[0]["from_grid"] == old and adopted["assignments_left_on_retired"] == 0
+    with sessions() as s:
+        heir = s.execute(text("""
+            SELECT g.code FROM grids g, grids r WHERE r.code = :old AND g.community_code = r.community_code
+              AND g.retired_at IS NULL ORDER BY ST_Area(ST_Intersection(g.boundary, r.boundary)) DESC LIMIT 1"""),
+            {"old": old}).scalar_one()
+        assigned = s.execute(text("SELECT g.code FROM grid_assignments a JOIN grids g ON g.id = a.grid_id "
+                                  "JOIN users u ON u.id = a.user_id WHERE u.username = 'zhang.wei'")).scalars().all()
+    assert assigned == [heir] == [mine[0]["to_grid"]]
+
+
 def test_adopting_a_plan_made_on_grids_changed_since_is_refused(planner):
     client, sessions, headers = planner
     basis = client.post("/api/plans/propose", json={"community_code": VILLAGE}, headers=headers).json()["basis"]

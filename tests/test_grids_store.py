@@ -31,3 +31,37 @@ def test_redraw_regenerates_micro_grids_and_keeps_unchanged_groups(db):
     unassigned = db.execute(text("SELECT count(*) FROM buildings WHERE grid_id = :g AND micro_grid_id IS NULL"),
                             {"g": west.id}).scalar()
     assert unassigned == 0
+
+
+def _workers(s, *specs):
+    factories.users_with_grids(s, [(name, "grid_worker", None, grid) for name, grid in specs], "not a real hash")
+
+
+def _assigned(s, username: str) -> list[str]:
+    return s.execute(text("SELECT g.code FROM grid_assignments a JOIN grids g ON g.id = a.grid_id "
+                          "JOIN users u ON u.id = a.user_id WHERE u.username = :u ORDER BY g.code"),
+                     {"u": username}).scalars().all()
+
+
+def test_grid_workers_follow_their_land_when_grids_merge(db):
+    west, east = factories.two_grids(db)
+    _workers(db, ("wang", east.code), ("li.ming", west.code), ("both", west.code))
+    db.execute(text("INSERT INTO grid_assignments (user_id, grid_id) SELECT id, :g FROM users WHERE username = 'both'"),
+               {"g": east.id})
+    result = store.merge_grids(db, [west.code, east.code], store.Edit("planner", "one team now", {
+        west.code: west.version, east.code: east.version}))
+    assert result.assignments == [{"username": "both", "from_grid": east.code, "to_grid": west.code},
+                                  {"username": "wang", "from_grid": east.code, "to_grid": west.code}]
+    assert _assigned(db, "wang") == _assigned(db, "li.ming") == _assigned(db, "both") == [west.code]
+
+
+def test_a_grid_retired_to_a_gap_keeps_its_workers_and_the_check_says_so(db):
+    from spatial.store.checks import run_checks
+
+    west, east = factories.two_grids(db)
+    _workers(db, ("wang", east.code))
+    result = store.retire_grid(db, east.code, store.Edit("planner", "land handed to the district", {
+        east.code: east.version}))
+    assert result.assignments == [] and _assigned(db, "wang") == [east.code]
+    check = {c.name: c for c in run_checks(db)}["no grid worker assigned to a retired grid"]
+    assert not check.ok and check.detail == "1 failing"

@@ -109,7 +109,7 @@ def _result(result: store.EditResult, plan: store.PlanSettings, response: Respon
         tiles.invalidate_after_commit(session, result.changed_bounds)
     return {"preview": result.preview, "community_code": result.community_code,
             "grids": {"type": "FeatureCollection", "crs": plan.output_crs, "features": features},
-            "report": result.report.to_dict(plan.geojson)}
+            "report": result.report.to_dict(plan.geojson), "assignments": result.assignments}
 
 
 @router.get("/{code}", summary="One grid with its ETag (网格详情)")

@@ -42,6 +42,8 @@ _COUNT_CHECKS = {
     "no building cut by a grid boundary": """
         SELECT count(*) FROM buildings b JOIN grids g ON g.id = b.grid_id
         WHERE ST_Area(ST_Transform(ST_Difference(b.footprint, g.boundary), :srid)) > :tol""",
+    "no grid worker assigned to a retired grid": """
+        SELECT count(*) FROM grid_assignments a JOIN grids g ON g.id = a.grid_id WHERE g.retired_at IS NOT NULL""",
 }
 
 

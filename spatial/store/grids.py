@@ -56,6 +56,8 @@ class EditResult:
     changed_bounds: tuple[float, float, float, float] | None = None
     """(lon min, lat min, lon max, lat max) of the land whose grid changed, old and new boundaries together:
     what map caches must drop after a saved edit."""
+    assignments: list[dict[str, Any]] = field(default_factory=list)
+    """Grid workers whose retired grid's land went to another grid, and went with it (:func:`hand_over`)."""
 
 
 LONLAT_PRECISION = 1e-9
@@ -204,6 +206,7 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     with acting_as(session, actor, reason):
         ids = _write(session, community, plan, codes, new_grids or {}, renames or {}, settings.metric_srid)
         _reassign_buildings(session, community, report, ids, plan, settings.metric_srid)
+    result.assignments = hand_over(session, [gid for gid, geom in plan.items() if geom is None])
     result.grids = [_touched(community, gid, geom, codes, new_grids, _version(session, ids[gid]), ids[gid])
                     for gid, geom in plan.items()]
     touched = [g for g in plan.values() if g is not None] + [community.grids[g].geom for g in plan if g in community.grids]
@@ -241,6 +244,35 @@ def check_replacement(session: Session, community_code: str, boundaries: dict[st
         codes[gid] = code
     report = gp.check_plan(community, plan, codes, tolerance_m2=tolerance_m2)
     return Replacement(community, plan, codes, report)
+
+
+_HAND_OVER = """
+WITH heirs AS (
+    SELECT DISTINCT ON (r.id) r.id AS retired, r.code AS retired_code, g.id AS heir, g.code AS heir_code
+    FROM grids r
+    JOIN grids g ON g.community_code = r.community_code AND g.retired_at IS NULL AND g.boundary && r.boundary
+                AND ST_Area(ST_Intersection(g.boundary, r.boundary)) > 0
+    WHERE r.id = ANY(CAST(:retired AS integer[]))
+    ORDER BY r.id, ST_Area(ST_Intersection(g.boundary, r.boundary)) DESC, g.code),
+moved AS (
+    DELETE FROM grid_assignments a USING heirs h WHERE a.grid_id = h.retired
+    RETURNING a.user_id, a.duty, h.retired_code, h.heir, h.heir_code),
+added AS (
+    INSERT INTO grid_assignments (user_id, grid_id, duty) SELECT DISTINCT ON (user_id, heir) user_id, heir, duty
+    FROM moved ON CONFLICT DO NOTHING)
+SELECT u.username, m.retired_code AS from_grid, m.heir_code AS to_grid
+FROM moved m JOIN users u ON u.id = m.user_id ORDER BY m.retired_code, u.username"""
+
+
+def hand_over(session: Session, retired: list[int]) -> list[dict[str, Any]]:
+    """Grid workers assigned to the ``retired`` grids follow their land: each assignment moves to the active
+    grid of the community that now holds most of the retired grid's area (a merge: the merged grid; an adopted
+    plan: the new grid over most of the old one). A grid whose land no grid took (retired to a gap) keeps its
+    assignments, and :func:`spatial.store.checks` lists them. Returns [{username, from_grid, to_grid}]; the
+    callers' audit is the grid history (with the edit's author and reason)."""
+    if not retired:
+        return []
+    return [dict(r._mapping) for r in session.execute(text(_HAND_OVER), {"retired": retired})]
 
 
 def _predict_codes(session: Session, report: gp.Report) -> None:

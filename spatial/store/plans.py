@@ -11,7 +11,8 @@ after the highest number the community has ever used, in reading order of their 
 rows of :data:`GRID_ROW_TOLERANCE_M`, rows north→south) — the grid editor's rule (``spatial.store.grids``);
 past 99, Conflict. Buildings go to the new grid holding most of their
 footprint and are numbered 1.. in reading order within it (their 19-digit codes change, by trigger);
-micro-grids are regenerated per new grid. Grid-worker assignments stay on the retired grids (reported).
+micro-grids are regenerated per new grid. Grid workers follow their land (:func:`spatial.store.grids.hand_over`):
+each goes to the new grid over most of their retired grid.
 
 **Stale plans**: a proposal is made on the community's grids as they are (:func:`plan_basis`, an ETag naming the
 code and version of every current grid). Adopting with an older basis than the stored one is refused
@@ -35,6 +36,7 @@ from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
 from spatial.geometry.codes import division_level, grid_code, reading_order
 from spatial.geometry.crs import to_wgs84, transform_geom
 from spatial.store.engine import acting_as
+from spatial.store.grids import hand_over
 from spatial.store.microgrids import regenerate_micro_grids, streets_metric
 
 GRID_ROW_TOLERANCE_M = 50.0
@@ -78,6 +80,7 @@ class AdoptReport:
     buildings_moved: int                    # buildings whose grid changed
     buildings_unassigned: int               # community buildings lying in no new grid (grid_id cleared)
     micro_grids: int
+    assignments: list[dict]                 # grid workers moved with their land: {username, from_grid, to_grid}
     assignments_left_on_retired: int        # grid-worker assignments still pointing at retired grids
 
 
@@ -182,9 +185,10 @@ def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, ac
     if micro_grids:
         for gid, _ in created:
             count += regenerate_micro_grids(session, gid, metric_srid=metric_srid).micro_grids
+    assignments = hand_over(session, list(retired))
     left = session.execute(text("SELECT count(*) FROM grid_assignments WHERE grid_id = ANY(:ids)"),
                            {"ids": list(retired)}).scalar_one()
-    return AdoptReport(retired, tuple(created), moved, unassigned, count, left)
+    return AdoptReport(retired, tuple(created), moved, unassigned, count, assignments, left)
 
 
 def current_workload(session: Session, community_code: str, *, metric_srid: int = 4547) -> list[dict[str, Any]]:
