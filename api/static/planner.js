@@ -7,7 +7,8 @@ const LABELS = {
         cancel: "取消", history: "历史版本", revert: "回退到此版本", households: "户数", residents: "人口", workers: "网格员",
         per_worker: "户/人", version: "版本", gaps: "未覆盖区域", overlaps: "重叠", outside: "超出社区", cut: "被切割楼栋",
         moved: "变更网格的楼栋", ok_report: "无重叠、无越界、无切割楼栋", saved: "已保存", need_reason: "请填写修改原因",
-        stale: "该网格已被他人修改，请刷新后重新编辑", conflict: "未保存：", none: "无", choose: "—" },
+        stale: "该网格已被他人修改，请刷新后重新编辑", conflict: "未保存：", none: "无", choose: "—",
+        handed_over: "网格员随地块调整" },
   en: { title: "Grid planning", community: "Community", grid: "Grid", edit: "Edit boundary", split: "Draw split line",
         new_name: "New grid name", merge_with: "Merge with", merge: "Preview merge", move_shared: "Move shared boundaries of neighbours",
         reason: "Reason for the change", save: "Save", cancel: "Cancel", history: "History", revert: "Revert to this version",
@@ -15,7 +16,7 @@ const LABELS = {
         gaps: "Uncovered land", overlaps: "Overlaps", outside: "Outside the community", cut: "Buildings cut",
         moved: "Buildings changing grid", ok_report: "No overlap, nothing outside, no building cut", saved: "Saved",
         need_reason: "Please give a reason", stale: "Someone else changed this grid: reload and edit again",
-        conflict: "Not saved: ", none: "none", choose: "—" },
+        conflict: "Not saved: ", none: "none", choose: "—", handed_over: "Grid workers moved with their land" },
 };
 const { t, esc, api, request } = gridgov;
 const $ = (id) => document.getElementById(id);
@@ -151,7 +152,8 @@ async function save() {
     state.pending = null;
     $("save").disabled = true;
     await loadCommunity(state.community);
-    message(`${t("saved")} (${t("version")} ${version})`, "ok");
+    const moved = (data.assignments || []).map((a) => `${a.username} ${a.from_grid.slice(-2)} → ${a.to_grid.slice(-2)}`);
+    message(`${t("saved")} (${t("version")} ${version})` + (moved.length ? ` · ${t("handed_over")}: ${moved.join(", ")}` : ""), "ok");
   } catch (error) { showError(error); }
 }
 
