@@ -58,7 +58,7 @@ def test_grid_workers_follow_their_land_when_grids_merge(db):
 def test_a_grid_retired_to_a_gap_keeps_its_workers_and_the_check_says_so(db):
     from spatial.store.checks import run_checks
 
-    west, east = factories.two_grids(db)
+    _, east = factories.two_grids(db)
     _workers(db, ("wang", east.code))
     result = store.retire_grid(db, east.code, store.Edit("planner", "land handed to the district", {
         east.code: east.version}))
