@@ -44,7 +44,10 @@ def discover_routers() -> list:
 def _listen(app: FastAPI) -> Listener:
     """Hear what other processes committed: tiles to drop, tokens revoked (:mod:`spatial.store.notify`)."""
     def revoked(payload: dict) -> None:
-        principals_of(app).forget_digest(payload["digest"])
+        if "digest" in payload:
+            principals_of(app).forget_digest(payload["digest"])
+        else:  # grid assignments changed (spatial.store.users.principals_changed)
+            principals_of(app).clear()
 
     def missed() -> None:
         tile_cache.clear_all()

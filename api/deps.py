@@ -8,7 +8,8 @@ Two rules of trust live here, so that no endpoint can forget them:
 * **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
   (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
   process and, through :data:`TOKENS_CHANNEL` (:mod:`spatial.store.notify`), in every other server process
-  on commit; a user deactivated directly in the database stays usable for at most that long.
+  on commit; so does a change of grid assignments (every caller is forgotten). A user deactivated directly
+  in the database stays usable for at most that long.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from spatial.access import Principal
 from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
 from spatial.store import audit
 from spatial.store.notify import publish
-from spatial.store.users import principal_for_token
+from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token
 
 T = TypeVar("T")
 bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
@@ -164,7 +165,7 @@ class PrincipalCache:
         self._known.clear()
 
 
-TOKENS_CHANNEL = "gridgov_tokens"
+TOKENS_CHANNEL = PRINCIPALS_CHANNEL
 
 
 def token_revoked(session: Session, request: Request, token: str) -> None:

@@ -93,3 +93,28 @@ def test_logging_out_in_one_process_ends_the_token_in_the_others(fresh_db_url, t
             assert time.monotonic() < deadline, "the second process still accepts the revoked token"
             time.sleep(0.1)
     assert second.get("/api/health").status_code == 200
+
+
+def test_grid_workers_moved_by_an_edit_see_their_new_grid_at_once_in_every_process(fresh_db_url, tmp_path):
+    """A merge hands the east grid's worker to the west grid; a process that remembered the worker with the
+    east grid forgets it when the merge commits, well before its cache would expire."""
+    from spatial.store import grids as grid_store
+    from tests import factories
+
+    sessions = make_sessionmaker(make_engine(fresh_db_url, pool_size=1))
+    with sessions.begin() as s:
+        west, east = factories.two_grids(s)
+        users.create_user(s, "wang.fang", PASSWORD, "grid_worker", grid_codes=(east.code,))
+        codes, versions = (west.code, east.code), {west.code: west.version, east.code: east.version}
+        ids = {"west": west.id, "east": east.id}
+    settings = Settings(database_url=fresh_db_url, data_dir=tmp_path)
+    with TestClient(create_app(settings)) as server:
+        token = server.post("/api/auth/token", data={"username": "wang.fang", "password": PASSWORD}).json()
+        headers = {"Authorization": "Bearer " + token["access_token"]}
+        assert server.get("/api/auth/me", headers=headers).json()["grid_ids"] == [ids["east"]]  # remembered
+        with sessions.begin() as s:
+            grid_store.merge_grids(s, list(codes), grid_store.Edit("planner", "one team", versions))
+        deadline = time.monotonic() + 5  # well under the cache's 10 s: only the notification can end it
+        while server.get("/api/auth/me", headers=headers).json()["grid_ids"] != [ids["west"]]:
+            assert time.monotonic() < deadline, "the process still remembers the worker's old grid"
+            time.sleep(0.1)

@@ -28,6 +28,7 @@ from spatial.geometry.codes import building_code, grid_code
 from spatial.geometry.crs import from_wgs84, transform_geom
 from spatial.store.engine import acting_as
 from spatial.store.microgrids import regenerate_micro_grids
+from spatial.store.users import principals_changed
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,10 @@ def hand_over(session: Session, retired: list[int]) -> list[dict[str, Any]]:
     callers' audit is the grid history (with the edit's author and reason)."""
     if not retired:
         return []
-    return [dict(r._mapping) for r in session.execute(text(_HAND_OVER), {"retired": retired})]
+    moved = [dict(r._mapping) for r in session.execute(text(_HAND_OVER), {"retired": retired})]
+    if moved:
+        principals_changed(session)  # their phones see the new grid at once, not when the caller cache expires
+    return moved
 
 
 def _predict_codes(session: Session, report: gp.Report) -> None:

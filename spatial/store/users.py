@@ -21,6 +21,7 @@ from spatial.access import Principal
 from spatial.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from spatial.store import audit
 from spatial.store.models import AuthToken, Grid, GridAssignment, User
+from spatial.store.notify import publish
 from spatial.vocab import ROLES
 
 _hasher = PasswordHasher()
@@ -51,6 +52,17 @@ def create_user(session: Session, username: str, password: str, role: str, *, sc
     return user
 
 
+PRINCIPALS_CHANNEL = "gridgov_tokens"
+"""NOTIFY channel of changes to who callers are: ``{"digest": <token SHA-256 hex>}`` for a revoked token,
+``{"all": true}`` when grid assignments changed; each server process forgets the callers it remembers
+(``api.deps.PrincipalCache``)."""
+
+
+def principals_changed(session: Session) -> None:
+    """Every server process forgets the callers it remembers when ``session`` commits (their grids changed)."""
+    publish(session, PRINCIPALS_CHANNEL, {"all": True})
+
+
 def assign_grids(session: Session, user: User, grid_codes: tuple[str, ...], duty: str = "worker") -> None:
     grids = session.scalars(select(Grid).where(Grid.code.in_(grid_codes))).all()
     missing = set(grid_codes) - {g.code for g in grids}
@@ -58,6 +70,8 @@ def assign_grids(session: Session, user: User, grid_codes: tuple[str, ...], duty
         raise NotFound(f"no grid with code {', '.join(sorted(missing))}")
     session.add_all(GridAssignment(user_id=user.id, grid_id=g.id, duty=duty) for g in grids)
     session.flush()
+    if grids:
+        principals_changed(session)
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
