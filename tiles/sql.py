@@ -13,7 +13,9 @@ How the query is shaped, and why (measured on 200,000 buildings, see ``benchmark
 * rows are selected with ``geom && <tile box in EPSG:4326>`` so the GiST index on the stored geometry is
   used (transforming the stored column instead would scan the table); the box includes the tile buffer;
 * ``ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(z, x, y), 4096, 64, true)`` — SRIDs are integers
-  (a text SRID such as 'EPSG:3857' makes PostGIS look the CRS up per row, a thousand times slower);
+  (a text SRID such as 'EPSG:3857' makes PostGIS look the CRS up per row, a thousand times slower); buildings,
+  the most numerous features, keep a stored EPSG:3857 copy (``footprint_3857``, migration 0008) instead: the
+  transformation per row was a quarter to a third of a building tile's time;
 * below a layer's ``detail_zoom`` lines and polygons are simplified to one tile unit (not buildings: their few
   vertices are already snapped to the tile grid by ``ST_AsMVTGeom``; simplifying them cost 30%) and features smaller
   than a pixel (8 tile units, on a 512-pixel display tile) are left out: invisible at that zoom, and
@@ -89,7 +91,7 @@ _MVT_GEOM = f"ST_AsMVTGeom({{geom}}, ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUF
 def layer_sql(name: str, spec: Layer, zoom: int) -> str:
     """The ``ST_AsMVT`` query of a map layer at ``zoom`` (parameters: z, x, y, w, s, e, n, srid, tol, min_deg)."""
     attributes = ", ".join(f'{spec.columns[a]} AS "{a}"' for a in spec.tile_attributes(zoom))
-    geom = f"ST_Transform(t.{spec.geom}, 3857)"
+    geom = f"t.{spec.tile_geom}" if spec.tile_geom else f"ST_Transform(t.{spec.geom}, 3857)"
     clauses = [f"t.{spec.geom} && {_ENVELOPE_4326}"]
     if zoom < spec.detail_zoom and spec.geometry_type != "Point":
         if spec.tile_simplify:

@@ -42,6 +42,7 @@ class Layer:
     overview_columns: tuple[str, ...] = ()   # attributes of tiles below ``detail_zoom``
     history: str | None = None               # versioned (grids): the source as of ``:at`` (OGC ``datetime``, map ``as_of``)
     tile_simplify: bool = True               # simplify below detail zoom (off for small shapes: snapping suffices)
+    tile_geom: str | None = None             # a stored EPSG:3857 copy of ``geom`` for tiles (None: transformed per row)
 
     def tile_attributes(self, zoom: int) -> tuple[str, ...]:
         """Attribute names carried by tiles at ``zoom`` (fewer at overview zooms, to keep tiles small)."""
@@ -87,7 +88,7 @@ LAYERS: dict[str, Layer] = {
     }, ("grid_id", "community_code", "use"), "楼栋", "Buildings", geometry_type="MultiPolygon", min_zoom=12,
        tile_columns=("code", "name", "levels", "use", "urban_village", "households", "residents",
                      "occupancy_estimated", "grid_id"), overview_columns=("use", "levels"), detail_zoom=15,
-       tile_simplify=False),
+       tile_simplify=False, tile_geom="footprint_3857"),
     "streets": Layer("street_edges t", "geom", "id", {
         "id": "t.id", "name": "t.name", "highway": "t.highway", "oneway": "t.oneway", "foot": "t.foot",
         "car": "t.car", "length_m": "round(t.length_m::numeric, 1)", "origin": "t.origin",

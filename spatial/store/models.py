@@ -11,7 +11,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (ARRAY, Boolean, Float, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text,
-                        BigInteger, DateTime, func)
+                        BigInteger, Computed, DateTime, func)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SRID = 4326
@@ -98,6 +98,8 @@ class Building(Base):
     code: Mapped[str | None] = mapped_column(String(19), unique=True)
     name: Mapped[str | None] = mapped_column(Text)
     footprint = mapped_column(_geom("MULTIPOLYGON"), nullable=False)
+    footprint_3857 = mapped_column(Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
+                                   Computed("ST_Transform(footprint, 3857)", persisted=True))  # for tiles
     levels: Mapped[int | None] = mapped_column(SmallInteger)
     height_m: Mapped[float | None] = mapped_column(Float)
     use: Mapped[str] = mapped_column(Text, server_default="residential")
