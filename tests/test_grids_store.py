@@ -53,6 +53,11 @@ def test_grid_workers_follow_their_land_when_grids_merge(db):
     assert result.assignments == [{"username": "both", "from_grid": east.code, "to_grid": west.code},
                                   {"username": "wang", "from_grid": east.code, "to_grid": west.code}]
     assert _assigned(db, "wang") == _assigned(db, "li.ming") == _assigned(db, "both") == [west.code]
+    logged = db.execute(text("SELECT username, object_id, purpose, result FROM audit_log WHERE action = 'assign' "
+                             "ORDER BY object_id")).all()
+    assert [tuple(r) for r in logged] == [
+        ("planner", name, "one team now", f"grid {east.code} → {west.code} (followed its land)")
+        for name in ("both", "wang")]
 
 
 def test_a_grid_retired_to_a_gap_keeps_its_workers_and_the_check_says_so(db):

@@ -31,8 +31,8 @@ MAX_TEXT = 500
 
 def _row(who: Principal | None, action: str, *, object_type: str | None = None, object_id: str | int | None = None,
          fields: Sequence[str] = (), purpose: str | None = None, result: str = "ok",
-         client_addr: str | None = None) -> dict:
-    return {"username": who.username if who else None, "role": who.role if who else None, "action": action,
+         client_addr: str | None = None, actor: str | None = None) -> dict:
+    return {"username": who.username if who else actor, "role": who.role if who else None, "action": action,
             "object_type": object_type, "object_id": None if object_id is None else str(object_id),
             "fields": list(fields), "purpose": purpose[:MAX_TEXT] if purpose else purpose,
             "result": result[:MAX_TEXT], "client_addr": client_addr or (who.client_addr if who else None)}
@@ -40,7 +40,8 @@ def _row(who: Principal | None, action: str, *, object_type: str | None = None, 
 
 def record(session: Session, who: Principal | None, action: str, **entry) -> None:
     """Add one row in ``session``'s transaction: ``object_type``, ``object_id`` (kept whole), ``fields``,
-    ``purpose`` and ``result`` (cut to :data:`MAX_TEXT` characters), ``client_addr`` (default: the caller's)."""
+    ``purpose`` and ``result`` (cut to :data:`MAX_TEXT` characters), ``client_addr`` (default: the caller's);
+    ``actor``, the user name when there is no ``who`` (domain code that knows only who acts, e.g. an edit's)."""
     session.execute(insert(AuditEntry).values(**_row(who, action, **entry)))
 
 

@@ -26,6 +26,7 @@ from spatial.analysis import gridplan as gp
 from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
 from spatial.geometry.codes import building_code, grid_code
 from spatial.geometry.crs import from_wgs84, transform_geom
+from spatial.store import audit
 from spatial.store.engine import acting_as
 from spatial.store.microgrids import regenerate_micro_grids
 from spatial.store.users import principals_changed
@@ -207,7 +208,8 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     with acting_as(session, actor, reason):
         ids = _write(session, community, plan, codes, new_grids or {}, renames or {}, settings.metric_srid)
         _reassign_buildings(session, community, report, ids, plan, settings.metric_srid)
-    result.assignments = hand_over(session, [gid for gid, geom in plan.items() if geom is None])
+    result.assignments = hand_over(session, [gid for gid, geom in plan.items() if geom is None], actor=actor,
+                                   reason=reason)
     result.grids = [_touched(community, gid, geom, codes, new_grids, _version(session, ids[gid]), ids[gid])
                     for gid, geom in plan.items()]
     touched = [g for g in plan.values() if g is not None] + [community.grids[g].geom for g in plan if g in community.grids]
@@ -265,15 +267,20 @@ SELECT u.username, m.retired_code AS from_grid, m.heir_code AS to_grid
 FROM moved m JOIN users u ON u.id = m.user_id ORDER BY m.retired_code, u.username"""
 
 
-def hand_over(session: Session, retired: list[int]) -> list[dict[str, Any]]:
+def hand_over(session: Session, retired: list[int], *, actor: str, reason: str) -> list[dict[str, Any]]:
     """Grid workers assigned to the ``retired`` grids follow their land: each assignment moves to the active
     grid of the community that now holds most of the retired grid's area (a merge: the merged grid; an adopted
     plan: the new grid over most of the old one). A grid whose land no grid took (retired to a gap) keeps its
-    assignments, and :func:`spatial.store.checks` lists them. Returns [{username, from_grid, to_grid}]; the
-    callers' audit is the grid history (with the edit's author and reason)."""
+    assignments, and :func:`spatial.store.checks` lists them. Returns [{username, from_grid, to_grid}].
+
+    A worker's access to household data follows the assignment, so each move is audited (``assign``, by
+    ``actor``, with the edit's ``reason``), and every server process forgets the callers it remembers."""
     if not retired:
         return []
     moved = [dict(r._mapping) for r in session.execute(text(_HAND_OVER), {"retired": retired})]
+    for m in moved:
+        audit.record(session, None, "assign", actor=actor, object_type="user", object_id=m["username"],
+                     purpose=reason, result=f"grid {m['from_grid']} → {m['to_grid']} (followed its land)")
     if moved:
         principals_changed(session)  # their phones see the new grid at once, not when the caller cache expires
     return moved

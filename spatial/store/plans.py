@@ -185,7 +185,7 @@ def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, ac
     if micro_grids:
         for gid, _ in created:
             count += regenerate_micro_grids(session, gid, metric_srid=metric_srid).micro_grids
-    assignments = hand_over(session, list(retired))
+    assignments = hand_over(session, list(retired), actor=actor, reason=reason)
     left = session.execute(text("SELECT count(*) FROM grid_assignments WHERE grid_id = ANY(:ids)"),
                            {"ids": list(retired)}).scalar_one()
     return AdoptReport(retired, tuple(created), moved, unassigned, count, assignments, left)
