@@ -14,7 +14,8 @@ from spatial.store.engine import acting_as
 from spatial.store.models import Building, Grid, Household
 from tests import factories
 from tests.conftest import login
-from tiles import TileCache, invalidate, invalidate_after_commit
+from spatial.access import Principal
+from tiles import TileCache, TileService, invalidate, invalidate_after_commit
 from tiles.grid import Tile, tile_range
 from tiles.sql import layer_sql, render, tile_layers
 from spatial.store.layers import LAYERS
@@ -250,3 +251,18 @@ def test_tile_queries_filter_on_the_stored_geometry_so_the_index_is_used(db):
             plan = "\n".join(db.execute(text("EXPLAIN " + sql), params).scalars())
             assert index in plan, plan
     assert render(db, "buildings", t) == b""  # no buildings here: empty, not an error
+
+
+@pytest.mark.parametrize("layer", ["buildings", "grids", "households"])
+def test_the_event_loop_render_gives_the_bytes_of_the_synchronous_one(seeded, layer):
+    """Single-layer tiles are rendered on spatial.store.aio by the API, and in a worker's session by
+    TileService.tile (CLI, combined tiles): the same statement, so the same tile (its ETag hashes the bytes)."""
+    client, sessions, _ = seeded
+    headers = login(client, "admin1", PASSWORD)
+    t = tile_at(16, 100, 100)
+    served = client.get(f"/tiles/{layer}/{t.z}/{t.x}/{t.y}.mvt", headers=headers)
+    assert served.status_code == 200 and served.headers["x-tile-cache"] == "miss"
+    admin = Principal(user_id=0, username="admin1", role="admin")
+    rendered = TileService(sessions).tile(layer, t.z, t.x, t.y, admin)  # a cache of its own: it renders
+    assert not rendered.cached and rendered.etag == served.headers["etag"]
+    assert decode(served)[layer]["features"]

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spatial.access import Principal
 from spatial.errors import Forbidden, InvalidInput, NotFound
+from spatial.store.aio import AsyncPool, fetch_all
 from tiles.cache import Entry, TileCache
 from tiles.grid import Tile
-from tiles.sql import render, scope_key, tile_layer, tile_layers
+from tiles.sql import render, render_statement, scope_key, tile_layer, tile_layers
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class TileResult:
     def plain(self) -> bytes:
         """The uncompressed MVT (for clients that do not accept gzip)."""
         return gzip.decompress(self.data) if self.data else b""
+
+
+@dataclass(frozen=True)
+class _Miss:
+    tile: Tile
+    key: tuple
+    generation: int
 
 
 def _entry(raw: bytes, level: int) -> Entry:
@@ -48,30 +56,40 @@ class TileService:
         self.cache = cache if cache is not None else TileCache()
         self.gzip_level = gzip_level
 
-    def cached(self, layer: str, z: int, x: int, y: int, who: Principal | None) -> TileResult | None:
-        """The tile if it is in the cache (memory only, never blocks on the database); None otherwise,
-        including for bad input, which :meth:`tile` then reports."""
-        try:
-            key = (layer, z, x, y, scope_key(tile_layer(layer), who))
-        except (Forbidden, NotFound):
-            return None
-        entry = self.cache.get(key)
-        return None if entry is None else TileResult(entry.data, entry.etag, True)
-
     def tile(self, layer: str, z: int, x: int, y: int, who: Principal | None) -> TileResult:
         """One layer's tile for ``who``: NotFound for an unknown layer or a tile outside the matrix,
         Forbidden for a scoped layer the caller may not see."""
+        miss = self._miss(layer, z, x, y, who)
+        if isinstance(miss, TileResult):
+            return miss
+        with self.sessions() as session:
+            raw = render(session, layer, miss.tile, scope=miss.key[4], metric_srid=self.metric_srid)
+        return self._store(miss, raw)
+
+    async def tile_async(self, pool: AsyncPool, layer: str, z: int, x: int, y: int,
+                         who: Principal | None) -> TileResult:
+        """:meth:`tile` rendered by one statement on the event loop (:mod:`spatial.store.aio`)."""
+        miss = self._miss(layer, z, x, y, who)
+        if isinstance(miss, TileResult):
+            return miss
+        statement = render_statement(layer, miss.tile, scope=miss.key[4], metric_srid=self.metric_srid)
+        raw = b"" if statement is None else bytes((await fetch_all(pool, *statement))[0][0] or b"")
+        return self._store(miss, raw)
+
+    def _miss(self, layer: str, z: int, x: int, y: int, who: Principal | None) -> TileResult | _Miss:
+        """The cached tile, or what rendering it needs (the cache generation is taken before rendering, so a
+        render overtaken by an invalidation is not stored)."""
         spec = tile_layer(layer)
         tile = Tile.checked(z, x, y)
         key = (layer, z, x, y, scope_key(spec, who))
         entry = self.cache.get(key)
         if entry is not None:
             return TileResult(entry.data, entry.etag, True)
-        generation = self.cache.generation
-        with self.sessions() as session:
-            raw = render(session, layer, tile, scope=key[4], metric_srid=self.metric_srid)
+        return _Miss(tile, key, self.cache.generation)
+
+    def _store(self, miss: _Miss, raw: bytes) -> TileResult:
         entry = _entry(raw, self.gzip_level)
-        self.cache.put(key, entry, generation)
+        self.cache.put(miss.key, entry, miss.generation)
         return TileResult(entry.data, entry.etag, False)
 
     def visible_layers(self, who: Principal | None, names: Iterable[str] | None = None) -> list[str]:

@@ -148,15 +148,14 @@ def _households_query(scope: str) -> tuple[str, dict]:
     return _HOUSEHOLDS_SQL.format(scope="b.community_code LIKE :prefix"), {"prefix": value + "%"}
 
 
-def render(session: Session, name: str, tile: Tile, *, scope: str = "", metric_srid: int = 4547) -> bytes:
-    """The uncompressed MVT bytes of one layer and tile (b'' when no feature falls in it).
-
-    ``scope`` is :func:`scope_key` of the caller (scoped layers only). Zooms below the layer's
-    ``min_zoom`` give an empty tile without asking the database.
-    """
+def render_statement(name: str, tile: Tile, *, scope: str = "", metric_srid: int = 4547
+                     ) -> tuple[str, dict] | None:
+    """The ``ST_AsMVT`` statement of one layer and tile and its parameters; None below the layer's ``min_zoom``
+    (an empty tile, no database needed). ``scope`` is :func:`scope_key` of the caller (scoped layers only).
+    Run it without parallel workers (:func:`render` does; :mod:`spatial.store.aio` connections have none)."""
     layer = tile_layer(name)
     if tile.z < layer.min_zoom:
-        return b""
+        return None
     params = _box_params(tile)
     if layer.scoped:
         sql, extra = _households_query(scope)
@@ -165,6 +164,15 @@ def render(session: Session, name: str, tile: Tile, *, scope: str = "", metric_s
         sql = layer_sql(name, LAYERS[name], tile.z)
         unit_deg = 360.0 / (EXTENT * 2 ** tile.z)
         params.update(srid=metric_srid, tol=tile.unit_m(), min_deg=PIXEL_UNITS * unit_deg)
+    return sql, params
+
+
+def render(session: Session, name: str, tile: Tile, *, scope: str = "", metric_srid: int = 4547) -> bytes:
+    """The uncompressed MVT bytes of one layer and tile (b'' when no feature falls in it); see
+    :func:`render_statement`."""
+    statement = render_statement(name, tile, scope=scope, metric_srid=metric_srid)
+    if statement is None:
+        return b""
     session.execute(_SERIAL)
-    data = session.execute(text(sql), params).scalar_one()
+    data = session.execute(text(statement[0]), statement[1]).scalar_one()
     return bytes(data) if data else b""

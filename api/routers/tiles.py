@@ -77,9 +77,4 @@ async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: i
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
 async def layer_tile(request: Request, who: CurrentUser, layer: str, z: int, x: int, y: int) -> Response:
-    service = _service(request)
-    key = (layer, z, x, y)
-    cached = service.cached(*key, who)
-    if cached is not None:
-        return _respond(request, cached)
-    return _respond(request, await run_in_threadpool(service.tile, *key, who))
+    return _respond(request, await _service(request).tile_async(request.app.state.reads, layer, z, x, y, who))

@@ -1,4 +1,5 @@
-"""The asynchronous read path: one SQL statement per request on the event loop, for the hottest endpoint only.
+"""The asynchronous read path: one SQL statement per request on the event loop, for the hottest endpoints only
+(the phone page's nearby households, and vector tiles not yet cached).
 
 Everything else goes through SQLAlchemy sessions in worker threads (docs/decisions/0001-sync-database-access.md).
 The phone page's "households near me" is asked hundreds of times a second; there, a thread hop per request and
@@ -45,12 +46,15 @@ class AsyncPool:
 
     A connection is opened when none is idle (failing at once when the server is down, like the synchronous
     pool); waiting longer than ``timeout_s`` for a free one raises ``sqlalchemy.exc.TimeoutError`` (a 503).
+    Its statements are short and many run at once, so they get no parallel workers (starting them costs more
+    than a nearby query's or a tile's work).
     A connection that comes back broken is dropped with every idle one (a restarted server broke them all).
     """
 
     def __init__(self, conninfo: str, *, role: str | None = None, max_size: int = 10, timeout_s: float = 10.0) -> None:
         self.conninfo = conninfo
-        self.kwargs = {**connect_args(role), "autocommit": True, "row_factory": namedtuple_row}
+        self.kwargs = {**connect_args(role, max_parallel_workers_per_gather="0"), "autocommit": True,
+                       "row_factory": namedtuple_row}
         self.timeout_s = timeout_s
         self._idle: deque[psycopg.AsyncConnection] = deque()
         self._slots = asyncio.Semaphore(max_size)

@@ -21,18 +21,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def connect_args(role: str | None = None) -> dict[str, object]:
+def connect_args(role: str | None = None, **settings: str) -> dict[str, object]:
     """libpq connection options of every connection the service opens (synchronous and :mod:`spatial.store.aio`).
 
     A server that is down answers at once over the Unix socket; over TCP, a partition must not hang a request:
     connecting gives up after 3 s and a silent peer is dropped after about 10 s (keepalives, TCP user timeout).
-    With ``role``, the connection switches to that database role as it starts.
+    With ``role``, the connection switches to that database role as it starts; ``settings`` are PostgreSQL
+    settings of the connection (name=value).
     """
     args: dict[str, object] = {"connect_timeout": 3, "application_name": "gridgov", "keepalives": 1,
                                "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
                                "tcp_user_timeout": 10_000}
-    if role:
-        args["options"] = f"-c role={role}"
+    options = ([f"role={role}"] if role else []) + [f"{name}={value}" for name, value in settings.items()]
+    if options:
+        args["options"] = " ".join(f"-c {option}" for option in options)
     return args
 
 
