@@ -36,9 +36,12 @@ class TileResult:
 
 @dataclass(frozen=True)
 class _Miss:
+    """A tile to render: its cache key, the cache generation before rendering, the layers of a combined tile."""
+
     tile: Tile
     key: tuple
     generation: int
+    layers: tuple[str, ...] = ()
 
 
 def _entry(raw: bytes, level: int) -> Entry:
@@ -112,15 +115,29 @@ class TileService:
 
     def combined(self, names: Iterable[str] | None, z: int, x: int, y: int, who: Principal | None) -> TileResult:
         """Several layers in one tile (MVT layers concatenate); each comes from the per-layer cache."""
+        miss = self._combined_miss(names, z, x, y, who)
+        if isinstance(miss, TileResult):
+            return miss
+        return self._combine(miss, [self.tile(name, z, x, y, who) for name in miss.layers])
+
+    async def combined_async(self, pool: AsyncPool, names: Iterable[str] | None, z: int, x: int, y: int,
+                             who: Principal | None) -> TileResult:
+        """:meth:`combined` with its layers rendered on the event loop (:meth:`tile_async`)."""
+        miss = self._combined_miss(names, z, x, y, who)
+        if isinstance(miss, TileResult):
+            return miss
+        return self._combine(miss, [await self.tile_async(pool, name, z, x, y, who) for name in miss.layers])
+
+    def _combined_miss(self, names: Iterable[str] | None, z: int, x: int, y: int,
+                       who: Principal | None) -> TileResult | _Miss:
         chosen = self.visible_layers(who, names)
-        Tile.checked(z, x, y)
+        tile = Tile.checked(z, x, y)
         scopes = "|".join(scope_key(tile_layer(name), who) for name in chosen)
         key = ("+".join(chosen), z, x, y, scopes)
         entry = self.cache.get(key)
         if entry is not None:
             return TileResult(entry.data, entry.etag, True)
-        generation = self.cache.generation
-        parts = [self.tile(name, z, x, y, who) for name in chosen]
-        entry = _entry(b"".join(part.plain() for part in parts), self.gzip_level)
-        self.cache.put(key, entry, generation)
-        return TileResult(entry.data, entry.etag, False)
+        return _Miss(tile, key, self.cache.generation, tuple(chosen))
+
+    def _combine(self, miss: _Miss, parts: list[TileResult]) -> TileResult:
+        return self._store(miss, b"".join(part.plain() for part in parts))

@@ -2,6 +2,7 @@
 
 Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers),
 like every endpoint (``api.deps.CurrentUser``: cached per token, so a cached tile needs no database round trip).
+A tile not yet cached is rendered on the event loop (``TileService.tile_async``, :mod:`spatial.store.aio`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser
 from tiles import TileResult, TileService
@@ -70,8 +70,7 @@ async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: i
                         layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
                         = None) -> Response:
     names = layers.split(",") if layers is not None else None
-    service = _service(request)
-    return _respond(request, await run_in_threadpool(service.combined, names, z, x, y, who))
+    return _respond(request, await _service(request).combined_async(request.app.state.reads, names, z, x, y, who))
 
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
