@@ -21,6 +21,7 @@ from spatial.errors import InvalidInput
 from spatial.geometry.crs import CoordSys, from_wgs84, to_wgs84
 from spatial.store.layers import Feature
 
+
 class FastJSONResponse(JSONResponse):
     """JSON rendered by orjson: several times faster than the standard library for long lists of households
     and features (the phone's hot path). NaN and Infinity become null; datetimes ISO 8601."""

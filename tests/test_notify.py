@@ -8,7 +8,6 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from api.app import create_app
 from gridgov.settings import Settings

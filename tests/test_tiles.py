@@ -9,16 +9,16 @@ import shapely
 from geoalchemy2.shape import from_shape
 from sqlalchemy import text
 
+from spatial.access import Principal
 from spatial.store import users
 from spatial.store.engine import acting_as
+from spatial.store.layers import LAYERS
 from spatial.store.models import Building, Grid, Household
 from tests import factories
 from tests.conftest import login
-from spatial.access import Principal
 from tiles import TileCache, TileService, invalidate, invalidate_after_commit
 from tiles.grid import Tile, tile_range
 from tiles.sql import layer_sql, render, tile_layers
-from spatial.store.layers import LAYERS
 
 PASSWORD = "correct horse battery"
 PERSONAL = ("head_name", "head_id_number", "head_phone", "tags")

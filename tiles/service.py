@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from spatial.access import Principal
-from spatial.errors import Forbidden, InvalidInput, NotFound
+from spatial.errors import Forbidden, InvalidInput
 from spatial.store.aio import AsyncPool, fetch_all
 from tiles.cache import Entry, TileCache
 from tiles.grid import Tile
