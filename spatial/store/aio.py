@@ -111,11 +111,9 @@ async def fetch_all(pool: AsyncPool, sql: str, params: Mapping[str, Any]) -> lis
                 try:
                     cursor = await connection.execute(statement, params)
                     return await cursor.fetchall()
-                except psycopg.OperationalError as exc:
+                except psycopg.Error as exc:
                     if connection.broken and attempt == 1:
                         continue
-                    raise _as_sqlalchemy(exc, sql, connection.broken) from exc
-                except psycopg.Error as exc:
                     raise _as_sqlalchemy(exc, sql, connection.broken) from exc
         except psycopg.OperationalError as exc:  # could not connect
             raise _as_sqlalchemy(exc, sql, True) from exc

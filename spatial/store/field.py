@@ -21,6 +21,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -123,12 +124,16 @@ def _position_and_campaign(session: Session, who: Principal, lon: float, lat: fl
     caller sees; None if none) in one round trip."""
     _check_lonlat(lon, lat)
     _, params = _visible_sql(who)
-    inside, campaign = session.execute(cached_text(
-        f"SELECT {_IN_SERVICE_AREA}, {_campaign_sql(who, chosen=campaign_id is not None)}"),
-        {**params, "lon": lon, "lat": lat, "margin": SERVICE_MARGIN_M, "campaign_id": campaign_id}).one()
+    inside, campaign = session.execute(cached_text(_place_sql(who, chosen=campaign_id is not None)), {
+        **params, "lon": lon, "lat": lat, "margin": SERVICE_MARGIN_M, "campaign_id": campaign_id}).one()
     if not inside:
         raise _outside(lon, lat)
     return campaign
+
+
+def _place_sql(who: Principal, *, chosen: bool) -> str:
+    """One row: ``inside`` the service area (:data:`_IN_SERVICE_AREA`) and the ``campaign`` (:func:`_campaign_sql`)."""
+    return f"SELECT {_IN_SERVICE_AREA} AS inside, {_campaign_sql(who, chosen=chosen)} AS campaign"
 
 
 def _check_radius_limit(radius_m: float, limit: int) -> None:
@@ -202,7 +207,7 @@ _MATCHING = """(NOT :only_unvisited
 # when the planner knows ``near`` is ordered ({order} is its sort key), an incremental sort stops once a page of
 # households is found instead of reading every candidate building; the campaign is looked up for that page only.
 # {campaign} is the SQL of the campaign id (NULL or 0: none); {page} the page size (:func:`_page_size`), a
-# constant in the text so that a cached generic plan still stops early.
+# constant in the text so that a cached generic plan still stops early; the page is then cut to :limit.
 _HOUSEHOLD_ROWS = """
 SELECT h.*, t.household_id IS NOT NULL AS targeted, v.result, v.visited_at
 FROM (SELECT n.building_id, n.ord, n.distance_m, n.walk_m, n.x, n.y, b.code AS building_code,
@@ -219,12 +224,14 @@ FROM (SELECT n.building_id, n.ord, n.distance_m, n.walk_m, n.x, n.y, b.code AS b
       LIMIT {page}) h
 LEFT JOIN campaign_targets t ON t.campaign_id = {campaign} AND t.household_id = h.id
 LEFT JOIN campaign_visits v ON v.campaign_id = {campaign} AND v.household_id = h.id
-ORDER BY {outer_order}, h.unit, h.floor NULLS LAST, h.room, h.id"""
+ORDER BY {outer_order}, h.unit, h.floor NULLS LAST, h.room, h.id
+LIMIT :limit"""
 
 
-def _household_rows(order: str, campaign: str, page: int) -> str:
-    """:data:`_HOUSEHOLD_ROWS` for ``near`` ordered by ``order`` (columns of ``n``)."""
-    return _HOUSEHOLD_ROWS.format(order=order, outer_order=order.replace("n.", "h."), campaign=campaign, page=page,
+def _household_rows(order: tuple[str, ...], campaign: str, page: int) -> str:
+    """:data:`_HOUSEHOLD_ROWS` for ``near`` ordered by its columns ``order``."""
+    return _HOUSEHOLD_ROWS.format(order=", ".join(f"n.{c}" for c in order),
+                                  outer_order=", ".join(f"h.{c}" for c in order), campaign=campaign, page=page,
                                   matching=_MATCHING.format(campaign=campaign, h="h"))
 
 
@@ -260,18 +267,21 @@ def straight_sql(who: Principal, *, campaign_chosen: bool, page: int) -> str:
     audit row listing them (written only if there are any). Rows: ``inside``, ``campaign`` and one household
     each, or one row without household (``id`` NULL) when there is none; households are read only if the
     position is inside the service area and a campaign that is needed (``:needs_campaign``) is found."""
-    scope, _ = building_scope(who)
-    place = f"SELECT {_IN_SERVICE_AREA} AS inside, {_campaign_sql(who, chosen=campaign_chosen)} AS campaign"
+    return _straight_sql(building_scope(who)[0], _place_sql(who, chosen=campaign_chosen), page)
+
+
+@functools.lru_cache(maxsize=64)
+def _straight_sql(scope: str, place: str, page: int) -> str:
+    """:func:`straight_sql` assembled once per form (scope kind, campaign chosen or not, page size)."""
     pos = "SELECT inside, campaign, inside AND (campaign IS NOT NULL OR NOT :needs_campaign) AS go FROM place"
     campaign = "(SELECT campaign FROM pos)"
     near = ("SELECT building_id, 0 AS ord, distance_m, NULL::float8 AS walk_m, x, y FROM ("
             f"{_near_buildings_sql(scope, page, campaign, gate='(SELECT go FROM pos)')}) k "
             "ORDER BY distance_m, building_id")
-    rows = _household_rows("n.distance_m, n.building_id", campaign, page)
+    rows = _household_rows(("distance_m", "building_id"), campaign, page)
     logged = audit.read_entry_sql(source="found", object_id="string_agg(found.id::text, ',' ORDER BY found.n)")
     return f"""WITH place AS MATERIALIZED ({place}), pos AS MATERIALIZED ({pos}), near AS ({near}),
-    found AS MATERIALIZED (SELECT * FROM (SELECT r.*, row_number() OVER () AS n FROM ({rows}) r) r
-                           WHERE n <= :limit),
+    found AS MATERIALIZED (SELECT r.*, row_number() OVER () AS n FROM ({rows}) r),
     logged AS ({logged})
     SELECT pos.inside, pos.campaign AS chosen, found.* FROM pos LEFT JOIN found ON TRUE ORDER BY found.n"""
 
@@ -377,9 +387,7 @@ def _walk_rows(session: Session, scope: str, params: dict[str, Any], metric_srid
                    WITH ORDINALITY AS u (building_id, distance_m, walk_m, x, y, ord)"""
     walk_m, dist, ids, xs, ys = (list(column) for column in zip(*reached, strict=True))
     page = _page_size(params["limit"])
-    rows = session.execute(cached_text(f"WITH near AS ({near}) SELECT * FROM ("
-                                       f"{_household_rows('n.ord', ':campaign', page)}"
-                                       ") r LIMIT :limit"), {
+    rows = session.execute(cached_text(f"WITH near AS ({near}) {_household_rows(('ord',), ':campaign', page)}"), {
         **params, "ids": ids, "dist": dist, "walk": walk_m, "xs": xs, "ys": ys}).all()
     return rows, len(candidates) - len(reached)
 
