@@ -110,3 +110,14 @@ def test_an_unreachable_server_is_an_outage_and_a_full_pool_a_timeout(service_en
             await pool.close()
 
     assert asyncio.run(full())[0].free_again == 1
+
+
+def test_a_closed_pool_closes_the_connection_still_in_use_when_it_comes_back(service_engine):
+    async def work():
+        pool = AsyncPool.like(service_engine)
+        async with pool.connection() as connection:
+            await pool.close()  # as at shutdown, while a request still runs
+            await connection.execute("SELECT 1")
+        return connection.closed, len(pool._idle)
+
+    assert asyncio.run(work()) == (True, 0)

@@ -57,6 +57,7 @@ class AsyncPool:
                        "row_factory": namedtuple_row}
         self.timeout_s = timeout_s
         self._idle: deque[psycopg.AsyncConnection] = deque()
+        self._closed = False
         self._slots = asyncio.Semaphore(max_size)
 
     @classmethod
@@ -80,8 +81,8 @@ class AsyncPool:
         finally:
             if connection is not None:
                 if connection.broken:  # the server went away: the idle connections went with it
-                    await self.close()
-                if connection.broken or connection.closed or \
+                    await self._drop_idle()
+                if self._closed or connection.broken or connection.closed or \
                         connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     await connection.close()
                 else:
@@ -89,6 +90,11 @@ class AsyncPool:
             self._slots.release()
 
     async def close(self) -> None:
+        """Close the idle connections now, and each one in use when its statement is done."""
+        self._closed = True
+        await self._drop_idle()
+
+    async def _drop_idle(self) -> None:
         while self._idle:
             await self._idle.pop().close()
 
