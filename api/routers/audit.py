@@ -15,19 +15,22 @@ router = APIRouter(prefix="/api/audit", tags=["audit · 审计"])
 
 AUDIT_ROLES = ("auditor",)  # and admin
 Text = Annotated[str | None, Query(max_length=200)]
+HouseholdQ = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="a household id (住户)")]
 
 
 @router.get("", response_model=AuditPagePublic, summary="Search the audit log (查询审计日志), newest first",
             description="Auditors and administrators only. Every search is itself written to the log. `result` "
-                        "matches as a prefix (e.g. `refused`); `since`/`until` are ISO 8601 instants.")
+                        "matches as a prefix (e.g. `refused`); `since`/`until` are ISO 8601 instants; `household` "
+                        "finds every row that read, revealed, exported or changed that household's data (nearby and "
+                        "unvisited lists, coverage reports, reveals, visits, community exports).")
 def search_audit(session: SessionDep, who: CurrentUser, username: Text = None, action: Text = None,
-                 object_type: Text = None, object_id: Text = None, result: Text = None,
+                 object_type: Text = None, object_id: Text = None, household: HouseholdQ = None, result: Text = None,
                  since: datetime | None = None, until: datetime | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> AuditPagePublic:
     who.require_role(*AUDIT_ROLES)
     where = audit.AuditFilter(username=username, action=action, object_type=object_type, object_id=object_id,
-                              result=result, since=since, until=until)
+                              household=household, result=result, since=since, until=until)
     total, rows = audit.search(session, where, limit=limit, offset=offset)
     audit.record(session, who, "audit_search", object_type="audit_log", fields=where.given(),
                  result=f"{len(rows)} of {total} rows")

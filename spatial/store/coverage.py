@@ -369,6 +369,6 @@ def households_beyond(session: Session, who: Principal, report: CoverageReport, 
     out = [privacy.mask_record(dict(r)) for r in rows]
     if out:
         audit.record(session, who, "read_masked", object_type="household",
-                     object_id=",".join(str(r["id"]) for r in out), fields=["head_name", "unit", "room"],
+                     object_id=[r["id"] for r in out], fields=["head_name", "unit", "room"],
                      purpose=purpose)
     return out

@@ -279,7 +279,8 @@ def _straight_sql(scope: str, place: str, page: int) -> str:
             f"{_near_buildings_sql(scope, page, campaign, gate='(SELECT go FROM pos)')}) k "
             "ORDER BY distance_m, building_id")
     rows = _household_rows(("distance_m", "building_id"), campaign, page)
-    logged = audit.read_entry_sql(source="found", object_id="string_agg(found.id::text, ',' ORDER BY found.n)")
+    logged = audit.read_entry_sql(source="found", object_id="string_agg(found.id::text, ',' ORDER BY found.n)",
+                                  household_ids="array_agg(found.id ORDER BY found.n)")
     return f"""WITH place AS MATERIALIZED ({place}), pos AS MATERIALIZED ({pos}), near AS ({near}),
     found AS MATERIALIZED (SELECT r.*, row_number() OVER () AS n FROM ({rows}) r),
     logged AS ({logged})
@@ -425,7 +426,7 @@ def _audit_read(session: Session, who: Principal, households: Sequence[Household
     """One audit row per request that returned households: their ids, the (masked) fields, the purpose."""
     if households:
         audit.record_read(session, who, "read_masked", object_type="household",
-                          object_id=",".join(str(h.id) for h in households), fields=PERSONAL_FIELDS,
+                          object_id=[h.id for h in households], fields=PERSONAL_FIELDS,
                           purpose=purpose[:500])
 
 

@@ -2,7 +2,8 @@
 
 Personal fields (head name, ID number, phone) are masked with :mod:`spatial.privacy` unless the caller
 reveals them; the tags (health status, special groups) are left out unless revealed. Every call writes one
-audit entry in the caller's transaction (who, which community, which fields, why, masked or revealed).
+audit entry in the caller's transaction (who, which community and households, which fields, why, masked or
+revealed).
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ def community_households(session: Session, who: Principal, community_code: str, 
     if reveal:
         audit.require_below_rate(session, who, "export_reveal", per_hour)
     rows = session.execute(text("""
-        SELECT b.code AS building_code, b.id AS building_id, h.unit, h.floor, h.room, h.residents,
+        SELECT h.id, b.code AS building_code, b.id AS building_id, h.unit, h.floor, h.room, h.residents,
                h.head_name, h.head_id_number, h.head_phone, array_to_string(h.tags, ',') AS tags
         FROM households h JOIN buildings b ON b.id = h.building_id
         WHERE b.community_code = :code ORDER BY b.code, b.id, h.unit, h.room"""),
         {"code": community_code}).mappings().all()
     fields = [*PERSONAL, "tags"] if reveal else list(PERSONAL)
     audit.record(session, who, "export_reveal" if reveal else "export_masked", object_type="community_households",
-                 object_id=community_code, fields=fields, purpose=purpose,
+                 object_id=community_code, households=[r["id"] for r in rows], fields=fields, purpose=purpose,
                  result=f"{len(rows)} households" + ("" if reveal else " (masked)"))
-    if reveal:
-        return [dict(r) for r in rows]
-    return [{k: v for k, v in mask_record(dict(r)).items() if k != "tags"} for r in rows]
+    left_out = {"id"} if reveal else {"id", "tags"}  # the id is for the audit row, not a column of the bundle
+    shown = (dict(r) if reveal else mask_record(dict(r)) for r in rows)
+    return [{k: v for k, v in row.items() if k not in left_out} for row in shown]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SRID = 4326
@@ -224,7 +225,10 @@ class AuthToken(Base):
 
 
 class AuditEntry(Base):
-    """One append-only audit record: who did what to which object's fields, why, and from where."""
+    """One append-only audit record: who did what to which object's fields, why, and from where.
+
+    ``household_ids``: the households whose data the action read, revealed, exported or changed (GIN-indexed,
+    for "who saw household X"); empty for rows about anything else."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -234,6 +238,7 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(Text)
     object_type: Mapped[str | None] = mapped_column(Text)
     object_id: Mapped[str | None] = mapped_column(Text)
+    household_ids: Mapped[list[int]] = mapped_column(postgresql.ARRAY(BigInteger), server_default="{}")
     fields: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     purpose: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str] = mapped_column(Text, server_default="ok")
