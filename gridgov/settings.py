@@ -54,10 +54,14 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600,
                              description="bearer token lifetime in seconds (1 minute to 7 days)")
     login_max_failures: int = Field(
-        default=5, ge=1, description="failed logins of one user name within login_window_s before logins "
-        "for that name are refused (429) until the window has passed")
+        default=5, ge=1, description="failed logins of one user name from one client address within "
+        "login_window_s before logins of that name from that address are refused (429) until the window has passed")
     login_max_failures_per_address: int = Field(default=30, ge=1,
-                                                description="the same, counted per client address")
+                                                description="the same, counted per client address (any names)")
+    login_max_failures_per_name: int = Field(
+        default=50, ge=1, description="the same, counted per user name (any addresses): a ceiling against guessing "
+        "from many addresses; locking a name out everywhere takes this many failures, from at least "
+        "login_max_failures_per_name / login_max_failures addresses")
     login_window_s: int = Field(default=15 * 60, ge=1)
     reveal_max_per_hour: int = Field(default=30, ge=1, description="unmasked reveals one user may make per hour")
     reveal_exports_max_per_hour: int = Field(default=10, ge=1, description="unmasked community exports one user "

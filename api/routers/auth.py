@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, client_address, token_revoked
 from api.schemas import TokenPublic, UserPublic
@@ -21,14 +21,23 @@ def _public(p: Principal, display_name: str | None = None) -> UserPublic:
                       scope_code=p.scope_code, grid_ids=sorted(p.grid_ids))
 
 
-@router.post("/token", response_model=TokenPublic, summary="Log in (登录): user name + password → bearer token")
-def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
+# Bounded here, so an oversized name or password is a 422 before any hashing, throttling or audit row.
+LoginName = Annotated[str, Form(min_length=1, max_length=users.MAX_USERNAME_LENGTH)]
+LoginPassword = Annotated[str, Form(min_length=1, max_length=users.MAX_PASSWORD_LENGTH, json_schema_extra={
+    "format": "password"})]
+
+
+@router.post("/token", response_model=TokenPublic, summary="Log in (登录): user name + password → bearer token",
+             description="A form (`application/x-www-form-urlencoded`, as OAuth2's password flow). Failed logins are "
+                         "audited and limited within `GRIDGOV_LOGIN_WINDOW_S`: per user name from one address, per "
+                         "address and per user name; beyond, 429 with `Retry-After`.")
+def login(request: Request, username: LoginName, password: LoginPassword, session: SessionDep,
           settings: SettingsDep) -> TokenPublic:
-    request.state.login_name = form.username  # a refusal below is audited under this name (api.deps)
-    users.refuse_if_throttled(session, form.username, client_address(request), max_failures=settings.login_max_failures,
+    request.state.login_name = username  # a refusal below is audited under this name (api.deps)
+    users.refuse_if_throttled(session, username, client_address(request), max_failures=settings.login_max_failures,
                               max_per_address=settings.login_max_failures_per_address,
-                              window_s=settings.login_window_s)
-    user = users.authenticate(session, form.username, form.password)
+                              max_per_name=settings.login_max_failures_per_name, window_s=settings.login_window_s)
+    user = users.authenticate(session, username, password)
     token, expires = users.issue_token(session, user, settings.token_ttl_s)
     who = users.principal_for_user(session, user, client_address(request))
     audit.record(session, who, "login", object_type="user", object_id=user.username)

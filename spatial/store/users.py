@@ -27,12 +27,23 @@ from spatial.vocab import ROLES
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password")
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+MAX_USERNAME_LENGTH = 64
+"""Bounds of user names and passwords, at creation and at login (a longer one is refused before any hashing)."""
 
 
 def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
     return _hasher.hash(password)
+
+
+def check_username(username: str) -> str:
+    """``username`` if it is 1 to :data:`MAX_USERNAME_LENGTH` printable characters without spaces at its ends."""
+    if not 1 <= len(username) <= MAX_USERNAME_LENGTH or username != username.strip() or not username.isprintable():
+        raise InvalidInput(f"a user name has 1 to {MAX_USERNAME_LENGTH} printable characters, without spaces at "
+                           "either end")
+    return username
 
 
 def create_user(session: Session, username: str, password: str, role: str, *, scope_code: str | None = None,
@@ -40,6 +51,7 @@ def create_user(session: Session, username: str, password: str, role: str, *, sc
     """Create a user, optionally assigned to grids (by grid code). Conflict if the name is taken."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    check_username(username)
     user = User(username=username, password_hash=hash_password(password), role=role, scope_code=scope_code,
                 display_name=display_name)
     try:
@@ -86,15 +98,28 @@ def authenticate(session: Session, username: str, password: str) -> User:
     return user
 
 
+WRONG_PASSWORD = "refused 401"
+"""The result prefix of a failed login's audit row (a wrong name or password; not a login refused by a limit)."""
+
+
 def refuse_if_throttled(session: Session, username: str, client_addr: str | None, *, max_failures: int,
-                        max_per_address: int, window_s: int) -> None:
-    """TooManyRequests when ``username`` (or ``client_addr``) had too many failed logins in the last
-    ``window_s`` seconds; failures are the audit log's refused ``login`` rows, so limits hold across
-    processes and restarts. Checked before the password, so guessing cannot go on behind the limit."""
-    by_name = audit.count_recent(session, "login", window_s, object_id=username, refused=True)
-    by_address = audit.count_recent(session, "login", window_s, client_addr=client_addr, refused=True) \
-        if client_addr else 0
-    if by_name >= max_failures or by_address >= max_per_address:
+                        max_per_address: int, max_per_name: int, window_s: int) -> None:
+    """TooManyRequests when, in the last ``window_s`` seconds, this name failed ``max_failures`` times from
+    ``client_addr``, or this address ``max_per_address`` times (any names), or this name ``max_per_name`` times
+    (any addresses). Checked before the password, so guessing cannot go on behind the limit.
+
+    Failures are the audit log's ``login`` rows refused with 401, so limits hold across processes and restarts;
+    logins refused by a limit (429) do not count, so hammering a locked pair neither prolongs its lock nor
+    pushes the name to its ceiling. A stranger who fails as a grid worker locks out only their own address for
+    that name: the worker still logs in from theirs. Only ``max_per_name`` (a ceiling against guessing
+    from many addresses) locks a name out everywhere, and takes ``max_per_name / max_failures`` addresses.
+    Without an address, the name's failures count as the pair's."""
+    def failures(**where: str | None) -> int:
+        return audit.count_recent(session, "login", window_s, result=WRONG_PASSWORD, **where)
+
+    if (failures(object_id=username, client_addr=client_addr) >= max_failures
+            or client_addr is not None and failures(client_addr=client_addr) >= max_per_address
+            or failures(object_id=username) >= max_per_name):
         raise TooManyRequests(f"too many failed logins; wait {window_s // 60} minutes and try again, or ask an "
                               "administrator to reset the password", retry_after_s=window_s)
 
