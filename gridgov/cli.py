@@ -10,6 +10,8 @@
     gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
     gridgov export community FILE --community CODE   a community bundle (.gpkg or .zip)
     gridgov user create NAME --role ROLE [--scope CODE] [--grid CODE ...]
+    gridgov user change NAME [--role ROLE] [--scope CODE] [--grid CODE ... | --no-grids];  user password NAME
+    gridgov user deactivate|activate NAME
     gridgov check                database, extensions, schema and data integrity
     gridgov synthetic-city [--households N]   a large synthetic city (benchmarks), once
     gridgov campaign open NAME --division CODE | --grid CODE ...;  gridgov campaign coverage ID
@@ -21,6 +23,7 @@ The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``
 
 from __future__ import annotations
 
+import getpass
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -346,25 +349,96 @@ def user() -> None:
     pass
 
 
-@user.command("create")
+def _operator() -> str:
+    """Who runs this command, for the audit log of account changes: ``cli:<OS user>`` (``cli`` if the OS cannot
+    say)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _password(password: str) -> str:
+    return sys.stdin.readline().rstrip("\n") if password == "-" else password
+
+
+_PASSWORD_HELP = "prompted for when not given; use --password - to read it from standard input"
+
+
+@user.command("create", help="Create a user (audited: user_create, by the OS user).")
 @click.argument("username")
 @click.option("--role", type=click.Choice(list(ROLES)), required=True)
 @click.option("--scope", "scope_code", default=None, help="division code whose subtree the user sees")
 @click.option("--grid", "grids", multiple=True, help="grid code assigned to the user (repeatable)")
 @click.option("--display-name", default=None)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="prompted for when not given; use --password - to read it from standard input")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help=_PASSWORD_HELP)
+@click.option("--reason", default="create user", show_default=True, help="why (written to the audit log)")
 @click.pass_obj
 def user_create(settings: Settings, username: str, role: str, scope_code: str | None, grids: tuple[str, ...],
-                display_name: str | None, password: str) -> None:
+                display_name: str | None, password: str, reason: str) -> None:
     from spatial.store.users import create_user
 
-    if password == "-":
-        password = sys.stdin.readline().rstrip("\n")
-    with _reported_errors(), _transaction(settings, reason="create user") as session:
-        create_user(session, username, password, role, scope_code=scope_code, display_name=display_name,
-                    grid_codes=grids)
+    with _reported_errors(), _transaction(settings, _operator(), reason) as session:
+        create_user(session, username, _password(password), role, scope_code=scope_code, display_name=display_name,
+                    grid_codes=grids, reason=reason)
     click.echo(f"created {role} {username}")
+
+
+@user.command("change", help="Change a user's role, scope, grids or display name (audited, by the OS user).")
+@click.argument("username")
+@click.option("--role", type=click.Choice(list(ROLES)), default=None)
+@click.option("--scope", "scope_code", default=None, help="division code whose subtree the user sees ('' for none)")
+@click.option("--grid", "grids", multiple=True, help="grid code: the user's grids become those given (repeatable)")
+@click.option("--no-grids", is_flag=True, help="take every grid from the user")
+@click.option("--display-name", default=None)
+@click.option("--reason", default="change user", show_default=True, help="why (written to the audit log)")
+@click.pass_obj
+def user_change(settings: Settings, username: str, role: str | None, scope_code: str | None, grids: tuple[str, ...],
+                no_grids: bool, display_name: str | None, reason: str) -> None:
+    from spatial.store.users import change_user
+
+    if grids and no_grids:
+        raise click.UsageError("--grid and --no-grids exclude each other")
+    with _reported_errors(), _transaction(settings, _operator(), reason) as session:
+        change_user(session, username, role=role, scope_code=scope_code, display_name=display_name,
+                    grid_codes=() if no_grids else grids or None, reason=reason)
+    click.echo(f"changed {username}")
+
+
+@user.command("password", help="Set a user's password; their tokens are revoked (audited, by the OS user).")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help=_PASSWORD_HELP)
+@click.pass_obj
+def user_password(settings: Settings, username: str, password: str) -> None:
+    from spatial.store.users import change_user
+
+    with _reported_errors(), _transaction(settings, _operator(), "set password") as session:
+        change_user(session, username, password=_password(password), reason="set password")
+    click.echo(f"password of {username} set; their tokens are revoked")
+
+
+def _set_active(settings: Settings, username: str, active: bool, reason: str) -> None:
+    from spatial.store.users import change_user
+
+    with _reported_errors(), _transaction(settings, _operator(), reason) as session:
+        change_user(session, username, active=active, reason=reason)
+    click.echo(f"{'activated' if active else 'deactivated'} {username}")
+
+
+@user.command("deactivate", help="Deactivate a user: no login, their tokens revoked (audited, by the OS user).")
+@click.argument("username")
+@click.option("--reason", default="deactivate user", show_default=True, help="why (written to the audit log)")
+@click.pass_obj
+def user_deactivate(settings: Settings, username: str, reason: str) -> None:
+    _set_active(settings, username, False, reason)
+
+
+@user.command("activate", help="Let a deactivated user log in again (audited, by the OS user).")
+@click.argument("username")
+@click.option("--reason", default="activate user", show_default=True, help="why (written to the audit log)")
+@click.pass_obj
+def user_activate(settings: Settings, username: str, reason: str) -> None:
+    _set_active(settings, username, True, reason)
 
 
 # -- checks --------------------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def test_every_household_path_makes_the_household_findable_and_no_other(env):
     entries = found(client, headers, mine.id)
     assert sorted((e["username"], e["action"], e["purpose"]) for e in entries) == [
         ("admin1", "export_masked", None), ("worker1", "read_masked", "nearby households (field visit)"),
-        ("worker1", "read_masked", "on foot"), ("worker1", "read_masked", f"unvisited households of campaign {campaign}"),
+        ("worker1", "read_masked", "on foot"),
+        ("worker1", "read_masked", f"unvisited households of campaign {campaign}"),
         ("worker1", "reveal", "visit follow-up")]
     # the other grid's household was in the community export only, not in what the worker read
     assert [e["action"] for e in found(client, headers, other.id)] == ["export_masked"]

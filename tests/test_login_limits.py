@@ -89,7 +89,7 @@ def test_an_oversized_name_is_refused_before_hashing_and_leaves_no_row(env):
 def test_user_names_are_bounded_at_creation_too(db):
     from spatial.errors import InvalidInput
 
-    for name in ("u" * (users.MAX_USERNAME_LENGTH + 1), "", " padded", "tab\there"):
+    for name in ("u" * (users.MAX_USERNAME_LENGTH + 1), "", "ab", " padded", "tab\there", "王芳"):
         with pytest.raises(InvalidInput, match="user name"):
             users.create_user(db, name, PASSWORD, "viewer")
     assert users.create_user(db, "u" * users.MAX_USERNAME_LENGTH, PASSWORD, "viewer").id

@@ -8,12 +8,13 @@ after ``ttl_s`` seconds and can be revoked.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,26 +30,49 @@ _DUMMY_HASH = _hasher.hash("not a password")
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_USERNAME_LENGTH = 64
-"""Bounds of user names and passwords, at creation and at login (a longer one is refused before any hashing)."""
+USERNAME = re.compile(rf"[A-Za-z0-9_.-]{{3,{MAX_USERNAME_LENGTH}}}")
+"""User names: 3 to 64 ASCII letters, digits, ``_ . -`` (the table's CHECK). Passwords: 10 to 1024 characters.
+Login bounds names and passwords by the same maxima, so a longer one is refused before any hashing."""
 
 
 def hash_password(password: str) -> str:
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise InvalidInput(f"a password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
     return _hasher.hash(password)
 
 
 def check_username(username: str) -> str:
-    """``username`` if it is 1 to :data:`MAX_USERNAME_LENGTH` printable characters without spaces at its ends."""
-    if not 1 <= len(username) <= MAX_USERNAME_LENGTH or username != username.strip() or not username.isprintable():
-        raise InvalidInput(f"a user name has 1 to {MAX_USERNAME_LENGTH} printable characters, without spaces at "
-                           "either end")
+    """``username`` if it is a valid user name (:data:`USERNAME`), else InvalidInput saying what one is."""
+    if not USERNAME.fullmatch(username):
+        raise InvalidInput(f"a user name has 3 to {MAX_USERNAME_LENGTH} characters among A-Z, a-z, 0-9, '_', '.' "
+                           "and '-'")
     return username
 
 
+def _audit_account(session: Session, action: str, user: User, *, who: Principal | None, actor: str | None,
+                   fields: list[str], result: str, reason: str | None) -> None:
+    """The audit row of a change to an account (``object_type`` user, ``object_id`` its name): by ``who``, else
+    ``actor``, else the transaction's actor (``gridgov.actor``, :func:`spatial.store.engine.acting_as`, or the
+    database user)."""
+    if who is None and actor is None:
+        actor = session.scalar(text("SELECT gridgov_actor()"))
+    audit.record(session, who, action, actor=actor, object_type="user", object_id=user.username, fields=fields,
+                 purpose=reason, result=result)
+
+
+def _grid_codes(session: Session, user: User) -> list[str]:
+    return list(session.scalars(select(Grid.code).join(GridAssignment, GridAssignment.grid_id == Grid.id)
+                                .where(GridAssignment.user_id == user.id).order_by(Grid.code)))
+
+
 def create_user(session: Session, username: str, password: str, role: str, *, scope_code: str | None = None,
-                display_name: str | None = None, grid_codes: tuple[str, ...] = ()) -> User:
-    """Create a user, optionally assigned to grids (by grid code). Conflict if the name is taken."""
+                display_name: str | None = None, grid_codes: tuple[str, ...] = (), who: Principal | None = None,
+                actor: str | None = None, reason: str | None = None) -> User:
+    """Create a user, optionally assigned to grids (by grid code), and audit it (``user_create``, by ``who`` or
+    ``actor``: see :func:`_audit_account`). InvalidInput for a bad name, role or password; Conflict if the name is
+    taken."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     check_username(username)
@@ -61,6 +85,65 @@ def create_user(session: Session, username: str, password: str, role: str, *, sc
     except IntegrityError as exc:
         raise Conflict(f"cannot create user {username!r}: the name is taken or the scope code is unknown") from exc
     assign_grids(session, user, grid_codes)
+    _audit_account(session, "user_create", user, who=who, actor=actor, reason=reason,
+                   fields=["role", "scope_code", "display_name", "grids", "password"],
+                   result=f"{role}, scope {scope_code or '-'}, grids {', '.join(sorted(grid_codes)) or '-'}")
+    return user
+
+
+def change_user(session: Session, username: str, *, role: str | None = None, scope_code: str | None = None,
+                display_name: str | None = None, grid_codes: tuple[str, ...] | None = None,
+                active: bool | None = None, password: str | None = None, who: Principal | None = None,
+                actor: str | None = None, reason: str | None = None) -> User:
+    """Change what is given of a user: ``role``, ``scope_code`` ('' for none), ``display_name``, ``grid_codes``
+    (replacing the user's grids; ``()`` for none), ``active`` and ``password``. Each kind of change that changes
+    something is audited (by ``who`` or ``actor``, :func:`_audit_account`; never a password): ``user_change``
+    (role, scope, display name: old → new), ``assign`` (grids), ``user_deactivate``/``user_activate``,
+    ``user_password``. Deactivating or setting a password revokes the user's tokens; every server process then
+    forgets the callers it remembers, as it does after a change of role, scope or grids. NotFound for an unknown
+    user (the name is not echoed if it is not a user name)."""
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    if user is None:
+        raise NotFound(f"no user {username}" if USERNAME.fullmatch(username) else "no such user")
+    if role is not None and role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    account = {"who": who, "actor": actor, "reason": reason}
+    changes = [(name, getattr(user, name), value or None)
+               for name, value in (("role", role), ("scope_code", scope_code), ("display_name", display_name))
+               if value is not None and getattr(user, name) != (value or None)]
+    if changes:
+        for name, _, value in changes:
+            setattr(user, name, value)
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError as exc:
+            raise NotFound(f"no division with code {scope_code}") from exc
+        _audit_account(session, "user_change", user, fields=[c[0] for c in changes], **account,
+                       result="; ".join(f"{name} {old or '-'} → {new or '-'}" for name, old, new in changes))
+    changed = bool(changes)
+    if grid_codes is not None and sorted(set(grid_codes)) != (before := _grid_codes(session, user)):
+        session.execute(delete(GridAssignment).where(GridAssignment.user_id == user.id))
+        assign_grids(session, user, tuple(sorted(set(grid_codes))))
+        _audit_account(session, "assign", user, fields=["grids"], **account,
+                       result=f"grids {', '.join(before) or '-'} → {', '.join(sorted(set(grid_codes))) or '-'}")
+        changed = True
+    if active is not None and active != user.active:
+        user.active = active
+        _audit_account(session, "user_activate" if active else "user_deactivate", user, fields=["active"],
+                       result="active" if active else "deactivated, tokens revoked", **account)
+        changed = True
+    if password is not None:
+        user.password_hash = hash_password(password)
+        _audit_account(session, "user_password", user, fields=["password"], result="password set, tokens revoked",
+                       **account)
+        changed = True
+    if not user.active or password is not None:
+        session.execute(update(AuthToken).where(AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None))
+                        .values(revoked_at=datetime.now(UTC)))
+    session.flush()
+    if changed:
+        principals_changed(session)
     return user
 
 
@@ -76,6 +159,8 @@ def principals_changed(session: Session) -> None:
 
 
 def assign_grids(session: Session, user: User, grid_codes: tuple[str, ...], duty: str = "worker") -> None:
+    """Add grid assignments, not audited: accounts change through :func:`create_user` and :func:`change_user`,
+    which audit (this is their step, and the test factories')."""
     grids = session.scalars(select(Grid).where(Grid.code.in_(grid_codes))).all()
     missing = set(grid_codes) - {g.code for g in grids}
     if missing:
