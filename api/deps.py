@@ -46,7 +46,8 @@ def client_address(request: Request) -> str | None:
 
 def _audit_refusal(request: Request, exc: Exception) -> None:
     """Write the refusal of this request to the audit log (its own transaction): the caller if known,
-    the endpoint (method and route template) and the message they got."""
+    the endpoint (method and route template), the household it named (so a refused look at a household is found
+    by a search for it) and the message they got."""
     login_name = getattr(request.state, "login_name", None)
     if isinstance(exc, NotAuthenticated) and login_name is None:
         return  # a request without a valid token: nobody to attribute it to, nothing was shown
@@ -56,8 +57,10 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
                            result=result, client_addr=client_address(request))
         return
     route = request.scope.get("route")
+    household = str(request.path_params.get("household_id", ""))
     audit.record_apart(request.app.state.sessions, getattr(request.state, "principal", None), "refused",
                        object_type="endpoint", object_id=f"{request.method} {getattr(route, 'path', request.url.path)}",
+                       households=[int(household)] if household.isdigit() and len(household) < 19 else [],
                        fields=sorted(request.path_params), result=result, client_addr=client_address(request))
 
 

@@ -1,5 +1,6 @@
-"""The audit answers "who saw household X": every path that reads, reveals or exports household data names its
-households in ``audit_log.household_ids``, and the auditor searches by one household (GET /api/audit?household=)."""
+"""The audit answers "who saw household X": every path that reads, reveals or exports household data (and a
+refusal of a household's endpoint) names its households in ``audit_log.household_ids``, and the auditor searches
+by one household (GET /api/audit?household=)."""
 
 from __future__ import annotations
 
@@ -59,10 +60,13 @@ def test_every_household_path_makes_the_household_findable_and_no_other(env):
     assert client.post(f"/api/field/households/{mine.id}/reveal", headers=worker,
                        json={"reason": "visit follow-up"}).status_code == 200
     assert client.get(f"/api/export/communities/{COMMUNITY}", headers=headers["admin1"]).status_code == 200
+    assert client.post(f"/api/field/households/{mine.id}/reveal", headers=headers["planner1"],
+                       json={"reason": "curious"}).status_code == 403  # a refused look is found too
 
     entries = found(client, headers, mine.id)
     assert sorted((e["username"], e["action"], e["purpose"]) for e in entries) == [
-        ("admin1", "export_masked", None), ("worker1", "read_masked", "nearby households (field visit)"),
+        ("admin1", "export_masked", None), ("planner1", "refused", None),
+        ("worker1", "read_masked", "nearby households (field visit)"),
         ("worker1", "read_masked", "on foot"),
         ("worker1", "read_masked", f"unvisited households of campaign {campaign}"),
         ("worker1", "reveal", "visit follow-up")]
