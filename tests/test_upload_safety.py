@@ -100,7 +100,7 @@ def _no_leak(response, *secrets: str) -> None:
 def test_a_vrt_named_geojson_cannot_read_a_server_file(planner, secret):
     client, sessions, _, headers = planner
     response = _upload(client, headers, "grids", _vrt(str(secret), "credentials"), dry_run="true")
-    assert response.status_code == 422, response.text  # before the fix: 422 too, "lies in no known community (<marker>)"
+    assert response.status_code == 422, response.text  # before the fix too: "lies in no known community (<marker>)"
     assert "not a GeoJSON file" in response.json()["detail"] and "VRT" in response.json()["detail"]
     _no_leak(response, str(secret.parent))
     rows = _import_rows(sessions)
