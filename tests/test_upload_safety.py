@@ -344,3 +344,35 @@ def test_shown_quotes_only_codes_and_words():
     assert safe_files.shown("way/123") == "way/123"
     assert safe_files.shown("root:x:0:0:root:/root:/bin/bash") == "(a value of 31 characters)"
     assert safe_files.shown("1" * 21) == "(a value of 21 characters)"
+
+
+def test_a_zip_of_several_shapefiles_offers_each_as_a_layer(db, tmp_path):
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    for layer in ("grids", "enclosures"):
+        pyogrio.raw.write(folder / f"{layer}.shp", np.array([factories.metres_box(0, 0, 8, 8).wkb], dtype=object),
+                          [np.array([factories.COMMUNITY], dtype=object)], fields=["community_code"],
+                          driver="ESRI Shapefile", geometry_type="MultiPolygon", crs="EPSG:4326")
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for part in folder.iterdir():
+            z.write(part, part.name)
+    assert import_plans(db, archive, "grids", layer="grids", dry_run=True).read == 1
+
+
+def test_geojson_too_big_to_parse_is_scanned_for_crs_links(db, tmp_path, monkeypatch, http_server):
+    base, seen = http_server
+    monkeypatch.setattr(safe_files, "GEOJSON_PARSE_MAX_BYTES", 100)  # as if the file were over 64 MiB
+    plan = json.loads(_geojson([(factories.metres_box(0, 0, 10, 10), {"community_code": factories.COMMUNITY})]))
+    fine = tmp_path / "fine.geojson"
+    fine.write_text(json.dumps({**plan, "crs": {"type": "name", "properties": {"name": "EPSG:4326"}}}))
+    assert import_plans(db, fine, "grids", dry_run=True).read == 1
+    linked = tmp_path / "linked.geojson"
+    linked.write_text(json.dumps({**plan, "crs": {"type": "link", "properties": {"href": f"{base}/crs"}}}))
+    with pytest.raises(InvalidInput, match='"crs" member'):
+        import_plans(db, linked, "grids", dry_run=True)
+    gdalg = tmp_path / "pipeline.geojson"
+    gdalg.write_text(json.dumps({"type": "gdal_streamed_alg", "command_line": "gdal vector pipeline"}))
+    with pytest.raises(InvalidInput, match="GDALG"):
+        import_plans(db, gdalg, "grids", dry_run=True)
+    assert seen == []
