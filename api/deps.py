@@ -4,7 +4,9 @@ Two rules of trust live here, so that no endpoint can forget them:
 
 * **Refusals are audited.** A request refused with 403 (role or scope) or 429 (rate limit), and a failed
   login, rolls its transaction back; :func:`get_session` then writes the refusal to the audit log in a
-  transaction of its own.
+  transaction of its own. An endpoint whose every attempt must leave a row (imports) marks its request with
+  :func:`audit_refusals_as`: then any refusal of it (every 4xx domain error: 413, 422…) is audited, under
+  the endpoint's own action.
 * **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
   (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
   process and, through :data:`TOKENS_CHANNEL` (:mod:`spatial.store.notify`), in every other server process
@@ -29,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import status_of
 from gridgov.settings import Settings
 from spatial.access import Principal
-from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
+from spatial.errors import Forbidden, GridgovError, NotAuthenticated, TooManyRequests
 from spatial.store import audit
 from spatial.store.notify import publish
 from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token
@@ -44,10 +46,27 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def audit_refusals_as(request: Request, action: str, **entry: Any) -> None:
+    """Audit any refusal of this request (a 4xx domain error) as ``action`` with ``entry`` (``object_type``,
+    ``object_id``, ``purpose`` as for :func:`spatial.store.audit.record`); call it first thing in the endpoint."""
+    request.state.refusal_audit = (action, entry)
+
+
+def _marked(request: Request, exc: BaseException) -> tuple[str, dict] | None:
+    marked = getattr(request.state, "refusal_audit", None)
+    return marked if marked is not None and isinstance(exc, GridgovError) and status_of(exc) < 500 else None
+
+
 def _audit_refusal(request: Request, exc: Exception) -> None:
     """Write the refusal of this request to the audit log (its own transaction): the caller if known,
     the endpoint (method and route template), the household it named (so a refused look at a household is found
     by a search for it) and the message they got."""
+    marked = _marked(request, exc)
+    if marked is not None:
+        action, entry = marked
+        audit.record_apart(request.app.state.sessions, getattr(request.state, "principal", None), action,
+                           result=f"refused {status_of(exc)}: {exc}", client_addr=client_address(request), **entry)
+        return
     login_name = getattr(request.state, "login_name", None)
     if isinstance(exc, NotAuthenticated) and login_name is None:
         return  # a request without a valid token: nobody to attribute it to, nothing was shown
@@ -68,7 +87,7 @@ _REFUSALS = (Forbidden, TooManyRequests, NotAuthenticated)
 
 
 async def _audit_refused(request: Request, exc: BaseException) -> None:
-    if isinstance(exc, _REFUSALS):
+    if isinstance(exc, _REFUSALS) or _marked(request, exc) is not None:
         await run_in_threadpool(_audit_refusal, request, exc)
 
 

@@ -3,18 +3,16 @@
 Checks the declared ``Content-Length`` first (the app is not called at all) and also counts the bytes of bodies
 sent without one (chunked), so a client cannot stream past the limit: the read that crosses it fails, whatever
 the app answers then (FastAPI would call it "an error parsing the body", 400) is dropped, and the client gets
-the 413. Uploaded archives are checked too (:func:`check_archive`): a small zip may inflate to gigabytes.
+the 413. An uploaded zip may inflate to :data:`ARCHIVE_INFLATION` times the body limit; it is unpacked, counting
+the bytes, by :mod:`fixtures.importers.safe_files`.
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
-from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spatial.errors import InvalidInput, PayloadTooLarge
 
 ARCHIVE_INFLATION = 20
 """An uploaded zip may unpack to at most this many times the body limit."""
@@ -74,18 +72,3 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
-
-
-def check_archive(path: Path, max_bytes: int) -> None:
-    """PayloadTooLarge if the zip at ``path`` would unpack to more than ``max_bytes`` (its declared sizes;
-    a zip bomb is refused before anything reads it); InvalidInput if it is not a readable zip. Other files pass."""
-    if path.suffix.lower() != ".zip":
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InvalidInput(f"{path.name}: not a readable zip ({exc})") from exc
-    if unpacked > max_bytes:
-        raise PayloadTooLarge(f"the zip unpacks to {unpacked:,} bytes; at most {max_bytes:,} are accepted",
-                              unpacked_bytes=unpacked, max_bytes=max_bytes)

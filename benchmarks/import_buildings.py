@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from benchmarks.common import SHARED_DATA, database, peak_rss_mib
 from fixtures.estimate import estimate_occupancy
 from fixtures.importers import import_buildings
+from fixtures.importers.safe_files import COMMAND_LINE
 from spatial.store.engine import make_engine
 from spatial.store.models import Building
 
@@ -43,7 +44,8 @@ def run(url: str, throw_away: bool, path: Path) -> None:
     with Session(engine) as session:
         print(f"{'(libraries loaded)':<46} peak RSS {peak_rss_mib():6.1f} MiB")
         origin = f"benchmark:{path.stem}:{time.strftime('%Y%m%dT%H%M%S')}"  # new rows even in a used database
-        report = timed("import buildings", lambda: import_buildings(session, path, origin=origin), lambda r: r.inserted)
+        report = timed("import buildings", lambda: import_buildings(session, path, origin=origin, limits=COMMAND_LINE),
+                       lambda r: r.inserted)
         timed("estimate occupancy", lambda: estimate_occupancy(session, where=Building.origin == origin), lambda n: n)
         if throw_away:
             timed("commit", session.commit)

@@ -233,9 +233,11 @@ def import_() -> None:
 @click.pass_obj
 def import_buildings(settings: Settings, path: Path, layer: str | None, origin: str | None, on_invalid: str) -> None:
     from fixtures.importers import import_buildings as run
+    from fixtures.importers.safe_files import COMMAND_LINE
 
     with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
-        report = run(session, path, layer=layer, origin=origin, on_invalid=on_invalid, progress=_progress("buildings"))
+        report = run(session, path, layer=layer, origin=origin, on_invalid=on_invalid, progress=_progress("buildings"),
+                     limits=COMMAND_LINE)
     click.echo(report.summary())
 
 
@@ -246,9 +248,11 @@ def import_buildings(settings: Settings, path: Path, layer: str | None, origin: 
 @click.pass_obj
 def import_streets(settings: Settings, path: Path, layer: str, nodes_layer: str) -> None:
     from fixtures.importers import import_streets as run
+    from fixtures.importers.safe_files import COMMAND_LINE
 
     with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
-        report = run(session, path, layer=layer, nodes_layer=nodes_layer, progress=_progress("streets"))
+        report = run(session, path, layer=layer, nodes_layer=nodes_layer, progress=_progress("streets"),
+                     limits=COMMAND_LINE)
     click.echo(report.summary())
 
 
@@ -266,11 +270,13 @@ def import_osm(settings: Settings, path: Path) -> None:
 def _import_plans(settings: Settings, kind: str, path: Path, layer: str | None, community: str | None,
                   reason: str | None, dry_run: bool) -> None:
     from fixtures.import_plans import import_plans
+    from fixtures.importers.safe_files import COMMAND_LINE
 
     reason = reason or f"import {path.name}"
     with _reported_errors(), _transaction(settings, reason=reason) as session:
         report = import_plans(session, path, kind, layer=layer, community=community, actor="cli", reason=reason,
-                              dry_run=dry_run, metric_srid=settings.metric_srid, progress=_progress(kind))
+                              dry_run=dry_run, metric_srid=settings.metric_srid, progress=_progress(kind),
+                              limits=COMMAND_LINE)
     click.echo(report.summary())
     sys.exit(1 if report.errors else 0)
 

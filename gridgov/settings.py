@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     reveal_exports_max_per_hour: int = Field(default=10, ge=1, description="unmasked community exports one user "
                                              "may make per hour")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    import_max_features: int = Field(default=100_000, ge=1, description="features per layer an uploaded file may "
+                                     "hold (413 beyond); the command line's imports have no cap")
     workers: int = Field(default=1, ge=1, le=64, description="web server processes; on n cores, about n")
     access_log: bool = Field(default=True, description="log every request (off for benchmarks)")
     host: str = "127.0.0.1"

@@ -4,6 +4,8 @@ Exports: any layer to any logged-in user (non-personal fields only, like the map
 to planners, inspectors and admins whose scope holds the community, with households **masked by default**
 (``reveal=true`` needs an admin and a ``purpose``; both are audited). Imports: planners and admins,
 for communities in their scope; the report lists every finding; with an error nothing is written (422).
+An upload is vetted before GDAL reads it (:mod:`fixtures.importers.safe_files`: its content must be the format
+its name says, within the upload limits), and every import is audited, refused ones included.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.limits import ARCHIVE_INFLATION, check_archive
+from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
+from api.limits import ARCHIVE_INFLATION
 from fixtures.export import export_community, export_layer
 from fixtures.import_plans import import_plans
+from fixtures.importers.safe_files import UPLOAD_FORMATS, ReadLimits
 from spatial.errors import Forbidden, InvalidInput
 from spatial.store import audit, plans
 
@@ -81,9 +84,13 @@ def export_community_bundle(code: str, session: SessionDep, settings: SettingsDe
 @router.post("/import/{kind}", summary="Import grids or enclosures (导入网格/围合) with a validation report",
              description="For grids, a dry run answers with the `basis` (also its ETag) of the grids it checked "
                          "against: send it as `If-Match` with the import, so that grids a colleague changed "
-                         "meanwhile are never overwritten unseen (412).")
-def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, settings: SettingsDep,
-                     who: CurrentUser, response: Response,
+                         "meanwhile are never overwritten unseen (412). The file's content must be the format its "
+                         "name says (a GeoPackage of tables only, a GeoJSON FeatureCollection, or a zip of one "
+                         "Shapefile's .shp/.shx/.dbf/.prj/.cpg); OGR VRT, GDALG and other formats are refused (422). "
+                         "At most `import_max_features` features (100,000 by default) per layer and 20 times the "
+                         "body limit unpacked from a zip (413). Every import is audited, refused ones included.")
+def import_plan_file(request: Request, kind: Literal["grids", "enclosures"], session: SessionDep,
+                     settings: SettingsDep, who: CurrentUser, response: Response,
                      file: Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip")],
                      reason: Annotated[str, Form(min_length=2, description="recorded in the history")],
                      layer: Annotated[str | None, Form()] = None,
@@ -91,17 +98,19 @@ def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, 
                      dry_run: Annotated[bool, Form()] = False,
                      if_match: Annotated[str | None, Header(description="grids: the `basis` of the dry run")] = None,
                      ) -> dict:
+    audit_refusals_as(request, "import", object_type=kind, object_id=file.filename, purpose=reason)
     who.require_role("planner")
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in (".gpkg", ".geojson", ".json", ".zip"):
         raise InvalidInput(f"upload a .gpkg, .geojson or .zip (of a shapefile), not {file.filename!r}")
+    limits = ReadLimits(formats=UPLOAD_FORMATS, max_features=settings.import_max_features,
+                        max_unpacked_bytes=ARCHIVE_INFLATION * settings.max_body_bytes)
     with tempfile.TemporaryDirectory(prefix="gridgov-import-") as folder:
         path = Path(folder) / f"upload{suffix}"
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out)
-        check_archive(path, ARCHIVE_INFLATION * settings.max_body_bytes)
         report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
-                              reason=reason, dry_run=True, metric_srid=settings.metric_srid)
+                              reason=reason, dry_run=True, metric_srid=settings.metric_srid, limits=limits)
         outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]
         if outside:
             raise Forbidden(f"the file touches communities outside your scope: {', '.join(outside)}")
@@ -110,7 +119,7 @@ def import_plan_file(kind: Literal["grids", "enclosures"], session: SessionDep, 
             plans.require_basis(session, communities, if_match, "the dry run")
         if not dry_run and not report.errors:
             report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
-                                  reason=reason, dry_run=False, metric_srid=settings.metric_srid)
+                                  reason=reason, dry_run=False, metric_srid=settings.metric_srid, limits=limits)
     body = report.as_dict()
     body["file"] = file.filename
     if kind == "grids" and communities:
