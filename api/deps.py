@@ -2,8 +2,8 @@
 
 Two rules of trust live here, so that no endpoint can forget them:
 
-* **Refusals are audited.** A request refused with 403 (role or scope) or 429 (rate limit), and a failed
-  login, rolls its transaction back; :func:`get_session` then writes the refusal to the audit log in a
+* **Refusals are audited.** A request refused with 403 (role or scope), 404 for an object scope hides
+  (:class:`~spatial.errors.OutOfScope`) or 429 (rate limit), and a failed login, rolls its transaction back; :func:`get_session` then writes the refusal to the audit log in a
   transaction of its own.
 * **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
   (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import status_of
 from gridgov.settings import Settings
 from spatial.access import Principal
-from spatial.errors import Forbidden, NotAuthenticated, TooManyRequests
+from spatial.errors import Forbidden, NotAuthenticated, OutOfScope, TooManyRequests
 from spatial.store import audit
 from spatial.store.notify import publish
 from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token
@@ -61,7 +61,7 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
                        fields=sorted(request.path_params), result=result, client_addr=client_address(request))
 
 
-_REFUSALS = (Forbidden, TooManyRequests, NotAuthenticated)
+_REFUSALS = (Forbidden, OutOfScope, TooManyRequests, NotAuthenticated)
 
 
 async def _audit_refused(request: Request, exc: BaseException) -> None:
