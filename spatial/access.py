@@ -103,8 +103,8 @@ class Principal:
         """:attr:`household_scope`, or Forbidden for a role that never reads household data. The scope may still
         be empty (a planner without scope code, a worker without grids): the caller then finds nothing."""
         if not self.reads_households:
-            raise Forbidden(f"a {self.role} sees no household data (not even counts); this needs the role "
-                            f"{' or '.join(HOUSEHOLD_ROLES)}")
+            raise Forbidden(f"{self.role}s see no household data, not even counts (household data needs the role "
+                            f"{' or '.join(HOUSEHOLD_ROLES)})")
         return self.household_scope
 
     def require_role(self, *roles: str) -> None:
