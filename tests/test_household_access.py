@@ -79,7 +79,8 @@ def test_a_scoped_viewer_or_auditor_gets_no_unvisited_households_and_the_refusal
         response = client.request(method, url, headers=headers[name], **options)
         assert response.status_code == 403, (url, response.status_code, response.text[:300])
     refused = [r for r in _audit(sessions, name) if r.action == "refused"]
-    assert len(refused) == 5 and all(r.result.startswith("refused 403") for r in refused)  # tiles: not audited
+    assert len(refused) == 6 and all(r.result.startswith("refused 403") for r in refused)
+    assert refused[-1].object_id == "GET /tiles/{layer}/{z}/{x}/{y}.mvt"
     assert f"refused 403: {name[:-1]}s see no household data" in refused[0].result
     assert not [r for r in _audit(sessions, name) if r.action.startswith(("read", "export"))]
 
