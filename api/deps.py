@@ -2,11 +2,11 @@
 
 Two rules of trust live here, so that no endpoint can forget them:
 
-* **Refusals are audited.** A request refused with 403 (role or scope) or 429 (rate limit), and a failed
-  login, rolls its transaction back; :func:`get_session` then writes the refusal to the audit log in a
-  transaction of its own. An endpoint whose every attempt must leave a row (imports) marks its request with
-  :func:`audit_refusals_as`: then any refusal of it (every 4xx domain error: 413, 422…) is audited, under
-  the endpoint's own action.
+* **Refusals are audited.** A request refused with 403 (role or scope), 404 for an object scope hides
+  (:class:`~spatial.errors.OutOfScope`) or 429 (rate limit), and a failed login, rolls its transaction back;
+  :func:`get_session` then writes the refusal to the audit log in a transaction of its own. An endpoint whose
+  every attempt must leave a row (imports) marks its request with :func:`audit_refusals_as`: then any refusal
+  of it (every 4xx domain error: 413, 422…) is audited, under the endpoint's own action.
 * **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
   (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
   process and, through :data:`TOKENS_CHANNEL` (:mod:`spatial.store.notify`), in every other server process
@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import status_of
 from gridgov.settings import Settings
 from spatial.access import Principal
-from spatial.errors import Forbidden, GridgovError, NotAuthenticated, TooManyRequests
+from spatial.errors import Forbidden, GridgovError, NotAuthenticated, OutOfScope, TooManyRequests
 from spatial.store import audit
 from spatial.store.notify import publish
 from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token
@@ -83,7 +83,7 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
                        fields=sorted(request.path_params), result=result, client_addr=client_address(request))
 
 
-_REFUSALS = (Forbidden, TooManyRequests, NotAuthenticated)
+_REFUSALS = (Forbidden, OutOfScope, TooManyRequests, NotAuthenticated)
 
 
 async def _audit_refused(request: Request, exc: BaseException) -> None:

@@ -31,6 +31,7 @@ STATUS = {
     errors.InvalidInput: 422,
     errors.NotAuthenticated: 401,
     errors.Forbidden: 403,
+    errors.OutOfScope: 404,  # answered as NotFound (KIND_SHOWN): whether the object exists stays unsaid
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.StaleEdit: 412,
@@ -41,6 +42,8 @@ STATUS = {
     errors.SetupError: 503,
 }
 RETRY_AFTER_S = "5"
+KIND_SHOWN = {errors.OutOfScope: "NotFound"}
+"""The ``error`` kind a client sees, where it is not the class name."""
 
 
 class ErrorBody(BaseModel):
@@ -89,7 +92,7 @@ def error_response(status: int, kind: str, message: str, **extra) -> JSONRespons
 
 
 async def _domain(_: Request, exc: errors.GridgovError) -> JSONResponse:
-    return error_response(status_of(exc), type(exc).__name__, exc.message, **exc.detail)
+    return error_response(status_of(exc), KIND_SHOWN.get(type(exc), type(exc).__name__), exc.message, **exc.detail)
 
 
 async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:

@@ -335,17 +335,18 @@ def export(settings: Settings, layer: str, path: Path, crs: str | None, communit
     from fixtures.export import export_community, export_layer
     from spatial.access import Principal
 
+    operator = Principal(user_id=0, username="cli", role="admin", client_addr="command line")
     with _reported_errors(), _transaction(settings, reason=purpose or "export") as session:
         if layer == "community":
             if community is None:
                 raise click.UsageError("a community bundle needs --community CODE")
-            operator = Principal(user_id=0, username="cli", role="admin", client_addr="command line")
             counts = export_community(session, operator, community, path, crs=crs, fmt=fmt, households=households,
                                       reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
                                       progress=_progress("layers"))
             click.echo(f"wrote {path}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
             return
-        count = export_layer(session, layer, path, crs=crs, metric_srid=settings.metric_srid, community=community)
+        count = export_layer(session, operator, layer, path, crs=crs, metric_srid=settings.metric_srid,
+                             community=community)
     click.echo(f"wrote {count} features to {path}")
 
 

@@ -31,6 +31,12 @@ class NotFound(GridgovError):
     """The object does not exist, or the caller may not know that it exists."""
 
 
+class OutOfScope(NotFound):
+    """Nothing in the caller's scope answers to this id or code: it does not exist, or scope hides it. Answered
+    exactly like :class:`NotFound` (404, kind NotFound), so the answer does not tell which; audited as a
+    refusal, so probing outside one's area leaves a trace. Raise it wherever a lookup is limited by scope."""
+
+
 class Conflict(GridgovError):
     """The change contradicts stored data (duplicate code, overlap with a neighbour...)."""
 

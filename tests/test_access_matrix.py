@@ -1,17 +1,26 @@
 """Every operation of the API, read from its own OpenAPI document: without a token it answers 401 (except a
 short list of public ones that carry no data about people); a viewer never changes anything; roles without
-an area never see a household; every refusal is in the audit log."""
+an area never see a household; viewers and auditors never see household data even with an area (no household
+row, personal field, tag or per-building count in any 2xx answer); every refusal is in the audit log."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 
+import mapbox_vector_tile
+import pyogrio
 import pytest
 from sqlalchemy import text
 
 from fixtures.synthetic_city import load_city
-from spatial.store import users
+from spatial.access import Principal
+from spatial.store import field, users
 from spatial.store.models import User
+from spatial.vocab import HOUSEHOLD_TAGS
+from tiles.grid import tile_range
 
 PASSWORD = "correct horse battery"
 COMMUNITY = "440399001001"
@@ -49,11 +58,15 @@ def env(app_env):
     with sessions.begin() as s:
         load_city(s, households=300, seed=7)
         for name, role, scope in (("viewer1", "viewer", "440399001000"), ("nobody", "planner", None),
-                                  ("auditor1", "auditor", None)):
+                                  ("auditor1", "auditor", None), ("viewer2", "viewer", COMMUNITY),
+                                  ("auditor2", "auditor", "440399001000")):
             user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
             s.add(user)
             s.flush()
             tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
+        # campaign 1, over the community: its unvisited households are what a scoped viewer once read
+        admin = Principal(user_id=0, username="admin", role="admin")
+        assert field.open_campaign(s, admin, "冬季排查", division_code=COMMUNITY).id == 1
     return client, sessions, tokens
 
 
@@ -109,3 +122,99 @@ def test_roles_without_an_area_see_no_household(env, name):
         assert nearby.json()["households"] == []
     bundle = client.get(f"/api/export/communities/{COMMUNITY}", headers=tokens[name])
     assert bundle.status_code == 403
+
+
+PERSONAL = {"head_name", "head_id_number", "head_phone"}
+BUILDING_KEYS = {"levels", "building_id", "building_code", "urban_village"}
+
+
+def _json_household_data(value, where: str = "") -> list[str]:
+    """Where a JSON value carries household data: personal fields, household tags, household ids, per-building
+    household or resident counts (a dict with a count and a building's keys)."""
+    found = []
+    if isinstance(value, dict):
+        if PERSONAL & set(value):
+            found.append(f"{where}: personal fields {sorted(PERSONAL & set(value))}")
+        tags = value.get("tags")
+        if isinstance(tags, list) and any((t.get("code") if isinstance(t, dict) else t) in HOUSEHOLD_TAGS
+                                          for t in tags):
+            found.append(f"{where}: household tags")
+        if value.get("household_ids") or value.get("household_rows"):
+            found.append(f"{where}: households")
+        if BUILDING_KEYS & set(value) and any(isinstance(value.get(k), int | float) for k in ("households", "residents")):
+            found.append(f"{where}: per-building counts")
+        for key, item in value.items():
+            found += _json_household_data(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value[:20000]):
+            found += _json_household_data(item, f"{where}[{i}]")
+    return found
+
+
+def _file_household_data(path) -> list[str]:
+    found = []
+    for name, _ in pyogrio.list_layers(path):
+        frame = pyogrio.read_dataframe(path, layer=name)
+        if name == "households" or PERSONAL & set(frame.columns):
+            found.append(f"layer {name}: households")
+        elif "levels" in frame.columns and "households" in frame.columns and frame["households"].notna().any():
+            found.append(f"layer {name}: per-building counts")
+    return found
+
+
+def household_data(response, tmp_path) -> list[str]:
+    """What household data the body of a 2xx answer carries (JSON, vector tile, GeoPackage, zip of files)."""
+    kind = response.headers.get("content-type", "")
+    if not response.content:
+        return []
+    if "json" in kind:
+        return _json_household_data(json.loads(response.content))
+    if "vector-tile" in kind:
+        layers = mapbox_vector_tile.decode(response.content)
+        return ([f"tile layer {name}" for name in layers if name == "households"]
+                + [f"tile {name}: per-building counts" for name, layer in layers.items() if name == "buildings"
+                   and any("households" in f["properties"] for f in layer["features"])])
+    if "geopackage" in kind:
+        path = tmp_path / "answer.gpkg"
+        path.write_bytes(response.content)
+        return _file_household_data(path)
+    if "zip" in kind:
+        found = []
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            archive.extractall(tmp_path / "zip")
+        for member in (tmp_path / "zip").iterdir():
+            if member.suffix in (".shp", ".geojson"):
+                found += _file_household_data(member)
+        return found
+    return []
+
+
+# Path values naming the layers that carry per-building counts or households, for a second pass over the reads.
+HOUSEHOLD_LAYERS = {"layer": "buildings", "name": "buildings", "collectionId": "buildings", "kind": "buildings"}
+
+
+@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2"])
+def test_viewers_and_auditors_with_an_area_get_no_household_data_from_any_operation(env, operations, name,
+                                                                                     tmp_path):
+    client, sessions, tokens = env
+    with sessions.begin() as s:
+        lon, lat = s.execute(text("SELECT ST_X(ST_Centroid(boundary)), ST_Y(ST_Centroid(boundary)) FROM grids "
+                                  "WHERE code = :c"), {"c": GRID}).one()
+    body = {"lon": lon, "lat": lat, "campaign_id": 1, "enclosure_id": 1}
+    x, y, _, _ = tile_range((lon, lat, lon, lat), 16)  # a detail tile, where buildings carry their counts
+    values = {**PATH_VALUES, **HOUSEHOLD_LAYERS, "z": "16", "x": str(x), "y": str(y)}
+    leaks, answered = [], 0
+    calls = [(m, _path(p)) for m, p in operations if not p.startswith("/api/auth/")]
+    calls += [(m, re.sub(r"\{(\w+)\}", lambda g: values.get(g.group(1), "1"), p))
+              for m, p in operations if m == "GET" and re.search(r"\{(layer|name|collectionId|kind|z)\}", p)]
+    calls.append(("GET", f"/tiles/households/16/{x}/{y}.mvt"))
+    for method, url in calls:
+        params = {"lon": lon, "lat": lat, "radius": 300} if url.endswith("/nearby") else {}
+        response = client.request(method, url, headers=tokens[name], json=body, params=params)
+        if response.status_code < 300:
+            answered += 1
+            leaks += [f"{method} {url}: {leak}" for leak in household_data(response, tmp_path)]
+    assert leaks == []
+    assert answered > 20  # the walk did read something
+    for url in ("/api/field/campaigns/1/unvisited", "/api/field/nearby", f"/api/export/communities/{COMMUNITY}"):
+        assert client.get(url, headers=tokens[name], params={"lon": lon, "lat": lat}).status_code == 403, url

@@ -145,8 +145,11 @@ def test_a_refused_nearby_is_audited_and_reads_nothing(env):
     assert alone.status_code == 422 and "needs a campaign" in alone.json()["detail"]
     with sessions() as s:
         rows = s.execute(text("SELECT username, action, object_id, result FROM audit_log ORDER BY id")).all()
-    assert [(r.username, r.action, r.object_id) for r in rows] == [("viewer1", "refused", "GET /api/field/nearby")]
+    # the 404 of a campaign outside the worker's area is a refusal too (issue 12 item 5); nothing was read
+    assert [(r.username, r.action, r.object_id) for r in rows] == [("viewer1", "refused", "GET /api/field/nearby"),
+                                                                   ("worker1", "refused", "GET /api/field/nearby")]
     assert rows[0].result.startswith("refused 403")
+    assert rows[1].result == "refused 404: no campaign 999 in your area"
 
 
 def test_visit_flow_duplicate_and_outside_grid(env):

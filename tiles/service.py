@@ -84,7 +84,7 @@ class TileService:
         render overtaken by an invalidation is not stored)."""
         spec = tile_layer(layer)
         tile = Tile.checked(z, x, y)
-        key = (layer, z, x, y, scope_key(spec, who))
+        key = (layer, z, x, y, scope_key(spec, who, z))
         entry = self.cache.get(key)
         if entry is not None:
             return TileResult(entry.data, entry.etag, True)
@@ -132,7 +132,7 @@ class TileService:
                        who: Principal | None) -> TileResult | _Miss:
         chosen = self.visible_layers(who, names)
         tile = Tile.checked(z, x, y)
-        scopes = "|".join(scope_key(tile_layer(name), who) for name in chosen)
+        scopes = "|".join(scope_key(tile_layer(name), who, z) for name in chosen)
         key = ("+".join(chosen), z, x, y, scopes)
         entry = self.cache.get(key)
         if entry is not None:

@@ -5,8 +5,13 @@ attributes its definition lists for the zoom (``Layer.tile_attributes``), and on
 
 * ``households`` — per building, the number of registered households and their residents (counts only;
   no name, ID number, phone or tag ever enters a tile), at a point on the building's footprint, and only
-  for the buildings in the caller's scope (admin all; grid worker the assigned grids; planners and
-  inspectors the subtree of their scope code; viewers none, as for household data elsewhere).
+  for the buildings in the caller's household scope (:attr:`spatial.access.Principal.household_scope`: admin
+  all; grid worker the assigned grids; planners and inspectors the subtree of their scope code; viewers and
+  auditors none, as for household data elsewhere).
+
+The per-building counts of the ``buildings`` layer (``Layer.counts``, detail zooms) follow the same rule: NULL
+(absent from the feature) outside the caller's household scope, so those tiles are cached per household scope
+('counts:<scope>'); overview tiles, which carry no count, stay shared.
 
 How the query is shaped, and why (measured on 200,000 buildings, see ``benchmarks/tiles.py``):
 
@@ -36,9 +41,10 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from spatial.access import Principal
+from spatial.access import NOTHING, Principal, Scope
 from spatial.errors import Forbidden, NotFound
-from spatial.store.layers import LAYERS, Layer
+from spatial.store.layers import LAYERS, Layer, visible_columns
+from spatial.store.scope import building_scope
 from tiles.grid import BUFFER, EXTENT, Tile
 
 PIXEL_UNITS = 8  # tile units per display pixel (4096 units on a 512-pixel tile)
@@ -88,9 +94,11 @@ _ENVELOPE_4326 = "ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
 _MVT_GEOM = f"ST_AsMVTGeom({{geom}}, ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true)"
 
 
-def layer_sql(name: str, spec: Layer, zoom: int) -> str:
-    """The ``ST_AsMVT`` query of a map layer at ``zoom`` (parameters: z, x, y, w, s, e, n, srid, tol, min_deg)."""
-    attributes = ", ".join(f'{spec.columns[a]} AS "{a}"' for a in spec.tile_attributes(zoom))
+def layer_sql(name: str, spec: Layer, zoom: int, scope: Scope = NOTHING) -> str:
+    """The ``ST_AsMVT`` query of a map layer at ``zoom`` for a caller of household ``scope`` (parameters: z, x, y,
+    w, s, e, n, srid, tol, min_deg, and those of :func:`spatial.store.layers.visible_columns`)."""
+    columns = visible_columns(spec, scope)[0]
+    attributes = ", ".join(f'{columns[a]} AS "{a}"' for a in spec.tile_attributes(zoom))
     geom = f"t.{spec.tile_geom}" if spec.tile_geom else f"ST_Transform(t.{spec.geom}, 3857)"
     clauses = [f"t.{spec.geom} && {_ENVELOPE_4326}"]
     if zoom < spec.detail_zoom and spec.geometry_type != "Point":
@@ -118,34 +126,33 @@ SELECT ST_AsMVT(q, 'households', {EXTENT}, 'geom', 'fid') FROM (
 _SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def scope_key(layer: TileLayer, who: Principal | None) -> str:
-    """The part of the cache key that depends on the caller: '' for shared layers; for scoped layers
-    'all', 'prefix:<code prefix>' or 'grids:<ids>'. Forbidden when the caller may see no household."""
-    if not layer.scoped:
-        return ""
-    if who is None:
-        raise Forbidden(f"the {layer.name} layer needs a logged-in user")
-    if who.role == "admin":
-        return "all"
-    if who.role == "viewer":
-        raise Forbidden("viewers see no household data, not even counts")
-    if who.role == "grid_worker":
-        if not who.grid_ids:
-            raise Forbidden("you are assigned to no grid, so no household counts are visible to you")
-        return "grids:" + ",".join(str(g) for g in sorted(who.grid_ids))
-    if who.code_prefix is None:
-        raise Forbidden("your account has no scope code, so no household counts are visible to you")
-    return "prefix:" + who.code_prefix
+COUNTS = "counts:"
 
 
-def _households_query(scope: str) -> tuple[str, dict]:
-    if scope == "all":
-        return _HOUSEHOLDS_SQL.format(scope="true"), {}
-    kind, _, value = scope.partition(":")
-    if kind == "grids":
-        return (_HOUSEHOLDS_SQL.format(scope="b.grid_id = ANY(CAST(:grid_ids AS integer[]))"),
-                {"grid_ids": [int(g) for g in value.split(",")]})
-    return _HOUSEHOLDS_SQL.format(scope="b.community_code LIKE :prefix"), {"prefix": value + "%"}
+def scope_key(layer: TileLayer, who: Principal | None, zoom: int | None = None) -> str:
+    """The part of the cache key that depends on the caller: '' for shared tiles; for the households layer the
+    caller's household scope (:attr:`spatial.access.Scope.key`: 'all', 'prefix:<code prefix>' or 'grids:<ids>'),
+    Forbidden when it is empty; for tiles carrying per-building counts (the buildings layer at ``zoom``, any zoom
+    if None) 'counts:' and that scope ('counts:none' for viewers and auditors)."""
+    if layer.scoped:
+        if who is None:
+            raise Forbidden(f"the {layer.name} layer needs a logged-in user")
+        scope = who.require_household_read()
+        if scope.nothing:
+            raise Forbidden("your account has no area (no scope code, or no grid assigned), so no household "
+                            "counts are visible to you")
+        return scope.key
+    spec = LAYERS[layer.name]
+    attributes = spec.tile_columns if zoom is None else spec.tile_attributes(zoom)
+    if set(spec.counts) & set(attributes):
+        return COUNTS + (who.household_scope.key if who is not None else NOTHING.key)
+    return ""
+
+
+def _households_query(key: str) -> tuple[str, dict]:
+    """The households layer's query for the household scope named by ``key`` (:func:`scope_key`)."""
+    predicate, params = building_scope(Scope.from_key(key))
+    return _HOUSEHOLDS_SQL.format(scope=predicate), params
 
 
 def render_statement(name: str, tile: Tile, *, scope: str = "", metric_srid: int = 4547
@@ -161,7 +168,9 @@ def render_statement(name: str, tile: Tile, *, scope: str = "", metric_srid: int
         sql, extra = _households_query(scope)
         params.update(extra)
     else:
-        sql = layer_sql(name, LAYERS[name], tile.z)
+        counts_scope = Scope.from_key(scope.removeprefix(COUNTS)) if scope.startswith(COUNTS) else NOTHING
+        sql = layer_sql(name, LAYERS[name], tile.z, counts_scope)
+        params.update(visible_columns(LAYERS[name], counts_scope)[1])
         unit_deg = 360.0 / (EXTENT * 2 ** tile.z)
         params.update(srid=metric_srid, tol=tile.unit_m(), min_deg=PIXEL_UNITS * unit_deg)
     return sql, params

@@ -76,8 +76,13 @@ def collection(base: str, name: str, spec: Layer, bbox, interval) -> dict[str, A
     }
 
 
+COUNT_NOTE = ("per-building count; null for a building outside your household scope (viewers and auditors: every "
+              "building), and a filter on it sees the same null")
+
+
 def _property_schemas(spec: Layer, kinds: dict[str, str]) -> dict[str, Any]:
-    return {alias: {"title": alias, **_SCHEMA_TYPES.get(kinds.get(alias, "string"), {"type": "string"})}
+    return {alias: {"title": alias, **_SCHEMA_TYPES.get(kinds.get(alias, "string"), {"type": "string"}),
+                    **({"description": COUNT_NOTE} if alias in spec.counts else {})}
             for alias in spec.columns}
 
 

@@ -1,4 +1,5 @@
-"""Map layers as GeoJSON, in any supported CRS. No personal data is ever part of a layer."""
+"""Map layers as GeoJSON, in any supported CRS. No personal data is ever part of a layer; per-building household
+counts are null outside the caller's household scope (:func:`spatial.store.layers.visible_columns`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
 @router.get("/{name}", summary="Features of a layer as GeoJSON (图层要素)",
             description="Filter by bbox and by the layer's filter fields (e.g. `community_code=440304096001`). "
                         "`as_of` (grids only) reads the grid plan in force at that time from the history.")
-def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
+def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser,
                crs: CrsParam = None, bbox: BboxParam = None,
                bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
                limit: Annotated[int, Query(ge=1, le=layers.MAX_LIMIT)] = 1000,
@@ -43,7 +44,8 @@ def read_layer(name: str, request: Request, session: SessionDep, settings: Setti
             raise InvalidInput("as_of applies to the grids layer only")
         features = layers.grid_plan_as_of(session, as_of, where.get("community_code"))
     else:
-        features = layers.read_layer(session, name, bbox=box, where=where, limit=limit, offset=offset,
+        features = layers.read_layer(session, name, scope=who.household_scope, bbox=box, where=where, limit=limit,
+                                     offset=offset,
                                      metric_srid=settings.metric_srid)
     return feature_collection(features, out_crs, layer=name, limit=limit, offset=offset,
                               numberReturned=len(features))

@@ -151,7 +151,7 @@ def _filter(text: str | None, filter_crs: str | None):
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
             response_class=GeoJSONResponse)
-def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
+def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser,
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
           bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs")] = None,
@@ -165,7 +165,8 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
     out = ogc_crs(crs)
     with _bad_request():
         box = ogc_crs(bbox_crs).bbox(bbox) if bbox else None
-        page = store.read_items(session, collectionId, bbox=box, filter=_filter(filter_, filter_crs),
+        page = store.read_items(session, collectionId, scope=who.household_scope, bbox=box,
+                                filter=_filter(filter_, filter_crs),
                                 at=_instant(datetime_, collectionId), limit=limit, offset=offset,
                                 metric_srid=settings.metric_srid)
     links = [documents.link(str(request.url), "self", documents.GEOJSON)]
@@ -184,12 +185,13 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
             response_class=GeoJSONResponse)
 def item(collectionId: CollectionId, featureId: str, request: Request, session: SessionDep, settings: SettingsDep,
-         _: CurrentUser, crs: Crs = None,
+         who: CurrentUser, crs: Crs = None,
          datetime_: Annotated[str | None, Query(alias="datetime")] = None) -> JSONResponse:
     layer(collectionId)
     out = ogc_crs(crs)
     with _bad_request():
         at = _instant(datetime_, collectionId)
-    found = store.read_item(session, collectionId, featureId, at=at, metric_srid=settings.metric_srid)
+    found = store.read_item(session, collectionId, featureId, scope=who.household_scope, at=at,
+                            metric_srid=settings.metric_srid)
     return _json(documents.feature(found, out, _base(request), collectionId), documents.GEOJSON,
                  **{"Content-Crs": f"<{out.uri}>"})

@@ -3,15 +3,19 @@
 Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers),
 like every endpoint (``api.deps.CurrentUser``: cached per token, so a cached tile needs no database round trip).
 A tile not yet cached is rendered on the event loop (``TileService.tile_async``, :mod:`spatial.store.aio`).
+A refused tile (the households layer for a viewer) is audited like every refusal (:func:`_audited`: no
+dependency, so a served tile costs nothing more).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import CurrentUser
+from api.deps import CurrentUser, _audit_refused  # noqa: PLC2701 (the refusal audit of every other endpoint)
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -42,6 +46,16 @@ def _respond(request: Request, result: TileResult) -> Response:
     return Response(result.plain(), media_type=MVT, headers=headers)
 
 
+async def _audited(request: Request, work: Awaitable[TileResult]) -> TileResult:
+    """``work``'s tile; a refusal (403) is written to the audit log before it is answered."""
+    try:
+        return await work
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await _audit_refused(request, exc)
+        raise
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -70,10 +84,12 @@ async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: i
                         layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
                         = None) -> Response:
     names = layers.split(",") if layers is not None else None
-    return _respond(request, await _service(request).combined_async(request.app.state.reads, names, z, x, y, who))
+    return _respond(request, await _audited(request, _service(request).combined_async(request.app.state.reads, names,
+                                                                                    z, x, y, who)))
 
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
 async def layer_tile(request: Request, who: CurrentUser, layer: str, z: int, x: int, y: int) -> Response:
-    return _respond(request, await _service(request).tile_async(request.app.state.reads, layer, z, x, y, who))
+    return _respond(request, await _audited(request, _service(request).tile_async(request.app.state.reads, layer,
+                                                                                z, x, y, who)))

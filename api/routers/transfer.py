@@ -1,6 +1,7 @@
 """Export (GeoJSON, GeoPackage, Shapefile) and import (grids, enclosures) over HTTP.
 
-Exports: any layer to any logged-in user (non-personal fields only, like the map API); a community bundle
+Exports: any layer to any logged-in user (non-personal fields only, per-building counts in the caller's
+household scope only, like the map API); a community bundle
 to planners, inspectors and admins whose scope holds the community, with households **masked by default**
 (``reveal=true`` needs an admin and a ``purpose``; both are audited). Imports: planners and admins,
 for communities in their scope; the report lists every finding; with an error nothing is written (422).
@@ -54,7 +55,8 @@ def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who
     try:
         (folder / "files").mkdir()
         path = folder / "files" / f"{layer}.{format}"
-        count = export_layer(session, layer, path, crs=crs, metric_srid=settings.metric_srid, community=community)
+        count = export_layer(session, who, layer, path, crs=crs, metric_srid=settings.metric_srid,
+                             community=community)
         audit.record(session, who, "export", object_type="layer", object_id=layer, result=f"{count} features")
         return _download(folder, _zip_shapefile(folder, path) if format == "shp" else path)
     except BaseException:

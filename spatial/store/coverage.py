@@ -44,7 +44,6 @@ DEFAULT_MANY_GRIDS = 3
 NEAR_GRID_M = 10.0
 DISTANCES = ("walk", "straight")
 MAX_ENCLOSURES = 200
-HOUSEHOLD_ROLES = ("inspector", "planner", "grid_worker")
 
 
 def check_threshold(threshold_m: float) -> float:
@@ -352,14 +351,14 @@ def households_beyond(session: Session, who: Principal, report: CoverageReport, 
                       purpose: str = "coverage report: households far from a checkpoint") -> list[dict]:
     """The household rows of the buildings beyond the threshold in ``report``, masked (surname + *, no ID
     number or phone) and limited to the caller's scope; one audit row lists their ids."""
-    who.require_role(*HOUSEHOLD_ROLES)
+    household_scope = who.require_household_read()
     from spatial.store.field import building_scope
 
     ids = [b.building_id for e in report.enclosures for b in e.beyond]
     if not ids:
         return []
-    scope, params = building_scope(who)
-    if scope == "FALSE":
+    scope, params = building_scope(household_scope)
+    if household_scope.nothing:
         raise Forbidden("you have no area assigned, so no households to see")
     rows = session.execute(text(f"""
         SELECT h.id, h.building_id, b.code AS building_code, b.grid_id, h.unit, h.floor, h.room, h.residents,

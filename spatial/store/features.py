@@ -1,6 +1,8 @@
 """Features of the map layers as OGC API – Features serves them: paging, bbox, CQL2 filters, ``datetime``.
 
-The layers are those of :data:`spatial.store.layers.LAYERS` (no personal field is part of any). Geometries
+The layers are those of :data:`spatial.store.layers.LAYERS` (no personal field is part of any; per-building
+household counts are NULL outside the caller's household scope, in the properties and in filters alike,
+:func:`spatial.store.layers.visible_columns`). Geometries
 come back in EPSG:4326 (lon, lat); the caller converts them to the requested CRS. Paging is by ``offset``
 over the layer's key, so pages are stable while the data do not change.
 
@@ -19,10 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial import cql2
+from spatial.access import NOTHING, Scope
 from spatial.errors import InvalidInput, NotFound
 from spatial.store.cql2 import compile_filter
 from spatial.store.layers import (LAYERS, MAX_LIMIT, Feature, Layer, bbox_clauses, columns_sql, layer,  # noqa: F401
-                                  select_features)
+                                  select_features, visible_columns)
 
 _KINDS = {"int2": "integer", "int4": "integer", "int8": "integer", "numeric": "number", "float4": "number",
           "float8": "number", "bool": "boolean", "text": "string", "varchar": "string", "bpchar": "string",
@@ -47,7 +50,9 @@ def column_kinds(session: Session, name: str) -> dict[str, str]:
     columns, read once from the database's description of the layer query (cached per layer)."""
     if name not in _TYPE_CACHE:
         spec = layer(name)
-        result = session.execute(text(f"SELECT {columns_sql(spec)} FROM {spec.source} LIMIT 0"), {"srid": 4547})
+        columns, params = visible_columns(spec, NOTHING)  # the types do not depend on the scope
+        result = session.execute(text(f"SELECT {columns_sql(columns)} FROM {spec.source} LIMIT 0"),
+                                 {**params, "srid": 4547})
         types = session.connection().connection.dbapi_connection.adapters.types
         kinds = {}
         for column in result.cursor.description:
@@ -66,42 +71,46 @@ def _source(name: str, spec: Layer, at: datetime | None) -> str:
     return spec.history
 
 
-def _where(session: Session, name: str, spec: Layer, bbox, node) -> tuple[list[str], dict[str, Any]]:
+def _where(session: Session, name: str, spec: Layer, bbox, node, scope: Scope) -> tuple[list[str], dict[str, Any]]:
+    """The clauses of a read; a filter sees the columns as the caller does (counts outside ``scope`` NULL)."""
     clauses, params = bbox_clauses(spec, bbox)
     if node is not None:
         kinds = column_kinds(session, name)
-        columns = {alias: (expr, kinds[alias]) for alias, expr in spec.columns.items()}
+        visible, scope_params = visible_columns(spec, scope)
+        columns = {alias: (expr, kinds[alias]) for alias, expr in visible.items()}
         sql, filter_params = compile_filter(node, columns, f"t.{spec.geom}")
         clauses.append(sql)
         params.update(filter_params)
+        params.update(scope_params)
     return clauses, params
 
 
-def read_items(session: Session, name: str, *, bbox: tuple[float, float, float, float] | None = None,
+def read_items(session: Session, name: str, *, scope: Scope, bbox: tuple[float, float, float, float] | None = None,
                filter: Any = None, at: datetime | None = None, limit: int = 100, offset: int = 0,
                metric_srid: int = 4547) -> Page:
     """A page of the layer's features matching ``bbox`` (lon/lat), the parsed CQL2 ``filter`` (geometry
-    literals in EPSG:4326) and ``at`` (history layers), ordered by key; ``matched`` counts them all."""
+    literals in EPSG:4326) and ``at`` (history layers), ordered by key; ``matched`` counts them all. ``scope`` is
+    the caller's household scope (per-building counts outside it are NULL, for the filter too)."""
     spec = layer(name)
     if offset < 0:
         raise InvalidInput("offset must not be negative")
     source = _source(name, spec, at)
-    clauses, params = _where(session, name, spec, bbox, filter)
+    clauses, params = _where(session, name, spec, bbox, filter, scope)
     params.update(srid=metric_srid, at=at)
-    features = select_features(session, spec, source, clauses, params, limit=limit, offset=offset)
+    features = select_features(session, spec, source, clauses, params, scope=scope, limit=limit, offset=offset)
     matched = session.execute(text(f"SELECT count(*) FROM {source} WHERE {' AND '.join(clauses)}"),
                               params).scalar_one()
     return Page(features, matched, offset, limit)
 
 
-def read_item(session: Session, name: str, feature_id: str, *, at: datetime | None = None,
+def read_item(session: Session, name: str, feature_id: str, *, scope: Scope, at: datetime | None = None,
               metric_srid: int = 4547) -> Feature:
     """One feature by its id (the layer's key); NotFound if there is none (or the id cannot be one)."""
     spec = layer(name)
     kind = column_kinds(session, name).get(spec.key, "string")
     node = cql2.Compare("=", cql2.Prop(spec.key), cql2.Lit(feature_id))
     try:
-        page = read_items(session, name, filter=node, at=at, limit=1, metric_srid=metric_srid)
+        page = read_items(session, name, scope=scope, filter=node, at=at, limit=1, metric_srid=metric_srid)
     except InvalidInput:
         page = None
     if page is None or not page.features:

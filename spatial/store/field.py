@@ -6,10 +6,14 @@ Conventions:
   metres: straight-line ones on geography (sphere; the expression index ``buildings_footprint_geog_gix`` serves
   both the ``ST_DWithin`` filter and the KNN ``<->`` order), walking ones on the footpath network (pgRouting,
   :mod:`spatial.store.network`) from the position to each building's point on surface.
-* Scope (:class:`spatial.access.Principal`): admin everything; a grid worker the households of the grids
-  assigned to them; planners and inspectors the subtree of their ``scope_code`` (code prefix); anyone else
-  nothing. Asking about a place outside one's scope returns nothing rather than an error, so the answer does
-  not tell whether anybody lives there. Viewers get 403: they never read personal data.
+* Scope (:class:`spatial.access.Principal`): household rows follow ``who.household_scope`` (admin everything;
+  a grid worker the households of the grids assigned to them; planners and inspectors the subtree of their
+  ``scope_code``; anyone else nothing); campaigns and grids follow ``who.area``. Asking about a place outside
+  one's scope returns nothing rather than an error, so the answer does not tell whether anybody lives there; an
+  id outside it (campaign, household) is :class:`~spatial.errors.OutOfScope` (404, audited). Viewers and
+  auditors get 403 on every household read (:meth:`~spatial.access.Principal.require_household_read`).
+* A campaign is changed (closed) only by someone whose area holds all of its grids; reads of a campaign seen in
+  part (counts, coverage, unvisited) cover the part in the caller's scope.
 * Personal data (head of household name, ID number, phone; tags) leaves masked (:mod:`spatial.privacy`). Every
   read that returns households writes one audit row listing their ids, the fields and the purpose, in the same
   transaction. An unmasked value needs :func:`reveal`: a reason, a grid worker of the household's grid (or an
@@ -35,11 +39,12 @@ from sqlalchemy.orm import Session
 from spatial import privacy
 from spatial.access import Principal
 from spatial.analysis import routing
-from spatial.errors import Conflict, InvalidInput, NotFound
+from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope
 from spatial.geometry.codes import division_level, scope_prefix
 from spatial.store import aio, audit
 from spatial.store import network as net
 from spatial.store.engine import cached_text
+from spatial.store.scope import building_scope, grid_scope  # noqa: F401 (patrols, coverage)
 from spatial.vocab import VISIT_RESULTS
 
 MAX_RADIUS_M = 2000.0
@@ -50,37 +55,11 @@ DEFAULT_FLAG_DISTANCE_M = 100.0
 MAX_UNVISITED = 20_000
 PERSONAL_FIELDS = ("head_name", "head_id_number", "head_phone", "tags")
 REVEALABLE = ("head_name", "head_id_number", "head_phone")
-READ_ROLES = ("grid_worker", "planner", "inspector")   # admin always passes
 REVEAL_ROLES = ("grid_worker",)
 CAMPAIGN_ROLES = ("planner",)
 VISIT_ROLES = ("grid_worker",)
 MIN_REASON = 4
 FUTURE_SLACK = timedelta(minutes=5)
-
-
-# -- scope ------------------------------------------------------------------------------------------------------
-
-
-def _scope(who: Principal, *, grid_col: str, community_col: str) -> tuple[str, dict[str, Any]]:
-    """SQL predicate limiting rows to the caller's scope, given the grid id and community code columns."""
-    if who.role == "admin":
-        return "TRUE", {}
-    if who.role == "grid_worker":
-        return f"{grid_col} = ANY(CAST(:scope_grids AS integer[]))", {"scope_grids": sorted(who.grid_ids)}
-    prefix = who.code_prefix
-    if prefix:
-        return f"{community_col} LIKE :scope_prefix", {"scope_prefix": prefix + "%"}
-    return "FALSE", {}
-
-
-def building_scope(who: Principal, alias: str = "b") -> tuple[str, dict[str, Any]]:
-    """Predicate on a ``buildings`` alias: the building's current grid / community is in the caller's scope."""
-    return _scope(who, grid_col=f"{alias}.grid_id", community_col=f"{alias}.community_code")
-
-
-def grid_scope(who: Principal, alias: str = "g") -> tuple[str, dict[str, Any]]:
-    """Predicate on a ``grids`` alias."""
-    return _scope(who, grid_col=f"{alias}.id", community_col=f"{alias}.community_code")
 
 
 # -- positions ----------------------------------------------------------------------------------------------------
@@ -267,7 +246,7 @@ def straight_sql(who: Principal, *, campaign_chosen: bool, page: int) -> str:
     audit row listing them (written only if there are any). Rows: ``inside``, ``campaign`` and one household
     each, or one row without household (``id`` NULL) when there is none; households are read only if the
     position is inside the service area and a campaign that is needed (``:needs_campaign``) is found."""
-    return _straight_sql(building_scope(who)[0], _place_sql(who, chosen=campaign_chosen), page)
+    return _straight_sql(building_scope(who.household_scope)[0], _place_sql(who, chosen=campaign_chosen), page)
 
 
 @functools.lru_cache(maxsize=64)
@@ -290,12 +269,12 @@ def _straight_sql(scope: str, place: str, page: int) -> str:
 def _nearby_request(who: Principal, lon: float, lat: float, *, radius_m: float, limit: int, mode: str,
                     campaign_id: int | None, only_unvisited: bool, purpose: str | None) -> dict[str, Any]:
     """The checked parameters of a nearby request (role, mode, radius, limit, position) and its audit row."""
-    who.require_role(*READ_ROLES)
+    who.require_household_read()
     if mode not in ("straight", "walk"):
         raise InvalidInput(f"mode must be 'straight' or 'walk', got {mode!r}")
     _check_radius_limit(radius_m, limit)
     _check_lonlat(lon, lat)
-    _, params = building_scope(who)
+    _, params = building_scope(who.household_scope)
     visible_params = _visible_sql(who)[1]
     return {**params, **visible_params, **audit.read_entry_params(
                 who, "read_masked", object_type="household", fields=PERSONAL_FIELDS,
@@ -328,7 +307,7 @@ def _require_campaign(campaign: int | None, params: dict[str, Any]) -> None:
     if campaign is not None:
         return
     if params["campaign_id"] is not None:
-        raise NotFound(f"no campaign {params['campaign_id']} in your area")
+        raise OutOfScope(f"no campaign {params['campaign_id']} in your area")
     if params["only_unvisited"]:
         raise InvalidInput("only_unvisited needs a campaign, and there is no open campaign in your area")
 
@@ -353,7 +332,7 @@ def nearby(session: Session, who: Principal, lon: float, lat: float, *, radius_m
     params = _nearby_request(who, lon, lat, mode=mode, **options)
     campaign = _position_and_campaign(session, who, lon, lat, campaign_id)
     _require_campaign(campaign, params)
-    scope, _ = building_scope(who)
+    scope, _ = building_scope(who.household_scope)
     rows, farther = _walk_rows(session, scope, {**params, "campaign": campaign or 0}, metric_srid)
     households = tuple(_household(r, campaign) for r in rows)
     _audit_read(session, who, households, params["purpose"])
@@ -438,7 +417,7 @@ def reveal(session: Session, who: Principal, household_id: int, reason: str,
     """The unmasked ``fields`` of one household, for a stated ``reason`` (at least 4 characters), audited.
 
     Only a grid worker of the household's grid (or an admin) may reveal; other roles get Forbidden, and a
-    household outside the worker's grids is NotFound (the same answer as one that does not exist). At most
+    household outside the worker's grids is OutOfScope (404, the same answer as one that does not exist). At most
     ``per_hour`` reveals per user in any hour (TooManyRequests beyond).
     """
     who.require_role(*REVEAL_ROLES)
@@ -449,12 +428,12 @@ def reveal(session: Session, who: Principal, household_id: int, reason: str,
     unknown = set(fields) - set(REVEALABLE)
     if unknown or not fields:
         raise InvalidInput(f"fields to reveal must be among {', '.join(REVEALABLE)}")
-    scope, params = building_scope(who)
+    scope, params = building_scope(who.household_scope)
     row = session.execute(text(f"""
         SELECT h.id, h.head_name, h.head_id_number, h.head_phone FROM households h JOIN buildings b ON b.id = h.building_id
         WHERE h.id = :id AND {scope}"""), {**params, "id": household_id}).mappings().one_or_none()
     if row is None:
-        raise NotFound(f"no household {household_id} in your area")
+        raise OutOfScope(f"no household {household_id} in your area")
     audit.record(session, who, "reveal", object_type="household", object_id=household_id, fields=list(fields),
                  purpose=reason)
     return {"id": row["id"], **{f: row[f] for f in fields}}
@@ -484,7 +463,8 @@ _CAMPAIGN_COLUMNS = ("c.id, c.name, c.description, c.division_code, c.status, c.
 
 
 def _visible_sql(who: Principal) -> tuple[str, dict[str, Any]]:
-    scope, params = grid_scope(who)
+    """SQL condition on a ``campaigns`` alias ``c``: one of its grids is in the caller's area."""
+    scope, params = grid_scope(who.area)
     return (f"EXISTS (SELECT 1 FROM campaign_grids cg JOIN grids g ON g.id = cg.grid_id "
             f"WHERE cg.campaign_id = c.id AND {scope})"), params
 
@@ -500,13 +480,28 @@ def _campaign_sql(who: Principal, *, chosen: bool) -> str:
 
 
 def _visible_campaign(session: Session, who: Principal, campaign_id: int) -> int:
-    """``campaign_id`` if the caller sees at least one of its grids; NotFound otherwise."""
+    """``campaign_id`` if the caller sees at least one of its grids; OutOfScope otherwise."""
     _, params = _visible_sql(who)
     found = session.execute(cached_text(f"SELECT {_campaign_sql(who, chosen=True)}"),
                             {**params, "campaign_id": campaign_id}).scalar_one()
     if found is None:
-        raise NotFound(f"no campaign {campaign_id} in your area")
+        raise OutOfScope(f"no campaign {campaign_id} in your area")
     return found
+
+
+def _whole_campaign(session: Session, who: Principal, campaign_id: int) -> int:
+    """``campaign_id`` if every grid of it lies in the caller's area (to change it as a whole); OutOfScope if the
+    caller sees none of it, Forbidden if only a part."""
+    _visible_campaign(session, who, campaign_id)
+    scope, params = grid_scope(who.area)
+    total, outside = session.execute(text(f"""
+        SELECT count(*), count(*) FILTER (WHERE NOT ({scope}))
+        FROM campaign_grids cg JOIN grids g ON g.id = cg.grid_id WHERE cg.campaign_id = :c"""),
+        {**params, "c": campaign_id}).one()
+    if outside:
+        raise Forbidden(f"campaign {campaign_id} also covers {outside} of its {total} grids outside your area; "
+                        "ask someone whose area holds all of it (a planner of the wider division, or an admin)")
+    return campaign_id
 
 
 def current_campaign_id(session: Session, who: Principal) -> int | None:
@@ -562,7 +557,7 @@ def _campaign_grids(session: Session, who: Principal, grid_codes: tuple[str, ...
         if level == "district" and who.role != "admin":
             raise InvalidInput("open campaigns over a community or subdistrict, or a list of grids")
         if not who.may_see_code(division_code):
-            raise NotFound(f"no division {division_code} in your area")
+            raise OutOfScope(f"no division {division_code} in your area")
         ids = session.execute(text("SELECT id FROM grids WHERE retired_at IS NULL AND community_code LIKE :p "
                                    "ORDER BY id"), {"p": scope_prefix(division_code) + "%"}).scalars().all()
         if not ids:
@@ -573,15 +568,15 @@ def _campaign_grids(session: Session, who: Principal, grid_codes: tuple[str, ...
     found = {r.code: r.id for r in rows if who.may_see_code(r.code)}
     missing = sorted(set(grid_codes) - set(found))
     if missing:
-        raise NotFound(f"no current grid {', '.join(missing[:10])} in your area", grid_codes=missing)
+        raise OutOfScope(f"no current grid {', '.join(missing[:10])} in your area", grid_codes=missing)
     return sorted(set(found.values()))
 
 
 def get_campaign(session: Session, who: Principal, campaign_id: int) -> Campaign:
-    """The campaign with counts over the caller's part of it (targeted, screened); NotFound outside scope."""
+    """The campaign with counts over the caller's part of it (targeted, screened); OutOfScope outside scope."""
     found = list_campaigns(session, who, campaign_id=campaign_id)
     if not found:
-        raise NotFound(f"no campaign {campaign_id} in your area")
+        raise OutOfScope(f"no campaign {campaign_id} in your area")
     return found[0]
 
 
@@ -591,7 +586,7 @@ def list_campaigns(session: Session, who: Principal, *, status: str | None = Non
     if status is not None and status not in ("open", "closed"):
         raise InvalidInput("status must be 'open' or 'closed'")
     visible, params = _visible_sql(who)
-    scope, _ = grid_scope(who)
+    scope, _ = grid_scope(who.area)
     rows = session.execute(text(f"""
         SELECT {_CAMPAIGN_COLUMNS},
                (SELECT array_agg(cg.grid_id ORDER BY cg.grid_id) FROM campaign_grids cg JOIN grids g ON g.id = cg.grid_id
@@ -610,9 +605,10 @@ def list_campaigns(session: Session, who: Principal, *, status: str | None = Non
 
 
 def close_campaign(session: Session, who: Principal, campaign_id: int) -> Campaign:
-    """Close an open campaign (no more visits). Planners in scope and admins; Conflict if already closed."""
+    """Close an open campaign (no more visits). Planners whose area holds every grid of it, and admins
+    (:func:`_whole_campaign`); Conflict if already closed."""
     who.require_role(*CAMPAIGN_ROLES)
-    _visible_campaign(session, who, campaign_id)
+    _whole_campaign(session, who, campaign_id)
     closed = session.execute(text("UPDATE campaigns SET status = 'closed', closed_at = now() "
                                   "WHERE id = :id AND status = 'open' RETURNING id"), {"id": campaign_id}).scalar()
     if closed is None:
@@ -673,13 +669,13 @@ def record_visit(session: Session, who: Principal, campaign_id: int, household_i
     if campaign.status != "open":
         raise Conflict(f"campaign {campaign_id} is closed; no more visits can be recorded")
     when = _visit_time(visited_at, campaign.created_at)
-    scope, params = grid_scope(who)
+    scope, params = grid_scope(who.household_scope)
     target = session.execute(text(f"""
         SELECT 1 FROM campaign_targets t JOIN grids g ON g.id = t.grid_id
         WHERE t.campaign_id = :c AND t.household_id = :h AND {scope}"""),
         {**params, "c": campaign_id, "h": household_id}).scalar()
     if target is None:
-        raise NotFound(f"household {household_id} is not on your list for campaign {campaign_id}")
+        raise OutOfScope(f"household {household_id} is not on your list for campaign {campaign_id}")
     row = session.execute(text(_INSERT_VISIT), {
         "campaign": campaign_id, "household": household_id, "result": result, "visited_at": when, "note": note,
         "worker": who.username, "lon": lon, "lat": lat}).mappings().one_or_none()
@@ -738,7 +734,7 @@ def coverage(session: Session, who: Principal, campaign_id: int) -> list[Coverag
     One SQL query (GROUPING SETS over targets left-joined to visits); the total comes last.
     """
     _visible_campaign(session, who, campaign_id)
-    scope, params = grid_scope(who)
+    scope, params = grid_scope(who.area)
     rows = session.execute(text(f"""
         SELECT GROUPING(g.code) AS g_grid, GROUPING(g.community_code) AS g_comm,
                g.code, max(g.name) AS grid_name, g.community_code, max(d.name) AS community_name,
@@ -770,11 +766,13 @@ def coverage(session: Session, who: Principal, campaign_id: int) -> list[Coverag
 def unvisited(session: Session, who: Principal, campaign_id: int, *, grid_id: int | None = None,
               limit: int = MAX_UNVISITED, purpose: str | None = None) -> list[HouseholdView]:
     """Households of the campaign (in the caller's scope, optionally one grid) with no visit yet, by grid,
-    building, unit, floor and room; masked and audited (one row for the request)."""
+    building, unit, floor and room; masked and audited (one row for the request). Forbidden for roles that read
+    no household data (viewers, auditors)."""
+    household_scope = who.require_household_read()
     _visible_campaign(session, who, campaign_id)
     if not 1 <= limit <= MAX_UNVISITED:
         raise InvalidInput(f"limit must be between 1 and {MAX_UNVISITED}")
-    scope, params = grid_scope(who)
+    scope, params = grid_scope(household_scope)
     rows = session.execute(text(f"""
         SELECT h.id, h.building_id, b.code AS building_code, b.name AS building_name, t.grid_id, h.unit, h.floor,
                h.room, h.residents, h.head_name, h.head_id_number, h.head_phone, h.tags,
@@ -813,7 +811,7 @@ class GridView:
 
 def my_grids(session: Session, who: Principal, limit: int = 1000) -> list[GridView]:
     """The current grids in the caller's scope (a grid worker's assigned grids), by code, at most ``limit``."""
-    scope, params = grid_scope(who)
+    scope, params = grid_scope(who.area)
     rows = session.execute(text(f"""SELECT g.id, g.code, g.name, ST_AsBinary(g.boundary) AS wkb FROM grids g
                                     WHERE g.retired_at IS NULL AND {scope} ORDER BY g.code LIMIT :limit"""),
                            {**params, "limit": limit}).all()
@@ -846,13 +844,13 @@ def visit_route(session: Session, who: Principal, lon: float, lat: float, *, cam
                 time_limit_s: float | None = None, metric_srid: int = 4547) -> VisitRoute:
     """Order and walking route from (lon, lat) through the buildings of the households still to visit.
 
-    The households are ``household_ids`` (all in the caller's scope, else NotFound) or the unvisited households
+    The households are ``household_ids`` (all in the caller's scope, else OutOfScope) or the unvisited households
     of the campaign (default: the newest open one) in the caller's scope, optionally of one grid; ``nearest``
     keeps that many buildings nearest to the position (straight line). Each building is one stop (its point on
     surface). Buildings the footpath network does not reach are listed in ``unreachable``. No personal data is
     returned (household ids only), so nothing is audited.
     """
-    who.require_role(*READ_ROLES)
+    who.require_household_read()
     check_position(session, lon, lat)
     if nearest is not None and not 1 <= nearest <= routing.MAX_STOPS:
         raise InvalidInput(f"nearest must be between 1 and {routing.MAX_STOPS}")
@@ -884,7 +882,7 @@ _STOP_COLUMNS = """b.id, b.code, b.name, ST_X(ST_PointOnSurface(b.footprint)) AS
 def _unvisited_stops(session: Session, who: Principal, campaign: int, grid_id: int | None, lon: float,
                      lat: float) -> list[RouteStop]:
     """Buildings holding unvisited households of the campaign in scope, nearest first (straight line)."""
-    scope, params = grid_scope(who)
+    scope, params = grid_scope(who.household_scope)
     rows = session.execute(text(f"""
         SELECT {_STOP_COLUMNS}
         FROM campaign_targets t JOIN grids g ON g.id = t.grid_id
@@ -901,7 +899,7 @@ def _unvisited_stops(session: Session, who: Principal, campaign: int, grid_id: i
 def _chosen_stops(session: Session, who: Principal, household_ids: Sequence[int]) -> list[RouteStop]:
     if len(household_ids) > 5000:
         raise InvalidInput("at most 5000 households per route")
-    scope, params = building_scope(who)
+    scope, params = building_scope(who.household_scope)
     rows = session.execute(text(f"""
         SELECT {_STOP_COLUMNS}
         FROM households h JOIN buildings b ON b.id = h.building_id
@@ -910,5 +908,6 @@ def _chosen_stops(session: Session, who: Principal, household_ids: Sequence[int]
     found = {i for r in rows for i in r.ids}
     missing = sorted(set(household_ids) - found)
     if missing:
-        raise NotFound(f"{len(missing)} of the chosen households are not in your area", household_ids=missing[:50])
+        raise OutOfScope(f"{len(missing)} of the chosen households are not in your area",
+                         household_ids=missing[:50])
     return [RouteStop(r.id, r.code, r.name, (r.x, r.y), tuple(r.ids)) for r in rows]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from spatial.access import Principal
 from spatial.privacy import mask_record
 from spatial.store import audit
+from spatial.store.scope import building_scope
 
 PERSONAL = ("head_name", "head_id_number", "head_phone")
 REVEALED_EXPORTS_PER_HOUR = 10  # default of settings.reveal_exports_max_per_hour
@@ -25,17 +26,18 @@ def community_households(session: Session, who: Principal, community_code: str, 
                          purpose: str | None = None, per_hour: int = REVEALED_EXPORTS_PER_HOUR
                          ) -> list[dict[str, Any]]:
     """Rows (building_code, building_id, unit, floor, room, residents, head fields[, tags]) of the households
-    in the buildings of ``community_code``, ordered by building and room. The caller checks that ``who``
-    may read them; this function masks, audits and limits unmasked exports to ``per_hour`` per user
-    (TooManyRequests beyond)."""
+    in the buildings of ``community_code`` within the caller's household scope, ordered by building and room.
+    Forbidden for roles that read no household data (viewers, auditors); masks, audits and limits unmasked
+    exports to ``per_hour`` per user (TooManyRequests beyond)."""
+    scope, params = building_scope(who.require_household_read())
     if reveal:
         audit.require_below_rate(session, who, "export_reveal", per_hour)
-    rows = session.execute(text("""
+    rows = session.execute(text(f"""
         SELECT h.id, b.code AS building_code, b.id AS building_id, h.unit, h.floor, h.room, h.residents,
                h.head_name, h.head_id_number, h.head_phone, array_to_string(h.tags, ',') AS tags
         FROM households h JOIN buildings b ON b.id = h.building_id
-        WHERE b.community_code = :code ORDER BY b.code, b.id, h.unit, h.room"""),
-        {"code": community_code}).mappings().all()
+        WHERE b.community_code = :code AND {scope} ORDER BY b.code, b.id, h.unit, h.room"""),
+        {**params, "code": community_code}).mappings().all()
     fields = [*PERSONAL, "tags"] if reveal else list(PERSONAL)
     audit.record(session, who, "export_reveal" if reveal else "export_masked", object_type="community_households",
                  object_id=community_code, households=[r["id"] for r in rows], fields=fields, purpose=purpose,

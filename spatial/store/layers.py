@@ -4,6 +4,12 @@ One table of layer definitions drives every read, so adding a layer is one line.
 Shapely geometries in EPSG:4326 (lon, lat); areas and lengths are computed in SQL in the deployment's
 metric CRS (``metric_srid``, metres). Personal fields (household heads, building-head phones) are never
 part of a layer.
+
+Per-building household and resident counts (``Layer.counts``) are household data: they are NULL for a building
+outside the caller's household scope (:attr:`spatial.access.Principal.household_scope`; viewers and auditors:
+every building), in every read — layers, OGC items and their CQL2 filters (which see the same NULL), tiles and
+exports — since each takes its columns from :func:`visible_columns`. Per-grid totals (the grids layer) are
+workload figures over 300–500 households and are shown to everyone who sees the grid.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from spatial.access import Scope
 from spatial.errors import InvalidInput, NotFound
+from spatial.store.scope import building_scope
 
 MAX_LIMIT = 10_000
 
@@ -43,6 +51,7 @@ class Layer:
     history: str | None = None               # versioned (grids): the source as of ``:at`` (OGC ``datetime``, map ``as_of``)
     tile_simplify: bool = True               # simplify below detail zoom (off for small shapes: snapping suffices)
     tile_geom: str | None = None             # a stored EPSG:3857 copy of ``geom`` for tiles (None: transformed per row)
+    counts: tuple[str, ...] = ()             # per-building household counts: NULL outside the caller's household scope
 
     def tile_attributes(self, zoom: int) -> tuple[str, ...]:
         """Attribute names carried by tiles at ``zoom`` (fewer at overview zooms, to keep tiles small)."""
@@ -88,7 +97,7 @@ LAYERS: dict[str, Layer] = {
     }, ("grid_id", "community_code", "use"), "楼栋", "Buildings", geometry_type="MultiPolygon", min_zoom=12,
        tile_columns=("code", "name", "levels", "use", "urban_village", "households", "residents",
                      "occupancy_estimated", "grid_id"), overview_columns=("use", "levels"), detail_zoom=15,
-       tile_simplify=False, tile_geom="footprint_3857"),
+       tile_simplify=False, tile_geom="footprint_3857", counts=("households", "residents")),
     "streets": Layer("street_edges t", "geom", "id", {
         "id": "t.id", "name": "t.name", "highway": "t.highway", "oneway": "t.oneway", "foot": "t.foot",
         "car": "t.car", "length_m": "round(t.length_m::numeric, 1)", "origin": "t.origin",
@@ -121,11 +130,12 @@ def layer(name: str) -> Layer:
     return LAYERS[name]
 
 
-def read_layer(session: Session, name: str, *, bbox: tuple[float, float, float, float] | None = None,
+def read_layer(session: Session, name: str, *, scope: Scope, bbox: tuple[float, float, float, float] | None = None,
                where: dict[str, Any] | None = None, limit: int = 1000, offset: int = 0,
                metric_srid: int = 4547) -> list[Feature]:
     """Features of layer ``name`` intersecting ``bbox`` (lon/lat, EPSG:4326) and matching ``where``
-    (equality on the layer's filter fields), ordered by key, at most ``limit`` (≤ 10,000)."""
+    (equality on the layer's filter fields), ordered by key, at most ``limit`` (≤ 10,000); counts outside the
+    household ``scope`` of the caller NULL (:func:`visible_columns`)."""
     spec = layer(name)
     unknown = set(where or {}) - set(spec.filters)
     if unknown:
@@ -135,13 +145,23 @@ def read_layer(session: Session, name: str, *, bbox: tuple[float, float, float, 
     for i, (field, value) in enumerate((where or {}).items()):
         clauses.append(f"t.{field} = :w{i}")
         params[f"w{i}"] = value
-    return select_features(session, spec, spec.source, clauses, {**params, "srid": metric_srid},
+    return select_features(session, spec, spec.source, clauses, {**params, "srid": metric_srid}, scope=scope,
                            limit=limit, offset=offset)
 
 
-def columns_sql(spec: Layer) -> str:
-    """The layer's select list (``expr AS "alias"``); expressions may use ``:srid``."""
-    return ", ".join(f'{expr} AS "{alias}"' for alias, expr in spec.columns.items())
+def visible_columns(spec: Layer, scope: Scope) -> tuple[dict[str, str], dict[str, Any]]:
+    """The layer's column expressions (alias → SQL on ``t``) for a caller whose household scope is ``scope``:
+    the per-building counts (``spec.counts``) are NULL for a building outside it; and the parameters they use."""
+    if not spec.counts:
+        return spec.columns, {}
+    visible, params = building_scope(scope, "t")
+    return {alias: f"CASE WHEN {visible} THEN {expr} END" if alias in spec.counts else expr
+            for alias, expr in spec.columns.items()}, params
+
+
+def columns_sql(columns: dict[str, str]) -> str:
+    """A select list (``expr AS "alias"``) of columns (:func:`visible_columns`); expressions may use ``:srid``."""
+    return ", ".join(f'{expr} AS "{alias}"' for alias, expr in columns.items())
 
 
 def bbox_clauses(spec: Layer, bbox: tuple[float, float, float, float] | None) -> tuple[list[str], dict[str, Any]]:
@@ -155,15 +175,17 @@ def bbox_clauses(spec: Layer, bbox: tuple[float, float, float, float] | None) ->
 
 
 def select_features(session: Session, spec: Layer, source: str, clauses: list[str], params: dict[str, Any], *,
-                    limit: int, offset: int) -> list[Feature]:
-    """One page of ``source`` (aliased ``t``) matching every clause, ordered by the layer's key; the one
-    query every layer read ends in. InvalidInput if ``limit`` is outside 1–:data:`MAX_LIMIT`."""
+                    scope: Scope, limit: int, offset: int) -> list[Feature]:
+    """One page of ``source`` (aliased ``t``) matching every clause, ordered by the layer's key, with the columns
+    the household ``scope`` shows (:func:`visible_columns`); the one query every layer read ends in.
+    InvalidInput if ``limit`` is outside 1–:data:`MAX_LIMIT`."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT:,}, got {limit:,}")
+    columns, scope_params = visible_columns(spec, scope)
     rows = session.execute(text(
-        f"SELECT {columns_sql(spec)}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {source} "
+        f"SELECT {columns_sql(columns)}, ST_AsBinary(t.{spec.geom}) AS wkb FROM {source} "
         f"WHERE {' AND '.join(clauses)} ORDER BY t.{spec.key} LIMIT :limit OFFSET :offset"),
-        {**params, "limit": limit, "offset": offset}).mappings().all()
+        {**params, **scope_params, "limit": limit, "offset": offset}).mappings().all()
     return _features(rows, spec.key)
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from spatial.access import Principal
 from spatial.analysis.schedule import Week, format_week, parse_opening_hours
-from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
+from spatial.errors import Conflict, InvalidInput, NotFound, OutOfScope, StaleEdit
 from spatial.geometry.crs import CoordSys, parse_crs
 from spatial.geometry.validate import polygon_from_geojson
 from spatial.store import audit
@@ -71,7 +71,7 @@ def enclosure_scope(who: Principal, alias: str = "e") -> tuple[str, dict[str, An
 def visible_enclosure_ids(session: Session, who: Principal, *, enclosure_id: int | None = None,
                           division: str | None = None) -> list[int]:
     """Ids of the enclosures the caller may see, all of them or one (``enclosure_id``) or those of a community,
-    subdistrict or district (``division``: its code). NotFound if the one asked for is not visible."""
+    subdistrict or district (``division``: its code). OutOfScope if the one asked for is not visible."""
     who.require_role(*READ_ROLES)
     scope, params = enclosure_scope(who)
     where = [scope]
@@ -84,7 +84,7 @@ def visible_enclosure_ids(session: Session, who: Principal, *, enclosure_id: int
     ids = list(session.execute(text(f"SELECT e.id FROM enclosures e WHERE {' AND '.join(where)} ORDER BY e.id"),
                                params).scalars())
     if enclosure_id is not None and not ids:
-        raise NotFound(f"enclosure {enclosure_id} does not exist or is not in your area")
+        raise OutOfScope(f"enclosure {enclosure_id} does not exist or is not in your area")
     return ids
 
 
@@ -104,7 +104,7 @@ def _enclosure_row(session: Session, who: Principal, enclosure_id: int, *, lock:
         WHERE e.id = :id AND {scope} {'FOR UPDATE' if lock else ''}"""), {**params, "id": int(enclosure_id)}
     ).one_or_none()
     if row is None:
-        raise NotFound(f"enclosure {enclosure_id} does not exist or is not in your area")
+        raise OutOfScope(f"enclosure {enclosure_id} does not exist or is not in your area")
     return row
 
 
@@ -292,13 +292,13 @@ def openings_of(session: Session, enclosure_ids: Sequence[int]) -> list[OpeningV
 
 
 def get_opening(session: Session, who: Principal, opening_id: int, *, lock: bool = False) -> OpeningView:
-    """One opening in the caller's scope; NotFound otherwise (also when deleted)."""
+    """One opening in the caller's scope; OutOfScope otherwise (also when deleted)."""
     who.require_role(*READ_ROLES)
     scope, params = enclosure_scope(who)
     row = session.execute(text(_OPENINGS.format(where=f"o.id = :id AND {scope}")
                                + (" FOR UPDATE OF o" if lock else "")), {**params, "id": int(opening_id)}).one_or_none()
     if row is None:
-        raise NotFound(f"opening {opening_id} does not exist or is not in your area")
+        raise OutOfScope(f"opening {opening_id} does not exist or is not in your area")
     return _view(row)
 
 
@@ -558,7 +558,7 @@ def create_checkpoint(session: Session, who: Principal, lon: float, lat: float, 
         WHERE {scope} {only} ORDER BY e.boundary <-> p.g, d LIMIT 5"""),
         {**params, "lon": lon, "lat": lat, "enclosure_id": enclosure_id}).all()
     if enclosure_id is not None and not nearest:
-        raise NotFound(f"enclosure {enclosure_id} does not exist or is not in your area")
+        raise OutOfScope(f"enclosure {enclosure_id} does not exist or is not in your area")
     best = min(nearest, key=lambda r: r.d) if nearest else None
     if best is None or best.d > max_from_perimeter_m:
         where = (f"{best.d:,.0f} m (straight line) from the perimeter of {best.name}" if best

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from spatial.access import Principal
 from spatial.analysis.postman import Arc
-from spatial.errors import NotFound
+from spatial.errors import OutOfScope
 from spatial.store.field import building_scope, grid_scope
 from spatial.store.openings import enclosure_scope
 
@@ -39,10 +39,10 @@ class PatrolStop:
 
 def stops(session: Session, who: Principal, *, checkpoint_ids: Sequence[int] = (), opening_ids: Sequence[int] = (),
           building_ids: Sequence[int] = ()) -> list[PatrolStop]:
-    """The stops in the order asked (checkpoints, then openings, then buildings); NotFound naming the ids that do
+    """The stops in the order asked (checkpoints, then openings, then buildings); OutOfScope naming the ids that do
     not exist or are outside the caller's scope."""
     enclosures, params = enclosure_scope(who)
-    buildings, bparams = building_scope(who)
+    buildings, bparams = building_scope(who.area)
     rows = session.execute(text(f"""
         SELECT 'checkpoint' AS kind, c.id, c.name, ST_X(c.location) AS lon, ST_Y(c.location) AS lat, u.n
         FROM unnest(CAST(:checkpoints AS integer[])) WITH ORDINALITY AS u (id, n)
@@ -66,7 +66,7 @@ def stops(session: Session, who: Principal, *, checkpoint_ids: Sequence[int] = (
     missing = [f"{kind}:{i}" for kind, ids in (("checkpoint", checkpoint_ids), ("opening", opening_ids),
                                                ("building", building_ids)) for i in ids if f"{kind}:{i}" not in found]
     if missing:
-        raise NotFound(f"{len(missing)} stop(s) do not exist or are not in your area: {', '.join(missing[:20])}",
+        raise OutOfScope(f"{len(missing)} stop(s) do not exist or are not in your area: {', '.join(missing[:20])}",
                        stops=missing)
     return out
 
@@ -89,14 +89,14 @@ class GridLanes:
 
 def grid_lanes(session: Session, who: Principal, *, grid_id: int | None = None, grid_code: str | None = None,
                margin_m: float = 300.0, edge_m: float = 3.0, metric_srid: int = 4547) -> GridLanes:
-    """See the module docstring. NotFound if the grid does not exist, is retired or is outside the caller's scope."""
-    scope, params = grid_scope(who)
+    """See the module docstring. OutOfScope if the grid does not exist, is retired or is outside the caller's scope."""
+    scope, params = grid_scope(who.area)
     grid = session.execute(text(f"""
         SELECT g.id, g.code, g.name FROM grids g
         WHERE g.retired_at IS NULL AND (g.id = :id OR g.code = :code) AND {scope}"""),
         {**params, "id": grid_id, "code": grid_code}).one_or_none()
     if grid is None:
-        raise NotFound(f"grid {grid_code or grid_id} does not exist or is not in your area")
+        raise OutOfScope(f"grid {grid_code or grid_id} does not exist or is not in your area")
     rows = session.execute(text("""
         WITH g AS (SELECT boundary, ST_Transform(ST_Buffer(ST_Transform(boundary, :srid), :edge_m), 4326) AS grown,
                           ST_Transform(ST_Expand(ST_Transform(ST_Envelope(boundary), :srid), :margin), 4326) AS area

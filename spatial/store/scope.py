@@ -1,0 +1,35 @@
+"""The SQL of a :class:`spatial.access.Scope`: one predicate, written once, for every query limited by scope.
+
+Callers name which rule applies: ``who.household_scope`` for household data (rows, tags, per-building counts),
+``who.area`` for grids, campaigns and enclosures (see :mod:`spatial.access`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spatial.access import Scope
+
+
+def scope_sql(scope: Scope, *, grid_col: str, community_col: str) -> tuple[str, dict[str, Any]]:
+    """SQL predicate keeping the rows of ``scope``, given the SQL of their grid id and community code; and its
+    parameters (``scope_grids``, ``scope_prefix``). 'TRUE' for everything, 'FALSE' for nothing: one text per
+    kind of scope, so statements built on it are prepared once per kind."""
+    if scope.everything:
+        return "TRUE", {}
+    if scope.grid_ids:
+        return f"{grid_col} = ANY(CAST(:scope_grids AS integer[]))", {"scope_grids": sorted(scope.grid_ids)}
+    if scope.prefix:
+        return f"{community_col} LIKE :scope_prefix", {"scope_prefix": scope.prefix + "%"}
+    return "FALSE", {}
+
+
+def building_scope(scope: Scope, alias: str = "b") -> tuple[str, dict[str, Any]]:
+    """Predicate on a ``buildings`` alias: the building's current grid / community is in ``scope`` (a caller's
+    ``household_scope`` for household rows and counts, ``area`` otherwise)."""
+    return scope_sql(scope, grid_col=f"{alias}.grid_id", community_col=f"{alias}.community_code")
+
+
+def grid_scope(scope: Scope, alias: str = "g") -> tuple[str, dict[str, Any]]:
+    """Predicate on a ``grids`` alias: the grid is in ``scope``."""
+    return scope_sql(scope, grid_col=f"{alias}.id", community_col=f"{alias}.community_code")
