@@ -247,16 +247,24 @@ def test_api_answers_are_not_cached_and_carry_security_headers(env):
     assert "no-store" not in client.get("/static/common.js").headers.get("cache-control", "")
 
 
-def test_gridgov_check_reports_whether_the_service_may_change_the_audit_log(fresh_db_url):
+def test_gridgov_check_reports_whether_the_service_may_change_the_audit_log(fresh_db_url, pg_server):
+    """The owner cannot open the log to the service (the audit belongs to gridgov_audit); a superuser can."""
     engine = make_engine(fresh_db_url, pool_size=1)
+    admin = make_engine(pg_server.url(make_url(fresh_db_url).database), pool_size=1)
     try:
         with engine.connect() as conn, Session(bind=conn) as session:
             closed = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
-            session.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))
-            opened = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
+            session.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))  # no grant option: nothing granted
+            still_closed = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
             session.rollback()
+        with admin.begin() as conn:
+            conn.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))
+        with engine.connect() as conn, Session(bind=conn) as session:
+            opened = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
     finally:
         engine.dispose()
+        admin.dispose()
+    assert still_closed.ok or pg_server.cluster is None
     assert closed.ok and "only read and append" in closed.detail
     assert not opened.ok
 

@@ -14,7 +14,8 @@ line.
   privileges to and the server lacks (roles are cluster-wide, so they are not in a dump; e.g. ``gridgov_app``,
   created ``NOLOGIN``), restores in a single transaction (all or nothing), makes the service's role usable
   again (:func:`spatial.store.privileges.grant_app_role`: the restoring user's membership is not in a dump
-  either) and runs ``ANALYZE``.
+  either), lays it out as gridgov's own databases are when a superuser restores where ``gridgov_owner`` exists
+  (:func:`_lay_out`), and runs ``ANALYZE``.
 * :func:`table_fingerprints` and :func:`sequence_values` describe a database's content, to compare two of them.
 """
 
@@ -37,7 +38,7 @@ from sqlalchemy.engine import make_url
 from spatial.errors import Conflict, DatabaseUnavailable, InvalidInput
 from spatial.store.cluster import postgres_bindir
 from spatial.store.engine import make_engine
-from spatial.store.privileges import grant_app_role
+from spatial.store.privileges import OWNER_ROLE, grant_app_role, lay_out_schema
 
 Progress = Callable[[int, int], None]
 
@@ -303,6 +304,16 @@ def _ensure_roles(url: str, roles: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(created)
 
 
+def _lay_out(conn: psycopg.Connection) -> None:
+    """A restore made by a superuser on a server where :data:`OWNER_ROLE` exists (the embedded cluster, or one
+    set up like it) is laid out as gridgov lays out its own databases: the schema owner's, the audit the audit
+    role's (:func:`spatial.store.privileges.lay_out_schema`). Otherwise the restoring user keeps everything."""
+    superuser, owner = conn.execute("SELECT rolsuper, EXISTS (SELECT FROM pg_roles WHERE rolname = %s) FROM pg_roles "
+                                    "WHERE rolname = current_user", (OWNER_ROLE,)).fetchone()
+    if superuser and owner:
+        lay_out_schema(conn, OWNER_ROLE)
+
+
 def restore_database(url: str, path: Path, *, force: bool = False, progress: Progress | None = None) -> Summary:
     """Restore the backup at ``path`` into the database at ``url`` (created if missing); see the module docstring.
 
@@ -329,6 +340,7 @@ def restore_database(url: str, path: Path, *, force: bool = False, progress: Pro
         finally:
             engine.dispose()
         with _connect(into) as conn:
+            _lay_out(conn)
             conn.execute("ANALYZE")
     except BaseException:
         if side:
