@@ -141,7 +141,8 @@ WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = o.catalog AND d.obji
 
 def lay_out_schema(conn: psycopg.Connection, owner: str = OWNER_ROLE, audit_owner: str = AUDIT_ROLE) -> int:
     """As a superuser connected to the database: give the database and every object of schema ``public`` that no
-    extension owns to ``owner``, except the audit tables and functions, given to ``audit_owner``; then grant the
+    extension owns to ``owner``, except the audit tables and functions and the schema itself (whose owner could
+    drop them), given to ``audit_owner``; then grant the
     owner and :data:`APP_ROLE` what they may do on the audit tables. Idempotent (only misplaced objects are
     altered); upgrades a database made by an older gridgov, whose objects all belong to the superuser. Returns
     the number of objects whose owner changed."""
@@ -149,6 +150,12 @@ def lay_out_schema(conn: psycopg.Connection, owner: str = OWNER_ROLE, audit_owne
                     (owner,)).fetchone()[0]:
         conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
             sql.Identifier(conn.info.dbname), sql.Identifier(owner)))
+    # The owner of a schema may drop any table in it: public belongs to the audit's owner too, the owner may
+    # create in it.
+    if conn.execute("SELECT nspowner::regrole::text <> %s FROM pg_namespace WHERE nspname = 'public'",
+                    (audit_owner,)).fetchone()[0]:
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(audit_owner)))
+    conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
     misplaced = conn.execute(_MISPLACED, {"tables": list(AUDIT_TABLES), "functions": list(AUDIT_FUNCTIONS),
                                           "owner": owner, "audit_owner": audit_owner}).fetchall()
     for kind, name, audit in misplaced:
