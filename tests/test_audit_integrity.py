@@ -237,3 +237,33 @@ def test_an_anchor_is_parsed_strictly():
     for bad in ("", "12", f"0 {digest}", "12 abc", f"x {digest}"):
         with pytest.raises(audit_chain.InvalidInput):
             Anchor.parse(bad)
+
+
+def test_a_backup_restores_the_chain_and_the_layout(engines, pg_server, tmp_path):
+    from spatial.store import backup
+
+    owner, service, _ = engines
+    for n in range(5):
+        insert(service, username="worker1", action="read_masked", object_id=str(n))
+    head = seal(service).head
+    insert(service, action="queued, not yet sealed")
+    dump = tmp_path / "audit.backup"
+    backup.backup_database(str(owner.url.render_as_string(hide_password=False)), dump)  # as the schema owner
+    name = "gridgov_restored_" + make_url(str(owner.url)).database[-10:]
+    restored_url = pg_server.url(name)
+    try:
+        backup.restore_database(restored_url, dump)  # as the superuser, like 'gridgov restore' on the embedded one
+        restored = make_engine(pg_server.cluster.owner_url(name), pool_size=1)
+        try:
+            verdict = verify(restored, anchors=[head])
+            assert verdict.ok and verdict.length == 5 and verdict.unsealed == 1, list(verdict.lines())
+            assert seal(restored).rows == 1 and verify(restored).ok
+            with restored.connect() as conn, pytest.raises(DBAPIError, match="must be owner"):
+                conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER ALL"))
+            with restored.connect() as conn:
+                assert conn.scalar(text("SELECT relowner::regrole::text FROM pg_class WHERE relname = 'grids'")) \
+                    == "gridgov_owner"
+        finally:
+            restored.dispose()
+    finally:
+        pg_server.drop(name)

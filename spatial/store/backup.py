@@ -33,12 +33,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from spatial.errors import Conflict, DatabaseUnavailable, InvalidInput
 from spatial.store.cluster import postgres_bindir
 from spatial.store.engine import make_engine
-from spatial.store.privileges import OWNER_ROLE, grant_app_role, lay_out_schema
+from spatial.store.privileges import AUDIT_ROLE, OWNER_ROLE, grant_app_role, lay_out_schema
 
 Progress = Callable[[int, int], None]
 
@@ -304,14 +305,16 @@ def _ensure_roles(url: str, roles: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(created)
 
 
-def _lay_out(conn: psycopg.Connection) -> None:
+def _lay_out(conn: psycopg.Connection, audit_owner: str = AUDIT_ROLE) -> bool:
     """A restore made by a superuser on a server where :data:`OWNER_ROLE` exists (the embedded cluster, or one
-    set up like it) is laid out as gridgov lays out its own databases: the schema owner's, the audit the audit
-    role's (:func:`spatial.store.privileges.lay_out_schema`). Otherwise the restoring user keeps everything."""
+    set up like it) is laid out as gridgov lays out its own databases: the schema owner's, the audit
+    ``audit_owner``'s (:func:`spatial.store.privileges.lay_out_schema`). Otherwise the restoring user keeps
+    everything (returns False)."""
     superuser, owner = conn.execute("SELECT rolsuper, EXISTS (SELECT FROM pg_roles WHERE rolname = %s) FROM pg_roles "
                                     "WHERE rolname = current_user", (OWNER_ROLE,)).fetchone()
     if superuser and owner:
-        lay_out_schema(conn, OWNER_ROLE)
+        lay_out_schema(conn, OWNER_ROLE, audit_owner)
+    return bool(superuser and owner)
 
 
 def restore_database(url: str, path: Path, *, force: bool = False, progress: Progress | None = None) -> Summary:
@@ -333,14 +336,19 @@ def restore_database(url: str, path: Path, *, force: bool = False, progress: Pro
         if code != 0:
             raise InvalidInput(f"restoring {path} failed and was rolled back ({code}): "
                                + ("; ".join(errors[-5:]) or "no message"))
+        with _connect(into) as conn:  # the audit the owner's while it grants, as when migrating
+            laid_out = _lay_out(conn, audit_owner=OWNER_ROLE)
         engine = make_engine(into, pool_size=1)
         try:
             with engine.begin() as conn:
+                if laid_out:
+                    conn.execute(text(f'SET LOCAL ROLE "{OWNER_ROLE}"'))
                 grant_app_role(conn)
         finally:
             engine.dispose()
         with _connect(into) as conn:
-            _lay_out(conn)
+            if laid_out:
+                _lay_out(conn)
             conn.execute("ANALYZE")
     except BaseException:
         if side:
