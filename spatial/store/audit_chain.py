@@ -46,7 +46,7 @@ log = logging.getLogger("gridgov.audit")
 
 GENESIS = b"gridgov audit chain v1"
 SEAL_LOCK = 0x61756474  # "audt": the advisory lock key sealers hold (transaction-scoped)
-BATCH = 5000  # rows per sealing transaction
+BATCH = 10_000  # rows per sealing transaction
 ANCHOR_FILE = "audit-anchors.txt"
 
 CANONICAL = "jsonb_strip_nulls(to_jsonb(a))::text"
@@ -121,13 +121,15 @@ def _head(conn: Connection) -> Anchor | None:
     return Anchor(row.position, bytes(row.hash)) if row else None
 
 
-def _seal_batch(conn: Connection, batch: int) -> tuple[int, Anchor | None]:
+def _seal_batch(conn: Connection, batch: int, after: int) -> tuple[int, Anchor | None, int]:
+    """Seal up to ``batch`` queued rows of id > ``after``: (rows, head, last id sealed)."""
     conn.execute(text(_UTC))
     head = _head(conn)
     rows = conn.execute(text(f"SELECT a.id, {CANONICAL} AS canonical FROM audit_unsealed q "
-                             "JOIN audit_log a ON a.id = q.audit_id ORDER BY q.audit_id LIMIT :n"), {"n": batch}).all()
+                             "JOIN audit_log a ON a.id = q.audit_id WHERE q.audit_id > :after "
+                             "ORDER BY q.audit_id LIMIT :n"), {"n": batch, "after": after}).all()
     if not rows:
-        return 0, head
+        return 0, head, after
     position, previous = (head.position, head.hash) if head else (0, genesis())
     positions, ids, hashes = [], [], []
     for row in rows:
@@ -140,21 +142,21 @@ def _seal_batch(conn: Connection, batch: int) -> tuple[int, Anchor | None]:
                       "unnest(CAST(:p AS bigint[]), CAST(:a AS bigint[]), CAST(:h AS bytea[]))"),
                  {"p": positions, "a": ids, "h": hashes})
     conn.execute(text("DELETE FROM audit_unsealed WHERE audit_id = ANY(CAST(:a AS bigint[]))"), {"a": ids})
-    return len(rows), Anchor(position, previous)
+    return len(rows), Anchor(position, previous), ids[-1]
 
 
 def seal(engine: Engine, *, anchors: Path | None = None, wait: bool = True, batch: int = BATCH) -> Sealed:
     """Append every committed, not yet sealed audit row to the chain (transactions of ``batch`` rows), then the
     new head to the ``anchors`` file (after the commit: a crash in between loses one anchor, never records one
     the chain does not have). ``wait=False`` returns at once (``busy``) if another sealer is at work."""
-    total, head = 0, None
+    total, head, after = 0, None, 0  # within one call, batches go on after the last id (past what they deleted)
     while True:
         with engine.begin() as conn:
             if wait:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
             elif not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK}):
                 return Sealed(total, head, busy=True)
-            done, head = _seal_batch(conn, batch)
+            done, head, after = _seal_batch(conn, batch, after)
         total += done
         if done and anchors is not None and head is not None:
             append_anchor(anchors, head)

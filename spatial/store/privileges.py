@@ -8,9 +8,9 @@ only by trigger.
 How the service becomes that role (:func:`service_connection`): it *logs in* as ``gridgov_app`` when the
 server lets that role in without a password (the embedded cluster trusts its local socket; peer or
 certificate setups can too). A session that logged in as the owner and switched role could switch back
-(``SET ROLE <owner>``) — and the embedded cluster's owner is a superuser — so logging in is preferred; on a
-server that asks ``gridgov_app`` for a password the service logs in as the owner and switches role at
-connection start, and ``gridgov check`` says which.
+(``SET ROLE <owner>``) — and on a server gridgov does not lay out, the owner may be a superuser — so logging in
+is preferred; on a server that asks ``gridgov_app`` for a password the service logs in as the owner and switches
+role at connection start, and ``gridgov check`` says which.
 
 Where a superuser lays the schema out (the embedded cluster, :func:`lay_out_schema`; and a restore made by a
 superuser where :data:`OWNER_ROLE` exists), the owner is itself no superuser and does not own the audit: the
