@@ -267,3 +267,23 @@ def test_a_backup_restores_the_chain_and_the_layout(engines, pg_server, tmp_path
             restored.dispose()
     finally:
         pg_server.drop(name)
+
+
+def test_gridgov_check_says_when_a_superuser_has_touched_the_audit_triggers(engines):
+    from sqlalchemy.orm import Session
+
+    from spatial.store.checks import run_checks
+
+    owner, _, superuser = engines
+
+    def result():
+        with owner.connect() as conn, Session(bind=conn) as session:
+            return {r.name: r for r in run_checks(session)}["audit triggers always on"]
+
+    intact = result()
+    assert intact.ok and "owned by gridgov_audit" in intact.detail
+    with superuser.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER ALL"))
+        conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER ALL"))  # back on, but not under replica
+    touched = result()
+    assert not touched.ok and "audit_log_stamp not ALWAYS (O)" in touched.detail
