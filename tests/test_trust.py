@@ -33,7 +33,7 @@ def service_engine(fresh_db_url, tmp_path):
 
 def test_the_service_logs_in_as_its_own_role_and_cannot_become_the_owner(service_engine, fresh_db_url):
     """The test cluster trusts its local socket, as the embedded one does: the service logs in as gridgov_app,
-    so no statement it runs can take the owner's (here a superuser's) rights back."""
+    so no statement it runs can take the owner's rights back."""
     owner = make_url(fresh_db_url).username
     with service_engine.connect() as conn:
         assert conn.execute(text("SELECT session_user, current_user")).one() == (APP_ROLE, APP_ROLE)
