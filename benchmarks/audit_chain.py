@@ -70,11 +70,13 @@ def main() -> None:
             conn.execute("INSERT INTO users (username, password_hash, role) VALUES ('worker1', 'x', 'grid_worker')")
         insert_latencies_ms(app_info, 500)  # warm up
         for round_ in range(2):
-            describe(f"insert with the stamping trigger (round {round_ + 1})", insert_latencies_ms(app_info, args.inserts))
+            describe(f"insert with the stamping trigger (round {round_ + 1})",
+                     insert_latencies_ms(app_info, args.inserts))
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_stamp")
                 conn.execute("ALTER TABLE audit_log ALTER COLUMN id SET DEFAULT nextval('audit_log_id_seq')")
-            describe(f"insert without it, as before 0010 (round {round_ + 1})", insert_latencies_ms(app_info, args.inserts))
+            describe(f"insert without it, as before 0010 (round {round_ + 1})",
+                     insert_latencies_ms(app_info, args.inserts))
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute("ALTER TABLE audit_log ALTER COLUMN id DROP DEFAULT")
                 conn.execute("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_stamp")

@@ -300,6 +300,7 @@ def verify(engine: Engine, *, anchors: Iterable[Anchor] = (), max_unsealed_s: fl
         verdict.oldest_unsealed_s = float(unsealed.oldest_s) if unsealed.oldest_s is not None else None
         verdict.never_queued = list(unsealed.never_queued or [])
         verdict.queued_missing = list(conn.scalars(text(
-            "SELECT q.audit_id FROM audit_unsealed q WHERE NOT EXISTS (SELECT FROM audit_log a WHERE a.id = q.audit_id) "
+            "SELECT q.audit_id FROM audit_unsealed q "
+            "WHERE NOT EXISTS (SELECT FROM audit_log a WHERE a.id = q.audit_id) "
             "ORDER BY 1 LIMIT 20")))
     return verdict

@@ -218,7 +218,8 @@ class LocalCluster:
         with self._admin_connection() as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
             if not exists:
-                query = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(self.owner))
+                query = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname),
+                                                                       sql.Identifier(self.owner))
                 if template:
                     query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
                 conn.execute(query)

@@ -125,7 +125,7 @@ SELECT o.kind, o.name, o.audit FROM (
     FROM pg_class c
     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))  -- a serial follows its table
+                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))  -- serials follow their table
     UNION ALL
     SELECT 'ROUTINE', p.oid::regprocedure::text, p.proowner, p.oid, 'pg_proc'::regclass, p.proname = ANY(%(functions)s)
     FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
