@@ -124,8 +124,9 @@ SELECT o.kind, o.name, o.audit FROM (
            c.relowner AS owner, c.oid, 'pg_class'::regclass AS catalog, c.relname = ANY(%(tables)s) AS audit
     FROM pg_class c
     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      -- a serial sequence follows its table
       AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))  -- serials follow their table
+                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
     UNION ALL
     SELECT 'ROUTINE', p.oid::regprocedure::text, p.proowner, p.oid, 'pg_proc'::regclass, p.proname = ANY(%(functions)s)
     FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
