@@ -19,6 +19,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from gridgov.settings import Settings
 from spatial.store.aio import AsyncPool
+from spatial.store.audit_chain import Sealer
 from spatial.store.engine import libpq_url, make_sessionmaker
 from spatial.store.notify import Listener
 from tiles import cache as tile_cache
@@ -71,12 +72,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.sessions = make_sessionmaker(app.state.engine)
         app.state.reads = AsyncPool.like(app.state.engine)
         listener = _listen(app).start()
+        sealer = Sealer(app.state.engine, interval_s=settings.audit_seal_interval_s, anchors=settings.anchor_path) \
+            if settings.audit_seal_interval_s > 0 else None
+        if sealer:
+            settings.anchor_path.parent.mkdir(parents=True, exist_ok=True)
+            sealer.start()
         if own:  # a server process: what startup built lives as long as it, keep it out of later collections
             gc.freeze()
         try:
             yield
         finally:
             listener.stop()
+            if sealer:
+                sealer.stop()
             await app.state.reads.close()
             if own:
                 app.state.engine.dispose()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gridgov.database import migrate_schema
 from spatial.store import migrate
 from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine
@@ -44,9 +45,9 @@ def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str
     try:
         cluster.start()
         cluster.ensure_database(name)
-        url = cluster.url(name)
+        url = cluster.owner_url(name)
         engine = make_engine(url, pool_size=1)
-        migrate.upgrade(engine)
+        migrate_schema(engine, cluster, name)
         engine.dispose()
         yield url, True
     finally:

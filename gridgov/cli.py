@@ -15,6 +15,7 @@
     gridgov check                database, extensions, schema and data integrity
     gridgov synthetic-city [--households N]   a large synthetic city (benchmarks), once
     gridgov campaign open NAME --division CODE | --grid CODE ...;  gridgov campaign coverage ID
+    gridgov audit seal|verify    chain committed audit rows by hash; check the chain (and its anchors)
     gridgov backup FILE          the whole database to one file (pg_dump custom format)
     gridgov restore FILE [--force]   a backup into the configured database (refuses a non-empty one)
 
@@ -597,6 +598,55 @@ def inspect_siting(settings: Settings, enclosure_id: int, threshold_m: float, di
         click.echo("  " + note)
 
 
+# -- audit -------------------------------------------------------------------------------------------
+@main.group(help="The audit log's hash chain (spatial/store/audit_chain.py).")
+def audit() -> None:
+    pass
+
+
+@audit.command("seal", help="Chain every committed, not yet sealed audit row now; append the head to the anchor "
+                            "file.")
+@click.pass_obj
+def audit_seal(settings: Settings) -> None:
+    from spatial.store.audit_chain import seal
+
+    with _reported_errors():
+        engine = open_database(settings)
+        try:
+            sealed = seal(engine, anchors=settings.anchor_path)
+        finally:
+            engine.dispose()
+    click.echo(f"sealed {sealed.rows:,} rows; head: {sealed.head.line() if sealed.head else '(empty chain)'}")
+
+
+@audit.command("verify", help="Seal, then recompute the whole chain; compare it with the anchor file and every "
+                              "--anchor. Exit 1 if the log was changed, a row was deleted, or rows stay unsealed.")
+@click.option("--anchor", "anchors", multiple=True, help="'POSITION HASH' (or POSITION:HASH) kept elsewhere "
+                                                         "(repeatable)")
+@click.option("--anchor-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="default: settings' audit_anchor_file (data_dir/audit-anchors.txt)")
+@click.option("--max-unsealed-age", "max_unsealed_s", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="seconds a committed row may stay unsealed")
+@click.option("--no-seal", is_flag=True, help="only verify (read-only)")
+@click.pass_obj
+def audit_verify(settings: Settings, anchors: tuple[str, ...], anchor_file: Path | None, max_unsealed_s: float,
+                 no_seal: bool) -> None:
+    from spatial.store.audit_chain import Anchor, read_anchors, seal, verify
+
+    with _reported_errors():
+        kept = [*read_anchors(anchor_file or settings.anchor_path), *(Anchor.parse(a) for a in anchors)]
+        engine = open_database(settings)
+        try:
+            if not no_seal:
+                seal(engine, anchors=settings.anchor_path)
+            verdict = verify(engine, anchors=kept, max_unsealed_s=max_unsealed_s)
+        finally:
+            engine.dispose()
+    for line in verdict.lines():
+        click.secho(line, fg=None if verdict.ok else "red")
+    sys.exit(0 if verdict.ok else 1)
+
+
 # -- backups -------------------------------------------------------------------------------------------
 def _progress_once_started(label: str) -> Callable[[int, int], None]:
     """:func:`_progress`, with the bar drawn only once there is progress (not before an early error)."""
@@ -631,5 +681,9 @@ def restore(settings: Settings, path: Path, force: bool) -> None:
     from spatial.store.backup import restore_database
 
     with _reported_errors():
-        summary = restore_database(database_url(settings), path, force=force, progress=_progress_once_started("tables"))
+        url = database_url(settings)
+        cluster = embedded_cluster(settings)
+        if cluster is not None:  # the superuser restores (extensions need one), then lays the database out
+            url = cluster.url(settings.database_name)
+        summary = restore_database(url, path, force=force, progress=_progress_once_started("tables"))
     click.echo(summary.line())

@@ -27,7 +27,17 @@ def database_url(settings: Settings) -> str:
         return normalize_url(settings.database_url or "")
     cluster.start()
     cluster.ensure_database(settings.database_name)
-    return cluster.url(settings.database_name)
+    return cluster.owner_url(settings.database_name)
+
+
+def migrate_schema(engine: Engine, cluster: LocalCluster | None = None, dbname: str | None = None) -> None:
+    """Bring the schema of ``engine``'s database (the owner's) to the newest revision. In the embedded cluster
+    the audit tables are the owner's only while revisions are applied (:meth:`LocalCluster.migration_window`)."""
+    if cluster is None or dbname is None or not migrate.pending(engine):
+        migrate.upgrade(engine)
+        return
+    with cluster.migration_window(dbname):
+        migrate.upgrade(engine)
 
 
 def open_database(settings: Settings, *, upgrade: bool = True, service: bool = False) -> Engine:
@@ -40,7 +50,7 @@ def open_database(settings: Settings, *, upgrade: bool = True, service: bool = F
     url = database_url(settings)
     engine = make_engine(url)
     if upgrade:
-        migrate.upgrade(engine)
+        migrate_schema(engine, embedded_cluster(settings), settings.database_name)
     if not service:
         return engine
     connection = service_connection(engine, url)

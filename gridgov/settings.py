@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     reveal_max_per_hour: int = Field(default=30, ge=1, description="unmasked reveals one user may make per hour")
     reveal_exports_max_per_hour: int = Field(default=10, ge=1, description="unmasked community exports one user "
                                              "may make per hour")
+    audit_seal_interval_s: float = Field(
+        default=5.0, ge=0, le=3600, description="how often each server process chains committed audit rows by hash "
+        "(spatial.store.audit_chain); 0: never (then run 'gridgov audit seal' from cron)")
+    audit_anchor_file: Path | None = Field(
+        default=None, description="where each seal appends the chain's head, outside the database "
+        "(default: data_dir/audit-anchors.txt); 'gridgov audit verify' checks the chain against it")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     import_max_features: int = Field(default=100_000, ge=1, description="features per layer an uploaded file may "
                                      "hold (413 beyond); the command line's imports have no cap")
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=True, description="log every request (off for benchmarks)")
     host: str = "127.0.0.1"
     port: int = 8000
+
+    @property
+    def anchor_path(self) -> Path:
+        """:attr:`audit_anchor_file`, or ``audit-anchors.txt`` in :attr:`data_dir`."""
+        return self.audit_anchor_file or self.data_dir / "audit-anchors.txt"
 
     @classmethod
     def settings_customise_sources(

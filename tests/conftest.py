@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,11 @@ def shared_data() -> Path:
 
 
 class _Server:
-    """Creates and drops databases on the test server, embedded or external."""
+    """Creates and drops databases on the test server, embedded or external.
+
+    On the embedded cluster, databases are laid out as ``gridgov db start`` lays them out (the superuser creates
+    them and their extensions, the schema owner ``gridgov_owner`` owns them, the audit belongs to
+    ``gridgov_audit``): :meth:`create` returns the owner's URL, :meth:`url` the superuser's."""
 
     def __init__(self, admin_url: str, cluster: LocalCluster | None) -> None:
         self.admin_url = admin_url
@@ -48,13 +52,23 @@ class _Server:
         self.admin = make_engine(admin_url, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
 
     def url(self, dbname: str) -> str:
+        """The administrator's (superuser's) URL of ``dbname``."""
         return make_url(self.admin_url).set(database=dbname).render_as_string(hide_password=False)
 
     def create(self, dbname: str, template: str | None = None) -> str:
+        """A new database (dropped first if it exists); the URL the application uses on it."""
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{dbname}"' + (f' TEMPLATE "{template}"' if template else "")))
-        return self.url(dbname)
+            if self.cluster is None:
+                conn.execute(text(f'CREATE DATABASE "{dbname}"' + (f' TEMPLATE "{template}"' if template else "")))
+        if self.cluster is None:
+            return self.url(dbname)
+        self.cluster.ensure_database(dbname, template)
+        return self.cluster.owner_url(dbname)
+
+    def migration_window(self, url: str):
+        """The block may change the audit tables' definitions (a migration); see LocalCluster.migration_window."""
+        return self.cluster.migration_window(make_url(url).database) if self.cluster else nullcontext()
 
     def drop(self, dbname: str) -> None:
         with self.admin.connect() as conn:
@@ -81,7 +95,8 @@ def pg_server() -> Iterator[_Server]:
 def template_url(pg_server: _Server) -> str:
     url = pg_server.create(TEMPLATE)
     engine = make_engine(url, pool_size=1)
-    migrate.upgrade(engine)
+    with pg_server.migration_window(url):
+        migrate.upgrade(engine)
     engine.dispose()
     return url
 

@@ -142,14 +142,15 @@ def test_a_missing_or_damaged_file_is_a_clear_error_and_changes_nothing(source, 
     assert snapshot(source) == kept
 
 
-def test_restore_creates_the_roles_its_grants_name(source, other_database, tmp_path):
+def test_restore_creates_the_roles_its_grants_name(source, other_database, tmp_path, pg_server):
     role = "gridgov_reader_" + uuid.uuid4().hex[:6]
-    with backup._connect(source) as conn:
+    administrator = pg_server.url(backup._params(source)["dbname"])  # the schema owner may not create roles
+    with backup._connect(administrator) as conn:
         conn.execute(f"CREATE ROLE {role} NOLOGIN")
         conn.execute(f"GRANT SELECT ON grids TO {role}")
     dump = tmp_path / "gridgov.backup"
     backup.backup_database(source, dump)
-    with backup._connect(source) as conn:  # the role disappears from the cluster before the restore
+    with backup._connect(administrator) as conn:  # the role disappears from the cluster before the restore
         conn.execute(f"REVOKE SELECT ON grids FROM {role}")
         conn.execute(f"DROP ROLE {role}")
     try:

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from spatial.store import migrate
+from gridgov.database import migrate_schema
 from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine
 from tests import drills
@@ -51,9 +51,9 @@ def fresh_db_url(crashable: LocalCluster) -> Iterator[str]:
     """Overrides conftest's: ``app_env`` and ``live_server`` of this module run on the crashable cluster."""
     name = "gridgov_faults_" + uuid.uuid4().hex[:8]
     crashable.ensure_database(name)
-    url = crashable.url(name)
+    url = crashable.owner_url(name)
     engine = make_engine(url, pool_size=1)
-    migrate.upgrade(engine)
+    migrate_schema(engine, crashable, name)
     engine.dispose()
     yield url
     crashable.start()  # a failed test may have left it down

@@ -33,7 +33,7 @@ def service_engine(fresh_db_url, tmp_path):
 
 def test_the_service_logs_in_as_its_own_role_and_cannot_become_the_owner(service_engine, fresh_db_url):
     """The test cluster trusts its local socket, as the embedded one does: the service logs in as gridgov_app,
-    so no statement it runs can take the owner's (here a superuser's) rights back."""
+    so no statement it runs can take the owner's rights back."""
     owner = make_url(fresh_db_url).username
     with service_engine.connect() as conn:
         assert conn.execute(text("SELECT session_user, current_user")).one() == (APP_ROLE, APP_ROLE)
@@ -247,16 +247,24 @@ def test_api_answers_are_not_cached_and_carry_security_headers(env):
     assert "no-store" not in client.get("/static/common.js").headers.get("cache-control", "")
 
 
-def test_gridgov_check_reports_whether_the_service_may_change_the_audit_log(fresh_db_url):
+def test_gridgov_check_reports_whether_the_service_may_change_the_audit_log(fresh_db_url, pg_server):
+    """The owner cannot open the log to the service (the audit belongs to gridgov_audit); a superuser can."""
     engine = make_engine(fresh_db_url, pool_size=1)
+    admin = make_engine(pg_server.url(make_url(fresh_db_url).database), pool_size=1)
     try:
         with engine.connect() as conn, Session(bind=conn) as session:
             closed = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
-            session.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))
-            opened = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
+            session.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))  # no grant option: nothing granted
+            still_closed = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
             session.rollback()
+        with admin.begin() as conn:
+            conn.execute(text(f"GRANT DELETE ON audit_log TO {APP_ROLE}"))
+        with engine.connect() as conn, Session(bind=conn) as session:
+            opened = {r.name: r for r in run_checks(session)}["audit log closed to the service"]
     finally:
         engine.dispose()
+        admin.dispose()
+    assert still_closed.ok or pg_server.cluster is None
     assert closed.ok and "only read and append" in closed.detail
     assert not opened.ok
 

@@ -1,7 +1,10 @@
 """The audit log: who read, revealed, exported or changed what, when, from where and why.
 
 Rows are append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and the service's database role
-(:mod:`spatial.store.privileges`) has no such privilege. Write the entry of an action in the same
+(:mod:`spatial.store.privileges`) has no such privilege. The database stamps each row (migration 0010): its
+``id``, ``at`` (the database clock), ``role`` (the user's, from ``users``; NULL for a name that is no account)
+and ``db_user`` (the database login), whatever the client sends; committed rows are chained by hash off the
+request path (:mod:`spatial.store.audit_chain`). Write the entry of an action in the same
 transaction as the action (:func:`record`), so an action that is rolled back leaves no false record and
 vice versa. A *refused* action rolls its transaction back, so its row is written in a transaction of its
 own (:func:`record_apart`).

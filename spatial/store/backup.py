@@ -14,7 +14,8 @@ line.
   privileges to and the server lacks (roles are cluster-wide, so they are not in a dump; e.g. ``gridgov_app``,
   created ``NOLOGIN``), restores in a single transaction (all or nothing), makes the service's role usable
   again (:func:`spatial.store.privileges.grant_app_role`: the restoring user's membership is not in a dump
-  either) and runs ``ANALYZE``.
+  either), lays it out as gridgov's own databases are when a superuser restores where ``gridgov_owner`` exists
+  (:func:`_lay_out`), and runs ``ANALYZE``.
 * :func:`table_fingerprints` and :func:`sequence_values` describe a database's content, to compare two of them.
 """
 
@@ -32,12 +33,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from spatial.errors import Conflict, DatabaseUnavailable, InvalidInput
 from spatial.store.cluster import postgres_bindir
 from spatial.store.engine import make_engine
-from spatial.store.privileges import grant_app_role
+from spatial.store.privileges import AUDIT_ROLE, OWNER_ROLE, grant_app_role, lay_out_schema
 
 Progress = Callable[[int, int], None]
 
@@ -303,6 +305,18 @@ def _ensure_roles(url: str, roles: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(created)
 
 
+def _lay_out(conn: psycopg.Connection, audit_owner: str = AUDIT_ROLE) -> bool:
+    """A restore made by a superuser on a server where :data:`OWNER_ROLE` exists (the embedded cluster, or one
+    set up like it) is laid out as gridgov lays out its own databases: the schema owner's, the audit
+    ``audit_owner``'s (:func:`spatial.store.privileges.lay_out_schema`). Otherwise the restoring user keeps
+    everything (returns False)."""
+    superuser, owner = conn.execute("SELECT rolsuper, EXISTS (SELECT FROM pg_roles WHERE rolname = %s) FROM pg_roles "
+                                    "WHERE rolname = current_user", (OWNER_ROLE,)).fetchone()
+    if superuser and owner:
+        lay_out_schema(conn, OWNER_ROLE, audit_owner)
+    return bool(superuser and owner)
+
+
 def restore_database(url: str, path: Path, *, force: bool = False, progress: Progress | None = None) -> Summary:
     """Restore the backup at ``path`` into the database at ``url`` (created if missing); see the module docstring.
 
@@ -322,13 +336,19 @@ def restore_database(url: str, path: Path, *, force: bool = False, progress: Pro
         if code != 0:
             raise InvalidInput(f"restoring {path} failed and was rolled back ({code}): "
                                + ("; ".join(errors[-5:]) or "no message"))
+        with _connect(into) as conn:  # the audit the owner's while it grants, as when migrating
+            laid_out = _lay_out(conn, audit_owner=OWNER_ROLE)
         engine = make_engine(into, pool_size=1)
         try:
             with engine.begin() as conn:
+                if laid_out:
+                    conn.execute(text(f'SET LOCAL ROLE "{OWNER_ROLE}"'))
                 grant_app_role(conn)
         finally:
             engine.dispose()
         with _connect(into) as conn:
+            if laid_out:
+                _lay_out(conn)
             conn.execute("ANALYZE")
     except BaseException:
         if side:

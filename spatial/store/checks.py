@@ -62,7 +62,33 @@ def run_checks(session: Session, metric_srid: int = 4547, tolerance_m2: float = 
         results.append(CheckResult(name, failures == 0, f"{failures} failing"))
     results.append(_walking_network(session))
     results.append(_service_role(session))
+    results.append(_audit_triggers(session))
     return results
+
+
+AUDIT_TRIGGERS = {"audit_log": ("audit_log_append_only", "audit_log_no_truncate", "audit_log_stamp"),
+                  "audit_chain": ("audit_chain_append_only", "audit_chain_no_truncate")}
+
+
+def _audit_triggers(session: Session) -> CheckResult:
+    """Every trigger of the audit tables (migration 0010) exists and fires ALWAYS (also under
+    ``session_replication_role = replica``); a superuser's DISABLE and ENABLE leaves them firing on origin only.
+    The detail says who owns the tables, i.e. who could disable them."""
+    expected = [(table, name) for table, names in AUDIT_TRIGGERS.items() for name in names]
+    rows = session.execute(text(
+        "SELECT c.relname, t.tgname, t.tgenabled::text AS enabled, c.relowner::regrole::text AS owner "
+        "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE c.relname = ANY(:tables) AND c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal"),
+        {"tables": list(AUDIT_TRIGGERS)}).all()
+    state = {(r.relname, r.tgname): r.enabled for r in rows}
+    wrong = [f"{name} {'missing' if (table, name) not in state else 'not ALWAYS (' + state[(table, name)] + ')'}"
+             for table, name in expected if state.get((table, name)) != "A"]
+    owners = sorted({r.owner for r in rows})
+    who = session.scalar(text("SELECT current_user"))
+    owned = (f"owned by {', '.join(owners)}" + (f": {who} can disable them, only the hash chain and its anchors show "
+                                                "changes" if who in owners else ""))
+    return CheckResult("audit triggers always on", not wrong, "; ".join(wrong) if wrong else
+                       f"{len(expected)} triggers fire always; {owned}")
 
 
 def _service_role(session: Session) -> CheckResult:

@@ -1,8 +1,15 @@
 """The embedded PostgreSQL cluster that gridgov starts itself when no database URL is configured.
 
 Layout under ``data_dir``: ``pg/`` (the cluster), ``run/`` (its Unix socket; it listens on no TCP port),
-``postgres.log``. The cluster's superuser is ``gridgov`` and local socket connections are trusted; the
-socket folder is mode 0700, so only its owner (and root) can connect.
+``postgres.log``. Local socket connections are trusted; the socket folder is mode 0700, so only its owner (and
+root) can connect.
+
+Roles: the cluster's superuser ``gridgov`` only bootstraps — initdb, the roles, creating databases and the
+extensions PostGIS and pgRouting (which need a superuser), and the ownership layout of
+:func:`spatial.store.privileges.lay_out_schema`. Migrations, the command line and backups connect as the schema
+owner :data:`~spatial.store.privileges.OWNER_ROLE` (``gridgov_owner``, no superuser, :meth:`LocalCluster.owner_url`),
+the web service as ``gridgov_app``; the audit tables belong to ``gridgov_audit``, which nobody logs in as. A
+data folder made by an older gridgov (everything owned by the superuser) is laid out so at its next start.
 
 PostgreSQL refuses to run as root. When gridgov runs as root, the cluster runs as the ``postgres``
 system user that Debian's package creates, through ``runuser``; the folders are handed to that user.
@@ -13,6 +20,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import pwd
 import shutil
 import subprocess
@@ -23,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from spatial.errors import SetupError
+from spatial.store.privileges import APP_ROLE, AUDIT_ROLE, OWNER_ROLE, lay_out_schema
 
 INSTALL_HINT = (
     "install them with: apt-get update && apt-get install -y postgresql-15 postgresql-15-postgis-3 "
@@ -158,6 +168,19 @@ class LocalCluster:
         self._make_dirs()
         self._run(str(postgres_bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.pgdata),
                   "-l", str(self.logfile))
+        self._ensure_roles()
+
+    def _ensure_roles(self) -> None:
+        """The owner (LOGIN, no superuser, may not create databases or roles), the service's role (LOGIN), the
+        audit's owner (NOLOGIN); the owner is a member of the service's role (to switch to it)."""
+        with self._admin_connection() as conn:
+            for role, options in ((self.owner, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"), (APP_ROLE, "LOGIN"),
+                                  (AUDIT_ROLE, "NOLOGIN")):
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                conn.execute(sql.SQL("{} ROLE {} " + options).format(
+                    sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(role)))
+            if not conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (self.owner, APP_ROLE)).fetchone()[0]:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_ROLE), sql.Identifier(self.owner)))
 
     def stop(self, *, crash: bool = False) -> None:
         """Stop the server: cleanly (``fast``: sessions are ended, data flushed), or with ``crash=True`` as by a
@@ -167,25 +190,59 @@ class LocalCluster:
                       "-D", str(self.pgdata))
 
     # -- databases --------------------------------------------------------------------------------
-    def url(self, dbname: str) -> str:
-        """SQLAlchemy URL of a database of this cluster, over its Unix socket."""
-        return f"postgresql+psycopg://{self.superuser}@/{dbname}?host={self.socket_dir}&port={self.port}"
+    @property
+    def owner(self) -> str:
+        return OWNER_ROLE
 
-    def _admin_connection(self) -> psycopg.Connection:
+    def url(self, dbname: str) -> str:
+        """SQLAlchemy URL of a database of this cluster as its superuser, over its Unix socket (bootstrap,
+        restores, tests that play an attacker)."""
+        return self._url(self.superuser, dbname)
+
+    def owner_url(self, dbname: str) -> str:
+        """SQLAlchemy URL of a database of this cluster as the schema owner (no superuser): migrations, the
+        command line, backups."""
+        return self._url(self.owner, dbname)
+
+    def _url(self, user: str, dbname: str) -> str:
+        return f"postgresql+psycopg://{user}@/{dbname}?host={self.socket_dir}&port={self.port}"
+
+    def _admin_connection(self, dbname: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(
-            host=str(self.socket_dir), port=self.port, user=self.superuser, dbname="postgres", autocommit=True
+            host=str(self.socket_dir), port=self.port, user=self.superuser, dbname=dbname, autocommit=True
         )
 
     def ensure_database(self, dbname: str, template: str | None = None) -> bool:
-        """Create ``dbname`` (optionally from a template database) unless it exists; True if created."""
+        """Create ``dbname`` (optionally from a template database) unless it exists, then lay it out (extensions,
+        owners: :meth:`lay_out`); True if created now."""
         with self._admin_connection() as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-                return False
-            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
-            if template:
-                query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-            conn.execute(query)
-            return True
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+            if not exists:
+                query = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname),
+                                                                       sql.Identifier(self.owner))
+                if template:
+                    query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+                conn.execute(query)
+        self.lay_out(dbname)
+        return not exists
+
+    def lay_out(self, dbname: str, *, audit_owner: str = AUDIT_ROLE) -> None:
+        """As the superuser: the extensions (only a superuser may create them), then the owners
+        (:func:`spatial.store.privileges.lay_out_schema`). Idempotent; upgrades a database of an older gridgov."""
+        with self._admin_connection(dbname) as conn:
+            for extension in ("postgis", "pgrouting"):
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
+            lay_out_schema(conn, self.owner, audit_owner)
+
+    @contextmanager
+    def migration_window(self, dbname: str) -> Iterator[None]:
+        """The audit tables belong to the owner while the block runs (a migration may alter them), and to the
+        audit's role again afterwards, whether the block succeeded or not."""
+        self.lay_out(dbname, audit_owner=self.owner)
+        try:
+            yield
+        finally:
+            self.lay_out(dbname)
 
     def drop_database(self, dbname: str) -> None:
         with self._admin_connection() as conn:

@@ -37,6 +37,11 @@ def current_revisions(engine: Engine) -> tuple[str, ...]:
         return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
 
 
+def pending(engine: Engine) -> bool:
+    """True if the database is not at the newest revision of every branch."""
+    return current_revisions(engine) != head_revisions()
+
+
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (default: the newest of every branch), then grant the service's
     role (:mod:`spatial.store.privileges`) the tables as they now are. Safe to run again, and from several

@@ -243,3 +243,4 @@ class AuditEntry(Base):
     purpose: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str] = mapped_column(Text, server_default="ok")
     client_addr: Mapped[str | None] = mapped_column(Text)
+    db_user: Mapped[str | None] = mapped_column(Text)  # set by the database: the login that wrote the row

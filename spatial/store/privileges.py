@@ -8,9 +8,17 @@ only by trigger.
 How the service becomes that role (:func:`service_connection`): it *logs in* as ``gridgov_app`` when the
 server lets that role in without a password (the embedded cluster trusts its local socket; peer or
 certificate setups can too). A session that logged in as the owner and switched role could switch back
-(``SET ROLE <owner>``) — and the embedded cluster's owner is a superuser — so logging in is preferred; on a
-server that asks ``gridgov_app`` for a password the service logs in as the owner and switches role at
-connection start, and ``gridgov check`` says which.
+(``SET ROLE <owner>``) — and on a server gridgov does not lay out, the owner may be a superuser — so logging in
+is preferred; on a server that asks ``gridgov_app`` for a password the service logs in as the owner and switches
+role at connection start, and ``gridgov check`` says which.
+
+Where a superuser lays the schema out (the embedded cluster, :func:`lay_out_schema`; and a restore made by a
+superuser where :data:`OWNER_ROLE` exists), the owner is itself no superuser and does not own the audit: the
+audit tables and their trigger functions (:data:`AUDIT_TABLES`, :data:`AUDIT_FUNCTIONS`) belong to
+:data:`AUDIT_ROLE`, a role nobody logs in as or is a member of. So neither the service nor the owner can
+disable or drop the audit's triggers, replace their functions or set ``session_replication_role``; the owner
+may read and append (its UPDATE, DELETE and TRUNCATE meet the triggers). A migration that changes the audit
+tables runs while :func:`lay_out_schema` has handed them to the owner (``audit_owner=owner``).
 
 Roles are global to a PostgreSQL cluster; the grants live in each database. :func:`grant_app_role` is run
 after every migration (it is idempotent) so tables added by any branch are covered. Creating the role needs
@@ -24,6 +32,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Connection, Engine, make_url, text
 
 from spatial.store.engine import normalize_url
@@ -31,7 +40,11 @@ from spatial.store.engine import normalize_url
 log = logging.getLogger("gridgov.store")
 
 APP_ROLE = "gridgov_app"
-APPEND_ONLY_TABLES = ("audit_log",)
+OWNER_ROLE = "gridgov_owner"  # the schema owner of a cluster gridgov lays out itself (no superuser)
+AUDIT_ROLE = "gridgov_audit"  # owns the audit tables there; NOLOGIN, no members
+AUDIT_TABLES = ("audit_log", "audit_chain")
+AUDIT_FUNCTIONS = ("refuse_change", "audit_log_stamp")
+APPEND_ONLY_TABLES = AUDIT_TABLES
 
 _CREATE = f"""
 DO $$ BEGIN
@@ -101,3 +114,75 @@ def service_role(engine: Engine) -> str | None:
         usable = app_role_exists(conn) and conn.scalar(
             text("SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": APP_ROLE})
     return APP_ROLE if usable else None
+
+
+# -- the layout of a database by a superuser ---------------------------------------------------------------
+_MISPLACED = """
+SELECT o.kind, o.name, o.audit FROM (
+    SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END AS kind, c.oid::regclass::text AS name,
+           c.relowner AS owner, c.oid, 'pg_class'::regclass AS catalog, c.relname = ANY(%(tables)s) AS audit
+    FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      -- a serial sequence follows its table
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+    UNION ALL
+    SELECT 'ROUTINE', p.oid::regprocedure::text, p.proowner, p.oid, 'pg_proc'::regclass, p.proname = ANY(%(functions)s)
+    FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+    UNION ALL
+    SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, t.oid::regtype::text, t.typowner, t.oid,
+           'pg_type'::regclass, false
+    FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd')
+) o
+WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = o.catalog AND d.objid = o.oid AND d.deptype = 'e')
+  AND o.owner <> (CASE WHEN o.audit THEN %(audit_owner)s ELSE %(owner)s END)::regrole
+"""
+
+
+def lay_out_schema(conn: psycopg.Connection, owner: str = OWNER_ROLE, audit_owner: str = AUDIT_ROLE) -> int:
+    """As a superuser connected to the database: give the database and every object of schema ``public`` that no
+    extension owns to ``owner``, except the audit tables and functions and the schema itself (whose owner could
+    drop them), given to ``audit_owner``; then grant the
+    owner and :data:`APP_ROLE` what they may do on the audit tables. Idempotent (only misplaced objects are
+    altered); upgrades a database made by an older gridgov, whose objects all belong to the superuser. Returns
+    the number of objects whose owner changed."""
+    if conn.execute("SELECT datdba::regrole::text <> %s FROM pg_database WHERE datname = current_database()",
+                    (owner,)).fetchone()[0]:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier(owner)))
+    # The owner of a schema may drop any table in it: public belongs to the audit's owner too, the owner may
+    # create in it.
+    if conn.execute("SELECT nspowner::regrole::text <> %s FROM pg_namespace WHERE nspname = 'public'",
+                    (audit_owner,)).fetchone()[0]:
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(audit_owner)))
+    conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
+    misplaced = conn.execute(_MISPLACED, {"tables": list(AUDIT_TABLES), "functions": list(AUDIT_FUNCTIONS),
+                                          "owner": owner, "audit_owner": audit_owner}).fetchall()
+    for kind, name, audit in misplaced:
+        conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(
+            sql.SQL(kind), sql.SQL(name), sql.Identifier(audit_owner if audit else owner)))
+    if audit_owner != owner:
+        _grant_audit(conn, owner)
+    return len(misplaced)
+
+
+def _grant_audit(conn: psycopg.Connection, owner: str) -> None:
+    tables = [r[0] for r in conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname = ANY(%s) "
+        "AND relkind = 'r' ORDER BY relname", (list(AUDIT_TABLES),))]
+    if not tables:
+        return
+    names = sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+    app = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone() is not None
+    # The owner keeps UPDATE, DELETE and TRUNCATE so that it meets the triggers' own refusal ("append-only"),
+    # which it can neither disable nor replace; never TRIGGER (a trigger of its own could rewrite a row).
+    conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {} TO {}").format(
+        names, sql.Identifier(owner)))
+    if app:
+        conn.execute(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(names, sql.Identifier(APP_ROLE)))
+    sequence = conn.execute("SELECT pg_get_serial_sequence('public.audit_log', 'id')").fetchone()[0] \
+        if "audit_log" in tables else None
+    if sequence:
+        grantees = sql.SQL(", ").join(sql.Identifier(r) for r in (owner, *([APP_ROLE] if app else [])))
+        conn.execute(sql.SQL("GRANT USAGE, SELECT ON SEQUENCE {} TO {}").format(sql.SQL(sequence), grantees))
