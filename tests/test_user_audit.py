@@ -61,6 +61,7 @@ def test_every_account_change_from_the_command_line_is_audited_by_the_os_user(fr
 
 def test_deactivating_or_setting_a_password_ends_the_users_tokens(db):
     user = users.create_user(db, "li.na", PASSWORD, "viewer")
+    users.create_user(db, "admin1", PASSWORD, "admin")  # the server takes the role from the account (0010)
     admin = Principal(1, "admin1", "admin", client_addr="10.0.0.7")
     for change in ({"password": "a new long password"}, {"active": False}):
         token, _ = users.issue_token(db, user, 3600)
