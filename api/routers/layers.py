@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.geojson import BboxParam, CrsParam, feature_collection, parse_bbox
+from api.geojson import BboxParam, CrsName, CrsParam, feature_collection, parse_bbox
 from api.schemas import LayerPublic
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import parse_crs
@@ -29,7 +29,7 @@ def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
                         "`as_of` (grids only) reads the grid plan in force at that time from the history.")
 def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
                crs: CrsParam = None, bbox: BboxParam = None,
-               bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+               bbox_crs: Annotated[CrsName | None, Query(alias="bbox-crs")] = None,
                limit: Annotated[int, Query(ge=1, le=layers.MAX_LIMIT)] = 1000,
                offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
                as_of: Annotated[datetime | None, Query(description="ISO 8601 time (grids only)")] = None,

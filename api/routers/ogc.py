@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.ogc import documents
-from api.geojson import FastJSONResponse
+from api.geojson import CrsName, FastJSONResponse
 from api.ogc.crs import ogc_crs
 from spatial import cql2
 from spatial.errors import InvalidInput, UnknownCRS
@@ -31,7 +31,7 @@ PREFIX = "/ogc"
 DEFAULT_LIMIT = 100
 
 CollectionId = Annotated[str, Path(description="collection id, e.g. grids, buildings")]
-Crs = Annotated[str | None, Query(description="output CRS URI (default CRS84; EPSG/0/4490 is CGCS2000)")]
+Crs = Annotated[CrsName | None, Query(description="output CRS URI (default CRS84; EPSG/0/4490 is CGCS2000)")]
 
 
 @contextmanager
@@ -155,12 +155,12 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
           bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs")] = None,
-          bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+          bbox_crs: Annotated[CrsName | None, Query(alias="bbox-crs")] = None,
           crs: Crs = None,
           datetime_: Annotated[str | None, Query(alias="datetime", description="instant (grids)")] = None,
           filter_: Annotated[str | None, Query(alias="filter", description="CQL2 text")] = None,
           filter_lang: Annotated[Literal["cql2-text", "cql-text"], Query(alias="filter-lang")] = "cql2-text",
-          filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None) -> JSONResponse:
+          filter_crs: Annotated[CrsName | None, Query(alias="filter-crs")] = None) -> JSONResponse:
     layer(collectionId)
     out = ogc_crs(crs)
     with _bad_request():
