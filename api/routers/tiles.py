@@ -19,6 +19,8 @@ from tiles.style import style, tilejson
 router = APIRouter(prefix="/tiles", tags=["tiles · 矢量瓦片"])
 
 MVT = "application/vnd.mapbox-vector-tile"
+LAYERS_MAX_LENGTH = len(",".join(tile_layers()))
+"""The longest ``layers`` list of a combined tile: every tile layer once."""
 ATTRIBUTION = "gridgov · map data © OpenStreetMap contributors (ODbL) where imported from OpenStreetMap"
 
 
@@ -67,7 +69,8 @@ def layer_tilejson(layer: str, request: Request) -> dict:
 @router.get("/{z}/{x}/{y}.mvt", summary="Several layers in one tile (组合瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
 async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: int,
-                        layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
+                        layers: Annotated[str | None, Query(description="comma-separated, each at most once; "
+                                                            "default: all you may see", max_length=LAYERS_MAX_LENGTH)]
                         = None) -> Response:
     names = layers.split(",") if layers is not None else None
     return _respond(request, await _service(request).combined_async(request.app.state.reads, names, z, x, y, who))
