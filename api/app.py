@@ -17,6 +17,7 @@ from api import errors, routers
 from api.deps import TOKENS_CHANNEL, principals_of
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
+from api.proxies import ForwardedFor
 from gridgov.settings import Settings
 from spatial.store.aio import AsyncPool
 from spatial.store.engine import libpq_url, make_sessionmaker
@@ -89,4 +90,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ForwardedFor)
     return app

@@ -142,6 +142,13 @@ def migrate(settings: Settings) -> None:
 
 
 # -- serving -------------------------------------------------------------------------------------------
+def uvicorn_options(settings: Settings) -> dict:
+    """How gridgov runs uvicorn. ``proxy_headers`` off: uvicorn's own handling believes ``X-Forwarded-For`` from
+    any loopback peer; the app decides from ``settings.trusted_proxies`` (:mod:`api.proxies`). No ``Server``
+    header (it named the server and its version)."""
+    return {"log_level": "info", "access_log": settings.access_log, "proxy_headers": False, "server_header": False}
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -149,14 +156,14 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     click.echo(f"gridgov on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=settings.access_log)
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
         return
     # Start the embedded cluster and migrate once, before the workers (each reads the same settings from the
     # environment and settings file) race to do it.
     open_database(settings).dispose()
     click.echo(f"{settings.workers} worker processes")
     uvicorn.run("api.app:create_app", factory=True, workers=settings.workers, host=host, port=port,
-                log_level="info", access_log=settings.access_log)
+                **uvicorn_options(settings))
 
 
 @main.command(help="Serve the API and the map pages.")

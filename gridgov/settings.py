@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+                               TomlConfigSettingsSource)
 
 
 def default_data_dir() -> Path:
@@ -67,6 +68,17 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=True, description="log every request (off for benchmarks)")
     host: str = "127.0.0.1"
     port: int = 8000
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(), description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed, "
+        "comma-separated (e.g. 127.0.0.1,10.0.0.0/8). Empty (default): the header is ignored and the client is "
+        "the connection's peer (api.proxies)")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -185,12 +185,14 @@ def live_server(app_env):
 
     import uvicorn
 
+    from gridgov.cli import uvicorn_options
+
     client, sessions = app_env
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    options = {**uvicorn_options(client.app.state.settings), "log_level": "warning"}  # as gridgov serve runs it
+    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, lifespan="off", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

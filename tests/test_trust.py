@@ -303,3 +303,34 @@ def test_a_read_audit_row_relaxes_only_its_own_transaction(fresh_db_url):
             assert session.scalar(text("SELECT object_id FROM audit_log WHERE username = 'w'")) == "1,2"
     finally:
         engine.dispose()
+
+
+# -- the client address behind a proxy ---------------------------------------------------------------------------
+
+def test_forwarded_for_from_a_loopback_client_is_ignored_unless_it_is_a_configured_proxy(env, live_server):
+    # uvicorn's own proxy_headers believed X-Forwarded-For from any loopback peer: forged audit addresses, and a
+    # new address per request reset the per-address login limit
+    import httpx
+
+    client, sessions, _ = env
+    base, _ = live_server
+    settings_of(client, login_max_failures_per_address=3)
+    for n in range(3):
+        response = httpx.post(f"{base}/api/auth/token", data={"username": f"nobody{n}", "password": "wrong password!"},
+                              headers={"X-Forwarded-For": f"203.0.113.{n}"})
+        assert response.status_code == 401
+    rows = audit_rows(sessions, "action = 'login' AND object_id LIKE 'nobody%'")
+    assert [r["client_addr"] for r in rows] == ["127.0.0.1"] * 3
+    limited = httpx.post(f"{base}/api/auth/token", data={"username": "planner1", "password": PASSWORD},
+                         headers={"X-Forwarded-For": "198.51.100.1"})
+    assert limited.status_code == 429, limited.text  # the limit holds for the real address
+
+    settings_of(client, trusted_proxies=Settings(trusted_proxies="127.0.0.0/8,10.0.0.1").trusted_proxies)
+    response = httpx.post(f"{base}/api/auth/token", data={"username": "someone", "password": "wrong password!"},
+                          headers={"X-Forwarded-For": "192.0.2.66, 198.51.100.7, 10.0.0.1"})
+    assert response.status_code == 401
+    # the right-most address no trusted proxy wrote: 192.0.2.66 was the client's own claim
+    assert audit_rows(sessions, "object_id = 'someone'")[0]["client_addr"] == "198.51.100.7"
+    response = httpx.post(f"{base}/api/auth/token", data={"username": "planner1", "password": PASSWORD},
+                          headers={"X-Forwarded-For": "198.51.100.8"})
+    assert response.status_code == 200  # another address behind the proxy is not limited
