@@ -215,3 +215,18 @@ async def current_user(request: Request, credentials: Annotated[HTTPAuthorizatio
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def optional_user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                                  Depends(bearer_scheme)]) -> Principal | None:
+    """The caller if a valid token is sent, else None (no token, or one that is expired or unknown): for an
+    endpoint open to anyone that tells more to some roles."""
+    if credentials is None:
+        return None
+    try:
+        return await caller(request, credentials.credentials)
+    except NotAuthenticated:
+        return None
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]

@@ -334,3 +334,13 @@ def test_forwarded_for_from_a_loopback_client_is_ignored_unless_it_is_a_configur
     response = httpx.post(f"{base}/api/auth/token", data={"username": "planner1", "password": PASSWORD},
                           headers={"X-Forwarded-For": "198.51.100.8"})
     assert response.status_code == 200  # another address behind the proxy is not limited
+
+
+def test_health_tells_versions_only_to_admins(env):
+    client, _, _ = env
+    assert client.get("/api/health").json() == {"status": "ok", "database": "reachable"}
+    assert client.get("/api/health", headers={"Authorization": "Bearer forged"}).json() == {
+        "status": "ok", "database": "reachable"}
+    assert set(client.get("/api/health", headers=bearer(client, "planner1")).json()) == {"status", "database"}
+    admin = client.get("/api/health", headers=bearer(client, "admin1")).json()
+    assert admin["postgis"] and admin["pgrouting"] and admin["schema_revision"]
