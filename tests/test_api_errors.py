@@ -161,3 +161,38 @@ def test_a_crs_of_thousands_of_digits_in_a_body_is_a_4xx(client):
     assert_error(response, 422, "InvalidInput")
     response = client.post("/api/field/route", json={"lon": 114.05, "lat": 22.54, "crs": DIGITS_CRS})
     assert 400 <= response.status_code < 500, response.text
+
+
+def _route_running(client, path: str, *statements: str) -> str:
+    """A POST route on the app that runs ``statements`` in the request's session: a real refusal by the real
+    database, as a bug in a store function would meet one."""
+    from sqlalchemy import text
+
+    from api.deps import SessionDep
+
+    def run(session) -> None:
+        for statement in statements:
+            session.execute(text(statement))
+
+    run.__annotations__.update(session=SessionDep, **{"return": None})
+    client.app.add_api_route(path, run, methods=["POST"])
+    return path
+
+
+def test_a_value_postgresql_refuses_is_answered_with_a_message_of_ours(client):
+    # PostgreSQL's text named the type and echoed the value
+    path = _route_running(client, "/api/test-out-of-range", "SELECT CAST('99999999999' AS integer)")
+    body = assert_error(client.post(path), 422, "InvalidInput")
+    assert "out of the range" in body["detail"] and body["sqlstate"] == "22003", body
+    assert "integer" not in body["detail"] and "99999999999" not in body["detail"]
+    body = assert_error(client.get("/api/grids/%00"), 422, "InvalidInput")
+    assert "NUL" in body["detail"] and "PostgreSQL" not in body["detail"]
+
+
+def test_a_duplicate_key_is_a_409_that_names_no_table_or_constraint(client):
+    path = _route_running(client, "/api/test-duplicate",
+                          "CREATE TEMP TABLE secret_table (code text CONSTRAINT secret_key PRIMARY KEY)",
+                          "INSERT INTO secret_table VALUES ('440399001001'), ('440399001001')")
+    body = assert_error(client.post(path), 409, "Conflict")
+    assert "already exists" in body["detail"] and body["sqlstate"] == "23505"
+    assert not any(word in json.dumps(body) for word in ("secret", "440399001001", "violates"))
