@@ -21,6 +21,7 @@ The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -155,6 +156,10 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from api.app import create_app
 
     click.echo(f"gridgov on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    # where it serves is where its URLs point unless public_url says otherwise (Settings.base_url); workers
+    # build their settings from the environment
+    settings = settings.model_copy(update={"host": host, "port": port})
+    os.environ.update(GRIDGOV_HOST=host, GRIDGOV_PORT=str(port))
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
         return

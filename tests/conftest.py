@@ -191,6 +191,7 @@ def live_server(app_env):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    client.app.state.settings = client.app.state.settings.model_copy(update={"host": "127.0.0.1", "port": port})
     options = {**uvicorn_options(client.app.state.settings), "log_level": "warning"}  # as gridgov serve runs it
     server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, lifespan="off", **options))
     thread = threading.Thread(target=server.run, daemon=True)

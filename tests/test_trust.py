@@ -344,3 +344,21 @@ def test_health_tells_versions_only_to_admins(env):
     assert set(client.get("/api/health", headers=bearer(client, "planner1")).json()) == {"status", "database"}
     admin = client.get("/api/health", headers=bearer(client, "admin1")).json()
     assert admin["postgis"] and admin["pgrouting"] and admin["schema_revision"]
+
+
+def test_urls_handed_out_never_echo_the_host_header(env):
+    # the Host header was reflected into TileJSON, the style and OGC links (cache poisoning, phishing links)
+    client, _, _ = env
+    headers = {**bearer(client, "planner1"), "Host": "evil.example"}
+    paths = ["/tiles/tiles.json", "/tiles/style.json", "/tiles/buildings.json", "/ogc", "/ogc/collections",
+             "/ogc/collections/grids/items?limit=1", "/api/layers", "/", "/planner", "/field"]
+    for path in paths:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200 and "evil.example" not in response.text, path
+    assert client.get("/tiles/buildings.json", headers=headers).json()["tiles"][0].startswith("http://127.0.0.1:8000/")
+    settings_of(client, public_url="https://grid.example.cn/gridgov/")
+    tiles = client.get("/tiles/buildings.json", headers=headers).json()["tiles"][0]
+    assert tiles == "https://grid.example.cn/gridgov/tiles/buildings/{z}/{x}/{y}.mvt"
+    links = client.get("/ogc/collections/buildings/items?limit=1", headers=headers).json()["links"]
+    assert all(link["href"].startswith("https://grid.example.cn/gridgov/ogc") for link in links), links
+    assert any(link["rel"] == "next" and "offset=1" in link["href"] for link in links), links

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_transaction
+from api.routers.pages import static_path
 from api.geojson import CrsName, CrsParam, FastJSONResponse
 from api.schemas import BigId, Id, SolverSeconds
 from spatial.errors import InvalidInput
@@ -442,7 +443,7 @@ def field_redirect() -> RedirectResponse:
 @pages.get("/field/", response_class=HTMLResponse)
 def field_page(request: Request) -> HTMLResponse:
     """The grid worker's phone page (网格员外勤): nearby households, visits, campaign progress, route."""
-    return TEMPLATES.TemplateResponse(request, "field.html", {"static": lambda p: request.url_for("static", path=p)})
+    return TEMPLATES.TemplateResponse(request, "field.html", {"static": lambda p: static_path(request, p)})
 
 
 @pages.get("/field/sw.js")

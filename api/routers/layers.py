@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, public_url
 from api.geojson import BboxParam, CrsName, CrsParam, feature_collection, parse_bbox
 from api.schemas import LayerPublic
 from spatial.errors import InvalidInput
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/layers", tags=["layers · 图层"])
 @router.get("", response_model=list[LayerPublic], summary="The map layers (图层列表)")
 def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
     return [LayerPublic(name=name, label_zh=spec.label_zh, label_en=spec.label_en, filters=list(spec.filters),
-                        url=str(request.url_for("read_layer", name=name)))
+                        url=public_url(request, request.app.url_path_for("read_layer", name=name)))
             for name, spec in layers.LAYERS.items()]
 
 

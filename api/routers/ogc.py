@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, public_url, this_url
 from api.ogc import documents
 from api.geojson import CrsName, FastJSONResponse
 from api.ogc.crs import ogc_crs
@@ -62,7 +62,7 @@ SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {documents
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + PREFIX
+    return public_url(request, PREFIX)
 
 
 def _json(content: Any, media_type: str = documents.JSON, **headers: str) -> FastJSONResponse:
@@ -168,12 +168,12 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
         page = store.read_items(session, collectionId, bbox=box, filter=_filter(filter_, filter_crs),
                                 at=_instant(datetime_, collectionId), limit=limit, offset=offset,
                                 metric_srid=settings.metric_srid)
-    links = [documents.link(str(request.url), "self", documents.GEOJSON)]
+    links = [documents.link(this_url(request), "self", documents.GEOJSON)]
     if page.has_more:
-        links.append(documents.link(str(request.url.include_query_params(offset=offset + limit, limit=limit)),
+        links.append(documents.link(this_url(request, request.url.include_query_params(offset=offset + limit, limit=limit)),
                                     "next", documents.GEOJSON, "next page"))
     if offset > 0:
-        links.append(documents.link(str(request.url.include_query_params(offset=max(0, offset - limit),
+        links.append(documents.link(this_url(request, request.url.include_query_params(offset=max(0, offset - limit),
                                                                            limit=limit)),
                                     "prev", documents.GEOJSON, "previous page"))
     links.append(documents.link(f"{_base(request)}/collections/{collectionId}", "collection", documents.JSON))

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import CurrentUser
+from api.deps import CurrentUser, public_url
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -45,7 +45,7 @@ def _respond(request: Request, result: TileResult) -> Response:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_url(request)
 
 
 @router.get("/style.json", summary="MapLibre style of every layer (地图样式)")
