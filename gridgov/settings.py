@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
                                TomlConfigSettingsSource)
 
@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=True, description="log every request (off for benchmarks)")
     host: str = "127.0.0.1"
     port: int = 8000
+    backup_key_file: Path | None = Field(
+        default=None, description="file whose bytes are the secret of encrypted backups (gridgov backup --encrypt, "
+        "restore); keep it 0600 and apart from the backups. Configured: backups are encrypted by default")
+    backup_passphrase: SecretStr | None = Field(
+        default=None, description="the same secret as a passphrase (at least 12 characters), when no key file is "
+        "set")
     public_url: str | None = Field(
         default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$", max_length=500,
         description="the service's address as clients reach it (e.g. https://grid.example.cn/gridgov), for the "
