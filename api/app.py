@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             if own:
                 app.state.engine.dispose()
 
-    app = FastAPI(title="gridgov", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="gridgov", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs is api.routers.docs (Swagger UI vendored), ReDoc off
     app.state.settings = settings
     errors.install(app)
     for router in discover_routers():

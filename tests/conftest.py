@@ -217,13 +217,36 @@ def browser():
         instance.close()
 
 
+REPORT_CSP_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));"""
+
+
+def watch_errors(context) -> list[str]:
+    """Collect the errors of every page of a browser ``context`` (call before opening pages): uncaught exceptions,
+    and Content-Security-Policy violations (the ``securitypolicyviolation`` event and Chromium's console report),
+    so a page test fails if the policy blocks anything the page does."""
+    errors: list[str] = []
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+
+    def console(message) -> None:
+        if message.type == "error" and ("CSP violation" in message.text or "Content Security Policy" in message.text):
+            errors.append(message.text)
+
+    def watch(page) -> None:
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", console)
+
+    context.on("page", watch)
+    return errors
+
+
 def open_logged_in(browser, url: str, username: str, password: str, **context_options):
     """A new browser context on ``url``, logged in through the page's own login dialog and ready
-    (``body[data-ready]``). Returns (context, page, errors): page errors are collected for the test to check."""
+    (``body[data-ready]``). Returns (context, page, errors): page errors and CSP violations are collected for the
+    test to check (:func:`watch_errors`)."""
     context = browser.new_context(**context_options)
+    errors = watch_errors(context)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
