@@ -5,8 +5,8 @@ request validation (422, with the list in ``errors``) and Starlette's own 404/40
 declares it on every operation of the OpenAPI document. A value PostgreSQL refuses (NUL byte, number out of
 range) is the input's fault: 422; a change it refuses (duplicate key...) is a 409. Either answers a message chosen
 by SQLSTATE (:data:`DATA_MESSAGES`, :data:`INTEGRITY_MESSAGES`) and the SQLSTATE, never PostgreSQL's own text,
-which names tables and constraints and echoes values (it is logged). A 500 is always a bug; database outages are 503 with ``Retry-After`` so
-clients back off and retry.
+which names tables and constraints and echoes values (it is logged). A 500 is always a bug; database outages
+are 503 with ``Retry-After`` so clients back off and retry.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ address is derived. With ``settings.trusted_proxies`` empty (the default) the he
 the peer of the TCP connection. Otherwise, when the peer is one of those addresses or networks, the client is
 the right-most address of ``X-Forwarded-For`` (all such headers, in order) that is not itself a trusted proxy,
 as each proxy appends the address it saw: entries further left were written by the client and are not believed.
-A malformed entry stops the walk there (it is the client, cut to :data:`MAX_ADDRESS_LENGTH` characters). ``X-Forwarded-Proto`` and ``Forwarded`` are ignored:
-URLs the service hands out come from ``settings.public_url``.
+A malformed entry stops the walk there (it is the client, cut to :data:`MAX_ADDRESS_LENGTH` characters).
+``X-Forwarded-Proto`` and ``Forwarded`` are ignored: URLs the service hands out come from ``settings.public_url``.
 """
 
 from __future__ import annotations

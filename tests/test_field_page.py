@@ -70,7 +70,8 @@ def test_a_worker_finds_the_nearest_households_records_a_visit_and_sees_coverage
     page.select_option("#visit-result", "follow_up")
     page.fill("#visit-note", "独居老人，需定期回访")
     page.click("#visit button[type=submit]")
-    page.wait_for_function(f"() => Number(document.getElementById('screened').textContent) === {before + 1}", timeout=15_000)
+    page.wait_for_function(f"() => Number(document.getElementById('screened').textContent) === {before + 1}",
+                           timeout=15_000)
     page.wait_for_selector(f"li.household[data-id='{shown[0]}'][data-status='visited']", timeout=15_000)
     with sessions() as s:
         row = s.execute(text("SELECT result, note, far_from_building FROM campaign_visits")).one()

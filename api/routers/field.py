@@ -296,7 +296,8 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
                  mode: Annotated[str, Query(description="straight or walk")] = "straight",
                  campaign_id: Id | None = None, only_unvisited: bool = False,
                  purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
-                 position_crs: Annotated[CrsName | None, Query(description="crs of lon/lat when it differs from crs")] = None,
+                 position_crs: Annotated[CrsName | None,
+                                         Query(description="crs of lon/lat when it differs from crs")] = None,
                  ) -> FastJSONResponse:
     coords = parse_crs(crs)
     x, y = _wgs84(lon, lat, parse_crs(position_crs) if position_crs else coords)

@@ -170,12 +170,11 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
                                 metric_srid=settings.metric_srid)
     links = [documents.link(this_url(request), "self", documents.GEOJSON)]
     if page.has_more:
-        links.append(documents.link(this_url(request, request.url.include_query_params(offset=offset + limit, limit=limit)),
-                                    "next", documents.GEOJSON, "next page"))
+        following = request.url.include_query_params(offset=offset + limit, limit=limit)
+        links.append(documents.link(this_url(request, following), "next", documents.GEOJSON, "next page"))
     if offset > 0:
-        links.append(documents.link(this_url(request, request.url.include_query_params(offset=max(0, offset - limit),
-                                                                           limit=limit)),
-                                    "prev", documents.GEOJSON, "previous page"))
+        preceding = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
+        links.append(documents.link(this_url(request, preceding), "prev", documents.GEOJSON, "previous page"))
     links.append(documents.link(f"{_base(request)}/collections/{collectionId}", "collection", documents.JSON))
     body = documents.feature_collection(page.features, out, matched=page.matched, links=links)
     return _json(body, documents.GEOJSON, **{"Content-Crs": f"<{out.uri}>"})
