@@ -17,6 +17,7 @@ from api import errors, routers
 from api.deps import TOKENS_CHANNEL, principals_of
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
+from api.proxies import ForwardedFor
 from gridgov.settings import Settings
 from spatial.store.aio import AsyncPool
 from spatial.store.audit_chain import Sealer
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             if own:
                 app.state.engine.dispose()
 
-    app = FastAPI(title="gridgov", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="gridgov", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs is api.routers.docs (Swagger UI vendored), ReDoc off
     app.state.settings = settings
     errors.install(app)
     for router in discover_routers():
@@ -97,4 +99,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ForwardedFor)
     return app

@@ -156,6 +156,19 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def public_url(request: Request, path: str = "") -> str:
+    """The absolute URL of ``path`` (from the root, with any query) as clients reach the service:
+    ``settings.base_url`` (``public_url``), never the request's ``Host`` header, which the client chooses and
+    which would otherwise be reflected into TileJSON, style and OGC links (and caches)."""
+    return request.app.state.settings.base_url + path
+
+
+def this_url(request: Request, url: Any = None) -> str:
+    """:func:`public_url` of this request's path and query (or of ``url``, a variant of ``request.url``)."""
+    url = url or request.url
+    return public_url(request, url.path + (f"?{url.query}" if url.query else ""))
+
+
 class PrincipalCache:
     """token → :class:`Principal` for ``ttl_s`` seconds (by the token's SHA-256; the token itself is not kept)."""
 
@@ -237,3 +250,18 @@ async def current_user(request: Request, credentials: Annotated[HTTPAuthorizatio
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def optional_user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                                  Depends(bearer_scheme)]) -> Principal | None:
+    """The caller if a valid token is sent, else None (no token, or one that is expired or unknown): for an
+    endpoint open to anyone that tells more to some roles."""
+    if credentials is None:
+        return None
+    try:
+        return await caller(request, credentials.credentials)
+    except NotAuthenticated:
+        return None
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]

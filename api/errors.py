@@ -3,8 +3,10 @@
 Every error body is ``{"error": <kind>, "detail": <message for a person>, ...structured extras}``, FastAPI's
 request validation (422, with the list in ``errors``) and Starlette's own 404/405 included; :data:`RESPONSES`
 declares it on every operation of the OpenAPI document. A value PostgreSQL refuses (NUL byte, number out of
-range) is the input's fault: 422. A 500 is always a bug; database outages are 503 with ``Retry-After`` so
-clients back off and retry.
+range) is the input's fault: 422; a change it refuses (duplicate key...) is a 409. Either answers a message chosen
+by SQLSTATE (:data:`DATA_MESSAGES`, :data:`INTEGRITY_MESSAGES`) and the SQLSTATE, never PostgreSQL's own text,
+which names tables and constraints and echoes values (it is logged). A 500 is always a bug; database outages
+are 503 with ``Retry-After`` so clients back off and retry.
 """
 
 from __future__ import annotations
@@ -95,10 +97,39 @@ async def _domain(_: Request, exc: errors.GridgovError) -> JSONResponse:
     return error_response(status_of(exc), KIND_SHOWN.get(type(exc), type(exc).__name__), exc.message, **exc.detail)
 
 
+# What a planner is told when PostgreSQL refuses a value or a change, by SQLSTATE: PostgreSQL's own message names
+# tables, constraints and types, and echoes the value; it is logged (gridgov.api, INFO) instead.
+INTEGRITY_MESSAGES = {
+    "23505": "this would duplicate a record that already exists (the same code, name or key): choose another",
+    "23503": "this refers to a record that does not exist, or removes one that others still refer to",
+    "23502": "a required value is missing",
+    "23514": "a value is outside what is allowed here",
+    "23P01": "this overlaps or collides with a record that already exists",
+}
+DATA_MESSAGES = {
+    "22003": "a number is out of the range that can be stored",
+    "22P02": "a value is not of the expected type (for example text where a number is expected)",
+    "22007": "a date or time is not valid", "22008": "a date or time is out of range",
+    "22001": "a text is longer than can be stored",
+    "22021": "a text holds a character that cannot be stored",
+    "22012": "a value leads to a division by zero",
+}
+NUL_MESSAGE = "a text contains a NUL (0x00) character, which cannot be stored"
+
+
+def _refused_by_database(exc: DBAPIError, table: dict[str, str], default: str) -> tuple[str, str | None]:
+    """(message for the client, SQLSTATE) of a value or change PostgreSQL refused; the raw message is logged."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    raw = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    log.info("database refused the request (SQLSTATE %s): %s", sqlstate, raw)
+    if sqlstate is None and "NUL" in raw:  # psycopg's own refusal, before the server sees the value
+        return NUL_MESSAGE, None
+    return table.get(sqlstate or "", default), sqlstate
+
+
 async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
-    diag = getattr(exc.orig, "diag", None)
-    message = getattr(diag, "message_primary", None) or "the change conflicts with stored data"
-    return error_response(409, "Conflict", message, constraint=getattr(diag, "constraint_name", None))
+    message, sqlstate = _refused_by_database(exc, INTEGRITY_MESSAGES, "the change conflicts with stored data")
+    return error_response(409, "Conflict", message + "; nothing was changed", sqlstate=sqlstate)
 
 
 def _location(loc: tuple) -> str:
@@ -130,9 +161,9 @@ async def _http(_: Request, exc: HTTPException) -> JSONResponse:
 
 async def _data(_: Request, exc: DataError) -> JSONResponse:
     """PostgreSQL refused a value (NUL byte in text, integer out of range, invalid date...): the input's fault."""
-    diag = getattr(exc.orig, "diag", None)
-    message = getattr(diag, "message_primary", None) or str(exc.orig).splitlines()[0]
-    return error_response(422, "InvalidInput", f"a value cannot be stored or compared: {message}")
+    message, sqlstate = _refused_by_database(exc, DATA_MESSAGES, "a value sent is not valid here")
+    return error_response(422, "InvalidInput", f"a value cannot be stored or compared: {message}; check the values "
+                          "sent", sqlstate=sqlstate)
 
 
 # SQLSTATE classes of an outage: connection exception, insufficient resources, operator intervention

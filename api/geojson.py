@@ -15,10 +15,11 @@ from typing import Annotated, Any
 import orjson
 import shapely
 from fastapi import Query
+from pydantic import StringConstraints
 from fastapi.responses import JSONResponse
 
 from spatial.errors import InvalidInput
-from spatial.geometry.crs import CoordSys, from_wgs84, to_wgs84
+from spatial.geometry.crs import MAX_NAME_LENGTH, CoordSys, from_wgs84, to_wgs84
 from spatial.store.layers import Feature
 
 
@@ -33,7 +34,10 @@ class FastJSONResponse(JSONResponse):
 CRS_HELP = ("coordinate system: EPSG:4326 / WGS84 (default), EPSG:4490 / CGCS2000, GCJ-02 (Amap, Tencent, "
             "WeChat), BD-09 (Baidu), or any EPSG code")
 
-CrsParam = Annotated[str | None, Query(description=CRS_HELP, examples=["EPSG:4326", "GCJ-02"])]
+CrsName = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)]
+"""A CRS name as sent, in a query or a body (parsed by :func:`spatial.geometry.crs.parse_crs`): every ``crs``
+parameter and field uses it, so the OpenAPI document states the same bound (``maxLength``) the parser enforces."""
+CrsParam = Annotated[CrsName | None, Query(description=CRS_HELP, examples=["EPSG:4326", "GCJ-02"])]
 BboxParam = Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (default: crs)",
                                         examples=["114.06,22.55,114.08,22.57"])]
 

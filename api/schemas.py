@@ -34,11 +34,14 @@ class LayerPublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
+    """Whether the service and its database are up. The versions only for admins (they help an attacker more
+    than a health probe)."""
+
     status: str
     database: str
-    postgis: str
-    pgrouting: str
-    schema_revision: str | None
+    postgis: str | None = Field(None, description="PostGIS version; admins only")
+    pgrouting: str | None = Field(None, description="pgRouting version; admins only")
+    schema_revision: str | None = Field(None, description="schema revision; admins only")
 
 
 class AuditEntryPublic(BaseModel):

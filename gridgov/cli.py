@@ -25,6 +25,7 @@ The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``
 from __future__ import annotations
 
 import getpass
+import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -146,21 +147,32 @@ def migrate(settings: Settings) -> None:
 
 
 # -- serving -------------------------------------------------------------------------------------------
+def uvicorn_options(settings: Settings) -> dict:
+    """How gridgov runs uvicorn. ``proxy_headers`` off: uvicorn's own handling believes ``X-Forwarded-For`` from
+    any loopback peer; the app decides from ``settings.trusted_proxies`` (:mod:`api.proxies`). No ``Server``
+    header (it named the server and its version)."""
+    return {"log_level": "info", "access_log": settings.access_log, "proxy_headers": False, "server_header": False}
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
 
     click.echo(f"gridgov on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    # where it serves is where its URLs point unless public_url says otherwise (Settings.base_url); workers
+    # build their settings from the environment
+    settings = settings.model_copy(update={"host": host, "port": port})
+    os.environ.update(GRIDGOV_HOST=host, GRIDGOV_PORT=str(port))
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=settings.access_log)
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
         return
     # Start the embedded cluster and migrate once, before the workers (each reads the same settings from the
     # environment and settings file) race to do it.
     open_database(settings).dispose()
     click.echo(f"{settings.workers} worker processes")
     uvicorn.run("api.app:create_app", factory=True, workers=settings.workers, host=host, port=port,
-                log_level="info", access_log=settings.access_log)
+                **uvicorn_options(settings))
 
 
 @main.command(help="Serve the API and the map pages.")
@@ -193,11 +205,13 @@ def _demo_users(session: Session, credentials: Path) -> str:
         users.create_user(session, name, password, role, display_name=f"demo {role}",
                           scope_code=subdistrict if scope else None,
                           grid_codes=(first_grid,) if scope == "grid" and first_grid else ())
-    if known:
-        return password
-    credentials.parent.mkdir(parents=True, exist_ok=True)
-    credentials.touch(mode=0o600)
-    credentials.write_text(password + "\n")
+    if not known:
+        credentials.parent.mkdir(parents=True, exist_ok=True)
+        credentials.unlink(missing_ok=True)
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+    os.chmod(credentials, 0o600)  # also a file left by an older version
     return password
 
 
@@ -212,10 +226,11 @@ def demo(settings: Settings, serve_after: bool, host: str | None, port: int | No
     with _reported_errors():
         with _transaction(settings, "demo", "demo neighbourhood") as session:
             counts = load_demo(session)
-            password = _demo_users(session, settings.data_dir / "demo-credentials.txt")
+            _demo_users(session, settings.data_dir / "demo-credentials.txt")
         click.echo("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int)))
-        click.echo(f"demo users: {', '.join(name for name, _, _ in DEMO_USERS)}; password: {password}"
-                   f"  (kept in {settings.data_dir / 'demo-credentials.txt'})")
+        # not the password itself: this output ends up in logs (systemd, CI, terminals shared on screen)
+        click.echo(f"demo users: {', '.join(name for name, _, _ in DEMO_USERS)}; their password is in "
+                   f"{settings.data_dir / 'demo-credentials.txt'} (readable by you only)")
         if serve_after:
             _serve(settings, host or settings.host, port or settings.port)
 
@@ -660,15 +675,41 @@ def _progress_once_started(label: str) -> Callable[[int, int], None]:
     return update
 
 
-@main.command(help="Back up the whole database to FILE (pg_dump custom format: schema, data, sequences, grants).")
+def _backup_secret(settings: Settings, key_file: Path | None) -> bytes | None:
+    """The secret of encrypted backups: ``--key-file``, else settings.backup_key_file, else
+    settings.backup_passphrase; None if none is given."""
+    key_file = key_file or settings.backup_key_file
+    if key_file is not None:
+        try:
+            return key_file.read_bytes()
+        except OSError as exc:
+            raise click.UsageError(f"cannot read the backup key file {key_file}: {exc.strerror}") from None
+    if settings.backup_passphrase is not None:
+        return settings.backup_passphrase.get_secret_value().encode()
+    return None
+
+
+KEY_FILE_HELP = "file holding the backup secret (default: GRIDGOV_BACKUP_KEY_FILE, else GRIDGOV_BACKUP_PASSPHRASE)"
+
+
+@main.command(help="Back up the whole database to FILE (pg_dump custom format: schema, data, sequences, grants), "
+                   "readable by its owner only (0600); --encrypt seals it with AES-256-GCM.")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--encrypt/--no-encrypt", default=None, help="encrypt (default: when a backup key or passphrase is "
+              "configured)")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help=KEY_FILE_HELP)
 @click.pass_obj
-def backup(settings: Settings, path: Path) -> None:
+def backup(settings: Settings, path: Path, encrypt: bool | None, key_file: Path | None) -> None:
     from spatial.store.backup import backup_database
 
     with _reported_errors():
-        summary = backup_database(database_url(settings), path, progress=_progress_once_started("tables"))
-    click.echo(summary.line())
+        secret = _backup_secret(settings, key_file)
+        if encrypt and secret is None:
+            raise click.UsageError("--encrypt needs a secret: --key-file, GRIDGOV_BACKUP_KEY_FILE or "
+                                   "GRIDGOV_BACKUP_PASSPHRASE")
+        summary = backup_database(database_url(settings), path, progress=_progress_once_started("tables"),
+                                  secret=secret if encrypt is not False else None)
+    click.echo(summary.line() + ("; encrypted" if secret is not None and encrypt is not False else ""))
 
 
 @main.command(help="Restore a backup made by 'gridgov backup' into the configured database (created if missing). "
@@ -676,8 +717,10 @@ def backup(settings: Settings, path: Path) -> None:
                    "A missing or damaged file changes nothing.")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="drop and recreate a non-empty database first")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=KEY_FILE_HELP + "; needed for an encrypted backup")
 @click.pass_obj
-def restore(settings: Settings, path: Path, force: bool) -> None:
+def restore(settings: Settings, path: Path, force: bool, key_file: Path | None) -> None:
     from spatial.store.backup import restore_database
 
     with _reported_errors():
@@ -685,5 +728,6 @@ def restore(settings: Settings, path: Path, force: bool) -> None:
         cluster = embedded_cluster(settings)
         if cluster is not None:  # the superuser restores (extensions need one), then lays the database out
             url = cluster.url(settings.database_name)
-        summary = restore_database(url, path, force=force, progress=_progress_once_started("tables"))
+        summary = restore_database(url, path, force=force, progress=_progress_once_started("tables"),
+                                   secret=_backup_secret(settings, key_file))
     click.echo(summary.line())

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+                               TomlConfigSettingsSource)
 
 
 def default_data_dir() -> Path:
@@ -79,6 +80,36 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=True, description="log every request (off for benchmarks)")
     host: str = "127.0.0.1"
     port: int = 8000
+    backup_key_file: Path | None = Field(
+        default=None, description="file whose bytes are the secret of encrypted backups (gridgov backup --encrypt, "
+        "restore); keep it 0600 and apart from the backups. Configured: backups are encrypted by default")
+    backup_passphrase: SecretStr | None = Field(
+        default=None, description="the same secret as a passphrase (at least 12 characters), when no key file is "
+        "set")
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$", max_length=500,
+        description="the service's address as clients reach it (e.g. https://grid.example.cn/gridgov), for the "
+        "absolute URLs it hands out (TileJSON, style, OGC and layer links). Unset: http://{host}:{port}. "
+        "Never taken from the request's Host header")
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(), description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed, "
+        "comma-separated (e.g. 127.0.0.1,10.0.0.0/8). Empty (default): the header is ignored and the client is "
+        "the connection's peer (api.proxies)")
+
+    @property
+    def base_url(self) -> str:
+        """:attr:`public_url` without a trailing slash, else ``http://{host}:{port}`` (IPv6 hosts bracketed)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @property
     def anchor_path(self) -> Path:

@@ -200,12 +200,15 @@ def live_server(app_env):
 
     import uvicorn
 
+    from gridgov.cli import uvicorn_options
+
     client, sessions = app_env
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    client.app.state.settings = client.app.state.settings.model_copy(update={"host": "127.0.0.1", "port": port})
+    options = {**uvicorn_options(client.app.state.settings), "log_level": "warning"}  # as gridgov serve runs it
+    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, lifespan="off", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -229,13 +232,36 @@ def browser():
         instance.close()
 
 
+REPORT_CSP_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));"""
+
+
+def watch_errors(context) -> list[str]:
+    """Collect the errors of every page of a browser ``context`` (call before opening pages): uncaught exceptions,
+    and Content-Security-Policy violations (the ``securitypolicyviolation`` event and Chromium's console report),
+    so a page test fails if the policy blocks anything the page does."""
+    errors: list[str] = []
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+
+    def console(message) -> None:
+        if message.type == "error" and ("CSP violation" in message.text or "Content Security Policy" in message.text):
+            errors.append(message.text)
+
+    def watch(page) -> None:
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", console)
+
+    context.on("page", watch)
+    return errors
+
+
 def open_logged_in(browser, url: str, username: str, password: str, **context_options):
     """A new browser context on ``url``, logged in through the page's own login dialog and ready
-    (``body[data-ready]``). Returns (context, page, errors): page errors are collected for the test to check."""
+    (``body[data-ready]``). Returns (context, page, errors): page errors and CSP violations are collected for the
+    test to check (:func:`watch_errors`)."""
     context = browser.new_context(**context_options)
+    errors = watch_errors(context)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)

@@ -106,3 +106,93 @@ class _PgError(Exception):
 ])
 def test_only_an_outage_is_a_503(error, outage):
     assert is_outage(error) is outage
+
+
+LONG_CRS = "EPSG:" + "9" * 4301  # int() of it raises ValueError (Python's 4,300-digit limit): was a 500
+DIGITS_CRS = "EPSG:" + "9" * 40  # within the declared length, so it reaches the parser
+
+
+def _crs_operations(doc: dict) -> list[tuple[str, str]]:
+    """(path with path parameters filled, query parameter) of every GET operation with a CRS query parameter."""
+    filled = {"{code}": "G1", "{campaign_id}": "1", "{opening_id}": "1", "{layer}": "grids", "{name}": "grids",
+              "{collectionId}": "grids", "{featureId}": "1"}
+    found = []
+    for path, item in doc["paths"].items():
+        for parameter in item.get("get", {}).get("parameters", []):
+            if parameter["in"] == "query" and parameter["name"].endswith("crs"):
+                concrete = path
+                for name, value in filled.items():
+                    concrete = concrete.replace(name, value)
+                found.append((concrete, parameter["name"]))
+    return found
+
+
+def test_every_crs_parameter_declares_a_maximum_length(client):
+    doc = client.get("/openapi.json").json()
+    schemas = [p["schema"] for item in doc["paths"].values() for op in item.values()
+               for p in op.get("parameters", []) if p["name"].endswith("crs")]
+    schemas += [field for schema in doc["components"]["schemas"].values()
+                for name, field in schema.get("properties", {}).items()
+                if name.endswith("crs") and not schema["title"].endswith("Public")]  # answers echo a parsed name
+    assert len(schemas) > 30
+    for schema in schemas:
+        strings = [s for s in schema.get("anyOf", [schema]) if s.get("type") == "string"]
+        assert strings and all(s.get("maxLength") for s in strings), schema
+
+
+def test_a_crs_of_thousands_of_digits_is_a_4xx_on_every_endpoint_that_takes_one(client):
+    operations = _crs_operations(client.get("/openapi.json").json())
+    assert {"/api/field/nearby", "/ogc/collections/grids/items", "/api/layers/grids", "/api/grids/G1"} <= {
+        path for path, _ in operations}
+    for path, parameter in operations:
+        for value in (LONG_CRS, DIGITS_CRS):
+            params = {parameter: value, "lon": 114.05, "lat": 22.54}
+            if parameter == "bbox-crs":
+                params["bbox"] = "1,2,3,4"
+            if parameter == "filter-crs":
+                params["filter"] = "S_INTERSECTS(geometry, POINT(1 2))"
+            response = client.get(path, params=params)
+            assert 400 <= response.status_code < 500, (path, parameter, value[:12], response.text[:300])
+            assert_error(response, response.status_code)
+
+
+def test_a_crs_of_thousands_of_digits_in_a_body_is_a_4xx(client):
+    response = client.post("/api/field/route", json={"lon": 114.05, "lat": 22.54, "crs": LONG_CRS})
+    assert_error(response, 422, "InvalidInput")
+    response = client.post("/api/field/route", json={"lon": 114.05, "lat": 22.54, "crs": DIGITS_CRS})
+    assert 400 <= response.status_code < 500, response.text
+
+
+def _route_running(client, path: str, *statements: str) -> str:
+    """A POST route on the app that runs ``statements`` in the request's session: a real refusal by the real
+    database, as a bug in a store function would meet one."""
+    from sqlalchemy import text
+
+    from api.deps import SessionDep
+
+    def run(session) -> None:
+        for statement in statements:
+            session.execute(text(statement))
+
+    run.__annotations__.update(session=SessionDep, **{"return": None})
+    client.app.add_api_route(path, run, methods=["POST"])
+    return path
+
+
+def test_a_value_postgresql_refuses_is_answered_with_a_message_of_ours(client):
+    # PostgreSQL's text named the type and echoed the value
+    path = _route_running(client, "/api/test-out-of-range", "SELECT CAST('99999999999' AS integer)")
+    body = assert_error(client.post(path), 422, "InvalidInput")
+    assert "out of the range" in body["detail"] and body["sqlstate"] == "22003", body
+    assert "integer" not in body["detail"] and "99999999999" not in body["detail"]
+    body = assert_error(client.get("/api/grids/%00"), 422, "InvalidInput")
+    assert "NUL" in body["detail"] and "PostgreSQL" not in body["detail"]
+
+
+def test_a_duplicate_key_is_a_409_that_names_no_table_or_constraint(client):
+    path = _route_running(client, "/api/test-duplicate",
+                          "CREATE TEMP TABLE secret_table (code text CONSTRAINT secret_key PRIMARY KEY)",
+                          "INSERT INTO secret_table VALUES ('440399001001'), ('440399001001')")
+    body = assert_error(client.post(path), 409, "Conflict")
+    assert "already exists" in body["detail"] and body["sqlstate"] == "23505"
+    assert not any(word in json.dumps(body) for word in ("secret", "440399001001", "violates"))

@@ -133,8 +133,10 @@ def test_grid_plan_as_of_a_past_time(seeded):
 
 
 def test_health_and_openapi(seeded):
-    client, _ = seeded
-    health = client.get("/api/health").json()
+    client, sessions = seeded
+    with sessions.begin() as s:
+        users.create_user(s, "admin1", PASSWORD, "admin")
+    health = client.get("/api/health", headers=login(client, "admin1", PASSWORD)).json()  # versions: admins only
     assert health["status"] == "ok" and health["postgis"].startswith("3") and health["schema_revision"]
     assert "/api/layers/{name}" in client.get("/openapi.json").json()["paths"]
 

@@ -9,6 +9,7 @@ privileges (ACL) of every table.
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -170,3 +171,77 @@ def test_backing_up_an_unreachable_database_is_a_clear_error_and_leaves_no_file(
     failed = run(pg_server.url("gridgov_no_such_database"), tmp_path, "backup", str(dump))
     assert failed.exit_code == 2 and "cannot connect to database gridgov_no_such_database" in failed.output
     assert not dump.exists() and not list(tmp_path.glob("*.backup*"))
+
+
+# -- backups hold personal data: private, and encrypted on request ----------------------------------------------
+
+def _household(url: str) -> tuple[str, str]:
+    with backup._connect(url) as conn:
+        return conn.execute("SELECT head_name, head_id_number FROM households WHERE head_id_number IS NOT NULL "
+                            "ORDER BY id LIMIT 1").fetchone()
+
+
+def test_backups_and_their_partial_files_are_readable_by_their_owner_only(source, tmp_path):
+    dump = tmp_path / "gridgov.backup"
+    dump.write_text("an older backup, world-readable")
+    dump.chmod(0o644)
+    seen = []
+
+    def progress(done, total):
+        partial = tmp_path / ".gridgov.backup.partial"
+        if partial.exists():
+            seen.append(partial.stat().st_mode & 0o777)
+
+    old_umask = os.umask(0o022)  # the usual umask: files were -rw-r--r--
+    try:
+        backup.backup_database(source, dump, progress=progress)
+    finally:
+        os.umask(old_umask)
+    assert dump.stat().st_mode & 0o777 == 0o600
+    assert seen and set(seen) == {0o600}
+
+
+def test_an_encrypted_backup_hides_personal_data_and_restores_exactly(source, other_database, tmp_path):
+    key = tmp_path / "backup.key"
+    key.write_bytes(os.urandom(32))
+    dump = tmp_path / "sealed.backup"
+    made = run(source, tmp_path, "backup", str(dump), "--encrypt", "--key-file", str(key))
+    assert made.exit_code == 0 and "encrypted" in made.output, made.output
+    assert dump.stat().st_mode & 0o777 == 0o600
+    content = dump.read_bytes()
+    name, id_number = _household(source)
+    assert not content.startswith(b"PGDMP") and name.encode() not in content and id_number.encode() not in content
+    restored = run(other_database, tmp_path, "restore", str(dump), "--key-file", str(key))
+    assert restored.exit_code == 0, restored.output
+    assert snapshot(other_database)["tables"] == snapshot(source)["tables"]
+
+
+def test_an_encrypted_backup_with_a_wrong_key_or_changed_is_refused_and_changes_nothing(source, tmp_path):
+    env = {"GRIDGOV_DATABASE_URL": source, "GRIDGOV_DATA_DIR": str(tmp_path),
+           "GRIDGOV_BACKUP_PASSPHRASE": "the right passphrase"}
+    dump = tmp_path / "sealed.backup"
+    made = CliRunner().invoke(main, ["backup", str(dump)], env=env)  # a configured secret: encrypted by default
+    assert made.exit_code == 0 and "encrypted" in made.output, made.output
+    kept = snapshot(source)
+    wrong = CliRunner().invoke(main, ["restore", "--force", str(dump)],
+                               env={**env, "GRIDGOV_BACKUP_PASSPHRASE": "a wrong passphrase"})
+    assert wrong.exit_code == 2 and "wrong backup key or passphrase" in wrong.output, wrong.output
+    no_key = run(source, tmp_path, "restore", "--force", str(dump))
+    assert no_key.exit_code == 2 and "encrypted backup: give its key" in no_key.output
+    for name, change in (("flipped", lambda b: b[:-100] + bytes([b[-100] ^ 1]) + b[-99:]),
+                         ("cut", lambda b: b[:-1])):
+        changed = tmp_path / f"{name}.backup"
+        changed.write_bytes(change(dump.read_bytes()))
+        refused = CliRunner().invoke(main, ["restore", "--force", str(changed)], env=env)
+        assert refused.exit_code == 2 and ("changed" in refused.output or "truncated" in refused.output), (
+            name, refused.output)
+    assert snapshot(source) == kept
+
+
+def test_the_demo_prints_where_its_password_is_kept_not_the_password(fresh_db_url, tmp_path):
+    made = run(fresh_db_url, tmp_path, "demo", "--no-serve")
+    assert made.exit_code == 0, made.output
+    credentials = tmp_path / "demo-credentials.txt"
+    password = credentials.read_text().strip()
+    assert password not in made.output and str(credentials) in made.output
+    assert credentials.stat().st_mode & 0o777 == 0o600

@@ -378,3 +378,18 @@ def test_multipart_and_empty_geometries():
     shenzhen, hong_kong = shifted.geoms
     assert metres(114.05, 22.54, shenzhen.x, shenzhen.y) > 500 and (hong_kong.x, hong_kong.y) == (114.17, 22.30)
     assert crs.from_wgs84(Polygon(), "gcj02").is_empty
+
+
+@pytest.mark.parametrize("value", ["EPSG:" + "9" * 4301, "9" * 4301, "urn:ogc:def:crs:EPSG::" + "4" * 5000,
+                                   "EPSG:" + "9" * 30, " " * 200 + "EPSG:4326", 10**5000, -1],
+                         ids=["4301-digits", "bare-digits", "urn", "30-digits", "padded", "huge-int", "negative"])
+def test_overlong_names_and_codes_are_unknown_crs_not_a_crash(value):
+    # "EPSG:" + 4,301 digits raised ValueError from int() (Python's digit limit): a 500 on every crs parameter
+    with pytest.raises(UnknownCRS) as refused:
+        crs.parse_crs(value)
+    assert len(refused.value.message) < 1000
+
+
+def test_the_longest_accepted_forms_fit_the_declared_length():
+    for name in ("https://www.opengis.net/def/crs/EPSG/9.9.1/4547", "urn:ogc:def:crs:EPSG:9.9.1:4547"):
+        assert len(name) <= crs.MAX_NAME_LENGTH and crs.parse_crs(name).epsg == 4547

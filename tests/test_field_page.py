@@ -70,7 +70,8 @@ def test_a_worker_finds_the_nearest_households_records_a_visit_and_sees_coverage
     page.select_option("#visit-result", "follow_up")
     page.fill("#visit-note", "独居老人，需定期回访")
     page.click("#visit button[type=submit]")
-    page.wait_for_function(f"Number(document.getElementById('screened').textContent) === {before + 1}", timeout=15_000)
+    page.wait_for_function(f"() => Number(document.getElementById('screened').textContent) === {before + 1}",
+                           timeout=15_000)
     page.wait_for_selector(f"li.household[data-id='{shown[0]}'][data-status='visited']", timeout=15_000)
     with sessions() as s:
         row = s.execute(text("SELECT result, note, far_from_building FROM campaign_visits")).one()
@@ -85,14 +86,14 @@ def test_a_worker_finds_the_nearest_households_records_a_visit_and_sees_coverage
     assert "理由" in page.locator("#reveal-out").inner_text()
     page.fill("#reveal-reason", "电话联系户主")
     page.click("#reveal-go")
-    page.wait_for_function(f"document.getElementById('reveal-out').textContent.includes('{phone_number}')")
+    page.wait_for_function(f"() => document.getElementById('reveal-out').textContent.includes('{phone_number}')")
     page.click("#visit-cancel")
     page.click("#route")
     page.wait_for_selector("body[data-route]", timeout=20_000)
     assert int(page.locator("#route-length").inner_text()) > 0
     assert page.locator("#route-info li").count() == int(page.get_attribute("body", "data-route"))
     page.click("#lang")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert page.locator("header").inner_text().startswith("Field work")
 
 
@@ -103,17 +104,17 @@ def page_grid_ids(sessions) -> list[int]:
 
 def test_the_page_opens_offline_and_sends_a_queued_visit_when_back_online(phone):
     page, sessions, _campaign, (lon, lat) = phone
-    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("() => navigator.serviceWorker && navigator.serviceWorker.ready.then(() => true)")
     page.reload()
     page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
     type_position(page, lon, lat, "EPSG:4326")
     target = page.locator("li.household[data-status='unvisited']").first
     household = int(target.get_attribute("data-id"))
     page.context.set_offline(True)
     page.reload()  # served by the service worker
     assert page.locator("header").inner_text().startswith("网格员外勤")
-    page.wait_for_function("document.getElementById('net').textContent === '离线'")
+    page.wait_for_function("() => document.getElementById('net').textContent === '离线'")
     page.context.set_offline(False)  # the page reloads itself to fetch its data
     page.wait_for_selector("body[data-ready='1']", timeout=15_000)
     type_position(page, lon, lat, "EPSG:4326")

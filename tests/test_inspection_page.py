@@ -29,7 +29,7 @@ def site(live_server):
 def open_page(browser, base):
     context, page, errors = open_logged_in(browser, base + "/inspector", "insp1", PASSWORD,
                                            viewport={"width": 1300, "height": 850})
-    page.wait_for_function("Number(document.body.dataset.loaded || 0) >= 1", timeout=20_000)
+    page.wait_for_function("() => Number(document.body.dataset.loaded || 0) >= 1", timeout=20_000)
     return context, page, errors
 
 
@@ -46,7 +46,7 @@ def test_inspector_sees_the_gap_seals_it_and_plans_a_patrol(site, browser, tmp_p
     # the beyond-threshold buildings follow the threshold
     page.fill("#threshold", "100")
     page.click("#refresh")
-    page.wait_for_function("Number(document.body.dataset.loaded) >= 2")
+    page.wait_for_function("() => Number(document.body.dataset.loaded) >= 2")
     assert page.locator("#sum-beyond").inner_text() == "9 / 19"
 
     gap = page.evaluate(FIRST_GAP_JS)
@@ -57,7 +57,7 @@ def test_inspector_sees_the_gap_seals_it_and_plans_a_patrol(site, browser, tmp_p
     page.select_option("#edit-barrier", "water_barrier")
     page.fill("#edit-width", "6")
     page.click("#edit-save")
-    page.wait_for_function("document.getElementById('message').textContent.includes('已保存')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('已保存')")
     assert page.locator("#sum-unguarded").inner_text() == "0"
     assert page.locator("#sum-sealed").inner_text() == "2"
 
@@ -87,10 +87,10 @@ def test_a_stale_edit_is_reloaded_with_a_message(site, browser):
         p.wait_for_selector("#editor:not([hidden])")
     other.select_option("#edit-status", "sealed")
     other.click("#edit-save")
-    other.wait_for_function("document.getElementById('message').textContent.includes('已保存')")
+    other.wait_for_function("() => document.getElementById('message').textContent.includes('已保存')")
     page.select_option("#edit-status", "checkpoint")
     page.fill("#edit-cp-name", "东南门")
     page.click("#edit-save")
-    page.wait_for_function("document.getElementById('message').textContent.includes('已被他人修改')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('已被他人修改')")
     assert page.locator("#edit-status").input_value() == "sealed"      # reloaded: the other edit is shown
     assert not errors

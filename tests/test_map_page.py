@@ -6,6 +6,7 @@ import pytest
 
 from spatial.store import users
 from tests import factories
+from tests.conftest import watch_errors
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -21,9 +22,8 @@ def page(live_server, browser, tmp_path):
         factories.building(s, east, 240, 60, number=1, households=90, residents=200, urban_village=True)
         users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code=factories.SUBDISTRICT)
     context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
+    errors = watch_errors(context)  # uncaught exceptions and CSP violations
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(base + "/")
     yield page
     page.screenshot(path=str(tmp_path / "map.png"))
@@ -43,7 +43,7 @@ def test_login_then_map_shows_grids_buildings_and_totals(page):
     assert int(page.locator("body").get_attribute("data-buildings")) == 4
     assert page.locator("header").inner_text().startswith("网格化服务管理地图")
     page.click("#lang")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert "Community grid map" in page.locator("header").inner_text()
 
 
@@ -51,6 +51,45 @@ def test_wrong_password_shows_an_error_and_keeps_the_dialog(page):
     page.fill("input[name=username]", "viewer1")
     page.fill("input[name=password]", "not the password")
     page.click("#login button[type=submit]")
-    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    page.wait_for_function("() => document.getElementById('login-error').textContent.length > 0")
     assert page.locator("#login").is_visible()
     assert "错误" in page.locator("#login-error").inner_text()
+
+
+def test_api_docs_work_offline_under_the_content_security_policy(live_server, browser):
+    # /docs loaded Swagger UI from a CDN (so not offline, and not under a policy of 'self')
+    base, _ = live_server
+    context = browser.new_context()
+    errors = watch_errors(context)
+    elsewhere: list[str] = []
+
+    def only_here(route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_here)
+    page = context.new_page()
+    response = page.goto(base + "/docs")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+    assert page.locator(".opblock-summary-path").count() > 50
+    assert not errors and not elsewhere, (errors, elsewhere)
+    context.close()
+
+
+def test_pages_have_no_inline_script_or_handler_and_every_answer_has_the_policy(live_server):
+    import re
+
+    import httpx
+
+    base, _ = live_server
+    for path in ("/", "/planner", "/inspector", "/field/"):
+        page = httpx.get(base + path)
+        assert page.status_code == 200, path
+        assert "script-src 'self';" in page.headers["content-security-policy"], path
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text), path  # every script is a file
+        assert not re.search(r"\son[a-z]+\s*=", page.text), path
+    assert "default-src 'self'" in httpx.get(base + "/api/health").headers["content-security-policy"]

@@ -30,7 +30,7 @@ def open_planner(browser, base):
     _, page, errors = open_logged_in(browser, base + "/planner", "planner1", PASSWORD,
                                      viewport={"width": 1300, "height": 850})
     page.select_option("#grid", WEST)
-    page.wait_for_function(f"document.getElementById('grid-info').textContent.includes('{WEST}')")
+    page.wait_for_function(f"() => document.getElementById('grid-info').textContent.includes('{WEST}')")
     return page, errors
 
 
@@ -38,7 +38,7 @@ def preview(page, x1: float) -> None:
     geometry = mapping(factories.metres_box(0, 0, x1, 200).geoms[0])
     count = int(page.locator("body").get_attribute("data-preview") or 0)
     page.evaluate("g => planner.boundaryEdit(g)", geometry)
-    page.wait_for_function(f"Number(document.body.dataset.preview || 0) > {count}")
+    page.wait_for_function(f"() => Number(document.body.dataset.preview || 0) > {count}")
 
 
 def test_redraw_preview_save_reload_and_stale_second_browser(site, browser, tmp_path):
@@ -49,17 +49,17 @@ def test_redraw_preview_save_reload_and_stale_second_browser(site, browser, tmp_
     assert "无重叠" in page.locator("#report-status").inner_text()
     page.fill("#reason", "把市场街划入西网格")
     page.click("#save")
-    page.wait_for_function("document.getElementById('message').textContent.includes('已保存')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('已保存')")
     assert "版本 2" in page.locator("#message").inner_text()
     page.screenshot(path=str(tmp_path / "planner.png"))
 
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     page.select_option("#grid", WEST)
-    page.wait_for_function("document.getElementById('history').textContent.includes('把市场街划入西网格')")
+    page.wait_for_function("() => document.getElementById('history').textContent.includes('把市场街划入西网格')")
     assert "版本 2" in page.locator("#grid-info").inner_text()
 
     stale_page.evaluate("g => planner.boundaryEdit(g)", mapping(factories.metres_box(0, 0, 180, 200).geoms[0]))
-    stale_page.wait_for_function("document.getElementById('message').textContent.length > 0")
+    stale_page.wait_for_function("() => document.getElementById('message').textContent.length > 0")
     assert "已被他人修改" in stale_page.locator("#message").inner_text()
     assert not errors and not stale_errors

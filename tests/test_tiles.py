@@ -10,6 +10,7 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import text
 
 from spatial.access import Principal
+from spatial.errors import InvalidInput
 from spatial.store import users
 from spatial.store.engine import acting_as
 from spatial.store.layers import LAYERS
@@ -266,3 +267,30 @@ def test_the_event_loop_render_gives_the_bytes_of_the_synchronous_one(seeded, la
     rendered = TileService(sessions).tile(layer, t.z, t.x, t.y, admin)  # a cache of its own: it renders
     assert not rendered.cached and rendered.etag == served.headers["etag"]
     assert decode(served)[layer]["features"]
+
+
+def test_a_combined_tile_names_each_layer_once_and_repeats_share_its_cache_entry(seeded):
+    client, sessions, _ = seeded
+    headers = login(client, "planner1", PASSWORD)
+    t = tile_at(16, 100, 100)
+    first = client.get(f"/tiles/{t.z}/{t.x}/{t.y}.mvt?layers=buildings,grids", headers=headers)
+    again = client.get(f"/tiles/{t.z}/{t.x}/{t.y}.mvt?layers=buildings,grids,buildings,,grids", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["X-Tile-Cache"] == "hit" and again.headers["ETag"] == first.headers["ETag"]
+    assert again.content == first.content and list(decode(again)) == ["buildings", "grids"]
+    other_order = client.get(f"/tiles/{t.z}/{t.x}/{t.y}.mvt?layers=grids,buildings", headers=headers)
+    assert list(decode(other_order)) == ["grids", "buildings"]  # order is kept: it is the drawing order
+
+
+def test_a_layer_list_repeated_a_thousand_times_is_refused(seeded):
+    client, sessions, _ = seeded
+    headers = login(client, "planner1", PASSWORD)
+    response = client.get("/tiles/16/0/0.mvt?layers=" + ",".join(["grids"] * 1000), headers=headers)
+    assert response.status_code == 422 and "layers" in response.json()["detail"], response.text
+    declared = [p for p in client.get("/openapi.json").json()["paths"]["/tiles/{z}/{x}/{y}.mvt"]["get"]["parameters"]
+                if p["name"] == "layers"][0]["schema"]
+    assert any(s.get("maxLength") for s in declared["anyOf"])
+    service = TileService(sessions)  # the service itself, for callers other than the router
+    too_many = ["grids"] * (len(tile_layers()) + 1)
+    with pytest.raises(InvalidInput, match="at most once"):
+        service.combined(too_many, 16, 0, 0, Principal(user_id=0, username="admin1", role="admin"))

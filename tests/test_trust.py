@@ -311,3 +311,62 @@ def test_a_read_audit_row_relaxes_only_its_own_transaction(fresh_db_url):
             assert session.scalar(text("SELECT object_id FROM audit_log WHERE username = 'w'")) == "1,2"
     finally:
         engine.dispose()
+
+
+# -- the client address behind a proxy ---------------------------------------------------------------------------
+
+def test_forwarded_for_from_a_loopback_client_is_ignored_unless_it_is_a_configured_proxy(env, live_server):
+    # uvicorn's own proxy_headers believed X-Forwarded-For from any loopback peer: forged audit addresses, and a
+    # new address per request reset the per-address login limit
+    import httpx
+
+    client, sessions, _ = env
+    base, _ = live_server
+    settings_of(client, login_max_failures_per_address=3)
+    for n in range(3):
+        response = httpx.post(f"{base}/api/auth/token", data={"username": f"nobody{n}", "password": "wrong password!"},
+                              headers={"X-Forwarded-For": f"203.0.113.{n}"})
+        assert response.status_code == 401
+    rows = audit_rows(sessions, "action = 'login' AND object_id LIKE 'nobody%'")
+    assert [r["client_addr"] for r in rows] == ["127.0.0.1"] * 3
+    limited = httpx.post(f"{base}/api/auth/token", data={"username": "planner1", "password": PASSWORD},
+                         headers={"X-Forwarded-For": "198.51.100.1"})
+    assert limited.status_code == 429, limited.text  # the limit holds for the real address
+
+    settings_of(client, trusted_proxies=Settings(trusted_proxies="127.0.0.0/8,10.0.0.1").trusted_proxies)
+    response = httpx.post(f"{base}/api/auth/token", data={"username": "someone", "password": "wrong password!"},
+                          headers={"X-Forwarded-For": "192.0.2.66, 198.51.100.7, 10.0.0.1"})
+    assert response.status_code == 401
+    # the right-most address no trusted proxy wrote: 192.0.2.66 was the client's own claim
+    assert audit_rows(sessions, "object_id = 'someone'")[0]["client_addr"] == "198.51.100.7"
+    response = httpx.post(f"{base}/api/auth/token", data={"username": "planner1", "password": PASSWORD},
+                          headers={"X-Forwarded-For": "198.51.100.8"})
+    assert response.status_code == 200  # another address behind the proxy is not limited
+
+
+def test_health_tells_versions_only_to_admins(env):
+    client, _, _ = env
+    assert client.get("/api/health").json() == {"status": "ok", "database": "reachable"}
+    assert client.get("/api/health", headers={"Authorization": "Bearer forged"}).json() == {
+        "status": "ok", "database": "reachable"}
+    assert set(client.get("/api/health", headers=bearer(client, "planner1")).json()) == {"status", "database"}
+    admin = client.get("/api/health", headers=bearer(client, "admin1")).json()
+    assert admin["postgis"] and admin["pgrouting"] and admin["schema_revision"]
+
+
+def test_urls_handed_out_never_echo_the_host_header(env):
+    # the Host header was reflected into TileJSON, the style and OGC links (cache poisoning, phishing links)
+    client, _, _ = env
+    headers = {**bearer(client, "planner1"), "Host": "evil.example"}
+    paths = ["/tiles/tiles.json", "/tiles/style.json", "/tiles/buildings.json", "/ogc", "/ogc/collections",
+             "/ogc/collections/grids/items?limit=1", "/api/layers", "/", "/planner", "/field"]
+    for path in paths:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200 and "evil.example" not in response.text, path
+    assert client.get("/tiles/buildings.json", headers=headers).json()["tiles"][0].startswith("http://127.0.0.1:8000/")
+    settings_of(client, public_url="https://grid.example.cn/gridgov/")
+    tiles = client.get("/tiles/buildings.json", headers=headers).json()["tiles"][0]
+    assert tiles == "https://grid.example.cn/gridgov/tiles/buildings/{z}/{x}/{y}.mvt"
+    links = client.get("/ogc/collections/buildings/items?limit=1", headers=headers).json()["links"]
+    assert all(link["href"].startswith("https://grid.example.cn/gridgov/ogc") for link in links), links
+    assert any(link["rel"] == "next" and "offset=1" in link["href"] for link in links), links

@@ -21,7 +21,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_transaction
-from api.geojson import CrsParam, FastJSONResponse
+from api.routers.pages import static_path
+from api.geojson import CrsName, CrsParam, FastJSONResponse
 from api.schemas import BigId, Id, SolverSeconds
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
@@ -124,7 +125,7 @@ class VisitCreate(BaseModel):
     result: str = Field(description="one of " + ", ".join(VISIT_RESULTS))
     lon: float = Field(description="the worker's position, x in crs")
     lat: float = Field(description="the worker's position, y in crs")
-    crs: str | None = None
+    crs: CrsName | None = None
     visited_at: datetime | None = None
     note: str | None = None
 
@@ -165,8 +166,8 @@ class CoveragePublic(BaseModel):
 class RouteIn(BaseModel):
     lon: float = Field(description="start, x in position_crs (default: crs)")
     lat: float = Field(description="start, y in position_crs (default: crs)")
-    crs: str | None = Field(None, description="coordinate system of the answer (and of the positions by default)")
-    position_crs: str | None = None
+    crs: CrsName | None = Field(None, description="coordinate system of the answer (and of the positions by default)")
+    position_crs: CrsName | None = None
     campaign_id: Id | None = None
     grid_id: Id | None = None
     household_ids: list[BigId] | None = Field(None, description="visit these instead of the campaign's unvisited")
@@ -295,7 +296,8 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
                  mode: Annotated[str, Query(description="straight or walk")] = "straight",
                  campaign_id: Id | None = None, only_unvisited: bool = False,
                  purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
-                 position_crs: Annotated[str | None, Query(description="crs of lon/lat when it differs from crs")] = None,
+                 position_crs: Annotated[CrsName | None,
+                                         Query(description="crs of lon/lat when it differs from crs")] = None,
                  ) -> FastJSONResponse:
     coords = parse_crs(crs)
     x, y = _wgs84(lon, lat, parse_crs(position_crs) if position_crs else coords)
@@ -442,7 +444,7 @@ def field_redirect() -> RedirectResponse:
 @pages.get("/field/", response_class=HTMLResponse)
 def field_page(request: Request) -> HTMLResponse:
     """The grid worker's phone page (网格员外勤): nearby households, visits, campaign progress, route."""
-    return TEMPLATES.TemplateResponse(request, "field.html", {"static": lambda p: request.url_for("static", path=p)})
+    return TEMPLATES.TemplateResponse(request, "field.html", {"static": lambda p: static_path(request, p)})
 
 
 @pages.get("/field/sw.js")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.geojson import CrsName, CrsParam
 from gridgov.settings import Settings
 from spatial.access import Principal
 from spatial.errors import InvalidInput, PreconditionRequired
@@ -31,7 +32,7 @@ IfMatch = Annotated[str | None, Header(description='ETag(s) of the grid(s) edite
 
 class Edit(BaseModel):
     reason: str = Field("", description="why (recorded in the history; required unless preview)")
-    crs: str | None = Field(None, description="CRS of the geometry sent and of geometries returned")
+    crs: CrsName | None = Field(None, description="CRS of the geometry sent and of geometries returned")
     preview: bool = Field(False, description="check and report only; nothing is written")
 
 
@@ -113,7 +114,7 @@ def _result(result: store.EditResult, plan: store.PlanSettings, response: Respon
 
 
 @router.get("/{code}", summary="One grid with its ETag (网格详情)")
-def read_grid(code: str, response: Response, session: SessionDep, _: CurrentUser, crs: str | None = None
+def read_grid(code: str, response: Response, session: SessionDep, _: CurrentUser, crs: CrsParam = None
               ) -> dict[str, Any]:
     grid = store.grid_row(session, code)
     response.headers["ETag"] = etag(code, grid["version"])
@@ -200,7 +201,7 @@ def history(code: str, session: SessionDep, settings: SettingsDep, _: CurrentUse
 @router.get("/{code}/diff", summary="What changed between two versions (版本对比)")
 def diff(code: str, session: SessionDep, settings: SettingsDep, _: CurrentUser,
          from_version: Annotated[int, Query(alias="from", ge=1)], to_version: Annotated[int, Query(alias="to", ge=1)],
-         crs: str | None = None) -> dict[str, Any]:
+         crs: CrsParam = None) -> dict[str, Any]:
     plan = _settings(settings, crs)
     result = store.version_diff(session, code, from_version, to_version, settings.metric_srid)
     return {**result, "added": plan.geojson(result["added"]), "removed": plan.geojson(result["removed"])}

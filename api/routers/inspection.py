@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.geojson import CrsParam
+from api.geojson import CrsName, CrsParam
 from api.schemas import Id, SolverSeconds
 from spatial.analysis import patrol, siting
 from spatial.analysis.schedule import DAYS, DAYS_ZH, describe, format_week
@@ -79,20 +79,20 @@ class EnclosureCreate(BaseModel):
     kind: str = Field("estate", description="one of " + ", ".join(ENCLOSURE_KINDS))
     community_code: str | None = Field(None, description="12 digits; default: the community holding most of it")
     geometry: dict[str, Any] = Field(description="a GeoJSON Polygon (closed rings) in crs")
-    crs: str | None = None
+    crs: CrsName | None = None
     max_from_perimeter_m: float = Field(op.DEFAULT_MAX_FROM_PERIMETER_M,
                                         description="stored checkpoints within this of the perimeter are linked")
 
 
 class BoundaryIn(BaseModel):
     geometry: dict[str, Any] = Field(description="a GeoJSON Polygon (closed rings) in crs")
-    crs: str | None = None
+    crs: CrsName | None = None
 
 
 class OpeningCreate(BaseModel):
     lon: float = Field(description="x in crs; the opening goes to the nearest point of the perimeter")
     lat: float = Field(description="y in crs")
-    crs: str | None = None
+    crs: CrsName | None = None
     street_name: str | None = None
     width_m: float | None = Field(None, description="metres of perimeter a barrier would close (default 5)")
     note: str | None = None
@@ -117,14 +117,14 @@ class OpeningUpdate(BaseModel):
     width_m: float | None = None
     note: str | None = None
     location: list[float] | None = Field(None, description="move to [x, y] in crs (planners)")
-    crs: str | None = None
+    crs: CrsName | None = None
     max_from_perimeter_m: float = op.DEFAULT_MAX_FROM_PERIMETER_M
 
 
 class CheckpointCreate(BaseModel):
     lon: float
     lat: float
-    crs: str | None = None
+    crs: CrsName | None = None
     name: str = Field(examples=["北门卡口"])
     kind: str = "pedestrian"
     opening_hours: str = "24/7"
@@ -145,7 +145,7 @@ class SitingIn(BaseModel):
     keep_opening_ids: list[int] = Field(default_factory=list, description="openings that must stay staffed")
     time_limit_s: float = Field(siting.DEFAULT_TIME_LIMIT_S, gt=0, le=siting.MAX_TIME_LIMIT_S)
     solver: Literal["cp-sat", "scip"] = "cp-sat"
-    crs: str | None = None
+    crs: CrsName | None = None
 
 
 class PatrolIn(BaseModel):
@@ -158,7 +158,7 @@ class PatrolIn(BaseModel):
     building_ids: list[int] = Field(default_factory=list)
     speed_mps: float | None = Field(None, description="default 1.2 walking, 8.3 driving")
     time_limit_s: SolverSeconds = None
-    crs: str | None = None
+    crs: CrsName | None = None
 
 
 class StreetPatrolIn(BaseModel):
@@ -166,7 +166,7 @@ class StreetPatrolIn(BaseModel):
     grid_code: str | None = None
     start: list[float] | None = Field(None, description="[x, y] in crs; default: a lane node near the grid's centre")
     speed_mps: float = 1.2
-    crs: str | None = None
+    crs: CrsName | None = None
 
 
 # -- presenting ---------------------------------------------------------------------------------------------------

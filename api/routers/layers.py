@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.geojson import BboxParam, CrsParam, feature_collection, parse_bbox
+from api.deps import CurrentUser, SessionDep, SettingsDep, public_url
+from api.geojson import BboxParam, CrsName, CrsParam, feature_collection, parse_bbox
 from api.schemas import LayerPublic
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import parse_crs
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/layers", tags=["layers · 图层"])
 @router.get("", response_model=list[LayerPublic], summary="The map layers (图层列表)")
 def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
     return [LayerPublic(name=name, label_zh=spec.label_zh, label_en=spec.label_en, filters=list(spec.filters),
-                        url=str(request.url_for("read_layer", name=name)))
+                        url=public_url(request, request.app.url_path_for("read_layer", name=name)))
             for name, spec in layers.LAYERS.items()]
 
 
@@ -30,7 +30,7 @@ def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
                         "`as_of` (grids only) reads the grid plan in force at that time from the history.")
 def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser,
                crs: CrsParam = None, bbox: BboxParam = None,
-               bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+               bbox_crs: Annotated[CrsName | None, Query(alias="bbox-crs")] = None,
                limit: Annotated[int, Query(ge=1, le=layers.MAX_LIMIT)] = 1000,
                offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
                as_of: Annotated[datetime | None, Query(description="ISO 8601 time (grids only)")] = None,

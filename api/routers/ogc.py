@@ -17,9 +17,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, public_url, this_url
 from api.ogc import documents
-from api.geojson import FastJSONResponse
+from api.geojson import CrsName, FastJSONResponse
 from api.ogc.crs import ogc_crs
 from spatial import cql2
 from spatial.errors import InvalidInput, UnknownCRS
@@ -31,7 +31,7 @@ PREFIX = "/ogc"
 DEFAULT_LIMIT = 100
 
 CollectionId = Annotated[str, Path(description="collection id, e.g. grids, buildings")]
-Crs = Annotated[str | None, Query(description="output CRS URI (default CRS84; EPSG/0/4490 is CGCS2000)")]
+Crs = Annotated[CrsName | None, Query(description="output CRS URI (default CRS84; EPSG/0/4490 is CGCS2000)")]
 
 
 @contextmanager
@@ -62,7 +62,7 @@ SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {documents
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + PREFIX
+    return public_url(request, PREFIX)
 
 
 def _json(content: Any, media_type: str = documents.JSON, **headers: str) -> FastJSONResponse:
@@ -155,12 +155,12 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
           bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs")] = None,
-          bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+          bbox_crs: Annotated[CrsName | None, Query(alias="bbox-crs")] = None,
           crs: Crs = None,
           datetime_: Annotated[str | None, Query(alias="datetime", description="instant (grids)")] = None,
           filter_: Annotated[str | None, Query(alias="filter", description="CQL2 text")] = None,
           filter_lang: Annotated[Literal["cql2-text", "cql-text"], Query(alias="filter-lang")] = "cql2-text",
-          filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None) -> JSONResponse:
+          filter_crs: Annotated[CrsName | None, Query(alias="filter-crs")] = None) -> JSONResponse:
     layer(collectionId)
     out = ogc_crs(crs)
     with _bad_request():
@@ -169,14 +169,13 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
                                 filter=_filter(filter_, filter_crs),
                                 at=_instant(datetime_, collectionId), limit=limit, offset=offset,
                                 metric_srid=settings.metric_srid)
-    links = [documents.link(str(request.url), "self", documents.GEOJSON)]
+    links = [documents.link(this_url(request), "self", documents.GEOJSON)]
     if page.has_more:
-        links.append(documents.link(str(request.url.include_query_params(offset=offset + limit, limit=limit)),
-                                    "next", documents.GEOJSON, "next page"))
+        following = request.url.include_query_params(offset=offset + limit, limit=limit)
+        links.append(documents.link(this_url(request, following), "next", documents.GEOJSON, "next page"))
     if offset > 0:
-        links.append(documents.link(str(request.url.include_query_params(offset=max(0, offset - limit),
-                                                                           limit=limit)),
-                                    "prev", documents.GEOJSON, "previous page"))
+        preceding = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
+        links.append(documents.link(this_url(request, preceding), "prev", documents.GEOJSON, "previous page"))
     links.append(documents.link(f"{_base(request)}/collections/{collectionId}", "collection", documents.JSON))
     body = documents.feature_collection(page.features, out, matched=page.matched, links=links)
     return _json(body, documents.GEOJSON, **{"Content-Crs": f"<{out.uri}>"})

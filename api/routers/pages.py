@@ -12,8 +12,14 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "tem
 router = APIRouter(include_in_schema=False)
 
 
+def static_path(request: Request, path: str) -> str:
+    """``/static/<path>``: a path, not an absolute URL, so pages name no host (neither the request's Host header
+    nor a configured one) and their scripts are same-origin under the Content-Security-Policy."""
+    return request.app.url_path_for("static", path=path)
+
+
 def _page(request: Request, template: str) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, {"static": lambda p: request.url_for("static", path=p)})
+    return TEMPLATES.TemplateResponse(request, template, {"static": lambda p: static_path(request, p)})
 
 
 @router.get("/", response_class=HTMLResponse)

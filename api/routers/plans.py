@@ -15,6 +15,7 @@ from shapely.geometry import mapping, shape
 
 import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.geojson import CrsName
 from spatial.access import Principal
 from spatial.errors import PreconditionRequired
 from spatial.geometry.crs import from_wgs84, parse_crs
@@ -29,7 +30,7 @@ class PlanRequest(BaseModel):
     community_code: str = Field(pattern=r"^\d{12}$")
     low: int = Field(300, ge=1, le=100_000, description="fewest households per grid")
     high: int = Field(500, ge=1, le=100_000, description="most households per grid")
-    crs: str | None = Field(None, description="CRS of the returned geometries")
+    crs: CrsName | None = Field(None, description="CRS of the returned geometries")
 
 
 class AdoptRequest(PlanRequest):

@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import CurrentUser, _audit_refused  # noqa: PLC2701 (the refusal audit of every other endpoint)
+from api.deps import CurrentUser, _audit_refused, public_url  # noqa: PLC2701 (every endpoint's refusal audit)
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -23,6 +23,8 @@ from tiles.style import style, tilejson
 router = APIRouter(prefix="/tiles", tags=["tiles · 矢量瓦片"])
 
 MVT = "application/vnd.mapbox-vector-tile"
+LAYERS_MAX_LENGTH = len(",".join(tile_layers()))
+"""The longest ``layers`` list of a combined tile: every tile layer once."""
 ATTRIBUTION = "gridgov · map data © OpenStreetMap contributors (ODbL) where imported from OpenStreetMap"
 
 
@@ -57,7 +59,7 @@ async def _audited(request: Request, work: Awaitable[TileResult]) -> TileResult:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_url(request)
 
 
 @router.get("/style.json", summary="MapLibre style of every layer (地图样式)")
@@ -81,7 +83,8 @@ def layer_tilejson(layer: str, request: Request) -> dict:
 @router.get("/{z}/{x}/{y}.mvt", summary="Several layers in one tile (组合瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
 async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: int,
-                        layers: Annotated[str | None, Query(description="comma-separated; default: all you may see")]
+                        layers: Annotated[str | None, Query(description="comma-separated, each at most once; "
+                                                            "default: all you may see", max_length=LAYERS_MAX_LENGTH)]
                         = None) -> Response:
     names = layers.split(",") if layers is not None else None
     return _respond(request, await _audited(request, _service(request).combined_async(request.app.state.reads, names,

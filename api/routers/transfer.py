@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
+from api.geojson import CrsParam
 from api.limits import ARCHIVE_INFLATION
 from fixtures.export import export_community, export_layer
 from fixtures.import_plans import import_plans
@@ -48,7 +49,7 @@ def _zip_shapefile(folder: Path, shp: Path) -> Path:
 @router.get("/export/layers/{layer}", summary="Download a layer (导出图层): gpkg, geojson or shp (zipped)",
             response_class=FileResponse)
 def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who: CurrentUser,
-                     format: Format = "gpkg", crs: Annotated[str | None, Query()] = None,
+                     format: Format = "gpkg", crs: CrsParam = None,
                      community: Annotated[str | None, Query(description="only this community (12 digits)")] = None,
                      ) -> FileResponse:
     folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
@@ -67,7 +68,7 @@ def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who
 @router.get("/export/communities/{code}", summary="Download a community bundle (导出社区数据包)",
             response_class=FileResponse)
 def export_community_bundle(code: str, session: SessionDep, settings: SettingsDep, who: CurrentUser,
-                            format: Format = "gpkg", crs: Annotated[str | None, Query()] = None,
+                            format: Format = "gpkg", crs: CrsParam = None,
                             households: bool = True, reveal: bool = False,
                             purpose: Annotated[str | None, Query(description="why (needed with reveal)")] = None,
                             ) -> FileResponse:

@@ -114,11 +114,19 @@ _ALIASES: dict[str, CoordSys] = {
     **dict.fromkeys(("bd09", "bd09ll", "baidu"), BD09),
 }
 
+MAX_NAME_LENGTH = 100
+"""Longest CRS name accepted (characters): the longest accepted form, an OGC URL with a version
+(``https://www.opengis.net/def/crs/EPSG/9.9.1/4326``), is under 60. Longer names are UnknownCRS without being
+parsed; the API declares the same bound (``maxLength``) on every ``crs`` parameter."""
+MAX_CODE_DIGITS = 9
+"""EPSG codes have at most 6 digits (ESRI's up to 6 too); longer digit runs are UnknownCRS, never an int."""
+
+_CODE = rf"(\d{{1,{MAX_CODE_DIGITS}}})"
 _EPSG_PATTERNS = (
-    re.compile(r"epsg::?(\d+)"),
-    re.compile(r"urn:ogc:def:crs:epsg:[\d.]*:(\d+)"),
-    re.compile(r"https?://www\.opengis\.net/def/crs/epsg/[\d.]+/(\d+)"),
-    re.compile(r"(\d+)"),
+    re.compile(rf"epsg::?{_CODE}"),
+    re.compile(rf"urn:ogc:def:crs:epsg:[\d.]*:{_CODE}"),
+    re.compile(rf"https?://www\.opengis\.net/def/crs/epsg/[\d.]+/{_CODE}"),
+    re.compile(_CODE),
 )
 
 _ACCEPTED = (
@@ -146,7 +154,9 @@ def parse_crs(value: str | int | CoordSys | None) -> CoordSys:
     "wechat", "bd09" / "BD-09" / "baidu", and "EPSG:<n>" for any geographic or projected CRS that
     pyproj can build. A :class:`CoordSys` is returned as is.
 
-    Raises :class:`spatial.errors.UnknownCRS` for anything else, with the accepted names in the message.
+    Raises :class:`spatial.errors.UnknownCRS` for anything else, with the accepted names in the message;
+    also for names longer than :data:`MAX_NAME_LENGTH` characters or codes of more than
+    :data:`MAX_CODE_DIGITS` digits (the message then quotes only the start of the name).
     """
     if isinstance(value, CoordSys):
         return value
@@ -154,6 +164,10 @@ def parse_crs(value: str | int | CoordSys | None) -> CoordSys:
         return WGS84
     if isinstance(value, bool) or not isinstance(value, int | np.integer | str):
         raise _unknown(value)
+    if isinstance(value, str) and len(value) > MAX_NAME_LENGTH:
+        raise _unknown(f"{value[:40]}... ({len(value)} characters; at most {MAX_NAME_LENGTH})")
+    if not isinstance(value, str) and not 0 <= value < 10**MAX_CODE_DIGITS:
+        raise _unknown(f"EPSG code out of range (at most {MAX_CODE_DIGITS} digits)")  # repr of a huge int would raise
     key = f"epsg:{value}" if not isinstance(value, str) else re.sub(r"\s+", "", value).lower()
     if not key:
         return WGS84

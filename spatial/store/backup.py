@@ -6,9 +6,13 @@ database is given as a SQLAlchemy/libpq URL (the embedded cluster's, over its Un
 line.
 
 * :func:`backup_database` writes one file: schema, data, sequences' values and grants, in one consistent snapshot
-  (the service may keep running). Owners are not kept: a restore makes the restoring user the owner.
+  (the service may keep running). Owners are not kept: a restore makes the restoring user the owner. The file
+  (and its partial predecessor) is created mode 0600: it holds personal data. Given a ``secret`` it is encrypted
+  as it is written (:mod:`spatial.store.sealed`: AES-256-GCM in 1 MiB chunks, never the whole dump in memory).
 * :func:`restore_database` first reads the whole file (a missing, truncated or corrupt file is
-  :class:`InvalidInput` and changes nothing), refuses a database that already holds tables or extensions
+  :class:`InvalidInput` and changes nothing; an encrypted one is decrypted and authenticated in full first, into
+  a 0600 file in a private temporary folder removed afterwards, so a wrong key or a changed file also changes
+  nothing), refuses a database that already holds tables or extensions
   (:class:`Conflict`) unless ``force`` (then it restores into a new side database and, once that is complete,
   drops the old one and gives the new one its name), creates the roles that the file grants
   privileges to and the server lacks (roles are cluster-wide, so they are not in a dump; e.g. ``gridgov_app``,
@@ -23,10 +27,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +47,7 @@ from spatial.errors import Conflict, DatabaseUnavailable, InvalidInput
 from spatial.store.cluster import postgres_bindir
 from spatial.store.engine import make_engine
 from spatial.store.privileges import AUDIT_ROLE, OWNER_ROLE, grant_app_role, lay_out_schema
+from spatial.store.sealed import Sealer, is_sealed, open_sealed
 
 Progress = Callable[[int, int], None]
 
@@ -107,20 +115,39 @@ def _tool(name: str, url: str, *args: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _run_verbose(cmd: list[str], env: dict[str, str], marker: re.Pattern[str], total: int,
-                 progress: Progress | None) -> tuple[int, list[str]]:
-    """Run a ``--verbose`` tool, calling ``progress(done, total)`` on every line matching ``marker``.
-    Returns the exit code and the lines that report errors."""
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 progress: Progress | None, sink: Callable[[bytes], None] | None = None) -> tuple[int, list[str]]:
+    """Run a ``--verbose`` tool, calling ``progress(done, total)`` on every line matching ``marker``, and
+    ``sink`` with its standard output piece by piece (if given). Returns the exit code and the lines that report
+    errors."""
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if sink else subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=False)
     done, errors = 0, []
     assert process.stderr is not None
-    for line in process.stderr:
-        if marker.search(line):
-            done += 1
-            if progress:
-                progress(min(done, total), total)
-        elif "error" in line.lower() or "fatal" in line.lower() or line.startswith(("DETAIL", "HINT", "LINE")):
-            errors.append(line.rstrip())
+
+    def read_stderr() -> None:
+        nonlocal done
+        for raw in process.stderr:
+            line = raw.decode(errors="replace")
+            if marker.search(line):
+                done += 1
+                if progress:
+                    progress(min(done, total), total)
+            elif "error" in line.lower() or "fatal" in line.lower() or line.startswith(("DETAIL", "HINT", "LINE")):
+                errors.append(line.rstrip())
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    if sink is not None:
+        assert process.stdout is not None
+        try:
+            while piece := process.stdout.read(1 << 20):
+                sink(piece)
+        except BaseException:  # e.g. the disk is full: stop the tool rather than leave it blocked on the pipe
+            process.kill()
+            process.wait()
+            raise
     code = process.wait()
+    reader.join()
     if progress:
         progress(total, total)
     return code, errors
@@ -182,21 +209,41 @@ def _contents(conn: psycopg.Connection) -> tuple[int, list[str]]:
 
 
 # -- backup --------------------------------------------------------------------------------------------
-def backup_database(url: str, path: Path, *, progress: Progress | None = None) -> Summary:
-    """Write the database at ``url`` to ``path`` (pg_dump custom format, compressed; replaced if it exists).
+PRIVATE_MODE = 0o600
+"""Backups and their temporary files: readable by their owner only (they hold names, ID numbers, phones)."""
 
-    The file is written next to ``path`` and renamed when complete, so a failed backup never leaves a
-    truncated file under the final name.
+
+def _create_private(path: Path):
+    """``path`` opened for binary writing, created anew with mode 0600 whatever the umask."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    os.fchmod(fd, PRIVATE_MODE)
+    return os.fdopen(fd, "wb")
+
+
+def backup_database(url: str, path: Path, *, progress: Progress | None = None, secret: bytes | None = None) -> Summary:
+    """Write the database at ``url`` to ``path`` (pg_dump custom format, compressed; replaced if it exists), mode
+    0600; encrypted with ``secret`` (a passphrase or a key file's bytes) if given (:mod:`spatial.store.sealed`).
+
+    pg_dump writes to a pipe; the file is written next to ``path`` and renamed when complete, so a failed backup
+    never leaves a truncated file under the final name.
     """
     started = time.monotonic()
     path = Path(path)
     tables, rows = _row_counts(url)
     partial = path.with_name(f".{path.name}.partial")
-    cmd, env = _tool("pg_dump", url, "--format=custom", "--verbose", "--no-owner", "--file", str(partial))
-    code, errors = _run_verbose(cmd, env, _DUMPED, tables, progress)
-    if code != 0:
+    cmd, env = _tool("pg_dump", url, "--format=custom", "--verbose", "--no-owner")
+    try:
+        with _create_private(partial) as out:
+            sealer = Sealer(out, secret) if secret is not None else None
+            code, errors = _run_verbose(cmd, env, _DUMPED, tables, progress, sealer.write if sealer else out.write)
+            if sealer is not None and code == 0:
+                sealer.close()
+        if code != 0:
+            raise InvalidInput(f"pg_dump failed ({code}): " + ("; ".join(errors[-5:]) or "no message"))
+    except BaseException:
         partial.unlink(missing_ok=True)
-        raise InvalidInput(f"pg_dump failed ({code}): " + ("; ".join(errors[-5:]) or "no message"))
+        raise
     partial.replace(path)
     return Summary("backed up", path, _params(url).get("dbname", "?"), tables, rows, path.stat().st_size,
                    time.monotonic() - started)
@@ -317,13 +364,45 @@ def _lay_out(conn: psycopg.Connection, audit_owner: str = AUDIT_ROLE) -> bool:
     return bool(superuser and owner)
 
 
-def restore_database(url: str, path: Path, *, force: bool = False, progress: Progress | None = None) -> Summary:
-    """Restore the backup at ``path`` into the database at ``url`` (created if missing); see the module docstring.
+@contextmanager
+def _plain(path: Path, secret: bytes | None) -> Iterator[Path]:
+    """The pg_dump file of the backup at ``path``: itself, or if encrypted its plaintext in a private temporary
+    folder (0700, file 0600) for as long as the block runs, decrypted and authenticated in full before it is used.
+    InvalidInput for an encrypted file without ``secret``, a wrong secret or a changed file."""
+    path = Path(path)
+    if not path.is_file() or not is_sealed(path):
+        yield path
+        return
+    if secret is None:
+        raise InvalidInput(f"{path} is an encrypted backup: give its key (--key-file, GRIDGOV_BACKUP_KEY_FILE or "
+                           "GRIDGOV_BACKUP_PASSPHRASE)")
+    folder = Path(tempfile.mkdtemp(prefix="gridgov-restore-"))
+    try:
+        plain = folder / "backup.dump"
+        with _create_private(plain) as out:
+            open_sealed(path, secret, out)
+        yield plain
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
-    InvalidInput for a missing or damaged file and Conflict for a non-empty database without ``force``: in both
-    cases nothing has been changed. A failure while restoring rolls the restore back (one transaction); with
-    ``force`` the old database is replaced only once the new one is complete.
+
+def restore_database(url: str, path: Path, *, force: bool = False, progress: Progress | None = None,
+                     secret: bytes | None = None) -> Summary:
+    """Restore the backup at ``path`` into the database at ``url`` (created if missing); see the module docstring.
+    An encrypted backup needs the ``secret`` it was made with.
+
+    InvalidInput for a missing, damaged or (encrypted) unauthenticated file or a wrong secret, and Conflict for a
+    non-empty database without ``force``: in all these cases nothing has been changed. A failure while restoring
+    rolls the restore back (one transaction); with ``force`` the old database is replaced only once the new one
+    is complete.
     """
+    with _plain(path, secret) as plain:
+        summary = _restore(url, plain, force=force, progress=progress)
+    return Summary(summary.action, Path(path), summary.database, summary.tables, summary.rows,
+                   Path(path).stat().st_size, summary.seconds, summary.roles_created)
+
+
+def _restore(url: str, path: Path, *, force: bool, progress: Progress | None) -> Summary:
     started = time.monotonic()
     archive = read_archive(path)
     side = _target(url, force)

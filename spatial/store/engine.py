@@ -76,6 +76,11 @@ def acting_as(session: Session, actor: str, reason: str) -> Iterator[Session]:
     yield session
 
 
+def ping(session: Session) -> None:
+    """One round trip to the database (raises as any query would if it is unreachable)."""
+    session.execute(text("SELECT 1"))
+
+
 def server_info(session: Session) -> dict[str, str | None]:
     """Versions of PostGIS and pgRouting and the schema revisions (comma-separated, sorted) of the database."""
     postgis, pgrouting, revision = session.execute(text(
