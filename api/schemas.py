@@ -58,6 +58,9 @@ class AuditEntryPublic(BaseModel):
     purpose: str | None
     result: str
     client_addr: str | None
+    household_ids: list[int] = Field(default_factory=list, description="the households whose data it concerned")
+    db_user: str | None = Field(None, description="the database login that wrote the row (set by the database: "
+                                "gridgov_app for the service, gridgov_owner for the command line)")
 
     model_config = {"from_attributes": True}
 

@@ -42,7 +42,10 @@ def found(client, headers, household: int) -> list[dict]:
     page = client.get("/api/audit", headers=headers["auditor1"], params={"household": household})
     assert page.status_code == 200, page.text
     assert page.json()["total"] == len(page.json()["entries"])
-    return page.json()["entries"]
+    entries = page.json()["entries"]
+    assert all(household in e["household_ids"] for e in entries)  # the auditor sees which households, and who wrote
+    assert all(e["db_user"] for e in entries)
+    return entries
 
 
 def test_every_household_path_makes_the_household_findable_and_no_other(env):
