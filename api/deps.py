@@ -10,8 +10,9 @@ Two rules of trust live here, so that no endpoint can forget them:
 * **Who is calling** is looked up once per token and remembered for :data:`PRINCIPAL_TTL_S` seconds
   (:class:`PrincipalCache`, shared with the tile router). Logging out forgets the token at once in this
   process and, through :data:`TOKENS_CHANNEL` (:mod:`spatial.store.notify`), in every other server process
-  on commit; so does a change of grid assignments (every caller is forgotten). A user deactivated directly
-  in the database stays usable for at most that long.
+  on commit; so does a change of grid assignments, a deactivation or a new password
+  (:func:`spatial.store.users.change_user`: every caller is forgotten). A user changed directly in the database,
+  bypassing it, stays usable for at most that long.
 """
 
 from __future__ import annotations
