@@ -87,7 +87,9 @@ def _audit_refusal(request: Request, exc: Exception) -> None:
 _REFUSALS = (Forbidden, OutOfScope, TooManyRequests, NotAuthenticated)
 
 
-async def _audit_refused(request: Request, exc: BaseException) -> None:
+async def audit_refused(request: Request, exc: BaseException) -> None:
+    """Audit ``exc`` if it is a refusal of ``request`` (the rule of the module docstring); for endpoints that
+    handle their own errors without :data:`SessionDep` (tiles)."""
     if isinstance(exc, _REFUSALS) or _marked(request, exc) is not None:
         await run_in_threadpool(_audit_refusal, request, exc)
 
@@ -107,7 +109,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException as exc:
         with anyio.CancelScope(shield=True):  # a client gone away must not leave the transaction open
             await run_in_threadpool(_end, session, False)
-            await _audit_refused(request, exc)
+            await audit_refused(request, exc)
         raise
     await run_in_threadpool(_end, session, True)
 
@@ -118,7 +120,7 @@ async def refusals_audited(request: Request) -> AsyncIterator[None]:
         yield
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await _audit_refused(request, exc)
+            await audit_refused(request, exc)
         raise
 
 

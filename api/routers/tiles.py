@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import CurrentUser, _audit_refused, public_url  # noqa: PLC2701 (every endpoint's refusal audit)
+from api.deps import CurrentUser, audit_refused, public_url
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -54,7 +54,7 @@ async def _audited(request: Request, work: Awaitable[TileResult]) -> TileResult:
         return await work
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await _audit_refused(request, exc)
+            await audit_refused(request, exc)
         raise
 
 
