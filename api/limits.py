@@ -4,7 +4,7 @@ Checks the declared ``Content-Length`` first (the app is not called at all) and 
 sent without one (chunked), so a client cannot stream past the limit: the read that crosses it fails, whatever
 the app answers then (FastAPI would call it "an error parsing the body", 400) is dropped, and the client gets
 the 413. An uploaded zip may inflate to :data:`ARCHIVE_INFLATION` times the body limit; it is unpacked, counting
-the bytes, by :mod:`fixtures.importers.safe_files`.
+the bytes, by :mod:`spatial.io.safe_files`.
 """
 
 from __future__ import annotations

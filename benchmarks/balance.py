@@ -4,7 +4,7 @@
 
 Data: ../shared/data/futian_shatou.gpkg (© OpenStreetMap contributors, ODbL): buildings and streets are imported
 into a throw-away gridgov database (or the one given, rolled back) and households are estimated with
-``fixtures.estimate`` (no household counts are open data). No community boundary is published, so synthetic
+``spatial.store.occupancy`` (no household counts are open data). No community boundary is published, so synthetic
 communities are built: the ``derived_street_blocks`` whose centroids share a ``--square-m`` square are unioned
 (labelled synthetic); the ``--limit`` communities with the most households are planned (max-p is slow).
 
@@ -59,8 +59,8 @@ def communities(square_m: float) -> list[shapely.Geometry]:
 
 def load_buildings(session: Session) -> tuple[np.ndarray, np.ndarray, list[shapely.Geometry]]:
     """Import Shatou, estimate households; (footprints in EPSG:4547, households, street lines in EPSG:4547)."""
-    from fixtures.estimate import estimate_occupancy
-    from fixtures.importers import import_buildings, import_streets
+    from spatial.store.occupancy import estimate_occupancy
+    from spatial.io import import_buildings, import_streets
 
     import_buildings(session, DATA, layer="buildings", origin="bench:shatou")
     import_streets(session, DATA, origin="bench:shatou")

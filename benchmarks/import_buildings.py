@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from benchmarks.common import SHARED_DATA, database, peak_rss_mib
-from fixtures.estimate import estimate_occupancy
-from fixtures.importers import import_buildings
-from fixtures.importers.safe_files import COMMAND_LINE
+from spatial.store.occupancy import estimate_occupancy
+from spatial.io import import_buildings
+from spatial.io.safe_files import COMMAND_LINE
 from spatial.store.engine import make_engine
 from spatial.store.models import Building
 

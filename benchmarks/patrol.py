@@ -1,7 +1,7 @@
 """Patrol routes on the real Shatou network: gridgov's tours against OR-Tools, pgr_TSP and the exact optimum.
 
 The OpenStreetMap street network of Shatou (``../shared/data/futian_shatou.gpkg``) is imported into a throw-away
-database (``fixtures.importers.import_streets``). For 10, 30, 80 and 200 stops (random nodes of the largest
+database (``spatial.io.import_streets``). For 10, 30, 80 and 200 stops (random nodes of the largest
 connected piece of the walking network, seeded) a closed tour from the first stop is planned:
 
 * **gridgov** — ``routing.solve_tsp`` as ``plan_tour`` calls it (Held-Karp up to 13 stops; beyond, the exact
@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from benchmarks.common import SHARED_DATA, database
-from fixtures.importers import import_streets
+from spatial.io import import_streets
 from spatial.analysis import postman, routing, tsp_exact
 from spatial.store import network as net
 from spatial.store.engine import make_engine

@@ -44,7 +44,7 @@ def load(url: str, copies: int) -> int:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from fixtures.estimate import estimate_occupancy
+    from spatial.store.occupancy import estimate_occupancy
     from fixtures.scaled_city import load_scaled_buildings
     from spatial.store import migrate, users
     from spatial.store.engine import make_engine

@@ -248,8 +248,8 @@ def import_() -> None:
 @click.option("--on-invalid", type=click.Choice(["fail", "skip", "repair"]), default="fail", show_default=True)
 @click.pass_obj
 def import_buildings(settings: Settings, path: Path, layer: str | None, origin: str | None, on_invalid: str) -> None:
-    from fixtures.importers import import_buildings as run
-    from fixtures.importers.safe_files import COMMAND_LINE
+    from spatial.io import import_buildings as run
+    from spatial.io.safe_files import COMMAND_LINE
 
     with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
         report = run(session, path, layer=layer, origin=origin, on_invalid=on_invalid, progress=_progress("buildings"),
@@ -263,8 +263,8 @@ def import_buildings(settings: Settings, path: Path, layer: str | None, origin: 
 @click.option("--nodes-layer", default="street_nodes", show_default=True)
 @click.pass_obj
 def import_streets(settings: Settings, path: Path, layer: str, nodes_layer: str) -> None:
-    from fixtures.importers import import_streets as run
-    from fixtures.importers.safe_files import COMMAND_LINE
+    from spatial.io import import_streets as run
+    from spatial.io.safe_files import COMMAND_LINE
 
     with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
         report = run(session, path, layer=layer, nodes_layer=nodes_layer, progress=_progress("streets"),
@@ -276,21 +276,21 @@ def import_streets(settings: Settings, path: Path, layer: str, nodes_layer: str)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def import_osm(settings: Settings, path: Path) -> None:
-    from fixtures.importers import import_osm_pbf as run
+    from spatial.io import import_osm_pbf as run
 
     with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
         report = run(session, path, progress=_progress("osm"))
     click.echo(report.summary())
 
 
-def _import_plans(settings: Settings, kind: str, path: Path, layer: str | None, community: str | None,
+def _import_grid_file(settings: Settings, kind: str, path: Path, layer: str | None, community: str | None,
                   reason: str | None, dry_run: bool) -> None:
-    from fixtures.import_plans import import_plans
-    from fixtures.importers.safe_files import COMMAND_LINE
+    from spatial.io.grid_files import import_grid_file
+    from spatial.io.safe_files import COMMAND_LINE
 
     reason = reason or f"import {path.name}"
     with _reported_errors(), _transaction(settings, reason=reason) as session:
-        report = import_plans(session, path, kind, layer=layer, community=community, actor="cli", reason=reason,
+        report = import_grid_file(session, path, kind, layer=layer, community=community, actor="cli", reason=reason,
                               dry_run=dry_run, metric_srid=settings.metric_srid, progress=_progress(kind),
                               limits=COMMAND_LINE)
     click.echo(report.summary())
@@ -307,7 +307,7 @@ def _import_plans(settings: Settings, kind: str, path: Path, layer: str | None, 
 @click.pass_obj
 def import_grids(settings: Settings, path: Path, layer: str | None, community: str | None, reason: str | None,
                  dry_run: bool) -> None:
-    _import_plans(settings, "grids", path, layer, community, reason, dry_run)
+    _import_grid_file(settings, "grids", path, layer, community, reason, dry_run)
 
 
 @import_.command("enclosures", help="Enclosures (围合) drawn elsewhere, checked and reported. Exit 1 on errors.")
@@ -319,14 +319,14 @@ def import_grids(settings: Settings, path: Path, layer: str | None, community: s
 @click.pass_obj
 def import_enclosures(settings: Settings, path: Path, layer: str | None, community: str | None,
                       reason: str | None, dry_run: bool) -> None:
-    _import_plans(settings, "enclosures", path, layer, community, reason, dry_run)
+    _import_grid_file(settings, "enclosures", path, layer, community, reason, dry_run)
 
 
 @main.command(help="Estimate households and residents of buildings without counts (marked as estimated).")
 @click.option("--seed", default=2020, show_default=True)
 @click.pass_obj
 def estimate(settings: Settings, seed: int) -> None:
-    from fixtures.estimate import estimate_occupancy
+    from spatial.store.occupancy import estimate_occupancy
 
     with _reported_errors(), _transaction(settings, reason="occupancy estimate") as session:
         count = estimate_occupancy(session, seed=seed)
@@ -348,7 +348,7 @@ def estimate(settings: Settings, seed: int) -> None:
 @click.pass_obj
 def export(settings: Settings, layer: str, path: Path, crs: str | None, community: str | None, fmt: str | None,
            households: bool, reveal: bool, purpose: str | None) -> None:
-    from fixtures.export import export_community, export_layer
+    from spatial.io.export import export_community, export_layer
     from spatial.access import Principal
 
     operator = Principal(user_id=0, username="cli", role="admin", client_addr="command line")

@@ -6,8 +6,8 @@ import pyproj
 import pytest
 from sqlalchemy import text
 
-from fixtures.estimate import estimate_occupancy
-from fixtures.importers import import_buildings
+from spatial.store.occupancy import estimate_occupancy
+from spatial.io import import_buildings
 from spatial.store.models import Building
 
 TO_GK = pyproj.Transformer.from_crs(4326, 4547, always_xy=True)

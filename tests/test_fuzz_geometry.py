@@ -494,7 +494,7 @@ def roomy(site, monkeypatch):
     constructors and the import's checks replaced by tripwires: a 413 must come before any of them."""
     from fastapi.testclient import TestClient
 
-    import fixtures.import_plans
+    import spatial.io.grid_files
     from api.app import create_app
     from spatial.geometry import validate
 
@@ -503,7 +503,7 @@ def roomy(site, monkeypatch):
 
     for name in ("Polygon", "MultiPolygon", "LineString", "to_wgs84"):
         monkeypatch.setattr(validate, name, tripwire)
-    monkeypatch.setattr(fixtures.import_plans, "_polygon_problem", tripwire)
+    monkeypatch.setattr(spatial.io.grid_files, "_polygon_problem", tripwire)
     settings_ = site.client.app.state.settings.model_copy(update={"max_body_bytes": 100_000_000})
     with TestClient(create_app(settings_, engine=site.engine)) as client:
         yield client

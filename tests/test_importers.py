@@ -17,8 +17,8 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from fixtures.importers import import_buildings, import_osm_pbf, import_streets
-from fixtures.importers.mapping import foot_car, map_uses, osm_refs, parse_levels
+from spatial.io import import_buildings, import_osm_pbf, import_streets
+from spatial.io.mapping import foot_car, map_uses, osm_refs, parse_levels
 from spatial.errors import InvalidInput, UnknownCRS
 from spatial.store import bulk
 

@@ -251,7 +251,7 @@ def test_real_shatou_buildings(db, shared_data):
     grids of 250 m squares of blocks; every grid's micro-grids keep the invariants."""
     import geopandas as gpd
 
-    from fixtures.importers import import_buildings, import_streets
+    from spatial.io import import_buildings, import_streets
 
     path = shared_data / "futian_shatou.gpkg"
     import_buildings(db, path, layer="buildings")

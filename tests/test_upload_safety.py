@@ -1,6 +1,6 @@
 """Files from others cannot make the server read its own files or fetch URLs, nor cost it more than the limits
 (issue 12, items 1, 6 and 14): the probes of the attack, through the HTTP upload as a planner and through the
-command line's import functions. See :mod:`fixtures.importers.safe_files`."""
+command line's import functions. See :mod:`spatial.io.safe_files`."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ import pyogrio.raw
 import pytest
 from sqlalchemy import select
 
-from fixtures.import_plans import import_plans
-from fixtures.importers import import_buildings, import_osm_pbf, import_streets
-from fixtures.importers import safe_files
-from fixtures.importers.safe_files import ReadLimits
+from spatial.io.grid_files import import_grid_file
+from spatial.io import import_buildings, import_osm_pbf, import_streets
+from spatial.io import safe_files
+from spatial.io.safe_files import ReadLimits
 from spatial.errors import InvalidInput, PayloadTooLarge
 from spatial.store.models import AuditEntry
 from tests import factories
@@ -113,7 +113,7 @@ def test_the_command_line_refuses_a_vrt_whatever_its_name(db, tmp_path, secret):
     for name in ("plan.geojson", "plan.json", "plan.gpkg", "plan.shp"):
         path = tmp_path / name
         path.write_bytes(_vrt(str(secret), "credentials"))
-        for run in (lambda p: import_plans(db, p, "grids", dry_run=True), lambda p: import_buildings(db, p),
+        for run in (lambda p: import_grid_file(db, p, "grids", dry_run=True), lambda p: import_buildings(db, p),
                     lambda p: import_streets(db, p)):
             with pytest.raises(InvalidInput, match=f"{name}: cannot read: the file is not a") as refused:
                 run(path)
@@ -134,7 +134,7 @@ def test_a_gdalg_pipeline_is_refused(planner, db, tmp_path, secret):
     path = tmp_path / "plan.geojson"
     path.write_bytes(pipeline)
     with pytest.raises(InvalidInput, match="GDALG"):
-        import_plans(db, path, "grids", dry_run=True)
+        import_grid_file(db, path, "grids", dry_run=True)
 
 
 def test_other_formats_are_refused_by_content(planner, tmp_path):
@@ -226,10 +226,10 @@ def test_a_geopackage_with_a_view_a_trigger_or_a_virtual_table_is_refused(planne
 
 def test_a_plain_geopackage_still_imports_and_the_feature_cap_holds(db, tmp_path):
     path = _gpkg(tmp_path / "three.gpkg", n=3)
-    report = import_plans(db, path, "grids", dry_run=True, limits=ReadLimits(max_features=3))
+    report = import_grid_file(db, path, "grids", dry_run=True, limits=ReadLimits(max_features=3))
     assert report.read == 3
     with pytest.raises(PayloadTooLarge, match="more than 2 features"):
-        import_plans(db, path, "grids", dry_run=True, limits=ReadLimits(max_features=2))
+        import_grid_file(db, path, "grids", dry_run=True, limits=ReadLimits(max_features=2))
 
 
 # -- zips ----------------------------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_a_zip_of_several_shapefiles_offers_each_as_a_layer(db, tmp_path):
     with zipfile.ZipFile(archive, "w") as z:
         for part in folder.iterdir():
             z.write(part, part.name)
-    assert import_plans(db, archive, "grids", layer="grids", dry_run=True).read == 1
+    assert import_grid_file(db, archive, "grids", layer="grids", dry_run=True).read == 1
 
 
 def test_geojson_too_big_to_parse_is_scanned_for_crs_links(db, tmp_path, monkeypatch, http_server):
@@ -366,13 +366,13 @@ def test_geojson_too_big_to_parse_is_scanned_for_crs_links(db, tmp_path, monkeyp
     plan = json.loads(_geojson([(factories.metres_box(0, 0, 10, 10), {"community_code": factories.COMMUNITY})]))
     fine = tmp_path / "fine.geojson"
     fine.write_text(json.dumps({**plan, "crs": {"type": "name", "properties": {"name": "EPSG:4326"}}}))
-    assert import_plans(db, fine, "grids", dry_run=True).read == 1
+    assert import_grid_file(db, fine, "grids", dry_run=True).read == 1
     linked = tmp_path / "linked.geojson"
     linked.write_text(json.dumps({**plan, "crs": {"type": "link", "properties": {"href": f"{base}/crs"}}}))
     with pytest.raises(InvalidInput, match='"crs" member'):
-        import_plans(db, linked, "grids", dry_run=True)
+        import_grid_file(db, linked, "grids", dry_run=True)
     gdalg = tmp_path / "pipeline.geojson"
     gdalg.write_text(json.dumps({"type": "gdal_streamed_alg", "command_line": "gdal vector pipeline"}))
     with pytest.raises(InvalidInput, match="GDALG"):
-        import_plans(db, gdalg, "grids", dry_run=True)
+        import_grid_file(db, gdalg, "grids", dry_run=True)
     assert seen == []

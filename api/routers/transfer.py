@@ -5,7 +5,7 @@ household scope only, like the map API); a community bundle
 to planners, inspectors and admins whose scope holds the community, with households **masked by default**
 (``reveal=true`` needs an admin and a ``purpose``; both are audited). Imports: planners and admins,
 for communities in their scope; the report lists every finding; with an error nothing is written (422).
-An upload is vetted before GDAL reads it (:mod:`fixtures.importers.safe_files`: its content must be the format
+An upload is vetted before GDAL reads it (:mod:`spatial.io.safe_files`: its content must be the format
 its name says, within the upload limits), and every import is audited, refused ones included.
 """
 
@@ -23,9 +23,9 @@ from starlette.background import BackgroundTask
 from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
 from api.geojson import CrsParam
 from api.limits import ARCHIVE_INFLATION
-from fixtures.export import export_community, export_layer
-from fixtures.import_plans import import_plans
-from fixtures.importers.safe_files import UPLOAD_FORMATS, ReadLimits
+from spatial.io.export import export_community, export_layer
+from spatial.io.grid_files import import_grid_file
+from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
 from spatial.errors import Forbidden, InvalidInput
 from spatial.store import audit, plans
 
@@ -112,7 +112,7 @@ def import_plan_file(request: Request, kind: Literal["grids", "enclosures"], ses
         path = Path(folder) / f"upload{suffix}"
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out)
-        report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
+        report = import_grid_file(session, path, kind, layer=layer, community=community, actor=who.username,
                               reason=reason, dry_run=True, metric_srid=settings.metric_srid, limits=limits)
         outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]
         if outside:
@@ -121,7 +121,7 @@ def import_plan_file(request: Request, kind: Literal["grids", "enclosures"], ses
         if kind == "grids" and if_match and not dry_run:
             plans.require_basis(session, communities, if_match, "the dry run")
         if not dry_run and not report.errors:
-            report = import_plans(session, path, kind, layer=layer, community=community, actor=who.username,
+            report = import_grid_file(session, path, kind, layer=layer, community=community, actor=who.username,
                                   reason=reason, dry_run=False, metric_srid=settings.metric_srid, limits=limits)
     body = report.as_dict()
     body["file"] = file.filename
