@@ -8,6 +8,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from api.app import create_app
 from gridgov.settings import Settings
@@ -51,15 +52,23 @@ def test_a_notification_is_heard_when_the_transaction_commits_and_never_after_a_
     assert got.empty()  # the rolled-back one never comes
 
 
-def test_tile_invalidations_are_published_with_their_boxes(heard, fresh_db_url):
+def test_a_write_to_a_drawn_table_publishes_its_extent_from_the_database(heard, fresh_db_url):
+    """No caller publishes: the trigger of migration 0011 does, once per statement, on commit only."""
     sessions, _ = heard
     boxes: queue.Queue = queue.Queue()
     listener = Listener(libpq(fresh_db_url), {tile_cache.CHANNEL: boxes.put}, poll_s=0.1).start()
+    insert = text("INSERT INTO checkpoints (name, location) "
+                  "VALUES ('东门', ST_SetSRID(ST_MakePoint(:x, 22.5), 4326))")
     try:
         assert listener.listening.wait(10)
+        with sessions() as session:
+            session.execute(insert, {"x": 114.2})
+            session.rollback()
         with sessions.begin() as session:
-            tile_cache.invalidate_after_commit(session, (114.0, 22.5, 114.01, 22.51), None, layers=["grids"])
-        assert boxes.get(timeout=5) == {"boxes": [[114.0, 22.5, 114.01, 22.51]], "layers": ["grids"]}
+            session.execute(insert, {"x": 114.0})
+        assert boxes.get(timeout=5) == {"boxes": [[114.0, 22.5, 114.0, 22.5]], "layers": ["checkpoints"]}
+        time.sleep(0.3)
+        assert boxes.empty()  # the rolled-back insert never announced anything
     finally:
         listener.stop()
 

@@ -1,26 +1,25 @@
 """The tile cache: compressed tiles keyed by (layer, z, x, y, scope), invalidated precisely by area.
 
-**After writing data that is drawn on tiles, call** :func:`invalidate` **or** :func:`invalidate_after_commit`::
+**Nobody calls invalidation after a write**: the database announces it. A statement-level trigger on every
+drawn table (migration ``0011_tile_changes``) sends the extents a statement changed on :data:`CHANNEL`
+(PostgreSQL NOTIFY, delivered when the transaction commits, never after a rollback) and records them in the
+transaction-local setting :data:`PENDING_SETTING`. Two paths apply them:
 
-    from tiles.cache import invalidate_after_commit
-    invalidate_after_commit(session, old_boundary.bounds, new_boundary.bounds)   # a grid edit
+* every server process listens (:func:`on_notify`, wired in ``api.app``), so a change made by another worker,
+  the command line or ``psql`` shows on the next tile request there;
+* the process that wrote hears its own commits synchronously (:func:`hear_own_commits`, installed by the first
+  :class:`TileCache`): just before a SQLAlchemy session commits it reads the pending changes, and right after
+  the commit drops the tiles, so the writer's next tile request is already fresh.
 
-Each bounds is ``(west, south, east, north)`` in EPSG:4326 degrees, a Shapely geometry, or None (nothing
-there: a new or removed feature). Only cached tiles whose area (with the tile buffer) touches one of the
-boxes are dropped, at every zoom and in every layer unless ``layers`` names some; nothing else is
-recomputed. Prefer :func:`invalidate_after_commit` inside a transaction: it drops the tiles when the
-transaction commits (and not at all if it rolls back), so a tile rendered between the write and the commit
-cannot bring the old state back. :func:`invalidate` acts at once (after a commit, or for tests).
-
-Both act on every :class:`TileCache` of this process (a weak registry). :func:`invalidate_after_commit` also
-publishes the boxes on :data:`CHANNEL` (PostgreSQL NOTIFY, delivered on commit), and every server process
-listens (:func:`on_notify`, wired in ``api.app``), so an edit made by another worker or by the command line
-shows on the next tile request too. A tile whose rendering started before an invalidation that touches it is
-not stored (generation check), so a slow render cannot put a stale tile back.
+Only cached tiles whose area (with the tile buffer) touches a changed box (``(west, south, east, north)`` in
+EPSG:4326 degrees) are dropped, at every zoom, in the layers the table feeds. A tile whose rendering started
+before an invalidation that touches it is not stored (generation check), so a slow render cannot put a stale
+tile back. :func:`invalidate` drops tiles at once (for tests and tools); :func:`clear_all` drops everything.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections import OrderedDict, deque
@@ -28,10 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
-
-from spatial.store.notify import publish
 
 from tiles.grid import BUFFER, Tile, boxes_touch, tile_range
 
@@ -52,6 +49,7 @@ class TileCache:
     """An LRU cache bounded by the bytes it holds (``max_bytes``), safe to use from many threads."""
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        hear_own_commits()
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
@@ -174,37 +172,57 @@ def _drop(boxes: list[Box], layers: list[str] | None) -> int:
 
 
 def invalidate(bounds_before: Any, bounds_after: Any = None, *, layers: Iterable[str] | None = None) -> int:
-    """Drop, in every tile cache of this process, the tiles touching either area; returns tiles dropped.
+    """Drop at once, in every tile cache of this process, the tiles touching either area; returns tiles dropped.
 
-    Call it after an edit has been committed, with the old and new extent of what changed (either may be
-    None). ``layers`` limits it to some tile layers (default: all, which is right for grids, whose codes
-    also appear on buildings and household counts)."""
+    Writes need not call it (see the module docstring); it is for tests and tools. Either area may be None;
+    ``layers`` limits it to some tile layers (default: all)."""
     return _drop(_boxes(bounds_before, bounds_after), None if layers is None else list(layers))
 
 
-def invalidate_after_commit(session: Session, bounds_before: Any, bounds_after: Any = None, *,
-                            layers: Iterable[str] | None = None) -> None:
-    """Like :func:`invalidate`, but when ``session``'s transaction commits (never if it rolls back); other
-    processes (server workers, a server beside the command line) hear of it through :data:`CHANNEL`."""
-    names = None if layers is None else list(layers)
-    boxes = _boxes(bounds_before, bounds_after)
-    if not boxes:
+PENDING_SETTING = "gridgov.tile_changes"
+_PENDING = text(f"SELECT current_setting('{PENDING_SETTING}', true)")
+_hearing = threading.Lock()
+_heard = False
+
+
+def hear_own_commits() -> None:
+    """Make every SQLAlchemy session of this process drop the tiles its own commits changed, as they commit.
+
+    Idempotent. Costs one ``SELECT current_setting(...)`` before the commit of a session that used the
+    database (sessions that never touched it are skipped); changes written outside a session (a raw psycopg
+    connection) still arrive through the listener."""
+    global _heard
+    with _hearing:
+        if _heard:
+            return
+        event.listen(Session, "after_begin", _touched)
+        event.listen(Session, "before_commit", _collect)
+        event.listen(Session, "after_commit", _apply)
+        event.listen(Session, "after_rollback", _forget)
+        _heard = True
+
+
+def _touched(session: Session, transaction: Any, connection: Any) -> None:
+    session.info["tiles_touched"] = True
+
+
+def _collect(session: Session) -> None:
+    session.flush()  # commit flushes after this hook: the last changes must have reached the triggers
+    if not session.info.pop("tiles_touched", False):
         return
-    publish(session, CHANNEL, {"boxes": [list(b) for b in boxes], "layers": names})
-    session.info.setdefault("tiles_pending", []).append((boxes, names))
-    if not session.info.get("tiles_listening"):
-        session.info["tiles_listening"] = True
-        event.listen(session, "after_commit", _flush_pending)
-        event.listen(session, "after_rollback", _drop_pending)
+    pending = session.execute(_PENDING).scalar()
+    if pending:
+        session.info["tiles_pending"] = json.loads(pending)
 
 
-def _flush_pending(session: Session) -> None:
-    for boxes, layers in session.info.pop("tiles_pending", []):
-        _drop(boxes, layers)
+def _apply(session: Session) -> None:
+    for change in session.info.pop("tiles_pending", ()):
+        on_notify(change)
 
 
-def _drop_pending(session: Session) -> None:
+def _forget(session: Session) -> None:
     session.info.pop("tiles_pending", None)
+    session.info.pop("tiles_touched", None)
 
 
 CHANNEL = "gridgov_tiles"

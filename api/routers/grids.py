@@ -12,9 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
-from sqlalchemy.orm import Session
 
-import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName, CrsParam
 from gridgov.settings import Settings
@@ -96,8 +94,7 @@ def _may_edit(who: Principal, community_code: str) -> None:
     who.require_scope(community_code)
 
 
-def _result(result: store.EditResult, plan: store.PlanSettings, response: Response, session: Session
-            ) -> dict[str, Any]:
+def _result(result: store.EditResult, plan: store.PlanSettings, response: Response) -> dict[str, Any]:
     """The edit's report and touched grids (each with its new ETag); the response's ETag header is the
     edited grid's (the first touched), so a client can chain edits."""
     for g in result.grids:
@@ -106,8 +103,6 @@ def _result(result: store.EditResult, plan: store.PlanSettings, response: Respon
                  "properties": {k: v for k, v in g.items() if k != "geometry"}} for g in result.grids]
     if result.grids and result.grids[0]["etag"]:
         response.headers["ETag"] = result.grids[0]["etag"]
-    if result.changed_bounds:
-        tiles.invalidate_after_commit(session, result.changed_bounds)
     return {"preview": result.preview, "community_code": result.community_code,
             "grids": {"type": "FeatureCollection", "crs": plan.output_crs, "features": features},
             "report": result.report.to_dict(plan.geojson), "assignments": result.assignments}
@@ -144,7 +139,7 @@ def create(body: GridCreate, response: Response, session: SessionDep, settings: 
                                move_shared_boundary=body.move_shared_boundary)
     if body.preview:
         response.status_code = 200
-    return _result(result, edit.settings, response, session)
+    return _result(result, edit.settings, response)
 
 
 @router.put("/{code}/boundary", summary="Redraw a grid's boundary, or preview it (重绘网格边界)")
@@ -153,14 +148,14 @@ def redraw(code: str, body: BoundaryEdit, response: Response, session: SessionDe
     edit = _edit(who, [code], if_match, body, settings)
     geom = polygon_from_geojson(body.geometry, parse_crs(body.crs))
     result = store.redraw_grid(session, code, geom, edit, move_shared_boundary=body.move_shared_boundary)
-    return _result(result, edit.settings, response, session)
+    return _result(result, edit.settings, response)
 
 
 @router.patch("/{code}", summary="Rename a grid (重命名网格)")
 def rename(code: str, body: GridRename, response: Response, session: SessionDep, settings: SettingsDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     edit = _edit(who, [code], if_match, body, settings)
-    return _result(store.rename_grid(session, code, body.name, edit), edit.settings, response, session)
+    return _result(store.rename_grid(session, code, body.name, edit), edit.settings, response)
 
 
 @router.post("/{code}/split", summary="Split a grid along a line (拆分网格)")
@@ -168,21 +163,21 @@ def split(code: str, body: GridSplit, response: Response, session: SessionDep, s
           who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     edit = _edit(who, [code], if_match, body, settings)
     line = line_from_geojson(body.line, parse_crs(body.crs))
-    return _result(store.split_grid(session, code, line, body.new_name, edit), edit.settings, response, session)
+    return _result(store.split_grid(session, code, line, body.new_name, edit), edit.settings, response)
 
 
 @router.post("/merge", summary="Merge adjacent grids (合并网格)")
 def merge(body: GridMerge, response: Response, session: SessionDep, settings: SettingsDep, who: CurrentUser,
           if_match: IfMatch = None) -> dict[str, Any]:
     edit = _edit(who, body.codes, if_match, body, settings)
-    return _result(store.merge_grids(session, body.codes, edit), edit.settings, response, session)
+    return _result(store.merge_grids(session, body.codes, edit), edit.settings, response)
 
 
 @router.post("/{code}/retire", summary="Retire a grid (撤销网格)")
 def retire(code: str, body: Edit, response: Response, session: SessionDep, settings: SettingsDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     edit = _edit(who, [code], if_match, body, settings)
-    return _result(store.retire_grid(session, code, edit), edit.settings, response, session)
+    return _result(store.retire_grid(session, code, edit), edit.settings, response)
 
 
 @router.post("/{code}/revert", summary="Revert a grid to an earlier version, as a new version (回退版本)")
@@ -190,7 +185,7 @@ def revert(code: str, body: GridRevert, response: Response, session: SessionDep,
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     edit = _edit(who, [code], if_match, body, settings)
     result = store.revert_grid(session, code, body.version, edit, move_shared_boundary=body.move_shared_boundary)
-    return _result(result, edit.settings, response, session)
+    return _result(result, edit.settings, response)
 
 
 @router.get("/{code}/versions", summary="Every version of a grid: who, when, why (历史版本)")

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping, shape
 
-import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName
 from spatial.access import Principal
@@ -72,7 +71,6 @@ def adopt(body: AdoptRequest, session: SessionDep, settings: SettingsDep, who: C
                                   metric_srid=settings.metric_srid)
     report = plans.adopt_plan(session, body.community_code, proposal, who.username, body.reason,
                               metric_srid=settings.metric_srid, basis=if_match)
-    tiles.invalidate_after_commit(session, plans.community_bounds(session, body.community_code))
     return {**asdict(report), "stats": proposal.stats}
 
 
@@ -81,5 +79,4 @@ def micro_grids(code: str, session: SessionDep, settings: SettingsDep, who: Curr
     _planner(who, code[:12])
     grid = grid_store.grid_row(session, code)
     report = regenerate_micro_grids(session, grid["id"], metric_srid=settings.metric_srid)
-    tiles.invalidate_after_commit(session, grid["boundary"].bounds)
     return asdict(report)

@@ -129,28 +129,22 @@ def next_grid_numbers(session: Session, community: str, count: int) -> list[int]
     return free[:count]
 
 
-def write_grids(session: Session, rows: Sequence[dict], *, actor: str, reason: str
-                ) -> tuple[int, int, list[tuple[tuple | None, tuple]]]:
+def write_grids(session: Session, rows: Sequence[dict], *, actor: str, reason: str) -> tuple[int, int]:
     """Insert or update grids by code (rows: code, community_code, name, kind, wkb). Returns (inserted,
-    updated, [(old bounds or None, new bounds)]) — the bounds are for tile invalidation."""
+    updated). Map tiles of the old and new boundaries are invalidated by the database on commit."""
     inserted = updated = 0
-    areas = []
     with acting_as(session, actor, reason):
         for row in rows:
-            old = session.execute(text(
-                "SELECT ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary) "
-                "FROM grids WHERE code = :code FOR UPDATE"), {"code": row["code"]}).one_or_none()
-            new = session.execute(text("""
+            existed = session.execute(text("SELECT true FROM grids WHERE code = :code FOR UPDATE"),
+                                      {"code": row["code"]}).scalar()
+            session.execute(text("""
                 INSERT INTO grids (code, community_code, name, kind, boundary)
                 VALUES (:code, :community_code, :name, :kind, ST_Multi(ST_GeomFromWKB(:wkb, 4326)))
                 ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
-                    boundary = EXCLUDED.boundary, retired_at = NULL
-                RETURNING ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary)"""),
-                row).one()
-            inserted += old is None
-            updated += old is not None
-            areas.append((tuple(old) if old else None, tuple(new)))
-    return inserted, updated, areas
+                    boundary = EXCLUDED.boundary, retired_at = NULL"""), row)
+            inserted += not existed
+            updated += bool(existed)
+    return inserted, updated
 
 
 def check_enclosures(session: Session, wkbs: Sequence[bytes], communities: Sequence[str | None],
@@ -173,30 +167,22 @@ def check_enclosures(session: Session, wkbs: Sequence[bytes], communities: Seque
     return findings
 
 
-def write_enclosures(session: Session, rows: Sequence[dict], *, actor: str, reason: str
-                     ) -> tuple[int, int, list[tuple[tuple | None, tuple]]]:
+def write_enclosures(session: Session, rows: Sequence[dict], *, actor: str, reason: str) -> tuple[int, int]:
     """Insert enclosures, or update the one of the same name in the same community (rows: name, kind,
-    community_code, wkb of a Polygon). Returns (inserted, updated, [(old bounds, new bounds)])."""
+    community_code, wkb of a Polygon). Returns (inserted, updated); tiles are invalidated by the database."""
     inserted = updated = 0
-    areas = []
     with acting_as(session, actor, reason):
         for row in rows:
             old = session.execute(text("""
-                SELECT id, ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary)
-                FROM enclosures WHERE name = :name AND community_code IS NOT DISTINCT FROM :community_code
-                ORDER BY id LIMIT 1 FOR UPDATE"""), row).one_or_none()
+                SELECT id FROM enclosures WHERE name = :name AND community_code IS NOT DISTINCT FROM :community_code
+                ORDER BY id LIMIT 1 FOR UPDATE"""), row).scalar()
             if old is None:
-                new = session.execute(text("""
+                session.execute(text("""
                     INSERT INTO enclosures (name, kind, community_code, boundary)
-                    VALUES (:name, :kind, :community_code, ST_GeomFromWKB(:wkb, 4326))
-                    RETURNING ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary)"""),
-                    row).one()
+                    VALUES (:name, :kind, :community_code, ST_GeomFromWKB(:wkb, 4326))"""), row)
                 inserted += 1
             else:
-                new = session.execute(text("""
-                    UPDATE enclosures SET kind = :kind, boundary = ST_GeomFromWKB(:wkb, 4326) WHERE id = :id
-                    RETURNING ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary)"""),
-                    {**row, "id": old[0]}).one()
+                session.execute(text("UPDATE enclosures SET kind = :kind, boundary = ST_GeomFromWKB(:wkb, 4326) "
+                                     "WHERE id = :id"), {**row, "id": old})
                 updated += 1
-            areas.append((tuple(old[1:]) if old else None, tuple(new)))
-    return inserted, updated, areas
+    return inserted, updated

@@ -55,9 +55,6 @@ class EditResult:
     grids: list[dict[str, Any]] = field(default_factory=list)
     """Touched grids after the edit: id, code, name, kind, version (None for a preview), retired, geometry
     (metric CRS; use :func:`to_lonlat`)."""
-    changed_bounds: tuple[float, float, float, float] | None = None
-    """(lon min, lat min, lon max, lat max) of the land whose grid changed, old and new boundaries together:
-    what map caches must drop after a saved edit."""
     assignments: list[dict[str, Any]] = field(default_factory=list)
     """Grid workers whose retired grid's land went to another grid, and went with it (:func:`hand_over`)."""
 
@@ -212,8 +209,6 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
                                    reason=reason)
     result.grids = [_touched(community, gid, geom, codes, new_grids, _version(session, ids[gid]), ids[gid])
                     for gid, geom in plan.items()]
-    touched = [g for g in plan.values() if g is not None] + [community.grids[g].geom for g in plan if g in community.grids]
-    result.changed_bounds = to_lonlat(shapely.box(*shapely.union_all(touched).bounds), settings.metric_srid).bounds
     return result
 
 

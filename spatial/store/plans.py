@@ -326,11 +326,3 @@ def _reassign_buildings(session: Session, community_code: str, retired: tuple[in
                                  "numbers": numbers + [None] * len(lost)})
     moved = sum(1 for r in rows if r.gid != r.old_gid)
     return moved, len(lost)
-
-
-def community_bounds(session: Session, community_code: str) -> tuple[float, float, float, float] | None:
-    """(lon min, lat min, lon max, lat max) of a community's boundary, or None without one."""
-    row = session.execute(text("SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM "
-                               "(SELECT boundary::box2d AS b FROM divisions WHERE code = :c) t"),
-                          {"c": community_code}).one_or_none()
-    return None if row is None or row[0] is None else tuple(row)
