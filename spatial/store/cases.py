@@ -1,0 +1,462 @@
+"""Cases in the database: report, act on, read and list them, with their working-time clock.
+
+The workflow is :mod:`spatial.case_flow` (what follows what), the clock :mod:`spatial.worktime` (deadlines on
+the Chinese work calendar); this module adds who may do what, places a case in its grid, and writes every
+transition to ``case_events``. Locations are EPSG:4326 (lon, lat); distances in metres (geography).
+
+Who (until dedicated dispatcher and department roles exist):
+
+* **report**: anyone signed in (a grid worker, a building head's account, an inspector…), or a resident without
+  an account through the public page (``who`` None, ``reporter_kind`` 'resident');
+* **dispatch** (register, reject, dispatch, defer, resume, close, reopen, approve or refuse an extension):
+  planners and admins whose area holds the case — the command centre (指挥中心);
+* **handle** (accept, return, report back, request an extension): the case's assignee (a user name), or an
+  admin;
+* **verify** (verify, send back for redo): a grid worker of the case's grid, or a planner or admin of its area,
+  but never the one who handled it.
+
+Visibility: a case is visible to whom its grid or community is in :attr:`Principal.area`, and to its assignee
+and reporter. Reporter name and phone are personal data and leave masked (:mod:`spatial.privacy`).
+
+A case's grid and community are fixed when it is reported: a later redraw of the grids does not move it
+(:func:`where_now` says where it would fall today).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from spatial import case_flow as flow
+from spatial.access import Principal
+from spatial.errors import Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit
+from spatial.privacy import mask_name, mask_phone
+from spatial.store import audit
+from spatial.store.scope import scope_sql
+from spatial.worktime import UNITS, Limit, WorkCalendar
+
+DISPATCH = frozenset({"register", "reject", "dispatch", "defer", "resume", "close", "reopen",
+                      "approve_extension", "refuse_extension"})
+HANDLE = frozenset({"accept", "return", "report_back", "request_extension"})
+VERIFY = frozenset({"verify", "verify_fail"})
+REPORTER_KINDS = ("resident", "grid_worker", "building_head", "department", "patrol")
+DUPLICATE_WITHIN_M = 50.0
+TRACKING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out over the phone
+RESTART = frozenset({"verify_fail", "resume", "reopen", "return"})  # these start the step's clock afresh
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    parent_code: str | None
+    name: str
+    name_en: str
+    department: str
+    priority: str
+    limits: dict[str, Limit]
+    active: bool
+
+
+@dataclass
+class CaseView:
+    """A case as the caller may see it; ``reporter_name``/``reporter_phone`` masked."""
+
+    id: int
+    tracking_code: str
+    category_code: str
+    category: str
+    lon: float
+    lat: float
+    grid_code: str | None
+    community_code: str | None
+    description: str
+    reporter_kind: str
+    reporter_name: str | None
+    reporter_phone: str | None
+    state: str
+    state_label: str
+    priority: str
+    assignee: str | None
+    department: str
+    clock_step: str | None
+    deadline: datetime | None
+    remaining_min: float | None
+    overdue: bool
+    extension_requested: dict | None
+    version: int
+    reported_at: datetime
+    closed_at: datetime | None
+    allowed: list[str]
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- calendar and categories ---------------------------------------------------------------------------------------
+
+
+def work_calendar(session: Session) -> WorkCalendar:
+    """The official calendar with the admin's entries (``work_calendar_days``) on top."""
+    rows = session.execute(text("SELECT day, workday FROM work_calendar_days")).all()
+    return WorkCalendar(holidays=frozenset(d for d, w in rows if not w), workdays=frozenset(d for d, w in rows if w))
+
+
+def enter_calendar_day(session: Session, who: Principal, day: date, workday: bool, note: str | None = None) -> None:
+    """Admins: make ``day`` a working day (调休) or a day off, overriding the official calendar."""
+    who.require_role("admin")
+    session.execute(text("""
+        INSERT INTO work_calendar_days (day, workday, note, entered_by) VALUES (:day, :workday, :note, :who)
+        ON CONFLICT (day) DO UPDATE SET workday = EXCLUDED.workday, note = EXCLUDED.note,
+            entered_by = EXCLUDED.entered_by, entered_at = now()"""),
+        {"day": day, "workday": workday, "note": note, "who": who.username})
+    audit.record(session, who, "calendar.enter", object_type="work_calendar_day", object_id=day.isoformat(),
+                 purpose=note, result="workday" if workday else "day off")
+
+
+def categories(session: Session, *, active_only: bool = True) -> list[Category]:
+    """Every category with its effective limits (a step missing on a category is its parent's)."""
+    rows = session.execute(text(
+        "SELECT code, parent_code, name, name_en, department, priority, limits, active FROM case_categories "
+        "ORDER BY code")).all()
+    by_code = {r.code: r for r in rows}
+
+    def limits(code: str | None) -> dict[str, Limit]:
+        if code is None:
+            return {}
+        row = by_code[code]
+        own = {step: Limit(int(v[0]), v[1]) for step, v in (row.limits or {}).items()}
+        return {**limits(row.parent_code), **own}
+
+    return [Category(r.code, r.parent_code, r.name, r.name_en, r.department, r.priority, limits(r.code), r.active)
+            for r in rows if r.active or not active_only]
+
+
+def _category(session: Session, code: str) -> Category:
+    found = {c.code: c for c in categories(session)}
+    if code not in found:
+        raise InvalidInput(f"unknown case category {code!r}: choose one of {', '.join(sorted(found))}",
+                           field="category")
+    return found[code]
+
+
+# -- reporting ------------------------------------------------------------------------------------------------------
+
+
+def report_case(session: Session, who: Principal | None, *, category: str, lon: float, lat: float,
+                description: str, reporter_kind: str | None = None, reporter_name: str | None = None,
+                reporter_phone: str | None = None, client_addr: str | None = None, now: datetime | None = None,
+                duplicate_within_m: float = DUPLICATE_WITHIN_M) -> CaseView:
+    """Record a new case at (lon, lat) in EPSG:4326; its grid and community are where the point lies today.
+
+    ``who`` None is a resident without an account. Refused (InvalidInput) outside every community gridgov
+    serves, for an unknown category or an empty description. The answer lists open cases of the same category
+    within ``duplicate_within_m`` metres (``duplicates``), for the reporter and the dispatcher to merge."""
+    now = _now(now)
+    cat = _category(session, category)
+    description = (description or "").strip()
+    if not description:
+        raise InvalidInput("describe the problem (at most 2,000 characters)", field="description")
+    if len(description) > 2000:
+        raise InvalidInput(f"the description has {len(description):,} characters; at most 2,000", field="description")
+    kind = reporter_kind or ("resident" if who is None else "grid_worker" if who.role == "grid_worker" else "department")
+    if kind not in REPORTER_KINDS:
+        raise InvalidInput(f"reporter_kind must be one of {', '.join(REPORTER_KINDS)}", field="reporter_kind")
+    place = session.execute(text("""
+        WITH p AS (SELECT ST_SetSRID(ST_Point(:lon, :lat), 4326) AS g)
+        SELECT d.code AS community_code,
+               (SELECT g.id FROM grids g, p WHERE g.retired_at IS NULL AND g.community_code = d.code
+                  AND ST_Intersects(g.boundary, p.g) ORDER BY g.code LIMIT 1) AS grid_id
+        FROM divisions d, p WHERE d.level = 'community' AND ST_Intersects(d.boundary, p.g)
+        ORDER BY d.code LIMIT 1"""), {"lon": lon, "lat": lat}).one_or_none()
+    if place is None:
+        raise InvalidInput(f"({lon:.6f}, {lat:.6f}) is not in any community gridgov serves: check the position "
+                           "and its coordinate system", field="location")
+    limit = cat.limits.get("register")
+    deadline = work_calendar(session).deadline(now, limit) if limit else None
+    natural = bool(limit and limit.natural)
+    case_id = session.execute(text("""
+        INSERT INTO cases (tracking_code, category_code, location, grid_id, community_code, description,
+                           reporter_kind, reporter_user, reporter_name, reporter_phone, reporter_address, priority,
+                           clock_step, clock_started_at, clock_natural, deadline, reported_at)
+        VALUES (:code, :category, ST_SetSRID(ST_Point(:lon, :lat), 4326), :grid, :community, :description,
+                :kind, :user, :name, :phone, CAST(:address AS inet), :priority, 'register', :now, :natural, :deadline, :now)
+        RETURNING id"""), {
+        "code": _tracking_code(), "category": cat.code, "lon": lon, "lat": lat, "grid": place.grid_id,
+        "community": place.community_code, "description": description, "kind": kind,
+        "user": who.username if who else None, "name": reporter_name, "phone": reporter_phone,
+        "address": client_addr, "priority": cat.priority, "now": now, "deadline": deadline, "natural": natural}).scalar_one()
+    _event(session, case_id, who.username if who else "resident", "report", None, "reported", note=None,
+           deadline_after=deadline)
+    view = _view(session, case_id, who, now)
+    view.duplicates = _duplicates(session, case_id, cat.code, lon, lat, duplicate_within_m)
+    return view
+
+
+def _duplicates(session: Session, case_id: int, category: str, lon: float, lat: float, within_m: float) -> list[dict]:
+    rows = session.execute(text("""
+        SELECT c.id, c.tracking_code, c.state,
+               ST_Distance(c.location::geography, ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography) AS d
+        FROM cases c
+        WHERE c.id <> :id AND c.category_code = :category AND c.state NOT IN ('closed', 'rejected')
+          AND c.duplicate_of IS NULL
+          AND ST_DWithin(c.location::geography, ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography, :within)
+        ORDER BY d LIMIT 10"""), {"id": case_id, "category": category, "lon": lon, "lat": lat,
+                                  "within": within_m}).all()
+    return [{"id": r.id, "tracking_code": r.tracking_code, "state": r.state, "distance_m": round(r.d, 1)}
+            for r in rows]
+
+
+# -- acting ---------------------------------------------------------------------------------------------------------
+
+
+def act(session: Session, who: Principal, case_id: int, action: str, *, version: int | None = None,
+        note: str | None = None, assignee: str | None = None, extension: Limit | None = None,
+        now: datetime | None = None) -> CaseView:
+    """Take ``action`` on a case (see the module docstring for who may). ``version``: the version the caller
+    saw (StaleEdit, 412, when it changed); a transition the workflow does not allow is a Conflict (409) listing
+    the allowed actions. ``dispatch`` needs ``assignee``; ``request_extension`` needs ``extension``; actions
+    that need a reason (:attr:`spatial.case_flow.Action.needs_note`) need ``note``."""
+    now = _now(now)
+    row = _locked(session, who, case_id)
+    if version is not None and version != row.version:
+        raise StaleEdit(f"case {case_id} changed since you loaded it (version {version}, now {row.version}): "
+                        "reload it and try again", current_version=row.version)
+    _may(session, who, row, action)
+    target = flow.next_state(row.state, action)
+    note = (note or "").strip() or None
+    needs_note = action in flow.ACTIONS and flow.ACTIONS[action].needs_note
+    if (needs_note or action in ("request_extension", "refuse_extension")) and not note:
+        raise InvalidInput(f"{action} needs a reason (note)", field="note")
+    calendar = work_calendar(session)
+    changes: dict[str, Any] = {"state": target}
+    if action == "dispatch":
+        if not assignee:
+            raise InvalidInput("dispatch needs an assignee: a user name or a department", field="assignee")
+        changes["assignee"] = assignee
+    elif action == "return":
+        changes["assignee"] = None
+    if action == "request_extension":
+        if extension is None:
+            raise InvalidInput("request_extension needs the extension asked for (amount and unit)", field="extension")
+        if row.extension_requested:
+            raise InvalidInput("an extension is already waiting for approval", field="extension")
+        changes["extension_requested"] = {"amount": extension.amount, "unit": extension.unit, "by": who.username,
+                                          "note": note}
+    elif action in ("approve_extension", "refuse_extension"):
+        if not row.extension_requested:
+            raise InvalidInput("no extension is waiting for approval", field="action")
+        changes["extension_requested"] = None
+        if action == "approve_extension":
+            asked = Limit(row.extension_requested["amount"], row.extension_requested["unit"])
+            changes["deadline"] = calendar.deadline(row.deadline or now, asked)
+            changes["extensions"] = row.extensions + 1
+    step = flow.clock(target)
+    late = _late(calendar, row, now)
+    if step != row.clock_step or action in RESTART:
+        limit = _category(session, row.category_code).limits.get(step) if step else None
+        changes.update(clock_step=step, clock_started_at=now if step else None,
+                       deadline=calendar.deadline(now, limit) if limit else None,
+                       clock_natural=bool(limit and limit.natural))
+    if action == "verify_fail":
+        changes["redos"] = row.redos + 1
+    if target == "closed":
+        changes["closed_at"] = now
+    elif action == "reopen":
+        changes["closed_at"] = None
+    _update(session, case_id, changes)
+    _event(session, case_id, who.username, action, row.state, target, note=note,
+           assignee=changes.get("assignee", row.assignee), deadline_before=row.deadline,
+           deadline_after=changes.get("deadline", row.deadline), late_minutes=late)
+    return _view(session, case_id, who, now)
+
+
+def _may(session: Session, who: Principal, row: Any, action: str) -> None:
+    """Forbidden unless ``who`` may take ``action`` on the case ``row`` (module docstring)."""
+    if who.role == "admin":
+        return
+    if action in DISPATCH:
+        who.require_role("planner")
+    elif action in HANDLE:
+        if row.assignee != who.username:
+            raise Forbidden(f"only the case's assignee ({row.assignee or 'nobody yet'}) handles it")
+    elif action in VERIFY:
+        if row.assignee == who.username:
+            raise Forbidden("a case is verified by someone other than its handler")
+        if who.role == "grid_worker":
+            if row.grid_id not in who.grid_ids:
+                raise Forbidden("grid workers verify the cases of their own grids")
+        else:
+            who.require_role("planner")
+
+
+def _late(calendar: WorkCalendar, row: Any, now: datetime) -> float | None:
+    """Minutes past the running step's deadline at ``now`` (None when on time or without a clock)."""
+    if row.deadline is None:
+        return None
+    left = calendar.remaining(now, row.deadline, natural=row.clock_natural)
+    return round(-left, 1) if left < 0 else None
+
+
+def _update(session: Session, case_id: int, changes: dict[str, Any]) -> None:
+    sets = ", ".join(f"{k} = :{k}" if k != "extension_requested" else "extension_requested = CAST(:extension_requested AS jsonb)"
+                     for k in changes)
+    params = {**changes, "id": case_id}
+    if "extension_requested" in changes:
+        params["extension_requested"] = None if changes["extension_requested"] is None else json.dumps(
+            changes["extension_requested"], ensure_ascii=False)
+    session.execute(text(f"UPDATE cases SET {sets}, version = version + 1 WHERE id = :id"), params)
+
+
+def _event(session: Session, case_id: int, actor: str, action: str, source: str | None, target: str, *,
+           note: str | None, assignee: str | None = None, deadline_before: datetime | None = None,
+           deadline_after: datetime | None = None, late_minutes: float | None = None) -> None:
+    session.execute(text("""
+        INSERT INTO case_events (case_id, actor, action, from_state, to_state, note, assignee, deadline_before,
+                                 deadline_after, late_minutes)
+        VALUES (:case, :actor, :action, :source, :target, :note, :assignee, :before, :after, :late)"""),
+        {"case": case_id, "actor": actor, "action": action, "source": source, "target": target, "note": note,
+         "assignee": assignee, "before": deadline_before, "after": deadline_after, "late": late_minutes})
+
+
+# -- reading --------------------------------------------------------------------------------------------------------
+
+_COLUMNS = """c.id, c.tracking_code, c.category_code, k.name AS category, k.department, ST_X(c.location) AS lon,
+    ST_Y(c.location) AS lat, g.code AS grid_code, c.grid_id, c.community_code, c.description, c.reporter_kind,
+    c.reporter_user, c.reporter_name, c.reporter_phone, c.state, c.priority, c.assignee, c.clock_step, c.clock_natural, c.deadline,
+    c.extension_requested, c.extensions, c.redos, c.version, c.reported_at, c.closed_at"""
+_FROM = "cases c JOIN case_categories k ON k.code = c.category_code LEFT JOIN grids g ON g.id = c.grid_id"
+
+
+def _visible(who: Principal) -> tuple[str, dict[str, Any]]:
+    area, params = scope_sql(who.area, grid_col="c.grid_id", community_col="c.community_code")
+    return f"({area} OR c.assignee = :me OR c.reporter_user = :me)", {**params, "me": who.username}
+
+
+def _locked(session: Session, who: Principal, case_id: int) -> Any:
+    visible, params = _visible(who)
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id AND {visible} FOR UPDATE OF c"),
+                          {**params, "id": case_id}).one_or_none()
+    if row is None:
+        raise OutOfScope(f"case {case_id} does not exist or is not in your area")
+    return row
+
+
+def _view(session: Session, case_id: int, who: Principal | None, now: datetime) -> CaseView:
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id"), {"id": case_id}).one()
+    return _as_view(row, work_calendar(session), now)
+
+
+def _as_view(row: Any, calendar: WorkCalendar, now: datetime) -> CaseView:
+    remaining = None if row.deadline is None else round(calendar.remaining(now, row.deadline,
+                                                                       natural=row.clock_natural), 1)
+    return CaseView(
+        id=row.id, tracking_code=row.tracking_code, category_code=row.category_code, category=row.category,
+        lon=row.lon, lat=row.lat, grid_code=row.grid_code, community_code=row.community_code,
+        description=row.description, reporter_kind=row.reporter_kind, reporter_name=mask_name(row.reporter_name),
+        reporter_phone=mask_phone(row.reporter_phone), state=row.state, state_label=flow.STATES[row.state][0],
+        priority=row.priority, assignee=row.assignee, department=row.department, clock_step=row.clock_step,
+        deadline=row.deadline, remaining_min=remaining, overdue=remaining is not None and remaining < 0,
+        extension_requested=row.extension_requested, version=row.version, reported_at=row.reported_at,
+        closed_at=row.closed_at, allowed=flow.allowed(row.state))
+
+
+def get_case(session: Session, who: Principal, case_id: int, *, now: datetime | None = None) -> CaseView:
+    """One case in the caller's view (OutOfScope, 404, when it does not exist or is not theirs to see)."""
+    visible, params = _visible(who)
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id AND {visible}"),
+                          {**params, "id": case_id}).one_or_none()
+    if row is None:
+        raise OutOfScope(f"case {case_id} does not exist or is not in your area")
+    return _as_view(row, work_calendar(session), _now(now))
+
+
+def list_cases(session: Session, who: Principal, *, state: str | None = None, overdue: bool = False,
+               mine: bool = False, grid_code: str | None = None, limit: int = 100, offset: int = 0,
+               now: datetime | None = None) -> tuple[int, list[CaseView]]:
+    """(total, one page) of the caller's visible cases, most urgent deadline first. ``overdue``: open cases past
+    their running step's deadline (the supervision list, 督办); ``mine``: assigned to the caller."""
+    if state is not None and state not in flow.STATES:
+        raise InvalidInput(f"state must be one of {', '.join(flow.STATES)}", field="state")
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000", field="limit")
+    now = _now(now)
+    visible, params = _visible(who)
+    where = [visible]
+    if state:
+        where.append("c.state = :state")
+        params["state"] = state
+    if overdue:
+        where.append("c.deadline < :now AND c.state NOT IN ('closed', 'rejected', 'deferred')")
+        params["now"] = now
+    if mine:
+        where.append("c.assignee = :me")
+    if grid_code:
+        where.append("g.code = :grid_code")
+        params["grid_code"] = grid_code
+    clause = " AND ".join(where)
+    total = session.execute(text(f"SELECT count(*) FROM {_FROM} WHERE {clause}"), params).scalar_one()
+    rows = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE {clause} "
+                                "ORDER BY c.deadline NULLS LAST, c.id LIMIT :limit OFFSET :offset"),
+                           {**params, "limit": limit, "offset": offset}).all()
+    calendar = work_calendar(session)
+    return total, [_as_view(r, calendar, now) for r in rows]
+
+
+def history(session: Session, who: Principal, case_id: int) -> list[dict[str, Any]]:
+    """Every recorded transition of a visible case, oldest first."""
+    get_case(session, who, case_id)
+    rows = session.execute(text(
+        "SELECT at, actor, action, from_state, to_state, note, assignee, deadline_before, deadline_after, "
+        "late_minutes FROM case_events WHERE case_id = :id ORDER BY at, id"), {"id": case_id}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def track(session: Session, tracking_code: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """What a reporter without an account sees by tracking code: category, state, steps with their times — no
+    personal data, no note of the handlers, no assignee name."""
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.tracking_code = :code"),
+                          {"code": tracking_code.strip().upper()}).one_or_none()
+    if row is None:
+        raise NotFound("no case has this tracking code: check it (10 letters and digits, no 0, O, 1 or I)")
+    steps = session.execute(text("SELECT at, to_state FROM case_events WHERE case_id = :id ORDER BY at, id"),
+                            {"id": row.id}).all()
+    return {"tracking_code": row.tracking_code, "category": row.category, "department": row.department,
+            "state": row.state, "state_label": flow.STATES[row.state][0], "reported_at": row.reported_at,
+            "closed_at": row.closed_at, "deadline": row.deadline,
+            "steps": [{"at": at, "state": s, "label": flow.STATES[s][0]} for at, s in steps]}
+
+
+def where_now(session: Session, case_id: int) -> dict[str, Any]:
+    """The grid and community the case's point falls in today (they may differ from the case's, fixed at report
+    time, after a redraw)."""
+    row = session.execute(text("""
+        SELECT (SELECT g.code FROM grids g WHERE g.retired_at IS NULL AND ST_Intersects(g.boundary, c.location)
+                ORDER BY g.code LIMIT 1) AS grid_code,
+               (SELECT d.code FROM divisions d WHERE d.level = 'community' AND ST_Intersects(d.boundary, c.location)
+                ORDER BY d.code LIMIT 1) AS community_code
+        FROM cases c WHERE c.id = :id"""), {"id": case_id}).one()
+    return {"grid_code": row.grid_code, "community_code": row.community_code}
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(timezone.utc)
+
+
+def _tracking_code() -> str:
+    return "".join(secrets.choice(TRACKING_ALPHABET) for _ in range(10))
+
+
+def parse_limit(amount: int, unit: str) -> Limit:
+    """A :class:`Limit` from request fields, InvalidInput for a bad unit or amount."""
+    if unit not in UNITS:
+        raise InvalidInput(f"unit must be one of {', '.join(UNITS)}", field="unit")
+    if not 0 < amount <= 10_000:
+        raise InvalidInput("an extension is between 1 and 10,000 units", field="amount")
+    return Limit(amount, unit)  # type: ignore[arg-type]
