@@ -24,6 +24,7 @@ A case's grid and community are fixed when it is reported: a later redraw of the
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from spatial import case_flow as flow
 from spatial.access import Principal
-from spatial.errors import Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit
+from spatial.errors import Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit, TooManyRequests
 from spatial.privacy import mask_name, mask_phone
 from spatial.store import audit
 from spatial.store.scope import scope_sql
@@ -188,7 +189,7 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
         "code": _tracking_code(), "category": cat.code, "lon": lon, "lat": lat, "grid": place.grid_id,
         "community": place.community_code, "description": description, "kind": kind,
         "user": who.username if who else None, "name": reporter_name, "phone": reporter_phone,
-        "address": client_addr, "priority": cat.priority, "now": now, "deadline": deadline, "natural": natural}).scalar_one()
+        "address": _inet(client_addr), "priority": cat.priority, "now": now, "deadline": deadline, "natural": natural}).scalar_one()
     _event(session, case_id, who.username if who else "resident", "report", None, "reported", note=None,
            deadline_after=deadline)
     view = _view(session, case_id, who, now)
@@ -208,6 +209,21 @@ def _duplicates(session: Session, case_id: int, category: str, lon: float, lat: 
                                   "within": within_m}).all()
     return [{"id": r.id, "tracking_code": r.tracking_code, "state": r.state, "distance_m": round(r.d, 1)}
             for r in rows]
+
+
+def require_report_allowance(session: Session, *, address: str | None, phone: str | None,
+                             per_address: int = 10, per_phone: int = 5, window_s: int = 3600) -> None:
+    """TooManyRequests (429) when the public page has taken ``per_address`` reports from one client address,
+    or ``per_phone`` under one phone number, within ``window_s`` seconds (residents report without an account:
+    this keeps one client from flooding the dispatchers)."""
+    counts = session.execute(text("""
+        SELECT count(*) FILTER (WHERE reporter_address = CAST(:address AS inet)),
+               count(*) FILTER (WHERE reporter_phone = :phone)
+        FROM cases WHERE reporter_user IS NULL AND reported_at > now() - make_interval(secs => :window)"""),
+        {"address": _inet(address), "phone": phone, "window": window_s}).one()
+    if (address and counts[0] >= per_address) or (phone and counts[1] >= per_phone):
+        raise TooManyRequests(f"too many reports from here in the last {window_s // 60} minutes: please try again "
+                              "later, or call the community office", retry_after_s=window_s)
 
 
 # -- acting ---------------------------------------------------------------------------------------------------------
@@ -447,6 +463,14 @@ def where_now(session: Session, case_id: int) -> dict[str, Any]:
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(timezone.utc)
+
+
+def _inet(address: str | None) -> str | None:
+    """``address`` if it is an IP address (a test client or a Unix socket gives none), else None."""
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
 
 
 def _tracking_code() -> str:

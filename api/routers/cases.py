@@ -1,0 +1,227 @@
+"""Cases (事件 · 网格E通): report, act, read, list, track. The rules are :mod:`spatial.store.cases`.
+
+Residents report without an account under ``/api/public/cases`` (rate-limited per client address and phone)
+and follow their case by tracking code; everyone else signs in. Positions come in the caller's ``crs``
+(GCJ-02 from phones) and go out in it. An action sends ``If-Match`` with the case's ETag (``"case-<id>.v<n>"``);
+a stale one is 412, an action the workflow does not allow now is 409 listing the allowed ones.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from api.deps import CurrentUser, SessionDep, client_address
+from api.geojson import CrsName, CrsParam
+from spatial import case_flow as flow
+from spatial.errors import InvalidInput
+from spatial.geometry.crs import WGS84, parse_crs, transform_xy
+from spatial.geometry.validate import position_from_xy
+from spatial.store import cases as store
+from spatial.worktime import UNITS
+
+router = APIRouter(tags=["cases · 事件"])
+
+Action = Literal[tuple([*flow.ACTIONS, *flow.EXTENSION_ACTIONS])]  # type: ignore[valid-type]
+State = Literal[tuple(flow.STATES)]  # type: ignore[valid-type]
+ReporterKind = Literal[store.REPORTER_KINDS]  # type: ignore[valid-type]
+CategoryCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+                                    examples=["environment.garbage"])]
+Phone = Annotated[str, Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")]
+
+
+class CaseReport(BaseModel):
+    category: CategoryCode
+    x: float = Field(description="longitude (or easting) in crs")
+    y: float = Field(description="latitude (or northing) in crs")
+    crs: CrsName | None = Field(None, description="CRS of x, y (GCJ-02 from phones); default EPSG:4326")
+    description: str = Field(min_length=1, max_length=2000)
+    reporter_name: str | None = Field(None, max_length=40)
+    reporter_phone: Phone | None = None
+
+
+class StaffReport(CaseReport):
+    reporter_kind: ReporterKind | None = Field(None, description="default: grid_worker for grid workers, else "
+                                                                 "department")
+
+
+class Extension(BaseModel):
+    amount: int = Field(ge=1, le=10_000)
+    unit: Literal[UNITS] = "work_days"  # type: ignore[valid-type]
+
+
+class CaseAction(BaseModel):
+    action: Action = Field(description="see GET /api/cases/workflow")
+    note: str | None = Field(None, max_length=2000, description="the reason (required for return, reject, redo, "
+                                                                "defer, reopen and extensions)")
+    assignee: str | None = Field(None, min_length=1, max_length=64, description="dispatch: a user name or a "
+                                                                                "department")
+    extension: Extension | None = Field(None, description="request_extension: how much more time")
+
+
+class CalendarDay(BaseModel):
+    workday: bool = Field(description="true: a working day (调休); false: a day off")
+    note: str | None = Field(None, max_length=200)
+
+
+class CasePublic(BaseModel):
+    id: int
+    tracking_code: str
+    category_code: str
+    category: str
+    department: str
+    location: list[float] = Field(description="[x, y] in crs")
+    grid_code: str | None
+    community_code: str | None
+    description: str
+    reporter_kind: str
+    reporter_name: str | None = Field(description="masked")
+    reporter_phone: str | None = Field(description="masked")
+    state: str
+    state_label: str
+    priority: str
+    assignee: str | None
+    clock_step: str | None
+    deadline: datetime | None
+    remaining_min: float | None = Field(description="working minutes to the deadline (natural minutes for a "
+                                                     "natural-time limit); negative: overdue by that much")
+    overdue: bool
+    extension_requested: dict | None
+    version: int
+    reported_at: datetime
+    closed_at: datetime | None
+    allowed: list[str] = Field(description="actions the workflow allows now")
+    duplicates: list[dict[str, Any]] = Field(default_factory=list, description="open cases of the same category "
+                                                                               "within 50 m (at report time)")
+
+
+class CasePage(BaseModel):
+    total: int
+    cases: list[CasePublic]
+
+
+IfMatch = Annotated[str | None, Header(description='the case\'s ETag, e.g. "case-12.v3"')]
+
+
+def _etag(case_id: int, version: int) -> str:
+    return f'"case-{case_id}.v{version}"'
+
+
+def _version(header: str | None, case_id: int) -> int | None:
+    if not header:
+        return None
+    tag = header.strip().removeprefix("W/").strip('"')
+    prefix = f"case-{case_id}.v"
+    if not tag.startswith(prefix) or not tag[len(prefix):].isdigit():
+        raise InvalidInput(f'If-Match must be this case\'s ETag, like "case-{case_id}.v3", got {header[:40]!r}')
+    return int(tag[len(prefix):])
+
+
+def _public(view: store.CaseView, crs: str | None) -> CasePublic:
+    coords = parse_crs(crs)
+    x, y = transform_xy(view.lon, view.lat, WGS84, coords)
+    digits = 7 if coords.is_geographic else 2
+    fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
+    return CasePublic(**fields, location=[round(float(x), digits), round(float(y), digits)])
+
+
+def _answer(view: store.CaseView, crs: str | None, response: Response) -> CasePublic:
+    response.headers["ETag"] = _etag(view.id, view.version)
+    return _public(view, crs)
+
+
+def _report(session, who, body: CaseReport, request: Request, kind: str | None) -> store.CaseView:
+    lon, lat = position_from_xy(body.x, body.y, parse_crs(body.crs))
+    return store.report_case(session, who, category=body.category, lon=lon, lat=lat, description=body.description,
+                             reporter_kind=kind, reporter_name=body.reporter_name, reporter_phone=body.reporter_phone,
+                             client_addr=client_address(request))
+
+
+# -- residents, without an account ----------------------------------------------------------------------------------
+
+
+@router.get("/api/cases/categories", summary="What can be reported (事件类别)")
+def categories(session: SessionDep) -> list[dict[str, Any]]:
+    return [{"code": c.code, "parent_code": c.parent_code, "name": c.name, "name_en": c.name_en,
+             "department": c.department, "priority": c.priority,
+             "limits": {step: {"amount": lim.amount, "unit": lim.unit, "label": lim.label()}
+                        for step, lim in c.limits.items()}} for c in store.categories(session)]
+
+
+@router.get("/api/cases/workflow", summary="States and actions of a case (办理流程)")
+def workflow() -> dict[str, Any]:
+    return {"states": {s: {"zh": zh, "en": en, "clock": flow.CLOCKS.get(s)} for s, (zh, en) in flow.STATES.items()},
+            "actions": {name: {"from": sorted(a.sources), "to": a.target, "zh": a.label_zh, "en": a.label_en,
+                               "needs_note": a.needs_note} for name, a in flow.ACTIONS.items()},
+            "extension_actions": list(flow.EXTENSION_ACTIONS), "extension_states": sorted(flow.EXTENSION_STATES)}
+
+
+@router.post("/api/public/cases", status_code=201, summary="A resident reports a problem (居民上报)",
+             description="No account needed. At most 10 reports an hour from one client address and 5 under one "
+                         "phone number (429 beyond). Keep the tracking code to follow the case.")
+def report_public(body: CaseReport, request: Request, session: SessionDep, response: Response,
+                  crs: CrsParam = None) -> dict[str, Any]:
+    store.require_report_allowance(session, address=client_address(request), phone=body.reporter_phone)
+    view = _report(session, None, body, request, "resident")
+    return {"tracking_code": view.tracking_code, "state": view.state, "state_label": view.state_label,
+            "category": view.category, "department": view.department, "deadline": view.deadline,
+            "duplicates": len(view.duplicates)}
+
+
+@router.get("/api/public/cases/{tracking_code}", summary="Follow a case by its tracking code (进度查询)")
+def track(tracking_code: Annotated[str, Field(min_length=10, max_length=10)], session: SessionDep) -> dict[str, Any]:
+    return store.track(session, tracking_code)
+
+
+# -- staff ----------------------------------------------------------------------------------------------------------
+
+
+@router.post("/api/cases", status_code=201, response_model=CasePublic, summary="Report a case (上报事件)")
+def report(body: StaffReport, request: Request, session: SessionDep, who: CurrentUser, response: Response
+           ) -> CasePublic:
+    return _answer(_report(session, who, body, request, body.reporter_kind), body.crs, response)
+
+
+@router.get("/api/cases", response_model=CasePage, summary="Cases in your area, most urgent first (事件列表)")
+def list_cases(session: SessionDep, who: CurrentUser, crs: CrsParam = None,
+               state: Annotated[State | None, Query()] = None,
+               overdue: Annotated[bool, Query(description="only open cases past their deadline (督办)")] = False,
+               mine: Annotated[bool, Query(description="only cases assigned to you")] = False,
+               grid: Annotated[str | None, Query(pattern=r"^\d{14}$")] = None,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> CasePage:
+    total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
+                                   limit=limit, offset=offset)
+    return CasePage(total=total, cases=[_public(v, crs) for v in page])
+
+
+@router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
+def get_case(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], session: SessionDep, who: CurrentUser,
+             response: Response, crs: CrsParam = None) -> CasePublic:
+    return _answer(store.get_case(session, who, case_id), crs, response)
+
+
+@router.get("/api/cases/{case_id}/history", summary="Every step of a case (办理过程)")
+def history(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], session: SessionDep, who: CurrentUser
+            ) -> list[dict[str, Any]]:
+    return store.history(session, who, case_id)
+
+
+@router.post("/api/cases/{case_id}/actions", response_model=CasePublic, summary="Act on a case (办理)")
+def act(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], body: CaseAction, session: SessionDep,
+        who: CurrentUser, response: Response, if_match: IfMatch = None, crs: CrsParam = None) -> CasePublic:
+    extension = store.parse_limit(body.extension.amount, body.extension.unit) if body.extension else None
+    view = store.act(session, who, case_id, body.action, version=_version(if_match, case_id), note=body.note,
+                     assignee=body.assignee, extension=extension)
+    return _answer(view, crs, response)
+
+
+@router.put("/api/cases/calendar/{day}", status_code=204, summary="Enter a working day or day off (工作日历)",
+            description="Admins. Overrides the official calendar (chinese-calendar), e.g. for a year it does not "
+                        "know yet.")
+def calendar_day(day: date, body: CalendarDay, session: SessionDep, who: CurrentUser) -> Response:
+    store.enter_calendar_day(session, who, day, body.workday, body.note)
+    return Response(status_code=204)
