@@ -156,15 +156,15 @@ def test_street_patrol_of_a_grid(db):
 @pytest.mark.parametrize("shape", ["open", "closed", "to_end"])
 @pytest.mark.parametrize("n", [4, 9, 12])
 def test_exact_symmetric_tours_match_held_karp(shape, n):
-    from spatial.analysis import routing, tsp_exact
+    from spatial.analysis import tsp
 
     rng = np.random.default_rng(n)
     points = rng.uniform(0, 1000, (n, 2))
     cost = np.linalg.norm(points[:, None] - points[None], axis=2)
     end = n - 1 if shape == "to_end" else None
-    exact = tsp_exact.solve_symmetric(cost, end=end, closed=shape == "closed")
-    reference = routing.solve_tsp(cost, end=end, closed=shape == "closed")
+    exact = tsp.solve_symmetric(cost, end=end, closed=shape == "closed")
+    reference = tsp.solve_tsp(cost, end=end, closed=shape == "closed")
     assert exact.optimal and exact.cost == pytest.approx(reference.cost)
     assert sorted(exact.order) == [i for i in range(1, n) if i != end]
     with pytest.raises(InvalidInput):
-        tsp_exact.solve_symmetric(cost + np.triu(np.ones((n, n))))      # one-way costs
+        tsp.solve_symmetric(cost + np.triu(np.ones((n, n))))      # one-way costs

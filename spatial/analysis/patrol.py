@@ -2,7 +2,7 @@
 
 * :func:`plan_patrol` — from a start position through checkpoints, openings and buildings (any mix), back to the
   start or on to an end position, walking or driving (one-way streets honoured). The stops are looked up in SQL
-  (:mod:`spatial.store.patrols`, scoped to the caller); the tour is :func:`spatial.analysis.routing.plan_tour`
+  (:mod:`spatial.store.patrols`, scoped to the caller); the tour is :func:`spatial.store.tours.plan_tour`
   (pgRouting cost matrix, exact Held-Karp up to 13 stops, OR-Tools guided local search beyond, pgRouting legs).
 * :func:`plan_street_patrol` — walk every lane of a grid at least once and come back: the undirected Chinese
   postman on the walking network around the grid (:mod:`spatial.analysis.postman`, in Python on the edges read
@@ -23,13 +23,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial.access import Principal
-from spatial.analysis import postman, routing
+from spatial.analysis import postman
 from spatial.errors import InvalidInput
 from spatial.store import network as net
-from spatial.store import patrols
+from spatial.store import patrols, tours
 
 PATROL_ROLES = ("inspector", "planner", "grid_worker")
-MAX_PATROL_STOPS = routing.MAX_STOPS
+MAX_PATROL_STOPS = tours.MAX_STOPS
 MAX_START_M = 500.0
 
 
@@ -37,7 +37,7 @@ MAX_START_M = 500.0
 class Patrol:
     """A planned patrol: the tour (order of stop keys, legs with street names, line, length, time) and the stops."""
 
-    tour: routing.Tour
+    tour: tours.Tour
     stops: dict[str, patrols.PatrolStop]
 
 
@@ -65,7 +65,7 @@ def plan_patrol(session: Session, who: Principal, start: tuple[float, float], *,
                           building_ids=building_ids)
     by_key = {s.key: s for s in found}
     try:
-        tour = routing.plan_tour(session, start, [routing.Stop(s.key, s.lon, s.lat) for s in found], end=end,
+        tour = tours.plan_tour(session, start, [tours.Stop(s.key, s.lon, s.lat) for s in found], end=end,
                                  closed=closed, network=network, speed_mps=speed_mps, time_limit_s=time_limit_s,
                                  metric_srid=metric_srid)
     except InvalidInput as exc:

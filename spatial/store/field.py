@@ -38,10 +38,9 @@ from sqlalchemy.orm import Session
 
 from spatial import privacy
 from spatial.access import Principal
-from spatial.analysis import routing
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope
 from spatial.geometry.codes import division_level, scope_prefix
-from spatial.store import aio, audit
+from spatial.store import aio, audit, tours
 from spatial.store import network as net
 from spatial.store.engine import cached_text
 from spatial.store.scope import building_scope, grid_scope  # noqa: F401 (patrols, coverage)
@@ -833,7 +832,7 @@ class RouteStop:
 @dataclass(frozen=True)
 class VisitRoute:
     campaign_id: int | None
-    tour: routing.Tour
+    tour: tours.Tour
     stops: tuple[RouteStop, ...]              # in visiting order
     unreachable: tuple[RouteStop, ...] = field(default=())
 
@@ -852,8 +851,8 @@ def visit_route(session: Session, who: Principal, lon: float, lat: float, *, cam
     """
     who.require_household_read()
     check_position(session, lon, lat)
-    if nearest is not None and not 1 <= nearest <= routing.MAX_STOPS:
-        raise InvalidInput(f"nearest must be between 1 and {routing.MAX_STOPS}")
+    if nearest is not None and not 1 <= nearest <= tours.MAX_STOPS:
+        raise InvalidInput(f"nearest must be between 1 and {tours.MAX_STOPS}")
     campaign = None
     if household_ids:
         stops = _chosen_stops(session, who, household_ids)
@@ -866,10 +865,10 @@ def visit_route(session: Session, who: Principal, lon: float, lat: float, *, cam
     if not stops:
         raise InvalidInput("nothing left to visit here")
     stops = stops[:nearest] if nearest else stops
-    if len(stops) > routing.MAX_STOPS:
-        raise InvalidInput(f"{len(stops)} buildings to visit; ask for the nearest {routing.MAX_STOPS} or fewer")
+    if len(stops) > tours.MAX_STOPS:
+        raise InvalidInput(f"{len(stops)} buildings to visit; ask for the nearest {tours.MAX_STOPS} or fewer")
     by_id = {s.building_id: s for s in stops}
-    tour = routing.plan_tour(session, (lon, lat), [routing.Stop(s.building_id, *s.location) for s in stops],
+    tour = tours.plan_tour(session, (lon, lat), [tours.Stop(s.building_id, *s.location) for s in stops],
                              end=end, closed=closed, network="walk", speed_mps=speed_mps,
                              time_limit_s=time_limit_s, skip_unreachable=True, metric_srid=metric_srid)
     return VisitRoute(campaign, tour, tuple(by_id[k] for k in tour.order), tuple(by_id[k] for k in tour.unreachable))
