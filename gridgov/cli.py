@@ -598,7 +598,7 @@ def inspect_report(settings: Settings, division: str | None, enclosure_id: int |
 @click.option("--p", "p", type=int, default=None, help="checkpoints to staff (maximal covering)")
 @click.pass_obj
 def inspect_siting(settings: Settings, enclosure_id: int, threshold_m: float, distance: str, p: int | None) -> None:
-    from spatial.analysis import siting
+    from spatial.store import siting
 
     with _reported_errors(), _transaction(settings, _CLI_ADMIN, "checkpoint siting") as session:
         r = siting.plan_siting(session, _shell_admin(), enclosure_id, problem="max_cover" if p else "set_cover", p=p,

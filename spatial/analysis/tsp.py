@@ -9,7 +9,8 @@ piece of the answer until it is one tour), and otherwise, or when that runs out 
 the optimum of 30 stops in ~0.05 s and of 80 stops in ~1 s (``python -m benchmarks.patrol``), where guided local
 search stops 1–2% above it. Open tours and tours to an end point become closed ones through a dummy stop.
 
-The network side (snapping, the pgRouting cost matrix, the legs) is :mod:`spatial.store.tours`.
+The network side (snapping, the pgRouting cost matrix, the legs) is the store's ``tours`` module; nothing here
+reads the database.
 """
 
 from __future__ import annotations
