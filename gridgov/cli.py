@@ -514,7 +514,7 @@ def _shell_admin():
 @click.pass_obj
 def campaign_open(settings: Settings, name: str, division_code: str | None, grid_codes: tuple[str, ...],
                   flag_distance_m: float) -> None:
-    from spatial.store.field import open_campaign
+    from spatial.store.campaigns import open_campaign
 
     with _reported_errors(), _transaction(settings, _CLI_ADMIN, f"open campaign {name}") as session:
         opened = open_campaign(session, _shell_admin(), name, grid_codes=grid_codes, division_code=division_code,
@@ -526,13 +526,13 @@ def campaign_open(settings: Settings, name: str, division_code: str | None, grid
 @click.argument("campaign_id", type=int)
 @click.pass_obj
 def campaign_coverage(settings: Settings, campaign_id: int) -> None:
-    from spatial.store.field import coverage
+    from spatial.store.campaigns import progress
 
     with _reported_errors(), _transaction(settings) as session:
-        rows = coverage(session, _shell_admin(), campaign_id)
+        rows = progress(session, _shell_admin(), campaign_id)
     for r in rows:
         click.echo(f"{r.level:<10} {r.code or '(total)':<15} {r.screened:>9,} / {r.targeted:>9,}  "
-                   f"{100 * r.coverage:6.2f}%  flagged {r.flagged}")
+                   f"{100 * r.ratio:6.2f}%  flagged {r.flagged}")
 
 
 

@@ -35,6 +35,7 @@ from spatial.access import Principal
 from spatial.analysis.schedule import Staffing, staffing
 from spatial.errors import Forbidden, InvalidInput
 from spatial.store import audit, coverage_network as cnet
+from spatial.store.scope import building_scope
 from spatial.store import openings as op
 
 DEFAULT_THRESHOLD_M = 300.0
@@ -352,8 +353,6 @@ def households_beyond(session: Session, who: Principal, report: CoverageReport, 
     """The household rows of the buildings beyond the threshold in ``report``, masked (surname + *, no ID
     number or phone) and limited to the caller's scope; one audit row lists their ids."""
     household_scope = who.require_household_read()
-    from spatial.store.field import building_scope
-
     ids = [b.building_id for e in report.enclosures for b in e.beyond]
     if not ids:
         return []
