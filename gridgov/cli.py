@@ -598,11 +598,11 @@ def inspect_report(settings: Settings, division: str | None, enclosure_id: int |
 @click.option("--p", "p", type=int, default=None, help="checkpoints to staff (maximal covering)")
 @click.pass_obj
 def inspect_siting(settings: Settings, enclosure_id: int, threshold_m: float, distance: str, p: int | None) -> None:
-    from spatial.store import siting
+    from spatial.store.enclosure_siting import plan_siting
 
     with _reported_errors(), _transaction(settings, _CLI_ADMIN, "checkpoint siting") as session:
-        r = siting.plan_siting(session, _shell_admin(), enclosure_id, problem="max_cover" if p else "set_cover", p=p,
-                               threshold_m=threshold_m, distance=distance, metric_srid=settings.metric_srid)
+        r = plan_siting(session, _shell_admin(), enclosure_id, problem="max_cover" if p else "set_cover", p=p,
+                        threshold_m=threshold_m, distance=distance, metric_srid=settings.metric_srid)
     s = r.solution
     click.echo(f"{r.enclosure_name}: {len(r.chosen)} openings cover {s.covered_weight} of {s.total_weight} households "
                f"({'proven optimal' if s.optimal else 'not proven optimal'}, {s.solve_s:.2f} s)")

@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from fixtures.demo import SUBDISTRICT, load_demo
 from spatial.access import Principal
-from spatial.store import coverage, patrols, siting
+from spatial.store import coverage, patrols
+from spatial.store.enclosure_siting import plan_siting
 from spatial.store import openings as op
 
 INSPECTOR = Principal(2, "insp", "inspector", scope_code=SUBDISTRICT[0])
@@ -61,12 +62,12 @@ def test_subdistrict_report_walking_is_never_shorter_than_straight(demo):
 
 def test_siting_and_patrols_in_the_village(demo):
     db, _, village = demo
-    walk = siting.plan_siting(db, INSPECTOR, village, threshold_m=200)
-    straight = siting.plan_siting(db, INSPECTOR, village, threshold_m=200, distance="straight")
+    walk = plan_siting(db, INSPECTOR, village, threshold_m=200)
+    straight = plan_siting(db, INSPECTOR, village, threshold_m=200, distance="straight")
     assert walk.solution.optimal and straight.solution.optimal
     assert walk.solution.objective >= straight.solution.objective
     assert walk.solution.rows < walk.solution.demand_points        # identical coverage merged
-    best3 = siting.plan_siting(db, INSPECTOR, village, problem="max_cover", p=3, threshold_m=200)
+    best3 = plan_siting(db, INSPECTOR, village, problem="max_cover", p=3, threshold_m=200)
     assert best3.solution.optimal and best3.solution.objective <= best3.solution.total_weight
     staffed = [o.checkpoint.id for o in op.openings_of(db, [village]) if o.checkpoint and o.checkpoint.staffed]
     start = op.openings_of(db, [village])[0].location

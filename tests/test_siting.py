@@ -12,7 +12,7 @@ from spatial.access import Principal
 from spatial.analysis import siting
 from spatial.analysis.siting import max_cover, merge_demand, set_cover
 from spatial.errors import InvalidInput, NotFound
-from spatial.store.siting import plan_siting
+from spatial.store.enclosure_siting import plan_siting
 from tests.test_inspection_store import town
 
 ADMIN = Principal(1, "admin", "admin")

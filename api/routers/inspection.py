@@ -3,7 +3,7 @@
 Coordinates come in and go out in the caller's ``crs`` (default EPSG:4326, axis order lon, lat) and are converted
 here, at the edge. Every answer that holds a distance says whether it is a walking distance on the footpath
 network or a straight line (``distance``: ``walk`` | ``straight``), and patrols say which network they used.
-The domain is :mod:`spatial.store.openings`, :mod:`spatial.store.coverage`, :mod:`spatial.store.siting` and
+The domain is :mod:`spatial.store.openings`, :mod:`spatial.store.coverage`, :mod:`spatial.store.enclosure_siting` and
 :mod:`spatial.store.patrols`.
 """
 
@@ -28,7 +28,7 @@ from spatial.analysis.siting import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
-from spatial.store import coverage, patrols, siting
+from spatial.store import coverage, enclosure_siting, patrols
 from spatial.store import openings as op
 from spatial.vocab import (BARRIER_KINDS, CHECKPOINT_KINDS, CHECKPOINT_STATUSES, DISTANCE_MODES, ENCLOSURE_KINDS,
                            OPENING_ORIGINS, OPENING_STATUSES, UNGUARDED_REASONS, label)
@@ -459,10 +459,11 @@ def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "che
                          "straight-line. Writes nothing.")
 def site_checkpoints(body: SitingIn, session: SessionDep, who: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
     coords = parse_crs(body.crs)
-    r = siting.plan_siting(session, who, body.enclosure_id, problem=body.problem, threshold_m=body.threshold_m,
-                           distance=body.distance, p=body.p, candidates=body.candidates,
-                           keep_opening_ids=body.keep_opening_ids, time_limit_s=body.time_limit_s, solver=body.solver,
-                           metric_srid=settings.metric_srid)
+    r = enclosure_siting.plan_siting(session, who, body.enclosure_id, problem=body.problem,
+                                     threshold_m=body.threshold_m, distance=body.distance, p=body.p,
+                                     candidates=body.candidates, keep_opening_ids=body.keep_opening_ids,
+                                     time_limit_s=body.time_limit_s, solver=body.solver,
+                                     metric_srid=settings.metric_srid)
     s = r.solution
     return {
         "enclosure_id": r.enclosure_id, "enclosure_name": r.enclosure_name, "problem": r.problem, "p": r.p,

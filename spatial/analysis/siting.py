@@ -13,7 +13,7 @@ few hundred rows), and rows no site covers are removed.
 
 What runs where: the coverage sets (which opening reaches which building within the threshold, walking on the
 footpath network by pgRouting or straight-line by PostGIS) come from the store (``store/coverage.py``), where
-the network and the geometries live, and ``store/siting.py`` asks them for an enclosure; the
+the network and the geometries live, and ``store/enclosure_siting.py`` asks them for an enclosure; the
 optimisation is pure Python here (:func:`set_cover`, :func:`max_cover`), on plain lists, so it is tested and
 benchmarked without a database.
 """
