@@ -6,7 +6,7 @@
    where it is kept: loading is idempotent).
 2. Opens a screening campaign over the whole of subdistrict 1 (about 125,000 households, 300,000 residents) and
    records visits for 99.5% of its households in bulk; times the coverage query (per grid, community, total).
-3. Nearby in the database alone (the one statement of a straight-line ``spatial.store.field.nearby``: checks,
+3. Nearby in the database alone (the one statement of a straight-line ``spatial.store.nearby.nearby``: checks,
    households and audit row; one connection, sequential) and through the domain function (masking and the audit row included).
 4. Nearby queries through the HTTP API: uvicorn (1 and 2 workers) in a subprocess on 127.0.0.1, ``concurrency``
    client threads (http.client, keep-alive), positions in GCJ-02 inside a grid worker's 4 grids, radius 200 m, 50 households;
@@ -44,7 +44,7 @@ from benchmarks.common import cpu_split, database, free_port
 from fixtures.synthetic_city import DISTRICT, load_city
 from spatial.access import Principal
 from spatial.geometry.crs import wgs84_to_gcj02
-from spatial.store import field, users
+from spatial.store import campaigns, nearby, users
 from spatial.store.engine import cached_text, make_engine
 
 SUBDISTRICT = DISTRICT[0][:6] + "001000"
@@ -78,9 +78,9 @@ def setup(session: Session) -> tuple[Principal, Principal, int, list[tuple[float
     planner = Principal(2, "bench_planner", "planner", scope_code=SUBDISTRICT)
     boxes = session.execute(text("SELECT ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary) "
                                  "FROM grids WHERE id = ANY(:g)"), {"g": list(grid_ids)}).all()
-    campaign = field.current_campaign_id(session, planner)
+    campaign = campaigns.current_campaign_id(session, planner)
     if campaign is None:
-        campaign = timed("open campaign over subdistrict 1", lambda: field.open_campaign(
+        campaign = timed("open campaign over subdistrict 1", lambda: campaigns.open_campaign(
             session, planner, "基准排查", division_code=SUBDISTRICT).id)
         timed("record 99.5% of its visits (bulk SQL)", lambda: session.execute(text("""
             INSERT INTO campaign_visits (campaign_id, household_id, result, visited_at, worker, worker_position,
@@ -106,11 +106,11 @@ def bench_coverage(session: Session, planner: Principal, campaign: int) -> None:
     times, rows = [], []
     for _ in range(5):
         started = time.perf_counter()
-        rows = field.coverage(session, planner, campaign)
+        rows = campaigns.progress(session, planner, campaign)
         times.append(time.perf_counter() - started)
     total = rows[-1]
     print(f"subdistrict 1: {residents:,} residents, {households:,} households; campaign {total.screened:,} / "
-          f"{total.targeted:,} screened = {100 * total.coverage:.2f}%, {len(rows)} rows")
+          f"{total.targeted:,} screened = {100 * total.ratio:.2f}%, {len(rows)} rows")
     print(f"{'coverage (grids + communities + total)':<44} best {min(times) * 1000:7.1f} ms  "
           f"median {statistics.median(times) * 1000:7.1f} ms  (5 runs)")
 
@@ -118,7 +118,7 @@ def bench_coverage(session: Session, planner: Principal, campaign: int) -> None:
 def bench_database(session: Session, worker: Principal, campaign: int, points) -> None:
     seconds = []
     for lon, lat in points:
-        sql, params = field.nearby_statement(worker, lon, lat, radius_m=200, limit=50, campaign_id=campaign)
+        sql, params = nearby.nearby_statement(worker, lon, lat, radius_m=200, limit=50, campaign_id=campaign)
         started = time.perf_counter()
         session.execute(cached_text(sql), params).all()
         seconds.append(time.perf_counter() - started)
@@ -126,13 +126,13 @@ def bench_database(session: Session, worker: Principal, campaign: int, points) -
     seconds = []
     for lon, lat in points[:300]:
         started = time.perf_counter()
-        field.nearby(session, worker, lon, lat, radius_m=200, limit=50)
+        nearby.nearby(session, worker, lon, lat, radius_m=200, limit=50)
         seconds.append(time.perf_counter() - started)
     latency_line("nearby, domain function (mask + audit)", seconds[20:])
     seconds = []
     for lon, lat in points[:60]:
         started = time.perf_counter()
-        field.nearby(session, worker, lon, lat, radius_m=200, limit=50, mode="walk")
+        nearby.nearby(session, worker, lon, lat, radius_m=200, limit=50, mode="walk")
         seconds.append(time.perf_counter() - started)
     latency_line("nearby walking, domain function", seconds[10:])
 

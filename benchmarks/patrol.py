@@ -4,14 +4,14 @@ The OpenStreetMap street network of Shatou (``../shared/data/futian_shatou.gpkg`
 database (``spatial.io.import_streets``). For 10, 30, 80 and 200 stops (random nodes of the largest
 connected piece of the walking network, seeded) a closed tour from the first stop is planned:
 
-* **gridgov** — ``routing.solve_tsp`` as ``plan_tour`` calls it (Held-Karp up to 13 stops; beyond, the exact
+* **gridgov** — ``tsp.solve_tsp`` as ``plan_tour`` calls it (Held-Karp up to 13 stops; beyond, the exact
   subtour-elimination MIP for 0.2–2 s on symmetric walking costs, then OR-Tools guided local search if unproven);
 * **OR-Tools GLS 5 s / 30 s** — the same solver given more time;
 * **pgr_TSP** — pgRouting's own, on ``pgr_dijkstraCostMatrix`` of the same graph (its order is re-costed on our
   matrix, so every row is measured the same way);
-* **exact** — ``spatial.analysis.tsp_exact`` (a Dantzig–Fulkerson–Johnson MIP, subtour cuts added until the answer
-  is one tour, SCIP in OR-Tools) within ``--exact-time-limit``: the proven optimum, or nothing when out of time
-  (then "vs best" is against the best known of the other rows).
+* **exact** — ``spatial.analysis.tsp.solve_symmetric`` (a Dantzig–Fulkerson–Johnson MIP, subtour cuts added until
+  the answer is one tour, SCIP in OR-Tools) within ``--exact-time-limit``: the proven optimum, or nothing when out
+  of time (then "vs best" is against the best known of the other rows).
 
 Then the driving network (one-way streets): pgr_TSP on an undirected matrix reports a length its order cannot be
 driven in; its true directed length is shown beside ours. Finally a street-coverage patrol of a ~600 m square of
@@ -31,8 +31,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from benchmarks.common import SHARED_DATA, database
+from spatial.analysis import postman, tsp
 from spatial.io import import_streets
-from spatial.analysis import postman, routing, tsp_exact
 from spatial.store import network as net
 from spatial.store.engine import make_engine
 
@@ -70,7 +70,7 @@ def pgr_tsp(session: Session, graph: net.Graph, directed_matrix: bool = False) -
 
 
 def or_tools(cost: np.ndarray, seconds: float) -> float:
-    solution = routing.solve_tsp(cost, closed=True, time_limit_s=seconds)
+    solution = tsp.solve_tsp(cost, closed=True, time_limit_s=seconds)
     return solution.cost
 
 
@@ -86,19 +86,19 @@ def tours(session: Session, stops: list[int], where: dict, args) -> None:
         matrix_s = time.perf_counter() - started
         rows = []
         started = time.perf_counter()
-        ours = routing.solve_tsp(cost, closed=True)
+        ours = tsp.solve_tsp(cost, closed=True)
         rows.append(("gridgov", ours.cost, time.perf_counter() - started, ours.optimal))
-        if n > routing.EXACT_MAX_STOPS:
+        if n > tsp.EXACT_MAX_STOPS:
             for seconds in (5.0, 30.0):
                 started = time.perf_counter()
                 rows.append((f"OR-Tools GLS {seconds:g} s", or_tools(cost, seconds), time.perf_counter() - started,
                              False))
         started = time.perf_counter()
         order, reported = pgr_tsp(session, graph)
-        rows.append(("pgr_TSP", routing.tour_cost(cost, order, start=0, closed=True), time.perf_counter() - started,
+        rows.append(("pgr_TSP", tsp.tour_cost(cost, order, start=0, closed=True), time.perf_counter() - started,
                      False))
         started = time.perf_counter()
-        exact = tsp_exact.solve_symmetric(cost, closed=True, time_limit_s=args.exact_time_limit)
+        exact = tsp.solve_symmetric(cost, closed=True, time_limit_s=args.exact_time_limit)
         rows.append(("exact (DFJ, SCIP)", exact.cost if exact else float("nan"), time.perf_counter() - started,
                      exact is not None))
         best = min(r[1] for r in rows if np.isfinite(r[1]))
@@ -115,9 +115,9 @@ def drive(session: Session, n: int) -> None:
     chosen = [stops[i] for i in rng.choice(len(stops), n + 1, replace=False)]
     graph = net.build_graph(session, "drive", [where[v] for v in chosen], margin_m=500)
     cost = net.cost_matrix(session, graph)
-    ours = routing.solve_tsp(cost, closed=True)
+    ours = tsp.solve_tsp(cost, closed=True)
     order, reported = pgr_tsp(session, graph)
-    actual = routing.tour_cost(cost, order, start=0, closed=True)
+    actual = tsp.tour_cost(cost, order, start=0, closed=True)
     print(f"\ndriving, {n} stops, one-way streets honoured: gridgov {ours.cost:.0f} m; pgr_TSP reports "
           f"{reported:.0f} m but its order needs {actual:.0f} m when one-way streets are obeyed "
           f"(+{(actual / ours.cost - 1) * 100:.1f}% over gridgov)")

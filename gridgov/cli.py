@@ -514,7 +514,7 @@ def _shell_admin():
 @click.pass_obj
 def campaign_open(settings: Settings, name: str, division_code: str | None, grid_codes: tuple[str, ...],
                   flag_distance_m: float) -> None:
-    from spatial.store.field import open_campaign
+    from spatial.store.campaigns import open_campaign
 
     with _reported_errors(), _transaction(settings, _CLI_ADMIN, f"open campaign {name}") as session:
         opened = open_campaign(session, _shell_admin(), name, grid_codes=grid_codes, division_code=division_code,
@@ -526,13 +526,13 @@ def campaign_open(settings: Settings, name: str, division_code: str | None, grid
 @click.argument("campaign_id", type=int)
 @click.pass_obj
 def campaign_coverage(settings: Settings, campaign_id: int) -> None:
-    from spatial.store.field import coverage
+    from spatial.store.campaigns import progress
 
     with _reported_errors(), _transaction(settings) as session:
-        rows = coverage(session, _shell_admin(), campaign_id)
+        rows = progress(session, _shell_admin(), campaign_id)
     for r in rows:
         click.echo(f"{r.level:<10} {r.code or '(total)':<15} {r.screened:>9,} / {r.targeted:>9,}  "
-                   f"{100 * r.coverage:6.2f}%  flagged {r.flagged}")
+                   f"{100 * r.ratio:6.2f}%  flagged {r.flagged}")
 
 
 
@@ -598,11 +598,11 @@ def inspect_report(settings: Settings, division: str | None, enclosure_id: int |
 @click.option("--p", "p", type=int, default=None, help="checkpoints to staff (maximal covering)")
 @click.pass_obj
 def inspect_siting(settings: Settings, enclosure_id: int, threshold_m: float, distance: str, p: int | None) -> None:
-    from spatial.analysis import siting
+    from spatial.store.enclosure_siting import plan_siting
 
     with _reported_errors(), _transaction(settings, _CLI_ADMIN, "checkpoint siting") as session:
-        r = siting.plan_siting(session, _shell_admin(), enclosure_id, problem="max_cover" if p else "set_cover", p=p,
-                               threshold_m=threshold_m, distance=distance, metric_srid=settings.metric_srid)
+        r = plan_siting(session, _shell_admin(), enclosure_id, problem="max_cover" if p else "set_cover", p=p,
+                        threshold_m=threshold_m, distance=distance, metric_srid=settings.metric_srid)
     s = r.solution
     click.echo(f"{r.enclosure_name}: {len(r.chosen)} openings cover {s.covered_weight} of {s.total_weight} households "
                f"({'proven optimal' if s.optimal else 'not proven optimal'}, {s.solve_s:.2f} s)")

@@ -18,7 +18,7 @@ with '' for a quote)::
     geometry   := BBOX(x1, y1, x2, y2) | POINT(x y) | LINESTRING(…) | POLYGON((…)) | MULTIPOLYGON(((…)))
                   (WKT; coordinates are lon/lat, or in the ``filter-crs`` the caller names)
 
-The result is a small tree of frozen dataclasses; :mod:`spatial.store.cql2` turns it into SQL with bound
+The result is a small tree of frozen dataclasses; :mod:`spatial.store.cql2_sql` turns it into SQL with bound
 parameters against a layer's queryable columns. Errors are :class:`spatial.errors.InvalidInput` saying where
 the text went wrong. Input is limited to :data:`MAX_LENGTH` characters and :data:`MAX_DEPTH` nesting levels.
 

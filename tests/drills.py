@@ -14,7 +14,7 @@ from shapely.geometry import mapping
 from sqlalchemy import text
 
 from spatial.access import Principal
-from spatial.store import field, users
+from spatial.store import campaigns, users
 from spatial.store.models import Household
 from tests import factories
 
@@ -42,7 +42,7 @@ def seed(sessions) -> Drill:
         users.create_user(s, "worker1", PASSWORD, "grid_worker", grid_codes=(WEST,))
         users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code=factories.SUBDISTRICT)
         admin = Principal(user_id=0, username="drill", role="admin", client_addr="test")
-        campaign = field.open_campaign(s, admin, "演练排查", grid_codes=[WEST])
+        campaign = campaigns.open_campaign(s, admin, "演练排查", grid_codes=[WEST])
         ids = list(s.execute(text("SELECT id FROM households WHERE building_id = :b ORDER BY id"),
                              {"b": building.id}).scalars())
         lon, lat = s.execute(text("SELECT ST_X(ST_PointOnSurface(footprint)), ST_Y(ST_PointOnSurface(footprint)) "

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from fixtures.synthetic_city import load_city
 from spatial.access import Principal
-from spatial.store import field, users
+from spatial.store import campaigns, users
 from spatial.store.models import User
 from spatial.vocab import HOUSEHOLD_TAGS
 from tiles.grid import tile_range
@@ -66,7 +66,7 @@ def env(app_env):
             tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
         # campaign 1, over the community: its unvisited households are what a scoped viewer once read
         admin = Principal(user_id=0, username="admin", role="admin")
-        assert field.open_campaign(s, admin, "冬季排查", division_code=COMMUNITY).id == 1
+        assert campaigns.open_campaign(s, admin, "冬季排查", division_code=COMMUNITY).id == 1
     return client, sessions, tokens
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from gridgov.cli import _demo_users, main
 from spatial.access import Principal
 from spatial.geometry.crs import transform_geom
-from spatial.store import audit, backup, field
+from spatial.store import audit, backup, campaigns
 from spatial.store import grids as grid_store
 from spatial.store.engine import acting_as, make_engine, make_sessionmaker
 from spatial.store.privileges import APP_ROLE, service_role
@@ -60,12 +60,12 @@ def edit_demo(url: str, tmp_path: Path) -> None:
                                         move_shared_boundary=True)
         assert result.report.ok and result.grids[0]["version"] == 2
     with sessions.begin() as s:
-        campaign = field.open_campaign(s, ADMIN, "备份演练", grid_codes=[code])
+        campaign = campaigns.open_campaign(s, ADMIN, "备份演练", grid_codes=[code])
         household, lon, lat = s.execute(text(
             "SELECT h.id, ST_X(ST_PointOnSurface(b.footprint)), ST_Y(ST_PointOnSurface(b.footprint)) "
             "FROM households h JOIN buildings b ON b.id = h.building_id JOIN grids g ON g.id = b.grid_id "
             "WHERE g.code = :c ORDER BY h.id LIMIT 1"), {"c": code}).one()
-        field.record_visit(s, ADMIN, campaign.id, household, result="normal", lon=lon, lat=lat, note="备份前")
+        campaigns.record_visit(s, ADMIN, campaign.id, household, result="normal", lon=lon, lat=lat, note="备份前")
         audit.record(s, ADMIN, "backup drill", object_type="grid", object_id=code, purpose="test")
     with sessions() as s:
         assert s.execute(text("SELECT count(*) FROM audit_log")).scalar_one() >= 1

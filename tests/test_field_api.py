@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from fixtures.synthetic_city import load_city
 from spatial.geometry.crs import wgs84_to_gcj02
-from spatial.store import field, users
+from spatial.store import nearby, users
 from spatial.store.models import User
 from tests.factories import users_with_grids
 
@@ -120,7 +120,7 @@ def test_the_api_answers_as_the_domain_function_and_audits_exactly_what_it_retur
         with sessions() as s:
             logged = s.execute(text("SELECT object_id, purpose FROM audit_log WHERE action = 'read_masked' "
                                     "ORDER BY id DESC LIMIT 1")).one()
-            expected = field.nearby(s, who, lon, lat, radius_m=options["radius"], limit=options["limit"],
+            expected = nearby.nearby(s, who, lon, lat, radius_m=options["radius"], limit=options["limit"],
                                     only_unvisited=options.get("only_unvisited", False),
                                     campaign_id=options.get("campaign_id")).households
             s.rollback()

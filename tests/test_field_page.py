@@ -10,7 +10,7 @@ from sqlalchemy import text
 from fixtures.synthetic_city import load_city
 from spatial.access import Principal
 from spatial.geometry.crs import gcj02_to_wgs84, wgs84_to_gcj02
-from spatial.store import field, users
+from spatial.store import campaigns, nearby, users
 from tests.conftest import open_logged_in
 
 pytestmark = pytest.mark.browser
@@ -25,7 +25,7 @@ def phone(live_server, browser, tmp_path):
     with sessions.begin() as s:
         load_city(s, households=1500, seed=5)
         users.create_user(s, "worker1", PASSWORD, "grid_worker", grid_codes=(f"{COMMUNITY}01",))
-        campaign = field.open_campaign(s, PLANNER, "冬季排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
+        campaign = campaigns.open_campaign(s, PLANNER, "冬季排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
         centre = s.execute(text("SELECT ST_X(ST_Centroid(boundary)), ST_Y(ST_Centroid(boundary)) FROM grids "
                                 "WHERE code = :c"), {"c": f"{COMMUNITY}01"}).one()
     context, page, errors = open_logged_in(browser, base + "/field/", "worker1", PASSWORD,
@@ -61,7 +61,8 @@ def test_a_worker_finds_the_nearest_households_records_a_visit_and_sees_coverage
     worker = Principal(1, "worker1", "grid_worker", grid_ids=frozenset(page_grid_ids(sessions)))
     with sessions() as s:
         wlon, wlat = gcj02_to_wgs84(float(glon), float(glat))
-        expected = [h.id for h in field.nearby(s, worker, float(wlon), float(wlat), radius_m=200, limit=100).households]
+        found = nearby.nearby(s, worker, float(wlon), float(wlat), radius_m=200, limit=100)
+        expected = [h.id for h in found.households]
         s.rollback()
     assert shown == expected
     assert "*" in items.first.inner_text()  # masked head of household

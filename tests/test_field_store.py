@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from fixtures.synthetic_city import BLOCK_M, load_city
 from spatial.access import Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound
-from spatial.store import field
+from spatial.store import campaigns, household_reads, nearby, visit_routes
 from tests.conftest import rolled_back
 
 HOUSEHOLDS = 2500
@@ -95,7 +95,7 @@ def audit_rows(s: Session, action: str) -> list:
 def test_nearby_lists_households_nearest_first_with_exact_distances(s):
     who = worker(s, 1, 2)
     lon, lat = grid_centre(s, 1)
-    found = field.nearby(s, who, lon, lat, radius_m=120, limit=500)
+    found = nearby.nearby(s, who, lon, lat, radius_m=120, limit=500)
     expected = expected_distances(s, lon, lat, 120, who.grid_ids)
     got = {h.building_id: h.distance_m for h in found.households}
     assert set(got) == set(expected) and len(got) >= 5
@@ -112,17 +112,17 @@ def test_nearby_lists_households_nearest_first_with_exact_distances(s):
 def test_nearby_limit_keeps_the_nearest(s):
     who = worker(s, 1, 2)
     lon, lat = grid_centre(s, 2)
-    everything = field.nearby(s, who, lon, lat, radius_m=300, limit=500).households
+    everything = nearby.nearby(s, who, lon, lat, radius_m=300, limit=500).households
     assert len(everything) > 101
     for limit in (1, 7, 10, 11, 50, 51, 100, 101):  # within and across the page sizes the statement reads
-        first = field.nearby(s, who, lon, lat, radius_m=300, limit=limit).households
+        first = nearby.nearby(s, who, lon, lat, radius_m=300, limit=limit).households
         assert [h.id for h in first] == [h.id for h in everything[:limit]], limit
 
 
 def test_personal_fields_are_masked_and_the_read_is_audited_once(s):
     who = worker(s, 1)
     lon, lat = grid_centre(s, 1)
-    found = field.nearby(s, who, lon, lat, radius_m=60, limit=20, purpose="上门核查")
+    found = nearby.nearby(s, who, lon, lat, radius_m=60, limit=20, purpose="上门核查")
     assert found.households
     raw = {r.id: r for r in s.execute(text("SELECT id, head_name, head_id_number, head_phone FROM households "
                                            "WHERE id = ANY(:ids)"), {"ids": [h.id for h in found.households]})}
@@ -140,12 +140,12 @@ def test_personal_fields_are_masked_and_the_read_is_audited_once(s):
 def test_outside_the_workers_grids_returns_nothing_and_audits_nothing(s):
     who = worker(s, 1)
     lon, lat = grid_centre(s, 5)  # more than 120 m from grid 1
-    found = field.nearby(s, who, lon, lat, radius_m=100, limit=50)
+    found = nearby.nearby(s, who, lon, lat, radius_m=100, limit=50)
     assert found.households == () and found.buildings == ()
     assert audit_rows(s, "read_masked") == []
     # a planner of another subdistrict sees nothing either; one of this subdistrict sees grid 5
-    assert field.nearby(s, OTHER_PLANNER, lon, lat, radius_m=100).households == ()
-    seen = field.nearby(s, PLANNER, lon, lat, radius_m=100).households
+    assert nearby.nearby(s, OTHER_PLANNER, lon, lat, radius_m=100).households == ()
+    seen = nearby.nearby(s, PLANNER, lon, lat, radius_m=100).households
     assert seen and {h.grid_id for h in seen} <= {grid_id(s, n) for n in range(1, 7)}
 
 
@@ -154,9 +154,9 @@ def test_scope_is_the_workers_grids_even_near_a_boundary(s):
     lon, lat = grid_centre(s, 1)
     x, y = TO_M.transform(lon, lat)
     edge = TO_LONLAT.transform(x + 100, y)  # on the boundary between grids 1 and 2
-    found = field.nearby(s, who, *edge, radius_m=90, limit=500)
+    found = nearby.nearby(s, who, *edge, radius_m=90, limit=500)
     assert found.households and {h.grid_id for h in found.households} == {grid_id(s, 1)}
-    both = field.nearby(s, PLANNER, *edge, radius_m=90, limit=500)
+    both = nearby.nearby(s, PLANNER, *edge, radius_m=90, limit=500)
     assert {h.grid_id for h in both.households} == {grid_id(s, 1), grid_id(s, 2)}
 
 
@@ -164,25 +164,25 @@ def test_scope_is_the_workers_grids_even_near_a_boundary(s):
 def test_bad_radius_or_limit_is_refused(s, radius, limit):
     lon, lat = grid_centre(s, 1)
     with pytest.raises(InvalidInput):
-        field.nearby(s, worker(s, 1), lon, lat, radius_m=radius, limit=limit)
+        nearby.nearby(s, worker(s, 1), lon, lat, radius_m=radius, limit=limit)
 
 
 @pytest.mark.parametrize("lon, lat", [(116.39, 39.91), (114.0, 95.0), (float("inf"), 22.6)])
 def test_position_outside_the_service_area_is_refused(s, lon, lat):
     with pytest.raises(InvalidInput):
-        field.nearby(s, worker(s, 1), lon, lat)
+        nearby.nearby(s, worker(s, 1), lon, lat)
 
 
 def test_viewers_never_read_households(s):
     lon, lat = grid_centre(s, 1)
     with pytest.raises(Forbidden):
-        field.nearby(s, VIEWER, lon, lat)
+        nearby.nearby(s, VIEWER, lon, lat)
 
 
 def test_walking_distance_follows_the_lanes(s):
     who = worker(s, 1, 2)
     lon, lat = grid_centre(s, 1)
-    walk = field.nearby(s, who, lon, lat, radius_m=200, limit=500, mode="walk")
+    walk = nearby.nearby(s, who, lon, lat, radius_m=200, limit=500, mode="walk")
     straight = expected_distances(s, lon, lat, 200, who.grid_ids)
     assert walk.households
     walked = [h.walk_m for h in walk.households]
@@ -205,14 +205,14 @@ def test_walking_distance_follows_the_lanes(s):
 
 
 def test_a_planner_opens_a_campaign_over_a_community_and_all_its_households_are_targeted(s):
-    c = field.open_campaign(s, PLANNER, "2026年冬季排查", division_code=COMMUNITY)
+    c = campaigns.open_campaign(s, PLANNER, "2026年冬季排查", division_code=COMMUNITY)
     assert c.status == "open" and c.flag_distance_m == 100
     assert c.targeted == HOUSEHOLDS and c.screened == 0 and len(c.grid_ids) == 6
-    by_grids = field.open_campaign(s, PLANNER, "重点网格", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
+    by_grids = campaigns.open_campaign(s, PLANNER, "重点网格", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
     households = s.execute(text("SELECT count(*) FROM households h JOIN buildings b ON b.id = h.building_id "
                                 "WHERE b.grid_id = ANY(:g)"), {"g": [grid_id(s, 1), grid_id(s, 2)]}).scalar()
     assert by_grids.targeted == households
-    assert field.current_campaign_id(s, worker(s, 1)) == by_grids.id  # the newest open one
+    assert campaigns.current_campaign_id(s, worker(s, 1)) == by_grids.id  # the newest open one
 
 
 @pytest.mark.parametrize("who, kwargs, error", [
@@ -226,7 +226,7 @@ def test_a_planner_opens_a_campaign_over_a_community_and_all_its_households_are_
 ])
 def test_campaigns_are_opened_by_planners_in_their_scope(s, who, kwargs, error):
     with pytest.raises(error):
-        field.open_campaign(s, who, "排查", **kwargs)
+        campaigns.open_campaign(s, who, "排查", **kwargs)
     assert s.execute(text("SELECT count(*) FROM campaigns")).scalar() == 0
 
 
@@ -239,13 +239,13 @@ def a_household(s: Session, grid: int) -> tuple[int, tuple[float, float]]:
 
 
 def test_a_visit_is_recorded_once_and_a_duplicate_is_a_conflict(s):
-    c = field.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
+    c = campaigns.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
     who = worker(s, 1)
     household, (lon, lat) = a_household(s, 1)
-    visit = field.record_visit(s, who, c.id, household, result="normal", lon=lon, lat=lat, note="一切正常")
+    visit = campaigns.record_visit(s, who, c.id, household, result="normal", lon=lon, lat=lat, note="一切正常")
     assert visit.distance_m == 0 and not visit.far_from_building and visit.worker == "worker1"
     with pytest.raises(Conflict, match="already visited"):
-        field.record_visit(s, who, c.id, household, result="follow_up", lon=lon, lat=lat)
+        campaigns.record_visit(s, who, c.id, household, result="follow_up", lon=lon, lat=lat)
     rows = s.execute(text("SELECT result FROM campaign_visits WHERE household_id = :h"), {"h": household}).scalars().all()
     assert rows == ["normal"]
     assert [r.object_id for r in audit_rows(s, "visit")] == [str(household)]
@@ -254,18 +254,18 @@ def test_a_visit_is_recorded_once_and_a_duplicate_is_a_conflict(s):
 
 
 def test_a_visit_far_from_the_building_is_flagged(s):
-    c = field.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY, flag_distance_m=50)
+    c = campaigns.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY, flag_distance_m=50)
     household, (lon, lat) = a_household(s, 1)
     x, y = TO_M.transform(lon, lat)
     far = TO_LONLAT.transform(x + 120, y)
-    visit = field.record_visit(s, worker(s, 1), c.id, household, result="vacant", lon=far[0], lat=far[1])
+    visit = campaigns.record_visit(s, worker(s, 1), c.id, household, result="vacant", lon=far[0], lat=far[1])
     assert visit.far_from_building and 90 < visit.distance_m < 120
-    assert field.coverage(s, PLANNER, c.id)[-1].flagged == 1
+    assert campaigns.progress(s, PLANNER, c.id)[-1].flagged == 1
 
 
 @pytest.mark.parametrize("case", ["other_grid", "not_targeted", "bad_result", "future", "closed", "planner"])
 def test_bad_visits_are_refused_and_nothing_is_recorded(s, case):
-    c = field.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
     who, result, when = worker(s, 1), "normal", None
     household, (lon, lat) = a_household(s, 1)
     error = InvalidInput
@@ -278,12 +278,12 @@ def test_bad_visits_are_refused_and_nothing_is_recorded(s, case):
     elif case == "future":
         when = datetime.now(UTC) + timedelta(hours=2)
     elif case == "closed":
-        field.close_campaign(s, PLANNER, c.id)
+        campaigns.close_campaign(s, PLANNER, c.id)
         error = Conflict
     elif case == "planner":
         who, error = PLANNER, Forbidden
     with pytest.raises(error):
-        field.record_visit(s, who, c.id, household, result=result, lon=lon, lat=lat, visited_at=when)
+        campaigns.record_visit(s, who, c.id, household, result=result, lon=lon, lat=lat, visited_at=when)
     assert s.execute(text("SELECT count(*) FROM campaign_visits")).scalar() == 0
 
 
@@ -300,12 +300,12 @@ def visit_many(s: Session, campaign: int, grid: int, count: int, worker_name: st
 
 
 def test_coverage_per_grid_community_and_campaign(s):
-    c = field.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
+    c = campaigns.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
     targets = dict(s.execute(text("SELECT grid_id, count(*) FROM campaign_targets WHERE campaign_id = :c "
                                   "GROUP BY grid_id"), {"c": c.id}).all())
     visit_many(s, c.id, 1, targets[grid_id(s, 1)] - 2)
     visit_many(s, c.id, 2, 10)
-    rows = field.coverage(s, PLANNER, c.id)
+    rows = campaigns.progress(s, PLANNER, c.id)
     grids = {r.code: r for r in rows if r.level == "grid"}
     assert [r.level for r in rows] == ["grid"] * 6 + ["community", "campaign"]
     assert grids[f"{COMMUNITY}01"].screened == targets[grid_id(s, 1)] - 2
@@ -314,17 +314,17 @@ def test_coverage_per_grid_community_and_campaign(s):
     assert total.targeted == HOUSEHOLDS and total.screened == targets[grid_id(s, 1)] - 2 + 10
     assert rows[-2].code == COMMUNITY and rows[-2].targeted == total.targeted
     # a worker sees only their grid's row, and the totals of that part
-    mine = field.coverage(s, worker(s, 1), c.id)
+    mine = campaigns.progress(s, worker(s, 1), c.id)
     assert [r.code for r in mine if r.level == "grid"] == [f"{COMMUNITY}01"]
     assert mine[-1].targeted == targets[grid_id(s, 1)] and mine[-1].screened == targets[grid_id(s, 1)] - 2
-    assert field.get_campaign(s, worker(s, 1), c.id).screened == targets[grid_id(s, 1)] - 2
+    assert campaigns.get_campaign(s, worker(s, 1), c.id).screened == targets[grid_id(s, 1)] - 2
     with pytest.raises(NotFound):
-        field.coverage(s, OTHER_PLANNER, c.id)
+        campaigns.progress(s, OTHER_PLANNER, c.id)
 
 
 def test_the_seed_figure_99_53_percent(s):
     """The seed case reported 99.53% coverage; 2,118 screened of 2,128 targeted gives exactly that."""
-    c = field.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
+    c = campaigns.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
     s.execute(text("DELETE FROM campaign_targets WHERE campaign_id = :c AND household_id IN (SELECT household_id "
                    "FROM campaign_targets WHERE campaign_id = :c ORDER BY household_id DESC LIMIT :n)"),
               {"c": c.id, "n": HOUSEHOLDS - 2128})
@@ -333,15 +333,15 @@ def test_the_seed_figure_99_53_percent(s):
                                      distance_m, far_from_building)
         SELECT campaign_id, household_id, 'normal', now(), 'w', ST_SetSRID(ST_Point(113.8, 22.68), 4326), 0, false
         FROM campaign_targets WHERE campaign_id = :c ORDER BY household_id LIMIT 2118"""), {"c": c.id})
-    total = field.coverage(s, PLANNER, c.id)[-1]
+    total = campaigns.progress(s, PLANNER, c.id)[-1]
     assert (total.targeted, total.screened) == (2128, 2118)
-    assert round(100 * total.coverage, 2) == 99.53
+    assert round(100 * total.ratio, 2) == 99.53
 
 
 def test_unvisited_lists_what_is_left_masked_and_audited(s):
-    c = field.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
     visit_many(s, c.id, 1, 30)
-    left = field.unvisited(s, worker(s, 1), c.id)
+    left = campaigns.unvisited(s, worker(s, 1), c.id)
     assert len(left) == c.targeted - 30
     visited = set(s.execute(text("SELECT household_id FROM campaign_visits WHERE campaign_id = :c"),
                             {"c": c.id}).scalars())
@@ -349,25 +349,25 @@ def test_unvisited_lists_what_is_left_masked_and_audited(s):
     assert all(h.head_name.endswith("*") and "*" in h.head_id_number for h in left)
     assert len(audit_rows(s, "read_masked")) == 1
     with pytest.raises(NotFound):  # grid 2 is not in this campaign
-        field.unvisited(s, worker(s, 2), c.id)
+        campaigns.unvisited(s, worker(s, 2), c.id)
 
 
 def test_nearby_shows_campaign_status_and_can_keep_only_the_unvisited(s):
-    c = field.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
     who = worker(s, 1, 2)
     lon, lat = grid_centre(s, 1)
     x, y = TO_M.transform(lon, lat)
     between = TO_LONLAT.transform(x + 100, y)
-    before = field.nearby(s, who, *between, radius_m=150, limit=500)
+    before = nearby.nearby(s, who, *between, radius_m=150, limit=500)
     assert before.campaign_id == c.id
     statuses = {(h.grid_id, h.status) for h in before.households}
     assert statuses == {(grid_id(s, 1), "unvisited"), (grid_id(s, 2), "not_targeted")}
     first = next(h for h in before.households if h.grid_id == grid_id(s, 1))
-    field.record_visit(s, who, c.id, first.id, result="follow_up", lon=between[0], lat=between[1])
-    after = field.nearby(s, who, *between, radius_m=150, limit=500)
+    campaigns.record_visit(s, who, c.id, first.id, result="follow_up", lon=between[0], lat=between[1])
+    after = nearby.nearby(s, who, *between, radius_m=150, limit=500)
     again = next(h for h in after.households if h.id == first.id)
     assert again.status == "visited" and again.visit_result == "follow_up"
-    left = field.nearby(s, who, *between, radius_m=150, limit=500, only_unvisited=True).households
+    left = nearby.nearby(s, who, *between, radius_m=150, limit=500, only_unvisited=True).households
     assert left and first.id not in {h.id for h in left} and {h.status for h in left} == {"unvisited"}
 
 
@@ -377,7 +377,7 @@ def test_nearby_shows_campaign_status_and_can_keep_only_the_unvisited(s):
 def test_a_grid_worker_reveals_with_a_reason_and_it_is_audited(s):
     household, _ = a_household(s, 1)
     raw = s.execute(text("SELECT head_phone FROM households WHERE id = :h"), {"h": household}).scalar()
-    out = field.reveal(s, worker(s, 1), household, "电话联系户主", fields=["head_phone"])
+    out = household_reads.reveal(s, worker(s, 1), household, "电话联系户主", fields=["head_phone"])
     assert out == {"id": household, "head_phone": raw}
     row = audit_rows(s, "reveal")[0]
     assert (row.object_id, row.fields, row.purpose) == (str(household), ["head_phone"], "电话联系户主")
@@ -394,7 +394,7 @@ def test_reveal_is_refused_to_other_roles_grids_and_without_reason(s, who, reaso
     household, _ = a_household(s, 1)
     principal = {"worker_of_grid_2": worker(s, 2), "worker_of_grid_1": worker(s, 1)}.get(who, who)
     with pytest.raises(error):
-        field.reveal(s, principal, household, reason)
+        household_reads.reveal(s, principal, household, reason)
     assert audit_rows(s, "reveal") == []
 
 
@@ -402,12 +402,12 @@ def test_reveal_is_refused_to_other_roles_grids_and_without_reason(s, who, reaso
 
 
 def test_route_through_the_unvisited_buildings_of_my_grid(s):
-    c = field.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
     visit_many(s, c.id, 1, 60)
     who = worker(s, 1)
     lon, lat = grid_centre(s, 1)
-    plan = field.visit_route(s, who, lon, lat)
-    left = {h.building_id for h in field.unvisited(s, who, c.id)}
+    plan = visit_routes.visit_route(s, who, lon, lat)
+    left = {h.building_id for h in campaigns.unvisited(s, who, c.id)}
     assert {stop.building_id for stop in plan.stops} == left and not plan.unreachable
     tour = plan.tour
     assert tour.length_m == pytest.approx(sum(leg.length_m for leg in tour.legs))
@@ -421,7 +421,7 @@ def test_route_through_the_unvisited_buildings_of_my_grid(s):
         a, b = leg.geometry.coords[0], leg.geometry.coords[-1]
         straight = shapely.LineString([TO_M.transform(*a), TO_M.transform(*b)]).length
         assert leg.length_m >= straight - 0.5
-    nearest = field.visit_route(s, who, lon, lat, nearest=3, closed=True)
+    nearest = visit_routes.visit_route(s, who, lon, lat, nearest=3, closed=True)
     assert len(nearest.stops) == 3 and nearest.tour.optimal
     assert nearest.tour.geometry.coords[-1] == pytest.approx((lon, lat))
 
@@ -431,10 +431,10 @@ def test_route_through_chosen_households_must_stay_in_scope(s):
     mine, _ = a_household(s, 1)
     other, _ = a_household(s, 3)
     lon, lat = grid_centre(s, 1)
-    plan = field.visit_route(s, who, lon, lat, household_ids=[mine])
+    plan = visit_routes.visit_route(s, who, lon, lat, household_ids=[mine])
     assert [stop.household_ids for stop in plan.stops] == [(mine,)]
     with pytest.raises(NotFound):
-        field.visit_route(s, who, lon, lat, household_ids=[mine, other])
+        visit_routes.visit_route(s, who, lon, lat, household_ids=[mine, other])
 
 
 def test_visit_results_in_the_database_follow_the_vocabulary(s):

@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from fixtures.demo import SUBDISTRICT, load_demo
 from spatial.access import Principal
-from spatial.analysis import patrol, siting
-from spatial.store import coverage
+from spatial.store import coverage, patrols
+from spatial.store.enclosure_siting import plan_siting
 from spatial.store import openings as op
 
 INSPECTOR = Principal(2, "insp", "inspector", scope_code=SUBDISTRICT[0])
@@ -62,18 +62,18 @@ def test_subdistrict_report_walking_is_never_shorter_than_straight(demo):
 
 def test_siting_and_patrols_in_the_village(demo):
     db, _, village = demo
-    walk = siting.plan_siting(db, INSPECTOR, village, threshold_m=200)
-    straight = siting.plan_siting(db, INSPECTOR, village, threshold_m=200, distance="straight")
+    walk = plan_siting(db, INSPECTOR, village, threshold_m=200)
+    straight = plan_siting(db, INSPECTOR, village, threshold_m=200, distance="straight")
     assert walk.solution.optimal and straight.solution.optimal
     assert walk.solution.objective >= straight.solution.objective
     assert walk.solution.rows < walk.solution.demand_points        # identical coverage merged
-    best3 = siting.plan_siting(db, INSPECTOR, village, problem="max_cover", p=3, threshold_m=200)
+    best3 = plan_siting(db, INSPECTOR, village, problem="max_cover", p=3, threshold_m=200)
     assert best3.solution.optimal and best3.solution.objective <= best3.solution.total_weight
     staffed = [o.checkpoint.id for o in op.openings_of(db, [village]) if o.checkpoint and o.checkpoint.staffed]
     start = op.openings_of(db, [village])[0].location
-    plan = patrol.plan_patrol(db, INSPECTOR, start, checkpoint_ids=staffed)
+    plan = patrols.plan_patrol(db, INSPECTOR, start, checkpoint_ids=staffed)
     assert plan.tour.optimal and len(plan.tour.order) == len(staffed) == 11
     assert list(plan.tour.arrival_m) == sorted(plan.tour.arrival_m)
     grid = db.scalar(text("SELECT id FROM grids WHERE code LIKE '44030409600101'"))
-    lanes = patrol.plan_street_patrol(db, INSPECTOR, grid_id=grid)
+    lanes = patrols.plan_street_patrol(db, INSPECTOR, grid_id=grid)
     assert lanes.optimal and lanes.length_m >= lanes.lanes_m and lanes.lanes > 20

@@ -17,7 +17,7 @@ from shapely.geometry import shape
 
 from spatial import cql2
 from spatial.store import users
-from spatial.store.cql2 import compile_filter
+from spatial.store.cql2_sql import compile_filter
 from spatial.store.engine import acting_as
 from spatial.store.models import Checkpoint, Enclosure, Grid, Household
 from tests import factories

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from spatial.access import Principal
-from spatial.analysis import patrol
 from spatial.analysis.postman import Arc, postman_tour
+from spatial.store import patrols
 from spatial.errors import InvalidInput, NotFound
 from tests import factories
 from tests.test_inspection_store import ll, town
@@ -132,22 +132,22 @@ def test_bad_input():
 
 def test_street_patrol_of_a_grid(db):
     t = town(db)
-    west = patrol.plan_street_patrol(db, ADMIN, grid_id=t.grids["west"])
+    west = patrols.plan_street_patrol(db, ADMIN, grid_id=t.grids["west"])
     # lanes of the west grid (x ≤ 200, 3 m of slack): A–B, B–C, B–F, F–H, F–K, C–J and half of 北街 H–I = 690 m;
     # odd ends A, B, J, F, K, I are best paired for 490 m (e.g. A–B 100, F–J 210, K–I 180 via G)
     assert west.lanes == 7 and west.optimal and west.method == "matching"
     assert west.lanes_m == pytest.approx(690, abs=0.5) and west.length_m == pytest.approx(1180, abs=1)
     assert west.geometry.coords[0] == pytest.approx(west.geometry.coords[-1])
     assert {s.name for s in west.steps} >= {"南街", "中巷", "内街", "死胡同", "北街"}
-    started = patrol.plan_street_patrol(db, ADMIN, grid_code=factories.COMMUNITY + "01", start=ll(100, 25))
+    started = patrols.plan_street_patrol(db, ADMIN, grid_code=factories.COMMUNITY + "01", start=ll(100, 25))
     assert started.offset_m == pytest.approx(5, abs=0.2)
     assert started.length_m == pytest.approx(1180 + 10, abs=1)
     with pytest.raises(InvalidInput):
-        patrol.plan_street_patrol(db, ADMIN, grid_id=t.grids["west"], start=ll(3000, 3000))
+        patrols.plan_street_patrol(db, ADMIN, grid_id=t.grids["west"], start=ll(3000, 3000))
     with pytest.raises(NotFound):
-        patrol.plan_street_patrol(db, ADMIN, grid_code="44030409900199")
+        patrols.plan_street_patrol(db, ADMIN, grid_code="44030409900199")
     with pytest.raises(NotFound):
-        patrol.plan_street_patrol(db, Principal(5, "p", "planner", scope_code="440305001000"), grid_id=t.grids["west"])
+        patrols.plan_street_patrol(db, Principal(5, "p", "planner", scope_code="440305001000"), grid_id=t.grids["west"])
 
 
 # -- exact tours on symmetric matrices (the reference of benchmarks/patrol.py) ----------------------------------------
@@ -156,15 +156,15 @@ def test_street_patrol_of_a_grid(db):
 @pytest.mark.parametrize("shape", ["open", "closed", "to_end"])
 @pytest.mark.parametrize("n", [4, 9, 12])
 def test_exact_symmetric_tours_match_held_karp(shape, n):
-    from spatial.analysis import routing, tsp_exact
+    from spatial.analysis import tsp
 
     rng = np.random.default_rng(n)
     points = rng.uniform(0, 1000, (n, 2))
     cost = np.linalg.norm(points[:, None] - points[None], axis=2)
     end = n - 1 if shape == "to_end" else None
-    exact = tsp_exact.solve_symmetric(cost, end=end, closed=shape == "closed")
-    reference = routing.solve_tsp(cost, end=end, closed=shape == "closed")
+    exact = tsp.solve_symmetric(cost, end=end, closed=shape == "closed")
+    reference = tsp.solve_tsp(cost, end=end, closed=shape == "closed")
     assert exact.optimal and exact.cost == pytest.approx(reference.cost)
     assert sorted(exact.order) == [i for i in range(1, n) if i != end]
     with pytest.raises(InvalidInput):
-        tsp_exact.solve_symmetric(cost + np.triu(np.ones((n, n))))      # one-way costs
+        tsp.solve_symmetric(cost + np.triu(np.ones((n, n))))      # one-way costs

@@ -19,10 +19,11 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, Point
 
-from spatial.analysis import routing
-from spatial.analysis.routing import Stop, plan_tour, solve_tsp, tour_cost
+from spatial.analysis import tsp
+from spatial.analysis.tsp import solve_tsp, tour_cost
 from spatial.errors import InvalidInput
 from spatial.store import bulk, network
+from spatial.store.tours import Stop, plan_tour
 from tests.factories import ORIGIN_X, ORIGIN_Y
 
 TO_LONLAT = Transformer.from_crs(4547, 4326, always_xy=True)
@@ -75,11 +76,11 @@ def test_held_karp_matches_brute_force_on_asymmetric_matrices(n, shape):
 def _beyond_held_karp(shape: str, one_way_extra: float = 0.0):
     """A random matrix just past Held-Karp's size; ``one_way_extra`` makes it asymmetric (driving)."""
     rng = np.random.default_rng(42)
-    n = routing.EXACT_MAX_STOPS + 2 + (shape == "to_end")
+    n = tsp.EXACT_MAX_STOPS + 2 + (shape == "to_end")
     points = rng.uniform(0, 1000, (n, 2))
     cost = np.linalg.norm(points[:, None] - points[None], axis=2) + np.triu(np.full((n, n), one_way_extra), 1)
     end = n - 1 if shape == "to_end" else None
-    exact = routing._held_karp(cost, 0, end, shape == "closed", [i for i in range(1, n) if i != end])
+    exact = tsp._held_karp(cost, 0, end, shape == "closed", [i for i in range(1, n) if i != end])
     return cost, end, exact
 
 

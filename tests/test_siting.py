@@ -12,6 +12,7 @@ from spatial.access import Principal
 from spatial.analysis import siting
 from spatial.analysis.siting import max_cover, merge_demand, set_cover
 from spatial.errors import InvalidInput, NotFound
+from spatial.store.enclosure_siting import plan_siting
 from tests.test_inspection_store import town
 
 ADMIN = Principal(1, "admin", "admin")
@@ -100,8 +101,8 @@ def test_bad_input_is_refused(call):
 
 def test_siting_on_an_enclosure_walking_versus_straight(db):
     t = town(db)
-    walk = siting.plan_siting(db, ADMIN, t.enclosure_id, threshold_m=60, distance="walk")
-    straight = siting.plan_siting(db, ADMIN, t.enclosure_id, threshold_m=60, distance="straight")
+    walk = plan_siting(db, ADMIN, t.enclosure_id, threshold_m=60, distance="walk")
+    straight = plan_siting(db, ADMIN, t.enclosure_id, threshold_m=60, distance="straight")
     assert walk.solution.optimal and straight.solution.optimal
     assert "walking" in walk.notes[0] and "straight" in straight.notes[0]
     # the north building is 53 m from the north-west gate in a straight line but 132.5 m on foot from every gate
@@ -115,19 +116,19 @@ def test_siting_on_an_enclosure_walking_versus_straight(db):
 
 def test_max_cover_on_an_enclosure_and_only_current_checkpoints(db):
     t = town(db)
-    best = siting.plan_siting(db, ADMIN, t.enclosure_id, problem="max_cover", p=1, threshold_m=80)
+    best = plan_siting(db, ADMIN, t.enclosure_id, problem="max_cover", p=1, threshold_m=80)
     assert best.solution.optimal and len(best.chosen) == 1
     assert best.solution.objective == max(best.households_nearest.values())
-    current = siting.plan_siting(db, ADMIN, t.enclosure_id, problem="max_cover", p=1, threshold_m=80,
+    current = plan_siting(db, ADMIN, t.enclosure_id, problem="max_cover", p=1, threshold_m=80,
                                  candidates="checkpoints")
     assert len(current.candidates) == 2 and current.solution.objective <= best.solution.objective
     with pytest.raises(InvalidInput):
-        siting.plan_siting(db, ADMIN, t.enclosure_id, problem="max_cover", threshold_m=80)   # no p
+        plan_siting(db, ADMIN, t.enclosure_id, problem="max_cover", threshold_m=80)   # no p
     with pytest.raises(InvalidInput):
-        siting.plan_siting(db, ADMIN, t.enclosure_id, threshold_m=0)
+        plan_siting(db, ADMIN, t.enclosure_id, threshold_m=0)
     with pytest.raises(InvalidInput):
-        siting.plan_siting(db, ADMIN, t.enclosure_id, threshold_m=1e6)
+        plan_siting(db, ADMIN, t.enclosure_id, threshold_m=1e6)
     with pytest.raises(InvalidInput):
-        siting.plan_siting(db, ADMIN, t.enclosure_id, keep_opening_ids=[10**9])
+        plan_siting(db, ADMIN, t.enclosure_id, keep_opening_ids=[10**9])
     with pytest.raises(NotFound):
-        siting.plan_siting(db, ADMIN, 10**6)
+        plan_siting(db, ADMIN, 10**6)

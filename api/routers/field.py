@@ -2,7 +2,7 @@
 
 Coordinates come in and go out in the caller's ``crs`` (GCJ-02 for phones and WeChat, EPSG:4326 for GPS and
 browser geolocation); they are converted here, at the edge, and everything inside is EPSG:4326 (lon, lat).
-Personal data is masked, scoped and audited by :mod:`spatial.store.field`.
+Personal data is masked, scoped and audited by the store (:mod:`spatial.store.household_reads`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from api.schemas import BigId, Id, SolverSeconds
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
-from spatial.store import field
+from spatial.store import campaigns, household_reads, visit_routes
+from spatial.store import grids as grid_store
+from spatial.store.nearby import nearby_async
 from spatial.vocab import CAMPAIGN_STATUSES, HOUSEHOLD_TAGS, HOUSEHOLD_VISIT_STATUSES, VISIT_RESULTS, label
 
 HERE = Path(__file__).resolve().parents[1]
@@ -92,14 +94,14 @@ class NearbyPublic(BaseModel):
 
 class RevealIn(BaseModel):
     reason: str = Field(description="why the full values are needed (audited)", examples=["电话联系户主核实情况"])
-    fields: list[str] = Field(default=list(field.REVEALABLE))
+    fields: list[str] = Field(default=list(household_reads.REVEALABLE))
 
 
 class CampaignCreate(BaseModel):
     name: str
     grid_codes: list[str] = []
     division_code: str | None = Field(None, description="a community or subdistrict code (instead of grid_codes)")
-    flag_distance_m: float = Field(field.DEFAULT_FLAG_DISTANCE_M,
+    flag_distance_m: float = Field(campaigns.DEFAULT_FLAG_DISTANCE_M,
                                    description="visits recorded farther than this from the building are flagged")
     description: str | None = None
 
@@ -265,7 +267,7 @@ def _households(items, crs: CoordSys) -> list[dict[str, Any]]:
         "visited_at": h.visited_at.isoformat() if h.visited_at else None} for h in items]
 
 
-def _campaign(c: field.Campaign) -> CampaignPublic:
+def _campaign(c: campaigns.Campaign) -> CampaignPublic:
     return CampaignPublic(id=c.id, name=c.name, description=c.description, division_code=c.division_code,
                           status=_label(CAMPAIGN_STATUSES, c.status), flag_distance_m=c.flag_distance_m,
                           created_by=c.created_by, created_at=c.created_at, closed_at=c.closed_at,
@@ -273,9 +275,9 @@ def _campaign(c: field.Campaign) -> CampaignPublic:
                           coverage=c.screened / c.targeted if c.targeted else 1.0)
 
 
-def _coverage_row(r: field.CoverageRow) -> CoverageRowPublic:
+def _coverage_row(r: campaigns.ProgressRow) -> CoverageRowPublic:
     return CoverageRowPublic(level=r.level, code=r.code, name=r.name, targeted=r.targeted, screened=r.screened,
-                             coverage=r.coverage, coverage_pct=round(100 * r.coverage, 2), flagged=r.flagged,
+                             coverage=r.ratio, coverage_pct=round(100 * r.ratio, 2), flagged=r.flagged,
                              follow_up=r.follow_up)
 
 
@@ -303,11 +305,9 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
     x, y = _wgs84(lon, lat, parse_crs(position_crs) if position_crs else coords)
     options = {"radius_m": radius, "limit": limit, "campaign_id": campaign_id, "only_unvisited": only_unvisited,
                "purpose": purpose}
-    if mode == "straight":  # the hot path: one statement on the event loop (spatial.store.aio)
-        found = await field.nearby_async(request.app.state.reads, who, x, y, **options)
-    else:
-        found = await in_transaction(request, field.nearby, who, x, y, mode=mode, metric_srid=settings.metric_srid,
-                                     **options)
+    # straight-line: one statement on the event loop (the hot path); walking: in a transaction of its own
+    found = await nearby_async(request.app.state.reads, who, x, y, mode=mode, metric_srid=settings.metric_srid,
+                               in_session=functools.partial(in_transaction, request), **options)
     building_locations = _out([b.location for b in found.buildings], coords)
     households = _households(found.households, coords)
     return FastJSONResponse({
@@ -325,7 +325,7 @@ def my_grids(session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dic
     coords = parse_crs(crs)
     features = [{"type": "Feature", "id": g.id, "properties": {"id": g.id, "code": g.code, "name": g.name},
                  "geometry": json.loads(shapely.to_geojson(transform_geom(g.boundary, WGS84, coords)))}
-                for g in field.my_grids(session, who)]
+                for g in grid_store.my_grids(session, who)]
     return {"type": "FeatureCollection", "crs": coords.name, "features": features}
 
 
@@ -334,30 +334,31 @@ def my_grids(session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dic
                       "and viewers cannot. Each reveal is written to the audit log.")
 def reveal(household_id: BigId, body: RevealIn, session: SessionDep, who: CurrentUser,
            settings: SettingsDep) -> dict[str, Any]:
-    return field.reveal(session, who, household_id, body.reason, body.fields, per_hour=settings.reveal_max_per_hour)
+    return household_reads.reveal(session, who, household_id, body.reason, body.fields,
+                                  per_hour=settings.reveal_max_per_hour)
 
 
 @api.get("/campaigns", response_model=list[CampaignPublic], summary="Screening campaigns in my area (排查任务)")
 def list_campaigns(session: SessionDep, who: CurrentUser,
                    status: Annotated[str | None, Query(description="open or closed")] = None) -> list[CampaignPublic]:
-    return [_campaign(c) for c in field.list_campaigns(session, who, status=status)]
+    return [_campaign(c) for c in campaigns.list_campaigns(session, who, status=status)]
 
 
 @api.post("/campaigns", response_model=CampaignPublic, status_code=201, summary="Open a campaign (发起排查)")
 def open_campaign(body: CampaignCreate, session: SessionDep, who: CurrentUser) -> CampaignPublic:
-    return _campaign(field.open_campaign(session, who, body.name, grid_codes=body.grid_codes,
+    return _campaign(campaigns.open_campaign(session, who, body.name, grid_codes=body.grid_codes,
                                          division_code=body.division_code, flag_distance_m=body.flag_distance_m,
                                          description=body.description))
 
 
 @api.get("/campaigns/{campaign_id}", response_model=CampaignPublic, summary="One campaign (排查任务详情)")
 def get_campaign(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CampaignPublic:
-    return _campaign(field.get_campaign(session, who, campaign_id))
+    return _campaign(campaigns.get_campaign(session, who, campaign_id))
 
 
 @api.post("/campaigns/{campaign_id}/close", response_model=CampaignPublic, summary="Close a campaign (结束排查)")
 def close_campaign(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CampaignPublic:
-    return _campaign(field.close_campaign(session, who, campaign_id))
+    return _campaign(campaigns.close_campaign(session, who, campaign_id))
 
 
 @api.post("/campaigns/{campaign_id}/visits", response_model=VisitPublic, status_code=201,
@@ -366,7 +367,7 @@ def close_campaign(campaign_id: Id, session: SessionDep, who: CurrentUser) -> Ca
                       "recorded farther than the campaign's flag_distance_m from the building are flagged.")
 def record_visit(campaign_id: Id, body: VisitCreate, session: SessionDep, who: CurrentUser) -> VisitPublic:
     x, y = _wgs84(body.lon, body.lat, parse_crs(body.crs))
-    v = field.record_visit(session, who, campaign_id, body.household_id, result=body.result, lon=x, lat=y,
+    v = campaigns.record_visit(session, who, campaign_id, body.household_id, result=body.result, lon=x, lat=y,
                            visited_at=body.visited_at, note=body.note)
     return VisitPublic(id=v.id, campaign_id=v.campaign_id, household_id=v.household_id,
                        result=_label(VISIT_RESULTS, v.result), visited_at=v.visited_at, recorded_at=v.recorded_at,
@@ -377,7 +378,7 @@ def record_visit(campaign_id: Id, body: VisitCreate, session: SessionDep, who: C
 @api.get("/campaigns/{campaign_id}/coverage", response_model=CoveragePublic, summary="Coverage (排查覆盖率)",
          description="Households screened / targeted per grid, community and in total, over your part of the campaign.")
 def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CoveragePublic:
-    rows = field.coverage(session, who, campaign_id)
+    rows = campaigns.progress(session, who, campaign_id)
     return CoveragePublic(campaign_id=campaign_id, total=_coverage_row(rows[-1]),
                           communities=[_coverage_row(r) for r in rows if r.level == "community"],
                           grids=[_coverage_row(r) for r in rows if r.level == "grid"])
@@ -387,10 +388,10 @@ def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> Coverage
          description="A FeatureCollection of points (the building of each household) with masked properties; "
                      "audited.")
 def unvisited(campaign_id: Id, session: SessionDep, who: CurrentUser, crs: CrsParam = None,
-              grid_id: Id | None = None, limit: Annotated[int, Query()] = field.MAX_UNVISITED,
+              grid_id: Id | None = None, limit: Annotated[int, Query()] = campaigns.MAX_UNVISITED,
               purpose: str | None = None) -> dict[str, Any]:
     coords = parse_crs(crs)
-    items = field.unvisited(session, who, campaign_id, grid_id=grid_id, limit=limit, purpose=purpose)
+    items = campaigns.unvisited(session, who, campaign_id, grid_id=grid_id, limit=limit, purpose=purpose)
     features = [{"type": "Feature", "id": h["id"], "geometry": {"type": "Point", "coordinates": h.pop("location")},
                  "properties": h} for h in _households(items, coords)]
     return {"type": "FeatureCollection", "crs": coords.name, "campaign_id": campaign_id,
@@ -407,7 +408,7 @@ def route(body: RouteIn, session: SessionDep, who: CurrentUser, settings: Settin
     end = _wgs84(*body.end, given) if body.end and len(body.end) == 2 else None
     if body.end is not None and end is None:
         raise InvalidInput("end must be [x, y]")
-    plan = field.visit_route(session, who, x, y, campaign_id=body.campaign_id, household_ids=body.household_ids,
+    plan = visit_routes.visit_route(session, who, x, y, campaign_id=body.campaign_id, household_ids=body.household_ids,
                              grid_id=body.grid_id, nearest=body.nearest, closed=body.closed, end=end,
                              speed_mps=body.speed_mps, time_limit_s=body.time_limit_s,
                              metric_srid=settings.metric_srid)

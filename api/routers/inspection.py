@@ -3,8 +3,8 @@
 Coordinates come in and go out in the caller's ``crs`` (default EPSG:4326, axis order lon, lat) and are converted
 here, at the edge. Every answer that holds a distance says whether it is a walking distance on the footpath
 network or a straight line (``distance``: ``walk`` | ``straight``), and patrols say which network they used.
-The domain is :mod:`spatial.store.openings`, :mod:`spatial.store.coverage`, :mod:`spatial.analysis.siting` and
-:mod:`spatial.analysis.patrol`.
+The domain is :mod:`spatial.store.openings`, :mod:`spatial.store.coverage`, :mod:`spatial.store.enclosure_siting` and
+:mod:`spatial.store.patrols`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pydantic import BaseModel, Field
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName, CrsParam
 from api.schemas import Id, SolverSeconds
-from spatial.analysis import patrol, siting
 from spatial.analysis.schedule import DAYS, DAYS_ZH, describe, format_week
+from spatial.analysis.siting import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
-from spatial.store import coverage
+from spatial.store import coverage, enclosure_siting, patrols
 from spatial.store import openings as op
 from spatial.vocab import (BARRIER_KINDS, CHECKPOINT_KINDS, CHECKPOINT_STATUSES, DISTANCE_MODES, ENCLOSURE_KINDS,
                            OPENING_ORIGINS, OPENING_STATUSES, UNGUARDED_REASONS, label)
@@ -143,7 +143,7 @@ class SitingIn(BaseModel):
     distance: Literal["walk", "straight"] = "walk"
     candidates: Literal["all", "checkpoints"] = Field("all", description="all openings, or only today's checkpoints")
     keep_opening_ids: list[int] = Field(default_factory=list, description="openings that must stay staffed")
-    time_limit_s: float = Field(siting.DEFAULT_TIME_LIMIT_S, gt=0, le=siting.MAX_TIME_LIMIT_S)
+    time_limit_s: float = Field(DEFAULT_TIME_LIMIT_S, gt=0, le=MAX_TIME_LIMIT_S)
     solver: Literal["cp-sat", "scip"] = "cp-sat"
     crs: CrsName | None = None
 
@@ -459,10 +459,11 @@ def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "che
                          "straight-line. Writes nothing.")
 def site_checkpoints(body: SitingIn, session: SessionDep, who: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
     coords = parse_crs(body.crs)
-    r = siting.plan_siting(session, who, body.enclosure_id, problem=body.problem, threshold_m=body.threshold_m,
-                           distance=body.distance, p=body.p, candidates=body.candidates,
-                           keep_opening_ids=body.keep_opening_ids, time_limit_s=body.time_limit_s, solver=body.solver,
-                           metric_srid=settings.metric_srid)
+    r = enclosure_siting.plan_siting(session, who, body.enclosure_id, problem=body.problem,
+                                     threshold_m=body.threshold_m, distance=body.distance, p=body.p,
+                                     candidates=body.candidates, keep_opening_ids=body.keep_opening_ids,
+                                     time_limit_s=body.time_limit_s, solver=body.solver,
+                                     metric_srid=settings.metric_srid)
     s = r.solution
     return {
         "enclosure_id": r.enclosure_id, "enclosure_name": r.enclosure_name, "problem": r.problem, "p": r.p,
@@ -497,7 +498,7 @@ def plan_patrol(body: PatrolIn, session: SessionDep, who: CurrentUser, settings:
     coords = parse_crs(body.crs)
     start = _point(body.start, coords, "start")
     end = _point(body.end, coords, "end")
-    plan = patrol.plan_patrol(session, who, start, checkpoint_ids=body.checkpoint_ids, opening_ids=body.opening_ids,
+    plan = patrols.plan_patrol(session, who, start, checkpoint_ids=body.checkpoint_ids, opening_ids=body.opening_ids,
                               building_ids=body.building_ids, end=end, closed=body.closed, network=body.network,
                               speed_mps=body.speed_mps, time_limit_s=body.time_limit_s,
                               metric_srid=settings.metric_srid)
@@ -528,7 +529,7 @@ def street_patrol(body: StreetPatrolIn, session: SessionDep, who: CurrentUser, s
     coords = parse_crs(body.crs)
     if body.grid_id is None and not body.grid_code:
         raise InvalidInput("give grid_id or grid_code")
-    r = patrol.plan_street_patrol(session, who, grid_id=body.grid_id, grid_code=body.grid_code,
+    r = patrols.plan_street_patrol(session, who, grid_id=body.grid_id, grid_code=body.grid_code,
                                   start=_point(body.start, coords, "start"), speed_mps=body.speed_mps,
                                   metric_srid=settings.metric_srid)
     return {"crs": coords.name, "grid_id": r.grid_id, "grid_code": r.grid_code, "grid_name": r.grid_name,

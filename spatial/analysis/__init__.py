@@ -1,1 +1,3 @@
-"""Analyses that combine pure geometry with the store (routing, coverage, planning)."""
+"""Pure analyses on plain data (shapely geometries, numpy arrays, lists): grid plans, tessellation, micro-grids,
+balanced plans, tour orders (TSP), the Chinese postman, checkpoint siting, opening hours. No database access:
+the store loads their inputs and writes their answers (e.g. ``store/plans.py`` around ``balance.py``)."""

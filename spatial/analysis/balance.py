@@ -2,7 +2,7 @@
 building.
 
 Pure Shapely/numpy, no database; **coordinates in metres** of a projected CRS (EPSG:4547 in Shenzhen), areas
-m². The store glue (``spatial/store/plans.py``) loads a community and adopts a plan as new grid versions.
+m². The store glue (``store/plans.py``) loads a community and adopts a plan as new grid versions.
 
 **Units.** A morphological tessellation of the area, enclosed by the street network and estate walls
 (``barriers``), gives every building a cell that stays inside its street block (:mod:`.tessellation`). The cells
@@ -282,20 +282,13 @@ class _UnitGraph:
     def build(cls, units: list[Unit], polygons: np.ndarray, high: float) -> _UnitGraph:
         a, b, shared = cellgraph.adjacency(polygons, 1e-3)
         edges = np.column_stack([a, b]).astype(np.int64) if len(a) else np.zeros((0, 2), dtype=np.int64)
-        extra = _join(polygons, edges)
+        extra = cellgraph.join_components(polygons, edges)  # pieces touching nowhere: nearest units
         if len(extra):
             edges = np.vstack([edges, extra])
             shared = np.r_[shared, np.zeros(len(extra))]
         return cls(np.array([u.households for u in units], dtype=float), shapely.area(polygons),
                    shapely.length(polygons), np.array([u.block for u in units]), edges, shared,
                    cellgraph.neighbours(len(units), edges), np.array([u.households > high for u in units], dtype=bool))
-
-
-def _join(polygons: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Zero-length edges joining pieces of the area that touch nowhere (nearest units), so the graph is connected."""
-    from spatial.analysis.microgrids import _join_components
-
-    return _join_components(polygons, edges)
 
 
 def _bisect(graph: _UnitGraph, nodes: np.ndarray, k: int, tries: int, rng) -> list[np.ndarray]:

@@ -85,3 +85,29 @@ def spanning_tree(n: int, edges: np.ndarray, cost: np.ndarray) -> np.ndarray:
             if len(chosen) == n - 1:
                 break
     return np.array(chosen, dtype=np.int64)
+
+
+def join_components(cells: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Virtual edges (``(k, 2)`` node pairs a < b) that make the graph of ``cells`` and ``edges`` connected,
+    joining pieces that share no border: each time, the closest pair of cells (shortest distance) between the
+    piece holding node 0 and the rest. Used by the micro-grid and balanced-grid planners."""
+    n = len(cells)
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    adjacency = neighbours(n, edges)
+    extra = []
+    while True:
+        main = pieces([0], adjacency, grow=True)[0]
+        if len(main) == n:
+            break
+        inside = np.array(sorted(main))
+        outside = np.array([v for v in range(n) if v not in main])
+        out_i, in_i = shapely.STRtree(cells[inside]).query_nearest(cells[outside], all_matches=False,
+                                                                     return_distance=False)
+        dist = shapely.distance(cells[outside[out_i]], cells[inside[in_i]])
+        j = int(np.argmin(dist))
+        a, b = int(inside[in_i[j]]), int(outside[out_i[j]])
+        extra.append((min(a, b), max(a, b)))
+        adjacency[a].add(b)
+        adjacency[b].add(a)
+    return np.array(extra, dtype=np.int64).reshape(-1, 2)

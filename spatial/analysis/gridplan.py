@@ -1,7 +1,7 @@
 """Grid plans of one community: what an edit does, computed in pure Shapely (no database).
 
 Everything here is in the deployment's metric CRS (EPSG:4547 for Shenzhen): coordinates in metres,
-areas in m². The store (``spatial/store/grids.py``) loads a :class:`Community`, asks one of the ``plan_*``
+areas in m². The store (``store/grids.py``) loads a :class:`Community`, asks one of the ``plan_*``
 functions for the proposed boundaries, checks them with :func:`check_plan`, and writes them.
 
 Why Python and not SQL: a planner's preview runs on every vertex drag. One community (≤ ~100 grids,

@@ -1,7 +1,7 @@
 """Micro-grids (微网格) of five buildings inside one grid: sizes, contiguity, polygons that tile the grid.
 
 Pure Shapely/numpy, no database; **coordinates in metres** of a projected CRS (EPSG:4547 in Shenzhen).
-The store glue (``spatial/store/microgrids.py``) loads a grid, calls :func:`plan_micro_grids` and writes rows.
+The store glue (``store/microgrids.py``) loads a grid, calls :func:`plan_micro_grids` and writes rows.
 
 **Sizes** (:func:`group_sizes`): n buildings, n = 5a + r with 0 ≤ r ≤ 4, give
 
@@ -40,7 +40,7 @@ import shapely
 from shapely import Geometry
 
 from spatial.analysis import cellgraph
-from spatial.analysis.tessellation import DEFAULT_SPACING_M, tessellate
+from spatial.analysis.tessellation import DEFAULT_SPACING_M, majority_owner, tessellate
 
 TARGET, LOW, HIGH = 5, 4, 6
 STREET_COST_M = 10_000.0     # spanning-tree weight added to an edge crossing a street
@@ -148,8 +148,6 @@ def plan_micro_grids(container: Geometry, footprints: Mapping[Hashable, Geometry
 def _attach(tess, footprints) -> dict[Hashable, Hashable]:
     """Buildings the tessellation left out although they lie in the container (footprints wholly covered by
     other footprints: building parts, duplicates): each joins the building whose cell holds most of it."""
-    from spatial.analysis.tessellation import majority_owner
-
     loose = [k for k in tess.excluded if shapely.intersection(footprints[k], tess.container).area > 0]
     if not loose:
         return {}
@@ -178,7 +176,7 @@ def cell_graph(cells: Mapping[Hashable, Geometry], footprints: Mapping[Hashable,
     street = _street_edges(np.array(node_feet, dtype=object), a, b, streets)
     edges = np.column_stack([a, b]).astype(np.int64) if len(a) else np.zeros((0, 2), dtype=np.int64)
     virtual = np.zeros(len(edges), dtype=bool)
-    extra = _join_components(node_cells_a, edges)
+    extra = cellgraph.join_components(node_cells_a, edges)
     if len(extra):
         edges = np.vstack([edges, extra])
         shared = np.r_[shared, np.zeros(len(extra))]
@@ -415,35 +413,6 @@ def _street_edges(feet: np.ndarray, a, b, streets) -> np.ndarray:
     link_index, _ = shapely.STRtree(streets).query(links, predicate="intersects")
     hit[link_index] = True
     return hit
-
-
-def _join_components(cells: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Virtual edges joining pieces that share no border: each time, the closest pair of cells between the
-    piece holding node 0 and the rest."""
-    n = len(cells)
-    if n < 2:
-        return np.zeros((0, 2), dtype=np.int64)
-    adjacency = cellgraph.neighbours(n, edges)
-    extra = []
-    while True:
-        main = cellgraph.pieces([0], adjacency, grow=True)[0]
-        if len(main) == n:
-            break
-        inside = np.array(sorted(main))
-        outside = np.array([v for v in range(n) if v not in main])
-        out_i, in_i = shapely.STRtree(cells[inside]).query_nearest(cells[outside], all_matches=False,
-                                                                     return_distance=False)
-        dist = shapely.distance(cells[outside[out_i]], cells[inside[in_i]])
-        j = int(np.argmin(dist))
-        a, b = int(inside[in_i[j]]), int(outside[out_i[j]])
-        extra.append((min(a, b), max(a, b)))
-        adjacency[a].add(b)
-        adjacency[b].add(a)
-    return np.array(extra, dtype=np.int64).reshape(-1, 2)
-
-
-
-
 
 
 def _connected(nodes: set[int], adjacency: list[set[int]]) -> bool:

@@ -86,7 +86,7 @@ def read_entry_sql(*, source: str | None = None, object_id: str = ":object_id",
 
     With ``source`` (a FROM item of the enclosing statement, e.g. a CTE of the rows just read) the row is
     written only if ``source`` has rows, and ``object_id`` and ``household_ids`` may be aggregates over them (a
-    text, a ``bigint[]``); the INSERT can then be a CTE of the statement that reads (:mod:`spatial.store.field`).
+    text, a ``bigint[]``); the INSERT can then be a CTE of the statement that reads (:mod:`spatial.store.nearby`).
     """
     rows = f", {source} HAVING count(*) > 0" if source else ""
     return f"""INSERT INTO audit_log (username, role, action, object_type, object_id, household_ids, fields, purpose,

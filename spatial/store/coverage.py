@@ -9,7 +9,7 @@ Per enclosure, and summed per community, subdistrict or district (:func:`coverag
 * the hours of the week with no staffed checkpoint at all, and for each checkpoint the hours when it is the only
   one staffed (:mod:`spatial.analysis.schedule`, from ``opening_hours``, local time);
 * households farther than ``threshold_m`` from the nearest staffed checkpoint of their enclosure — **walking**
-  on the footpath network inside the enclosure (pgRouting, :mod:`spatial.store.coverage_network`) by default, or
+  on the footpath network inside the enclosure (pgRouting, :mod:`spatial.store.enclosure_network`) by default, or
   straight-line (``distance='straight'``) on request; every answer says which;
 * grids with no staffed checkpoint on or within :data:`NEAR_GRID_M` of them, and checkpoints that are the nearest
   one for households of ``many_grids`` grids or more.
@@ -34,7 +34,9 @@ from spatial import privacy
 from spatial.access import Principal
 from spatial.analysis.schedule import Staffing, staffing
 from spatial.errors import Forbidden, InvalidInput
-from spatial.store import audit, coverage_network as cnet
+from spatial.store import audit
+from spatial.store import enclosure_network as enet
+from spatial.store.scope import building_scope
 from spatial.store import openings as op
 
 DEFAULT_THRESHOLD_M = 300.0
@@ -91,16 +93,16 @@ def demand_points(session: Session, enclosure_id: int) -> list[DemandPoint]:
 
 
 def distance_matrix(session: Session, enclosure_id: int, sources: Sequence[tuple[float, float]],
-                    targets: Sequence[tuple[float, float]], *, distance: str = "walk", max_m: float = cnet.UNBOUNDED_M,
+                    targets: Sequence[tuple[float, float]], *, distance: str = "walk", max_m: float = enet.UNBOUNDED_M,
                     metric_srid: int = 4547) -> np.ndarray:
     """len(sources) × len(targets) metres: walking inside the enclosure (footpath network) or straight-line;
     ``inf`` beyond ``max_m`` or unreachable."""
     check_distance(distance)
     if distance == "straight":
-        return cnet.straight_matrix(session, sources, targets, max_m)
-    graph = cnet.enclosure_graph(session, enclosure_id, [*sources, *targets], metric_srid=metric_srid)
+        return enet.straight_matrix(session, sources, targets, max_m)
+    graph = enet.enclosure_graph(session, enclosure_id, [*sources, *targets], metric_srid=metric_srid)
     n = len(sources)
-    return cnet.multi_reach(session, graph, list(range(n)), list(range(n, n + len(targets))), max_m)
+    return enet.multi_reach(session, graph, list(range(n)), list(range(n, n + len(targets))), max_m)
 
 
 # -- the report ---------------------------------------------------------------------------------------------------
@@ -352,8 +354,6 @@ def households_beyond(session: Session, who: Principal, report: CoverageReport, 
     """The household rows of the buildings beyond the threshold in ``report``, masked (surname + *, no ID
     number or phone) and limited to the caller's scope; one audit row lists their ids."""
     household_scope = who.require_household_read()
-    from spatial.store.field import building_scope
-
     ids = [b.building_id for e in report.enclosures for b in e.beyond]
     if not ids:
         return []

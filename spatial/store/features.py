@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from spatial import cql2
 from spatial.access import NOTHING, Scope
 from spatial.errors import InvalidInput, NotFound
-from spatial.store.cql2 import compile_filter
+from spatial.store.cql2_sql import compile_filter
 from spatial.store.layers import (LAYERS, MAX_LIMIT, Feature, Layer, bbox_clauses, columns_sql, layer,  # noqa: F401
                                   select_features, visible_columns)
 

@@ -6,7 +6,8 @@ planners editing neighbours are serialised), compare the versions the caller edi
 :mod:`spatial.analysis.gridplan` propose the new boundaries (metric CRS), check them, and — unless it is a
 preview — write them, reassign the buildings that change grid (new building codes follow by trigger) and
 clear their micro-grids. History rows are written by the grids trigger with the actor and reason set by
-:func:`spatial.store.engine.acting_as`. Geometries come in and go out as EPSG:4326 (lon, lat).
+:func:`spatial.store.engine.acting_as`. Geometries come in and go out as EPSG:4326 (lon, lat). :func:`my_grids`
+reads the current grids in a caller's scope (a grid worker's own).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shapely import Geometry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from spatial.access import Principal
 from spatial.analysis import gridplan as gp
 from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
 from spatial.geometry.codes import building_code, grid_code
@@ -29,6 +31,7 @@ from spatial.geometry.crs import from_wgs84, transform_geom
 from spatial.store import audit
 from spatial.store.engine import acting_as
 from spatial.store.microgrids import regenerate_micro_grids
+from spatial.store.scope import grid_scope
 from spatial.store.users import principals_changed
 
 
@@ -484,3 +487,23 @@ def revert_grid(session: Session, code: str, to_version: int, edit: Edit, *,
     return _run(session, grid["community_code"],
                 lambda c: gp.plan_redraw(c, grid["id"], metric, move_shared_boundary=move_shared_boundary), edit,
                 renames={grid["id"]: old.name})
+
+
+# -- the grids in a caller's scope --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridView:
+    id: int
+    code: str
+    name: str
+    boundary: Any  # shapely MultiPolygon, EPSG:4326
+
+
+def my_grids(session: Session, who: Principal, limit: int = 1000) -> list[GridView]:
+    """The current grids in the caller's scope (a grid worker's assigned grids), by code, at most ``limit``."""
+    scope, params = grid_scope(who.area)
+    rows = session.execute(text(f"""SELECT g.id, g.code, g.name, ST_AsBinary(g.boundary) AS wkb FROM grids g
+                                    WHERE g.retired_at IS NULL AND {scope} ORDER BY g.code LIMIT :limit"""),
+                           {**params, "limit": limit}).all()
+    return [GridView(r.id, r.code, r.name, shapely.from_wkb(bytes(r.wkb))) for r in rows]

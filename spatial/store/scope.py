@@ -1,7 +1,8 @@
 """The SQL of a :class:`spatial.access.Scope`: one predicate, written once, for every query limited by scope.
 
 Callers name which rule applies: ``who.household_scope`` for household data (rows, tags, per-building counts),
-``who.area`` for grids, campaigns and enclosures (see :mod:`spatial.access`).
+``who.area`` for grids, campaigns and enclosures (see :mod:`spatial.access`). Asking about a place outside one's
+scope returns nothing rather than an error, so the answer does not tell whether anybody lives there.
 """
 
 from __future__ import annotations
@@ -33,3 +34,11 @@ def building_scope(scope: Scope, alias: str = "b") -> tuple[str, dict[str, Any]]
 def grid_scope(scope: Scope, alias: str = "g") -> tuple[str, dict[str, Any]]:
     """Predicate on a ``grids`` alias: the grid is in ``scope``."""
     return scope_sql(scope, grid_col=f"{alias}.id", community_col=f"{alias}.community_code")
+
+
+def campaign_scope(scope: Scope, alias: str = "c") -> tuple[str, dict[str, Any]]:
+    """Predicate on a ``campaigns`` alias: one of the campaign's grids is in ``scope`` (a caller's ``area``: a
+    campaign seen in part is seen)."""
+    grids, params = grid_scope(scope)
+    return (f"EXISTS (SELECT 1 FROM campaign_grids cg JOIN grids g ON g.id = cg.grid_id "
+            f"WHERE cg.campaign_id = {alias}.id AND {grids})"), params
