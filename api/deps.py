@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import status_of
-from gridgov.settings import Settings
 from spatial.access import Principal
 from spatial.errors import Forbidden, GridgovError, NotAuthenticated, OutOfScope, TooManyRequests
+from spatial.settings import Settings
 from spatial.store import audit
 from spatial.store.notify import publish
 from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token

@@ -35,9 +35,9 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from gridgov.database import database_url, embedded_cluster, open_database
-from gridgov.settings import Settings
 from spatial.errors import GridgovError
+from spatial.settings import Settings
+from spatial.store.database import database_url, embedded_cluster, open_database
 from spatial.store.engine import acting_as, make_sessionmaker
 from spatial.vocab import ROLES
 

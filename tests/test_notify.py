@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from gridgov.settings import Settings
+from spatial.settings import Settings
 from spatial.store import users
 from spatial.store.engine import make_engine, make_sessionmaker
 from spatial.store.notify import Listener, publish

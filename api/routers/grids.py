@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName, CrsParam
-from gridgov.settings import Settings
 from spatial.access import Principal
 from spatial.errors import InvalidInput, PreconditionRequired
 from spatial.geometry.crs import from_wgs84, parse_crs
 from spatial.geometry.validate import line_from_geojson, polygon_from_geojson
+from spatial.settings import Settings
 from spatial.store import grids as store
 from spatial.vocab import GRID_KINDS
 
