@@ -18,7 +18,7 @@ from api.deps import TOKENS_CHANNEL, principals_of
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.proxies import ForwardedFor
-from gridgov.settings import Settings
+from spatial.settings import Settings
 from spatial.store.aio import AsyncPool
 from spatial.store.audit_chain import Sealer
 from spatial.store.engine import libpq_url, make_sessionmaker
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from gridgov.database import open_database
+        from spatial.store.database import open_database
 
         own = engine is None
         app.state.engine = open_database(settings, service=True) if own else engine

@@ -30,9 +30,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import status_of
-from gridgov.settings import Settings
+from api.geojson import CrsParam
 from spatial.access import Principal
 from spatial.errors import Forbidden, GridgovError, NotAuthenticated, OutOfScope, TooManyRequests
+from spatial.geometry.crs import CoordSys, parse_crs
+from spatial.settings import Settings
 from spatial.store import audit
 from spatial.store.notify import publish
 from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token
@@ -157,6 +159,18 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def output_crs(crs: CrsParam = None) -> CoordSys:
+    """The coordinate system the ``crs`` query parameter names: answers are in it (and positions sent in the
+    query, unless another parameter names theirs). WGS 84 (lon, lat) when absent; UnknownCRS (400, the accepted
+    names in the message) otherwise. Run on the event loop: names are parsed once and cached."""
+    return parse_crs(crs)
+
+
+CrsDep = Annotated[CoordSys, Depends(output_crs)]
+"""The caller's ``crs`` query parameter, parsed: the one way an endpoint takes it (a ``crs`` in a request body
+is parsed where the body is)."""
 
 
 def public_url(request: Request, path: str = "") -> str:

@@ -9,6 +9,14 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel, Field
 
 
+class Label(BaseModel):
+    """A vocabulary code with its Chinese and English names (:mod:`spatial.vocab`)."""
+
+    code: str
+    zh: str
+    en: str
+
+
 class UserPublic(BaseModel):
     username: str
     display_name: str | None = None

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-from gridgov.database import migrate_schema
 from spatial.store.audit_chain import seal, verify
 from spatial.store.cluster import LocalCluster
+from spatial.store.database import migrate_schema
 from spatial.store.engine import make_engine
 from spatial.store.privileges import login_url
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gridgov.database import migrate_schema
 from spatial.store import migrate
 from spatial.store.cluster import LocalCluster
+from spatial.store.database import migrate_schema
 from spatial.store.engine import make_engine
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

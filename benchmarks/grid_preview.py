@@ -21,8 +21,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from benchmarks.common import database, percentiles, served
-from gridgov.settings import Settings
 from spatial.geometry.crs import transform_geom
+from spatial.settings import Settings
 from spatial.store import bulk, users
 from spatial.store.engine import acting_as, make_engine, make_sessionmaker
 

@@ -97,7 +97,7 @@ def serve_gridgov(url: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="gridgov-bench-") as data_dir:
         app = create_app(Settings(database_url=url, data_dir=Path(data_dir)))

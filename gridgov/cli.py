@@ -35,9 +35,9 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from gridgov.database import database_url, embedded_cluster, open_database
-from gridgov.settings import Settings
 from spatial.errors import GridgovError
+from spatial.settings import Settings
+from spatial.store.database import database_url, embedded_cluster, open_database
 from spatial.store.engine import acting_as, make_sessionmaker
 from spatial.vocab import ROLES
 
@@ -582,11 +582,9 @@ def inspect_report(settings: Settings, division: str | None, enclosure_id: int |
                    f"{c['households']} households beyond {threshold_m:g} m")
     click.echo("total: " + ", ".join(f"{k} {v}" for k, v in report.totals.items()))
     if html_path is not None:
-        from api.routers.inspection import TEMPLATES, report_json
-        from spatial.geometry.crs import WGS84
+        from api.presenters.inspection import coverage_page
 
-        page = TEMPLATES.get_template("coverage_report.html").render(r=report_json(report, WGS84), who=_CLI_ADMIN)
-        html_path.write_text(page, encoding="utf-8")
+        html_path.write_text(coverage_page(report, _CLI_ADMIN), encoding="utf-8")
         click.echo(f"wrote {html_path}")
 
 

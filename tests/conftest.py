@@ -167,7 +167,7 @@ def app_env(fresh_db_url: str, tmp_path: Path):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
     from spatial.store.engine import make_sessionmaker
 
     from spatial.store.privileges import APP_ROLE

@@ -44,7 +44,7 @@ def _path(template: str) -> str:
 @pytest.fixture(scope="module")
 def operations():
     from api.app import create_app
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
 
     paths = create_app(Settings(database_url="postgresql://unused/unused")).openapi()["paths"]
     return sorted((method.upper(), path) for path, ops in paths.items() for method in ops)

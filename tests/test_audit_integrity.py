@@ -215,7 +215,7 @@ def test_the_server_seals_in_the_background(fresh_db_url, tmp_path, embedded):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
 
     engine = make_engine(fresh_db_url, pool_size=2, role=APP_ROLE)
     settings = Settings(database_url=fresh_db_url, data_dir=tmp_path, audit_seal_interval_s=0.2)

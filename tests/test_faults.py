@@ -22,8 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from gridgov.database import migrate_schema
 from spatial.store.cluster import LocalCluster
+from spatial.store.database import migrate_schema
 from spatial.store.engine import make_engine
 from tests import drills
 from tests.drills import WEST
@@ -132,7 +132,7 @@ def test_a_crashed_database_gives_fast_503s_and_the_service_recovers_with_every_
 
 def test_an_exhausted_connection_pool_is_a_503_not_a_500_or_a_hang(fresh_db_url, tmp_path):
     from api.app import create_app
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
 
     engine = create_engine(fresh_db_url, pool_size=1,
                            max_overflow=0, pool_timeout=0.5)

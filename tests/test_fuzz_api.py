@@ -98,7 +98,7 @@ def fuzz_env(pg_server, template_url, tmp_path_factory) -> Iterator[FuzzEnv]:
     from api.app import create_app
     from fixtures.demo import load_demo
     from gridgov.cli import _demo_users
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
     from spatial.store import models
     from spatial.store.engine import make_engine, make_sessionmaker
     from spatial.store.privileges import APP_ROLE

@@ -85,7 +85,7 @@ def site(pg_server, template_url, tmp_path_factory):
 
     from api.app import create_app
     from fixtures.demo import SUBDISTRICT, load_demo
-    from gridgov.settings import Settings
+    from spatial.settings import Settings
     from spatial.store import users
     from spatial.store.engine import make_engine, make_sessionmaker
 

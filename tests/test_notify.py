@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.app import create_app
-from gridgov.settings import Settings
+from spatial.settings import Settings
 from spatial.store import users
 from spatial.store.engine import make_engine, make_sessionmaker
 from spatial.store.notify import Listener, publish

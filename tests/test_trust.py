@@ -10,10 +10,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fixtures.synthetic_city import load_city
-from gridgov.database import open_database
-from gridgov.settings import Settings
+from spatial.settings import Settings
 from spatial.store import users
 from spatial.store.checks import run_checks
+from spatial.store.database import open_database
 from spatial.store.engine import make_engine
 from spatial.store.privileges import APP_ROLE
 from tests.factories import users_with_grids

@@ -20,10 +20,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_transaction
+from api.deps import CrsDep, CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_transaction
 from api.routers.pages import static_path
-from api.geojson import CrsName, CrsParam, FastJSONResponse
-from api.schemas import BigId, Id, SolverSeconds
+from api.geojson import CrsName, FastJSONResponse
+from api.schemas import BigId, Id, Label, SolverSeconds
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
@@ -39,12 +39,6 @@ pages = APIRouter(include_in_schema=False)
 
 
 # -- schemas ------------------------------------------------------------------------------------------------------
-
-
-class Label(BaseModel):
-    code: str
-    zh: str
-    en: str
 
 
 class HouseholdPublic(BaseModel):
@@ -292,7 +286,7 @@ LatQ = Annotated[float, Query(description="y of the position in crs (latitude fo
                      "masked heads of household, tags and campaign status. `mode=walk` measures on the footpath "
                      "network. Outside your area the list is empty. Every call is audited.")
 async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon: LonQ, lat: LatQ,
-                 crs: CrsParam = None,
+                 coords: CrsDep,
                  radius: Annotated[float, Query(description="metres (1–2000)")] = 200.0,
                  limit: Annotated[int, Query(description="households (1–500)")] = 50,
                  mode: Annotated[str, Query(description="straight or walk")] = "straight",
@@ -301,7 +295,6 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
                  position_crs: Annotated[CrsName | None,
                                          Query(description="crs of lon/lat when it differs from crs")] = None,
                  ) -> FastJSONResponse:
-    coords = parse_crs(crs)
     x, y = _wgs84(lon, lat, parse_crs(position_crs) if position_crs else coords)
     options = {"radius_m": radius, "limit": limit, "campaign_id": campaign_id, "only_unvisited": only_unvisited,
                "purpose": purpose}
@@ -321,8 +314,7 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
 
 @api.get("/grids", summary="My grids as GeoJSON (我的网格)",
          description="The grids assigned to a grid worker (for other roles the grids of their area), no personal data.")
-def my_grids(session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dict[str, Any]:
-    coords = parse_crs(crs)
+def my_grids(session: SessionDep, who: CurrentUser, coords: CrsDep) -> dict[str, Any]:
     features = [{"type": "Feature", "id": g.id, "properties": {"id": g.id, "code": g.code, "name": g.name},
                  "geometry": json.loads(shapely.to_geojson(transform_geom(g.boundary, WGS84, coords)))}
                 for g in grid_store.my_grids(session, who)]
@@ -387,10 +379,9 @@ def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> Coverage
 @api.get("/campaigns/{campaign_id}/unvisited", summary="Households not yet visited, as GeoJSON (未走访住户)",
          description="A FeatureCollection of points (the building of each household) with masked properties; "
                      "audited.")
-def unvisited(campaign_id: Id, session: SessionDep, who: CurrentUser, crs: CrsParam = None,
+def unvisited(campaign_id: Id, session: SessionDep, who: CurrentUser, coords: CrsDep,
               grid_id: Id | None = None, limit: Annotated[int, Query()] = campaigns.MAX_UNVISITED,
               purpose: str | None = None) -> dict[str, Any]:
-    coords = parse_crs(crs)
     items = campaigns.unvisited(session, who, campaign_id, grid_id=grid_id, limit=limit, purpose=purpose)
     features = [{"type": "Feature", "id": h["id"], "geometry": {"type": "Point", "coordinates": h.pop("location")},
                  "properties": h} for h in _households(items, coords)]

@@ -13,13 +13,13 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.geojson import CrsName, CrsParam
-from gridgov.settings import Settings
+from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep
+from api.geojson import CrsName
 from spatial.access import Principal
 from spatial.errors import InvalidInput, PreconditionRequired
-from spatial.geometry.crs import from_wgs84, parse_crs
+from spatial.geometry.crs import CoordSys, from_wgs84, parse_crs
 from spatial.geometry.validate import line_from_geojson, polygon_from_geojson
+from spatial.settings import Settings
 from spatial.store import grids as store
 from spatial.vocab import GRID_KINDS
 
@@ -84,7 +84,7 @@ def parse_if_match(header: str | None, codes: list[str], preview: bool) -> dict[
     return {c: tags[c] for c in codes if c in tags}
 
 
-def _settings(settings: Settings, crs: str | None) -> store.PlanSettings:
+def _settings(settings: Settings, crs: CoordSys | str | None) -> store.PlanSettings:
     return store.PlanSettings(settings.metric_srid, settings.sliver_tolerance_m2,
                               (settings.grid_households_min, settings.grid_households_max), parse_crs(crs).name)
 
@@ -109,13 +109,13 @@ def _result(result: store.EditResult, plan: store.PlanSettings, response: Respon
 
 
 @router.get("/{code}", summary="One grid with its ETag (网格详情)")
-def read_grid(code: str, response: Response, session: SessionDep, _: CurrentUser, crs: CrsParam = None
+def read_grid(code: str, response: Response, session: SessionDep, _: CurrentUser, coords: CrsDep
               ) -> dict[str, Any]:
     grid = store.grid_row(session, code)
     response.headers["ETag"] = etag(code, grid["version"])
     properties = {k: v for k, v in grid.items() if k != "boundary"}
     return {"type": "Feature", "id": code, "properties": properties,
-            "geometry": mapping(from_wgs84(grid["boundary"], parse_crs(crs)))}
+            "geometry": mapping(from_wgs84(grid["boundary"], coords))}
 
 
 def _edit(who: Principal, codes: list[str], if_match: str | None, body: Edit, settings: Settings, *,
@@ -196,7 +196,7 @@ def history(code: str, session: SessionDep, settings: SettingsDep, _: CurrentUse
 @router.get("/{code}/diff", summary="What changed between two versions (版本对比)")
 def diff(code: str, session: SessionDep, settings: SettingsDep, _: CurrentUser,
          from_version: Annotated[int, Query(alias="from", ge=1)], to_version: Annotated[int, Query(alias="to", ge=1)],
-         crs: CrsParam = None) -> dict[str, Any]:
-    plan = _settings(settings, crs)
+         coords: CrsDep) -> dict[str, Any]:
+    plan = _settings(settings, coords)
     result = store.version_diff(session, code, from_version, to_version, settings.metric_srid)
     return {**result, "added": plan.geojson(result["added"]), "removed": plan.geojson(result["removed"])}

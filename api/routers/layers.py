@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, public_url
-from api.geojson import BboxParam, CrsName, CrsParam, feature_collection, parse_bbox
+from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep, public_url
+from api.geojson import BboxParam, CrsName, feature_collection, parse_bbox
 from api.schemas import LayerPublic
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import parse_crs
@@ -29,14 +29,13 @@ def list_layers(request: Request, _: CurrentUser) -> list[LayerPublic]:
             description="Filter by bbox and by the layer's filter fields (e.g. `community_code=440304096001`). "
                         "`as_of` (grids only) reads the grid plan in force at that time from the history.")
 def read_layer(name: str, request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser,
-               crs: CrsParam = None, bbox: BboxParam = None,
+               out_crs: CrsDep, bbox: BboxParam = None,
                bbox_crs: Annotated[CrsName | None, Query(alias="bbox-crs")] = None,
                limit: Annotated[int, Query(ge=1, le=layers.MAX_LIMIT)] = 1000,
                offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
                as_of: Annotated[datetime | None, Query(description="ISO 8601 time (grids only)")] = None,
                ) -> dict[str, Any]:
     spec = layers.layer(name)
-    out_crs = parse_crs(crs)
     where = {k: v for k, v in request.query_params.items() if k in spec.filters}
     box = parse_bbox(bbox, parse_crs(bbox_crs) if bbox_crs else out_crs)
     if as_of is not None:

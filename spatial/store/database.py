@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import Engine
 
-from gridgov.settings import Settings
+from spatial.settings import Settings
 from spatial.store import migrate
 from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine, normalize_url
