@@ -18,7 +18,7 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString, MultiLineString, Point
 from sqlalchemy import text
 
 from spatial.errors import InvalidInput
@@ -265,13 +265,18 @@ def test_lines_skipped_are_reported(db, tmp_path):
                 (Point(at(5, 5)).__geo_interface__, {"highway": "service"}),
                 (None, {"highway": "service"}),
                 ({"type": "LineString", "coordinates": [at(50, 50), at(50, 50)]}, {"highway": "service"}),
-                (line((50, 0), (50, 100)).__geo_interface__, {"highway": "made-up"})]
+                (line((50, 0), (50, 100)).__geo_interface__, {"highway": "made-up"}),
+                (MultiLineString([line((0, 20), (100, 20)), line((200, 20), (300, 20))]).__geo_interface__,
+                 {"highway": "footway"})]
     path.write_text(json.dumps({"type": "FeatureCollection", "name": "roads", "features": [
         {"type": "Feature", "geometry": g, "properties": p} for g, p in features]}))
     report = import_streets(db, path)
     lines = report.tallies["street_lines"]
-    assert lines.read == 5 and dict(lines.skipped) == {"not a line": 1, "empty geometry": 1, "no length": 1}
-    assert report.tallies["street_edges"].inserted == 3
+    assert lines.read == 6 and dict(lines.skipped) == {"not a line": 1, "empty geometry": 1, "no length": 1}
+    # the vertical line's end cuts the first; it is cut by the first part of the MultiLineString, which is cut too
+    assert report.tallies["street_edges"].inserted == 2 + 2 + 2 + 1
+    assert nodes_near(db, report.origin, at(50, 20), 0.01) == 1
+    assert "street_lines: 6 read, 3 skipped" in report.summary()
     assert any("feature 1" in f and "not a line (Point)" in r for f, r in report.issues)
     assert any("1 lines of an unrecognised 'highway' value" in note for note in report.notes), report.notes
 
@@ -297,3 +302,21 @@ def test_empty_and_geometryless_layers_refused(db, tmp_path):
     far = write(tmp_path / "far.gpkg", [LineString([(2.35, 48.85), (2.36, 48.86)])])
     with pytest.raises(InvalidInput, match="outside the service extent"):
         import_streets(db, far)
+
+
+# -- command line ------------------------------------------------------------------------------------------------
+@pytest.mark.shared_data
+def test_command_line(fresh_db_url, tmp_path, shatou):
+    from click.testing import CliRunner
+
+    from gridgov.cli import main
+
+    env = {"GRIDGOV_DATABASE_URL": fresh_db_url, "GRIDGOV_DATA_DIR": str(tmp_path)}
+    path = write(tmp_path / "roads.gpkg", [line((0, 0), (200, 0)), line((100, -100), (100, 100))],
+                 as_layer="centrelines", fclass=["primary", "footway"])
+    done = CliRunner().invoke(main, ["import", "streets", str(path), "--layer", "centrelines", "--snap-m", "0.2"],
+                              env=env)
+    assert done.exit_code == 0, done.output
+    assert "street_edges: 4 read, 4 inserted" in done.output and "network: 1 connected piece" in done.output
+    refused = CliRunner().invoke(main, ["import", "streets", str(shatou), "--layer", "street_nodes"], env=env)
+    assert refused.exit_code != 0 and "holds Point geometries, not lines" in refused.output

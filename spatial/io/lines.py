@@ -31,12 +31,12 @@ walk by 15 %), so it meets other lines only at line ends.
    are dropped. Lengths are geodesic metres (as for every import, :func:`.streets.geodesic_lengths`).
 
 **Why Shapely and not ST_Node/ST_Split.** Measured on the Shatou lines (2,597 lines made from the OSM edges of
-``futian_shatou.gpkg``, 3 levels; ``python -m benchmarks.street_lines``): ``shapely.node`` per level takes
-0.01 s and the STRtree + ``intersection`` cutting used here (which keeps each piece's line, hence its attributes
-and direction) 0.03 s, against 0.09–0.13 s for ``ST_Node(ST_Collect(geom))`` per level and 0.35–0.47 s for
-``ST_Split`` per line in PostGIS, before counting the upload of the lines. ST_Node also loses which line a piece
-came from (it has to be matched back with ST_Covers, fragile where lines overlap), and the level and end-point
-rules are plain numpy here. The whole import of those lines takes about a second (see the benchmark).
+``futian_shatou.gpkg``, 149 levels; ``python -m benchmarks.street_lines``, best of 3 on a shared 2-core machine):
+``shapely.node`` per level 0.007 s, and the STRtree + ``intersection`` + cutting used here, which keeps each
+piece's line (hence its attributes and direction), 0.15 s; in PostGIS ``ST_Node(ST_Collect(geom))`` per level
+0.39 s and ``ST_Split`` of each line at its crossings 0.65 s, not counting the upload of the lines. ST_Node also
+loses which line a piece came from (matching it back with ST_Covers is fragile where lines overlap), and the level
+and line-end rules are plain numpy here. The whole import of those lines takes 0.8 s (the osmnx graph: 0.35 s).
 """
 
 from __future__ import annotations
