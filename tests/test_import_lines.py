@@ -221,9 +221,12 @@ def test_shatou_lines_route_like_the_osm_graph(db, shatou, shatou_lines):
     assert report.connectivity.pieces <= 5 and report.connectivity.largest_share > 0.99
     assert report.connectivity.total_m == pytest.approx(db.execute(text(
         "SELECT sum(length_m) FROM street_edges WHERE origin = :o"), {"o": report.origin}).scalar_one())
+    worst = 0.0
     for (network, a, b), want in expected.items():
         got = route_m(db, network, a, b)
         assert got == pytest.approx(want, rel=0.03, abs=20), (network, a, b)
+        worst = max(worst, abs(got - want) / want)
+    print(f"{len(expected)} routes; largest difference from the OSM graph's {100 * worst:.2f} %")
     assert elapsed < 30
     again = import_streets(db, shatou_lines)
     assert again.inserted == 0 and again.already_present == report.inserted
