@@ -257,18 +257,25 @@ def import_buildings(settings: Settings, path: Path, layer: str | None, origin: 
     click.echo(report.summary())
 
 
-@import_.command("streets", help="A street network (edge list with u/v node ids and a nodes layer).")
+@import_.command("streets", help="A street network: an osmnx edge list (u/v + a nodes layer), or any line layer "
+                                 "(road centrelines, Geofabrik roads), noded from its geometry.")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--layer", default="streets", show_default=True)
-@click.option("--nodes-layer", default="street_nodes", show_default=True)
+@click.option("--layer", default=None, help="the line layer (default: 'streets', or the file's only layer)")
+@click.option("--nodes-layer", default=None, help="nodes of an edge list (default: 'street_nodes' when present)")
+@click.option("--crs", default=None, help="what the coordinates really are, whatever the file declares "
+                                          "(GCJ-02, BD-09, EPSG:4547, ...)")
+@click.option("--snap-m", type=float, default=None,
+              help="line layers: ends this close (metres) to each other or to a line are joined (default 0.5)")
 @click.pass_obj
-def import_streets(settings: Settings, path: Path, layer: str, nodes_layer: str) -> None:
+def import_streets(settings: Settings, path: Path, layer: str | None, nodes_layer: str | None, crs: str | None,
+                   snap_m: float | None) -> None:
     from spatial.io import import_streets as run
     from spatial.io.safe_files import COMMAND_LINE
 
     with _reported_errors(), _transaction(settings, reason=f"import {path.name}") as session:
-        report = run(session, path, layer=layer, nodes_layer=nodes_layer, progress=_progress("streets"),
-                     limits=COMMAND_LINE)
+        snap = {} if snap_m is None else {"snap_m": snap_m}
+        report = run(session, path, layer=layer, nodes_layer=nodes_layer, crs=crs, progress=_progress("streets"),
+                     limits=COMMAND_LINE, **snap)
     click.echo(report.summary())
 
 

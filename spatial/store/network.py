@@ -91,6 +91,18 @@ class Leg:
     edge_ids: tuple[int, ...]
 
 
+def piece_lengths(session: Session, origin: str) -> list[float]:
+    """Metres of street (``street_edges.length_m``) in each connected piece of the network imported under
+    ``origin``, longest first: every edge counts both ways, whoever may use it (``pgr_connectedComponents``)."""
+    return session.execute(text("""
+        WITH piece AS (
+            SELECT node, component FROM pgr_connectedComponents(format(
+                'SELECT id, source, target, 1.0 AS cost, 1.0 AS reverse_cost FROM street_edges WHERE origin = %L',
+                CAST(:origin AS text))))
+        SELECT sum(e.length_m) FROM street_edges e JOIN piece ON piece.node = e.source
+        WHERE e.origin = :origin GROUP BY piece.component ORDER BY 1 DESC"""), {"origin": origin}).scalars().all()
+
+
 def network_view(network: str) -> str:
     """The pgRouting edge view of ``network`` ('walk' or 'drive'); InvalidInput otherwise."""
     if network not in NETWORKS:
