@@ -254,9 +254,9 @@ def test_api_import_dry_run_then_commit_with_its_basis(api):
                       files={"file": ("bad.geojson", geojson(plan(**{C1: {"代码": "x"}, C2: box(200, 0, 450, 200)})))})
     assert bad.status_code == 422 and "nothing was written" in bad.json()["detail"]
     findings = {f["feature"]: (f["severity"], f["message"]) for f in bad.json()["report"]["findings"]}
-    assert findings == {"feature 1 (id x)": ("error", "code 'x' is not 12 digits (6 county + 3 subdistrict + 3 "
+    assert findings == {"feature 1 (fid 1, id x)": ("error", "code 'x' is not 12 digits (6 county + 3 subdistrict + 3 "
                                                       "community, e.g. 440304096001)"),
-                        f"feature 2 (id {C2})": ("error", f"10,000 m² lie outside its subdistrict {SUB} (more than "
+                        f"feature 2 (fid 2, id {C2})": ("error", f"10,000 m² lie outside its subdistrict {SUB} (more than "
                                                           "1 m beyond its boundary)")}
     with sessions() as s:
         assert s.scalar(select(Division.version).where(Division.code == C1)) == 1
