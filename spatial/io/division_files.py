@@ -47,7 +47,7 @@ from spatial.geometry.codes import division_code_problem, division_level
 from spatial.geometry.crs import parse_crs, to_wgs84
 from spatial.io.files import choose_layer, read_layer
 from spatial.io.grid_files import _refuse_huge, _text
-from spatial.io.report import ImportReport, Progress
+from spatial.io.report import Findings, ImportReport, Progress
 from spatial.io.safe_files import ReadLimits, shown, vetted
 from spatial.io.validate import SERVICE_EXTENT, clean_polygons
 from spatial.store import divisions as store
@@ -68,7 +68,7 @@ LEVEL_NAMES: dict[str, str] = {
 
 
 @dataclass
-class DivisionReport:
+class DivisionReport(Findings):
     """What an import of divisions found and did. ``findings`` are (feature, severity, message); ``written``
     is False when an error (or ``dry_run``) kept everything out; ``unchanged`` counts divisions the file gives
     exactly as stored."""
@@ -89,20 +89,12 @@ class DivisionReport:
     tolerance_m: float = store.TOLERANCE_M
     elapsed_s: float = 0.0
 
-    @property
-    def errors(self) -> list[tuple[str, str, str]]:
-        return [f for f in self.findings if f[1] == "error"]
-
-    @property
-    def warnings(self) -> list[tuple[str, str, str]]:
-        return [f for f in self.findings if f[1] == "warning"]
-
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "layer": self.layer, "kind": "divisions", "read": self.read,
                 "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
                 "written": self.written, "dry_run": self.dry_run, "errors": len(self.errors),
                 "warnings": len(self.warnings), "tolerance_m": self.tolerance_m,
-                "findings": [{"feature": f, "severity": s, "message": m} for f, s, m in self.findings],
+                "findings": self.findings_json(),
                 "uncovered_m2": {k: round(v, 1) for k, v in self.uncovered_m2.items()}, "left_out": self.left_out,
                 "divisions": self.divisions, "notes": self.notes}
 
@@ -113,9 +105,7 @@ class DivisionReport:
                  f"{len(self.warnings)} warning(s) (tolerance {self.tolerance_m:g} m)"]
         if self.read and self.unchanged == self.read and not self.errors:
             lines.append("  unchanged: every division of the file is stored exactly so; nothing to write")
-        lines += [f"  {severity}: {feature}: {message}" for feature, severity, message in self.findings[:50]]
-        if len(self.findings) > 50:
-            lines.append(f"  … and {len(self.findings) - 50} more")
+        lines += self.finding_lines()
         lines += [f"  subdistrict {code}: {area:,.0f} m² in no community" for code, area in self.uncovered_m2.items()
                   if area > store.MIN_AREA_M2]
         lines += [f"  note: {note}" for note in self.notes]
