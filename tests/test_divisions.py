@@ -158,6 +158,15 @@ def test_a_redrawn_community_reports_the_grids_and_buildings_it_leaves_out(db, t
     assert db.scalar(select(Division.version).where(Division.code == C1)) == 2
 
 
+def test_a_subdistrict_redrawn_without_a_stored_community_is_an_error(db, tmp_path):
+    assert import_division_file(db, write(tmp_path / "a.geojson", plan()), actor="t", reason="t").written
+    shrunk = write(tmp_path / "b.geojson", [plan(**{SUB: box(0, 0, 200, 200)})[0]])  # the subdistrict alone
+    report = import_division_file(db, shrunk, actor="t", reason="shrink")
+    assert messages(report) == [f"error: stored community {C2} would have 40,000 m² outside this boundary (more "
+                                "than 1 m beyond its boundary): redraw it too"]
+    assert not report.written and db.scalar(select(Division.version).where(Division.code == SUB)) == 1
+
+
 # -- the API ----------------------------------------------------------------------------------------------------
 @pytest.fixture
 def api(app_env):
@@ -196,17 +205,26 @@ def test_admins_create_rename_and_redraw_divisions_with_history_and_stale_edits_
     redrawn = client.put(f"/api/divisions/{C1}/boundary", headers={**admin, "If-Match": renamed.headers["ETag"]},
                          json={"geometry": _geometry(box(0, 0, 250, 200)), "reason": "扩大"})
     assert redrawn.status_code == 200 and redrawn.headers["ETag"] == f'"{C1}.v3"', redrawn.text
+    with sessions.begin() as s, acting_as(s, "tester", "a grid reaching east"):
+        s.add(Grid(code=C1 + "01", community_code=C1, name="一", boundary=factories.db_box(0, 0, 250, 200)))
+    shrunk = client.put(f"/api/divisions/{C1}/boundary", headers={**admin, "If-Match": redrawn.headers["ETag"]},
+                        json={"geometry": _geometry(box(0, 0, 200, 200)), "reason": "缩小"})
+    assert shrunk.status_code == 200 and shrunk.json()["left_out"] == {
+        C1: {"grids": [C1 + "01"], "buildings": 0, "building_codes": []}}, shrunk.text
+    redrawn = shrunk
     outside = client.put(f"/api/divisions/{C1}/boundary", headers={**admin, "If-Match": redrawn.headers["ETag"]},
                          json={"geometry": _geometry(box(0, 0, 500, 200)), "reason": "too far"})
     assert outside.status_code == 409 and "outside its subdistrict" in outside.json()["detail"]
     history = client.get(f"/api/divisions/{C1}/versions", headers=admin).json()
     assert [(v["version"], v["name"], v["author"], v["reason"]) for v in history] == [
-        (1, "西社区", "admin1", "新社区"), (2, "沙嘴社区", "admin1", "更名"), (3, "沙嘴社区", "admin1", "扩大")]
-    assert [round(v["area_m2"], -2) for v in history] == [40_000, 40_000, 50_000]
+        (1, "西社区", "admin1", "新社区"), (2, "沙嘴社区", "admin1", "更名"), (3, "沙嘴社区", "admin1", "扩大"),
+        (4, "沙嘴社区", "admin1", "缩小")]
+    assert [round(v["area_m2"], -2) for v in history] == [40_000, 40_000, 50_000, 40_000]
+    assert history[2]["valid_to"] is not None and history[3]["valid_to"] is None
     with sessions() as s:
         actions = s.scalars(select(AuditEntry.action).where(AuditEntry.object_type == "division",
                                                              AuditEntry.object_id == C1).order_by(AuditEntry.id)).all()
-    assert actions == ["create", "rename", "redraw"]
+    assert actions == ["create", "rename", "redraw", "redraw"]
 
 
 def test_bad_divisions_are_refused_with_a_message_a_planner_can_act_on(api):
@@ -221,6 +239,15 @@ def test_bad_divisions_are_refused_with_a_message_a_planner_can_act_on(api):
         "code": SUB, "level": "community", "name": "x", "geometry": _geometry(box(0, 0, 1, 1)), "reason": "level"})
     assert wrong.status_code == 422 and "subdistrict's code" in wrong.json()["detail"]
     assert client.get("/api/divisions/440304097999", headers=admin).status_code == 404
+    district = client.post("/api/divisions", headers=admin, json={"code": "440305000000", "name": "南山区",
+                                                                 "reason": "a district has no boundary here"})
+    assert district.status_code == 201 and district.json()["division"]["geometry"] is None, district.text
+    shapeless = client.post("/api/divisions", headers=admin, json={"code": "440305001000", "name": "街道",
+                                                                  "reason": "no boundary"})
+    assert shapeless.status_code == 422 and "a subdistrict needs a boundary" in shapeless.json()["detail"]
+    taken = client.post("/api/divisions", headers=admin, json={"code": "440305000000", "name": "again",
+                                                              "reason": "twice"})
+    assert taken.status_code == 409 and "exists already" in taken.json()["detail"]
     spec = client.get("/openapi.json").json()["components"]["schemas"]["DivisionCreate"]["properties"]
     assert spec["code"]["pattern"] == "^[0-9]{12}$" and spec["name"]["maxLength"] == 100
 
