@@ -107,6 +107,7 @@ def test_fields_named_by_option_and_levels_in_chinese(db, tmp_path):
     report = import_division_file(db, path, fields={"code": "qhdm", "name": "QHMC", "level": "JB"}, dry_run=True)
     assert report.errors == [] and report.divisions == ["440304000000", SUB, C1, C2]
     assert not report.written and db.scalar(select(func.count()).select_from(Division)) == 0
+    assert report.inserted == 4  # what it would do: the district, the subdistrict and two communities
 
 
 @pytest.mark.parametrize("changes, expected", [

@@ -71,7 +71,7 @@ LEVEL_NAMES: dict[str, str] = {
 class DivisionReport(Findings):
     """What an import of divisions found and did. ``findings`` are (feature, severity, message); ``written``
     is False when an error (or ``dry_run``) kept everything out; ``unchanged`` counts divisions the file gives
-    exactly as stored."""
+    exactly as stored; ``inserted`` and ``updated`` are what the import does, or would do (dry run, errors)."""
 
     file: str
     layer: str
@@ -100,8 +100,9 @@ class DivisionReport(Findings):
 
     def summary(self) -> str:
         verb = "checked (dry run)" if self.dry_run else ("written" if self.written else "NOT written")
-        lines = [f"{self.file} [{self.layer}] → divisions: {self.read} read, {self.inserted} inserted, "
-                 f"{self.updated} updated, {self.unchanged} unchanged; {verb}; {len(self.errors)} error(s), "
+        done = ("inserted", "updated") if self.written else ("to insert", "to update")
+        lines = [f"{self.file} [{self.layer}] → divisions: {self.read} read, {self.inserted} {done[0]}, "
+                 f"{self.updated} {done[1]}, {self.unchanged} unchanged; {verb}; {len(self.errors)} error(s), "
                  f"{len(self.warnings)} warning(s) (tolerance {self.tolerance_m:g} m)"]
         if self.read and self.unchanged == self.read and not self.errors:
             lines.append("  unchanged: every division of the file is stored exactly so; nothing to write")
@@ -148,6 +149,8 @@ def import_division_file(session: Session, path: str | Path, *, layer: str | Non
     before = store.stored(session, report.divisions)
     changed = [c for c in candidates.values() if not store.same_as_stored(c, before.get(c.code))]
     report.unchanged = len(candidates) - len(changed)
+    report.inserted = sum(c.code not in before for c in changed)  # predicted; the write's counts replace them
+    report.updated = len(changed) - report.inserted
     if not report.errors and not dry_run and changed:
         written = store.write_divisions(session, changed, actor=actor, reason=reason or f"import {source.name}")
         report.inserted, report.updated = len(written.inserted), len(written.updated)
