@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner
@@ -87,7 +88,7 @@ def test_a_new_subdistrict_imports_itself_and_its_communities_and_a_reimport_cha
 
 
 def test_a_gcj02_copy_gives_the_same_geometry_within_a_metre(db, tmp_path):
-    shifted = [(shapely.transform(g, lambda xy: __import__("numpy").column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1]))),
+    shifted = [(shapely.transform(g, lambda xy: np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1]))),
                 {"code": p["代码"], "name": p["名称"]}) for g, p in plan()]
     path = write(tmp_path / "amap.geojson", shifted)
     report = import_division_file(db, path, crs="GCJ-02", actor="t", reason="from Amap")
@@ -284,8 +285,8 @@ def test_api_import_dry_run_then_commit_with_its_basis(api):
     findings = {f["feature"]: (f["severity"], f["message"]) for f in bad.json()["report"]["findings"]}
     assert findings == {"feature 1 (fid 1, id x)": ("error", "code 'x' is not 12 digits (6 county + 3 subdistrict + 3 "
                                                       "community, e.g. 440304096001)"),
-                        f"feature 2 (fid 2, id {C2})": ("error", f"10,000 m² lie outside its subdistrict {SUB} (more than "
-                                                          "1 m beyond its boundary)")}
+                        f"feature 2 (fid 2, id {C2})": ("error", f"10,000 m² lie outside its subdistrict {SUB} "
+                                                          "(more than 1 m beyond its boundary)")}
     with sessions() as s:
         assert s.scalar(select(Division.version).where(Division.code == C1)) == 1
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "import")) >= 3
