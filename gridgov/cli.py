@@ -6,6 +6,7 @@
     gridgov migrate              bring the schema to the newest revision
     gridgov import buildings|streets|osm FILE
     gridgov import grids|enclosures FILE [--dry-run]
+    gridgov import divisions FILE [--layer L] [--field code=XZQDM ...] [--crs GCJ-02] [--dry-run] [--reason R]
     gridgov estimate             estimate households/residents of buildings that have no counts
     gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
     gridgov export community FILE --community CODE   a community bundle (.gpkg or .zip)
@@ -327,6 +328,35 @@ def import_grids(settings: Settings, path: Path, layer: str | None, community: s
 def import_enclosures(settings: Settings, path: Path, layer: str | None, community: str | None,
                       reason: str | None, dry_run: bool) -> None:
     _import_grid_file(settings, "enclosures", path, layer, community, reason, dry_run)
+
+
+@import_.command("divisions", help="Subdistricts and communities (12-digit codes, names) drawn elsewhere, checked "
+                                   "(code structure, inside the parent, no overlap, land in no community); nothing "
+                                   "is written if any feature fails. Exit 1 on errors.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", default=None)
+@click.option("--field", "fields", multiple=True, metavar="ROLE=FIELD",
+              help="the file's field for code, name, level or name_en (default: 代码/编码/code, 名称/name, 级别/level)")
+@click.option("--crs", default=None, help="GCJ-02 or BD-09: the file's lon/lat come from a Chinese web map")
+@click.option("--district-name", default=None, help="name of the district if it is not stored yet")
+@click.option("--reason", default=None, help="recorded in the division history (default: import FILE)")
+@click.option("--dry-run", is_flag=True, help="only check and report")
+@click.pass_obj
+def import_divisions(settings: Settings, path: Path, layer: str | None, fields: tuple[str, ...], crs: str | None,
+                     district_name: str | None, reason: str | None, dry_run: bool) -> None:
+    from spatial.io.division_files import import_division_file
+    from spatial.io.safe_files import COMMAND_LINE
+
+    mapping = dict(f.split("=", 1) for f in fields if "=" in f)
+    if len(mapping) != len(fields):
+        raise click.UsageError("--field takes ROLE=FIELD, e.g. --field code=XZQDM")
+    reason = reason or f"import {path.name}"
+    with _reported_errors(), _transaction(settings, reason=reason) as session:
+        report = import_division_file(session, path, layer=layer, fields=mapping, crs=crs, district_name=district_name,
+                                      actor="cli", reason=reason, dry_run=dry_run, metric_srid=settings.metric_srid,
+                                      limits=COMMAND_LINE)
+    click.echo(report.summary())
+    sys.exit(1 if report.errors else 0)
 
 
 @main.command(help="Estimate households and residents of buildings without counts (marked as estimated).")

@@ -30,6 +30,36 @@ def division_level(code: str) -> str:
     return "community"
 
 
+DIVISION_CODE_PATTERN = r"^[0-9]{12}$"
+SUBDISTRICT_CODE_PATTERN = r"^[0-9]{6}(?!000)[0-9]{3}000$"
+"""A subdistrict's code: county (6) + its number (001–999, never 000) + 000."""
+COMMUNITY_CODE_PATTERN = r"^[0-9]{9}(?!000)[0-9]{3}$"
+"""A community's code: its subdistrict's first 9 digits + its number (001–999)."""
+
+
+def division_code_problem(code: str, level: str | None = None) -> str | None:
+    """Why ``code`` is not the 12-digit code of a division of ``level`` (any level when None), or None.
+
+    >>> division_code_problem("440304096001", "community") is None
+    True
+    >>> division_code_problem("440304096000", "community").split(" (")[0]
+    "code 440304096000 ends in 000: it is a subdistrict's code, not a community's"
+    """
+    if not re.fullmatch(r"\d{12}", code or ""):
+        return (f"code {code!r} is not 12 digits (6 county + 3 subdistrict + 3 community, e.g. 440304096001)"
+                if len(code or "") <= 40 else f"code of {len(code)} characters is not 12 digits")
+    found = division_level(code)
+    if level is None or level == found:
+        return None
+    why = {"district": "ends in 000000: it is a district's code",
+           "subdistrict": "ends in 000: it is a subdistrict's code",
+           "community": "does not end in 000: it is a community's code"}[found]
+    rule = {"subdistrict": "a subdistrict's code is county (6) + its number (001–999) + 000",
+            "community": "a community's last 3 digits are its number, 001–999",
+            "district": "a district's code ends in 000000"}.get(level, f"{level!r} is no division level")
+    return f"code {code} {why}, not a {level}'s ({rule})"
+
+
 def scope_prefix(code: str) -> str:
     """The significant prefix of a division code: everything inside the division starts with it.
 

@@ -50,6 +50,25 @@ class Division(Base):
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("divisions.code"))
     boundary = mapped_column(_geom("MULTIPOLYGON"), nullable=True)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")  # by trigger (migration 0013)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DivisionVersion(Base):
+    """One version of a division, valid in [valid_from, valid_to); written by trigger (migration 0013)."""
+
+    __tablename__ = "division_versions"
+    code: Mapped[str] = mapped_column(ForeignKey("divisions.code"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(String(12))
+    boundary = mapped_column(_geom("MULTIPOLYGON"), nullable=True)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    author: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class Grid(Base):
