@@ -16,7 +16,7 @@
 * ``work_calendar_days``: the admin's calendar entries (a day off, or a 调休 working day), overriding the
   official calendar (:mod:`spatial.worktime`).
 
-Revision ID: 0016
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-02
 """
@@ -25,7 +25,7 @@ import json
 
 from alembic import op
 
-revision = "0016"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
