@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import UploadFile
 
 from api.limits import ARCHIVE_INFLATION
-from gridgov.settings import Settings
+from spatial.settings import Settings
 from spatial.errors import InvalidInput
 from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
 

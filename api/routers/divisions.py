@@ -16,7 +16,6 @@ from fastapi import APIRouter, File, Form, Header, Path, Request, Response, Uplo
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
 
-import tiles
 from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
 from api.geojson import CrsName, CrsParam
 from api.uploads import saved_upload, upload_limits
@@ -97,10 +96,8 @@ def _edit(who: Principal, reason: str, settings, expected: int | None = None) ->
     return store.DivisionEdit(who.username, reason, expected, settings.metric_srid)
 
 
-def _result(result: store.EditResult, crs: str | None, response: Response, session) -> dict[str, Any]:
+def _result(result: store.EditResult, crs: str | None, response: Response) -> dict[str, Any]:
     response.headers["ETag"] = etag(result.division["code"], result.division["version"])
-    for before, after in result.changed_bounds:
-        tiles.invalidate_after_commit(session, before, after)
     checked = result.checked
     return {"division": _feature(result.division, crs),
             "findings": [{"feature": f.code, "severity": f.severity, "message": f.message} for f in checked.findings],
@@ -163,7 +160,7 @@ def create(body: DivisionCreate, response: Response, session: SessionDep, settin
     geom = polygon_from_geojson(body.geometry, parse_crs(body.crs)) if body.geometry is not None else None
     result = store.create_division(session, body.code, body.name, geom, _edit(who, body.reason, settings),
                                    level=body.level, name_en=body.name_en)
-    return _result(result, body.crs, response, session)
+    return _result(result, body.crs, response)
 
 
 @router.get("/{code}", summary="One division with its ETag (行政区划详情)")
@@ -188,8 +185,7 @@ def rename(code: Code, body: DivisionRename, response: Response, session: Sessio
            who: CurrentUser, if_match: IfMatch = None) -> dict[str, Any]:
     _admin(who)
     edit = _edit(who, body.reason, settings, _expected(code, if_match))
-    return _result(store.rename_division(session, code, body.name, edit, name_en=body.name_en), body.crs, response,
-                   session)
+    return _result(store.rename_division(session, code, body.name, edit, name_en=body.name_en), body.crs, response)
 
 
 @router.put("/{code}/boundary", summary="Redraw a division's boundary (重绘边界)",
@@ -200,4 +196,4 @@ def redraw(code: Code, body: DivisionRedraw, response: Response, session: Sessio
     _admin(who)
     edit = _edit(who, body.reason, settings, _expected(code, if_match))
     geom = polygon_from_geojson(body.geometry, parse_crs(body.crs))
-    return _result(store.redraw_division(session, code, geom, edit), body.crs, response, session)
+    return _result(store.redraw_division(session, code, geom, edit), body.crs, response)

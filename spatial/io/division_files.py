@@ -27,8 +27,8 @@ subdistrict) is created without a boundary, named ``district_name`` or after its
 
 With any error nothing is written; ``dry_run`` only checks. A division the file gives exactly as stored is
 ``unchanged`` and not written again (no new version), so importing the same file twice changes nothing.
-Writes happen in the caller's transaction, as ``actor`` with ``reason`` in the history and the audit; the map
-tiles of the areas touched are invalidated when it commits.
+Writes happen in the caller's transaction, as ``actor`` with ``reason`` in the history and the audit; the database
+invalidates the map tiles of the areas touched when it commits.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from spatial.io.report import Findings, ImportReport, Progress
 from spatial.io.safe_files import ReadLimits, shown, vetted
 from spatial.io.validate import SERVICE_EXTENT, clean_polygons
 from spatial.store import divisions as store
-from tiles.cache import invalidate_after_commit
 
 FIELD_CANDIDATES: dict[str, tuple[str, ...]] = {
     "code": ("代码", "编码", "区划代码", "行政区划代码", "code", "adcode", "division_code", "div_code", "xzqdm"),
@@ -154,8 +153,6 @@ def import_division_file(session: Session, path: str | Path, *, layer: str | Non
     if not report.errors and not dry_run and changed:
         written = store.write_divisions(session, changed, actor=actor, reason=reason or f"import {source.name}")
         report.inserted, report.updated = len(written.inserted), len(written.updated)
-        for old, new in written.areas:
-            invalidate_after_commit(session, old, new)
         report.written = True
     elif not report.errors and not dry_run:
         report.written = True  # nothing to change: the stored divisions are the file's

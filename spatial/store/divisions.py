@@ -252,15 +252,7 @@ def check_divisions(session: Session, candidates: Sequence[Candidate], *, metric
 class Written:
     inserted: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    areas: list[tuple[tuple | None, tuple | None]] = field(default_factory=list)
-    """(old bounds or None, new bounds or None) per division written, lon/lat, for tile invalidation."""
-
-
-_BOUNDS = "ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), ST_YMax(boundary)"
-
-
-def _bounds(row) -> tuple | None:
-    return tuple(row) if row is not None and row[0] is not None else None
+    """Map tiles of what changed are invalidated by the database itself (migration 0011)."""
 
 
 def write_divisions(session: Session, rows: Sequence[Candidate], *, actor: str, reason: str,
@@ -270,18 +262,17 @@ def write_divisions(session: Session, rows: Sequence[Candidate], *, actor: str, 
     written = Written()
     with acting_as(session, actor, reason):
         for row in sorted(rows, key=lambda r: (LEVEL_RANK[r.level], r.code)):
-            old = session.execute(text(f"SELECT {_BOUNDS} FROM divisions WHERE code = :code FOR UPDATE"),
+            old = session.execute(text("SELECT true FROM divisions WHERE code = :code FOR UPDATE"),
                                   {"code": row.code}).one_or_none()
-            new = session.execute(text(f"""
+            new = session.execute(text("""
                 INSERT INTO divisions (code, level, name, name_en, parent_code, boundary)
                 VALUES (:code, :level, :name, :name_en, :parent_code, ST_Multi(ST_GeomFromWKB(:wkb, 4326)))
                 ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
                     name_en = coalesce(EXCLUDED.name_en, divisions.name_en), boundary = EXCLUDED.boundary
-                RETURNING version, {_BOUNDS}"""),
+                RETURNING version"""),
                 {"code": row.code, "level": row.level, "name": row.name, "name_en": row.name_en,
                  "parent_code": row.parent_code, "wkb": row.wkb}).one()
             (written.inserted if old is None else written.updated).append(row.code)
-            written.areas.append((_bounds(old), _bounds(new[1:])))
             audit.record(session, None, action or ("create" if old is None else "update"), actor=actor,
                          object_type="division", object_id=row.code, purpose=reason, result=f"version {new[0]}")
     return written
@@ -317,7 +308,6 @@ class DivisionEdit:
 class EditResult:
     division: dict[str, Any]
     checked: Checked
-    changed_bounds: list[tuple[tuple | None, tuple | None]]
 
 
 def clean_name(name: str, what: str = "a division") -> str:
@@ -351,8 +341,8 @@ def _save(session: Session, candidate: Candidate, edit: DivisionEdit, action: st
         raise Conflict("the division was not saved: " + "; ".join(f.message for f in checked.errors),
                        findings=[{"feature": f.code, "severity": f.severity, "message": f.message}
                                  for f in checked.findings])
-    written = write_divisions(session, [candidate], actor=edit.actor, reason=edit.reason, action=action)
-    return EditResult(division_row(session, candidate.code), checked, written.areas)
+    write_divisions(session, [candidate], actor=edit.actor, reason=edit.reason, action=action)
+    return EditResult(division_row(session, candidate.code), checked)
 
 
 def create_division(session: Session, code: str, name: str, boundary: Geometry | None, edit: DivisionEdit, *,
@@ -384,9 +374,9 @@ def rename_division(session: Session, code: str, name: str, edit: DivisionEdit, 
     candidate = Candidate(code, row["level"], clean_name(name), row["parent_code"], None, name_en)
     if not edit.reason or not edit.reason.strip():
         raise InvalidInput("say why: every change to a division is recorded with a reason")
-    written = write_divisions(session, [_keep_boundary(candidate, row)], actor=edit.actor, reason=edit.reason,
-                              action="rename")
-    return EditResult(division_row(session, code), Checked(), written.areas)  # tiles show names
+    write_divisions(session, [_keep_boundary(candidate, row)], actor=edit.actor, reason=edit.reason,
+                    action="rename")
+    return EditResult(division_row(session, code), Checked())
 
 
 def _keep_boundary(candidate: Candidate, row: dict[str, Any]) -> Candidate:
