@@ -30,7 +30,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 DESCRIPTION = """
 gridgov: community grid management (网格化服务管理) on PostGIS.
 
-Log in with `POST /api/auth/token` and send `Authorization: Bearer <token>`. Every endpoint that takes or
+Log in with `POST /api/auth/token` and send `Authorization: Bearer <token>`. GIS clients that can send only
+HTTP Basic (QGIS 3.22) use your user name and a personal access token (`POST /api/tokens`, read-only) as the
+password, on the read endpoints of `/ogc`, `/tiles` and `/api/export`. Every endpoint that takes or
 returns coordinates has a `crs` parameter: `EPSG:4326` (WGS 84, default), `EPSG:4490` (CGCS2000),
 `GCJ-02` (Amap, Tencent, WeChat), `BD-09` (Baidu) or any EPSG code. Axis order is (longitude, latitude).
 """

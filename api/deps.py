@@ -322,7 +322,7 @@ class TokenBasic(HTTPBasic):
             username, separator, password = b64decode(param, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError, binascii.Error):
             separator = ""
-        if not separator or len(username) > users.MAX_USERNAME_LENGTH or len(password) > tokens.SECRET_LENGTH:
+        if not separator or len(username) > users.MAX_USERNAME_LENGTH or len(password) > users.MAX_PASSWORD_LENGTH:
             raise NotAuthenticated("malformed HTTP Basic credentials: send base64 of '<user name>:<access token>'")
         return HTTPBasicCredentials(username=username, password=password)
 
