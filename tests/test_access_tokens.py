@@ -284,3 +284,36 @@ def test_the_command_line_makes_lists_and_revokes_tokens(fresh_db_url, tmp_path)
     engine.dispose()
     assert [a for a, _ in actors] == ["token_create", "token_revoke"]
     assert all(name.startswith("cli") for _, name in actors)
+
+
+def test_the_openapi_document_states_the_constraints_and_the_basic_scheme():
+    from api.app import create_app
+    from gridgov.settings import Settings
+
+    doc = create_app(Settings(database_url="postgresql://unused/unused")).openapi()
+    body = doc["components"]["schemas"]["AccessTokenCreate"]["properties"]
+    assert (body["name"]["minLength"], body["name"]["maxLength"]) == (1, tokens.MAX_NAME_LENGTH)
+    assert (body["days"]["minimum"], body["days"]["maximum"], body["days"]["default"]) == (
+        tokens.MIN_DAYS, tokens.MAX_DAYS, tokens.DEFAULT_DAYS)
+    assert doc["components"]["securitySchemes"]["TokenBasic"]["scheme"] == "basic"
+    for path in ("/ogc/collections", "/tiles/{z}/{x}/{y}.mvt", "/api/export/layers/{layer}"):
+        assert {"TokenBasic": []} in doc["paths"][path]["get"]["security"], path
+    for path, method in (("/api/tokens", "post"), ("/api/auth/me", "get"), ("/api/import/{kind}", "post")):
+        assert doc["paths"][path][method]["security"] == [{"HTTPBearer": []}], path
+
+
+def test_a_token_acts_with_its_owners_role_as_it_is_now(env):
+    client, sessions, _, made = env
+    auth = basic("worker", made["secret"])
+
+    def counts() -> list:
+        features = client.get("/ogc/collections/buildings/items", headers=auth).json()["features"]
+        return sorted((f["properties"].get("households") for f in features), key=str)
+
+    assert counts() == [150, None]
+    with sessions.begin() as s:
+        users.change_user(s, "worker", role="viewer", scope_code=factories.SUBDISTRICT, actor="cli:test", reason="t")
+    deadline = time.monotonic() + 3
+    while counts() != [None, None]:  # viewers read no household counts; heard by NOTIFY
+        assert time.monotonic() < deadline, counts()
+        time.sleep(0.05)
