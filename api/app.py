@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api import errors, routers
-from api.deps import TOKENS_CHANNEL, principals_of
+from api.deps import TOKENS_CHANNEL, callers_changed
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.proxies import ForwardedFor
@@ -30,7 +30,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 DESCRIPTION = """
 gridgov: community grid management (网格化服务管理) on PostGIS.
 
-Log in with `POST /api/auth/token` and send `Authorization: Bearer <token>`. Every endpoint that takes or
+Log in with `POST /api/auth/token` and send `Authorization: Bearer <token>`. GIS clients that can send only
+HTTP Basic (QGIS 3.22) use your user name and a personal access token (`POST /api/tokens`, read-only) as the
+password, on the read endpoints of `/ogc`, `/tiles` and `/api/export`. Every endpoint that takes or
 returns coordinates has a `crs` parameter: `EPSG:4326` (WGS 84, default), `EPSG:4490` (CGCS2000),
 `GCJ-02` (Amap, Tencent, WeChat), `BD-09` (Baidu) or any EPSG code. Axis order is (longitude, latitude).
 """
@@ -45,15 +47,12 @@ def discover_routers() -> list:
 
 def _listen(app: FastAPI) -> Listener:
     """Hear what other processes committed: tiles to drop, tokens revoked (:mod:`spatial.store.notify`)."""
-    def revoked(payload: dict) -> None:
-        if "digest" in payload:
-            principals_of(app).forget_digest(payload["digest"])
-        else:  # grid assignments changed (spatial.store.users.principals_changed)
-            principals_of(app).clear()
+    def revoked(payload: dict) -> None:  # a token revoked, or accounts changed (users.principals_changed)
+        callers_changed(app, payload)
 
     def missed() -> None:
         tile_cache.clear_all()
-        principals_of(app).clear()
+        callers_changed(app, None)
 
     return Listener(libpq_url(app.state.engine), {tile_cache.CHANNEL: tile_cache.on_notify, TOKENS_CHANNEL: revoked}, on_reconnect=missed)
 

@@ -13,19 +13,29 @@ Two rules of trust live here, so that no endpoint can forget them:
   on commit; so does a change of grid assignments, a deactivation or a new password
   (:func:`spatial.store.users.change_user`: every caller is forgotten). A user changed directly in the database,
   bypassing it, stays usable for at most that long.
+
+**Personal access tokens** (:mod:`spatial.store.tokens`, decision 0011) are accepted only by :data:`ReaderUser`:
+the read endpoints of the OGC API, the tiles and the exports, as the *password* of HTTP Basic (with the owner's
+user name; QGIS 3.22 can send nothing else). A failed Basic login is a failed login: the login throttle counts
+it and refuses beyond it (429), and it is audited as one. Callers behind a token are remembered like those
+behind a login, in a cache of their own (so a token's secret never passes as a bearer token), forgotten on the
+same notifications. Everywhere else Basic is refused with a message saying where it works.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import time
+from base64 import b64decode
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -35,7 +45,7 @@ from spatial.access import Principal
 from spatial.errors import Forbidden, GridgovError, NotAuthenticated, OutOfScope, TooManyRequests
 from spatial.geometry.crs import CoordSys, parse_crs
 from spatial.settings import Settings
-from spatial.store import audit
+from spatial.store import audit, tokens, users
 from spatial.store.notify import publish
 from spatial.store.users import PRINCIPALS_CHANNEL, principal_for_token
 
@@ -43,6 +53,12 @@ T = TypeVar("T")
 bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /api/auth/token")
 PRINCIPAL_TTL_S = 10.0
 LOGIN_FIRST = "log in first: send 'Authorization: Bearer <token>' (POST /api/auth/token)"
+TOKEN_ENDPOINTS = "the read endpoints of /ogc, /tiles and /api/export"
+BASIC_ELSEWHERE = (f"HTTP Basic with a personal access token is accepted only on {TOKEN_ENDPOINTS}; here, "
+                   + LOGIN_FIRST)
+LOGIN_OR_TOKEN = (LOGIN_FIRST + ", or HTTP Basic with your user name and a personal access token as the password "
+                  "(not your login password; make one on /tokens)")
+BASIC_CHALLENGE = 'Basic realm="gridgov"'
 
 
 def client_address(request: Request) -> str | None:
@@ -63,7 +79,10 @@ def _marked(request: Request, exc: BaseException) -> tuple[str, dict] | None:
 def _audit_refusal(request: Request, exc: Exception) -> None:
     """Write the refusal of this request to the audit log (its own transaction): the caller if known,
     the endpoint (method and route template), the household it named (so a refused look at a household is found
-    by a search for it) and the message they got."""
+    by a search for it) and the message they got. A refusal already audited where it happened (a failed Basic
+    login, :func:`token_caller`) is not written twice."""
+    if getattr(request.state, "refusal_audited", False):
+        return
     marked = _marked(request, exc)
     if marked is not None:
         action, entry = marked
@@ -226,12 +245,27 @@ def token_revoked(session: Session, request: Request, token: str) -> None:
     publish(session, TOKENS_CHANNEL, {"digest": PrincipalCache._key(token).hex()})
 
 
-def principals_of(app: FastAPI) -> PrincipalCache:
-    """The app's principal cache (made on first use)."""
-    cache = getattr(app.state, "principals", None)
+def principals_of(app: FastAPI, kind: str = "principals") -> PrincipalCache:
+    """The app's principal cache (made on first use): of login tokens, or with ``kind="token_principals"`` of
+    personal access tokens (by their secret's SHA-256, which is also their ``secret_hash``)."""
+    cache = getattr(app.state, kind, None)
     if cache is None:
-        cache = app.state.principals = PrincipalCache()
+        cache = PrincipalCache()
+        setattr(app.state, kind, cache)
     return cache
+
+
+CACHES = ("principals", "token_principals")
+
+
+def callers_changed(app: FastAPI, payload: dict | None) -> None:
+    """A :data:`TOKENS_CHANNEL` notification (None: notifications may have been missed): forget the token of
+    ``{"digest": ...}`` (login or access token), or every caller remembered."""
+    for kind in CACHES:
+        if payload is not None and "digest" in payload:
+            principals_of(app, kind).forget_digest(payload["digest"])
+        else:
+            principals_of(app, kind).clear()
 
 
 def principals(request: Request) -> PrincipalCache:
@@ -259,10 +293,14 @@ async def caller(request: Request, token: str) -> Principal:
     return await run_in_threadpool(principal_of, request, token)
 
 
+def _is_basic(request: Request) -> bool:
+    return get_authorization_scheme_param(request.headers.get("authorization"))[0].lower() == "basic"
+
+
 async def current_user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
                                                                  Depends(bearer_scheme)]) -> Principal:
     if credentials is None:
-        raise NotAuthenticated(LOGIN_FIRST)
+        raise NotAuthenticated(BASIC_ELSEWHERE if _is_basic(request) else LOGIN_FIRST)
     return await caller(request, credentials.credentials)
 
 
@@ -282,3 +320,79 @@ async def optional_user(request: Request, credentials: Annotated[HTTPAuthorizati
 
 
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+
+
+class TokenBasic(HTTPBasic):
+    """HTTP Basic with a personal access token as the password: None without Basic credentials, NotAuthenticated
+    (a 401 the client understands) for malformed ones. Marks the request so that a 401 of it challenges with
+    :data:`BASIC_CHALLENGE` (QGIS and GDAL then send their Basic credentials)."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        request.state.challenge = BASIC_CHALLENGE
+        scheme, param = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "basic":
+            return None
+        try:
+            username, separator, password = b64decode(param, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            separator = ""
+        if not separator or len(username) > users.MAX_USERNAME_LENGTH or len(password) > users.MAX_PASSWORD_LENGTH:
+            raise NotAuthenticated("malformed HTTP Basic credentials: send base64 of '<user name>:<access token>'")
+        return HTTPBasicCredentials(username=username, password=password)
+
+
+basic_scheme = TokenBasic(auto_error=False, realm="gridgov",
+                          description=f"user name + personal access token (POST /api/tokens), on {TOKEN_ENDPOINTS}")
+
+
+def _token_principal(request: Request, username: str, secret: str) -> Principal:
+    """Check a Basic login against the throttle, then the token (a transaction of its own; blocking). A refusal
+    (401, or 429 beyond the throttle) is audited here as a failed ``login`` of ``username``, which the throttle
+    counts (:func:`spatial.store.users.refuse_if_throttled`)."""
+    settings, sessions, address = request.app.state.settings, request.app.state.sessions, client_address(request)
+    try:
+        with sessions.begin() as session:
+            users.refuse_if_throttled(session, username, address, max_failures=settings.login_max_failures,
+                                      max_per_address=settings.login_max_failures_per_address,
+                                      max_per_name=settings.login_max_failures_per_name,
+                                      window_s=settings.login_window_s)
+            who = tokens.principal_for_secret(session, username, secret, address)
+    except (NotAuthenticated, TooManyRequests) as exc:
+        request.state.refusal_audited = True
+        audit.record_apart(sessions, None, "login", object_type="user", object_id=username,
+                           fields=["access_token"], result=f"refused {status_of(exc)}: {exc}", client_addr=address)
+        raise
+    principals_of(request.app, "token_principals").put(secret, who)
+    return who
+
+
+async def token_caller(request: Request, username: str, secret: str) -> Principal:
+    """The caller behind a Basic login with an access token: remembered (:data:`PRINCIPAL_TTL_S`) or checked."""
+    who = principals_of(request.app, "token_principals").get(secret)
+    if who is None or who.username != username:
+        who = await run_in_threadpool(_token_principal, request, username, secret)
+    who = replace(who, client_addr=client_address(request))
+    request.state.principal = who
+    return who
+
+
+async def reader(request: Request,
+                 basic: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)],
+                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> Principal:
+    """The caller of a read endpoint of the OGC API, the tiles or the exports: a login's bearer token, or HTTP
+    Basic with a personal access token."""
+    if basic is not None:
+        return await token_caller(request, basic.username, basic.password)
+    if bearer is None:
+        raise NotAuthenticated(LOGIN_OR_TOKEN)
+    return await caller(request, bearer.credentials)
+
+
+ReaderUser = Annotated[Principal, Depends(reader)]
+"""For the read endpoints of ``/ogc``, ``/tiles`` and the exports only: a login, or an access token (read-only)."""
+
+
+def access_token_revoked(request: Request, secret_hash: bytes) -> None:
+    """Forget a revoked access token in this process at once (the others hear of it on commit:
+    :func:`spatial.store.tokens.revoke_token`)."""
+    principals_of(request.app, "token_principals").forget_digest(secret_hash.hex())

@@ -84,17 +84,21 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def error_response(status: int, kind: str, message: str, **extra) -> JSONResponse:
+def error_response(status: int, kind: str, message: str, *, challenge: str = "Bearer", **extra) -> JSONResponse:
+    """The error body; a 401 challenges with ``challenge`` (``WWW-Authenticate``)."""
     headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else {}
     if "retry_after_s" in extra:
         headers["Retry-After"] = str(extra["retry_after_s"])
     if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
+        headers["WWW-Authenticate"] = challenge
     return JSONResponse(_json_safe({"error": kind, "detail": message, **extra}), status_code=status, headers=headers)
 
 
-async def _domain(_: Request, exc: errors.GridgovError) -> JSONResponse:
-    return error_response(status_of(exc), KIND_SHOWN.get(type(exc), type(exc).__name__), exc.message, **exc.detail)
+async def _domain(request: Request, exc: errors.GridgovError) -> JSONResponse:
+    """A domain error's answer. A 401 of an endpoint that takes HTTP Basic (``request.state.challenge``, set by
+    ``api.deps.TokenBasic``) challenges with Basic, so that GIS clients send their credentials."""
+    return error_response(status_of(exc), KIND_SHOWN.get(type(exc), type(exc).__name__), exc.message,
+                          challenge=getattr(request.state, "challenge", "Bearer"), **exc.detail)
 
 
 # What a planner is told when PostgreSQL refuses a value or a change, by SQLSTATE: PostgreSQL's own message names

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from annotated_types import Ge, Le
 from pydantic import BaseModel, Field
@@ -95,3 +95,32 @@ SolverSeconds = Annotated[float | None, Field(gt=0, le=SOLVER_MAX_S, description
     f"solver time for more than 13 stops, at most {SOLVER_MAX_S:g} s (default 0.2–2 s): guided local search "
     "uses all of it"))]
 """Time a request may give the route solver: bounded, since the search runs until its time is up."""
+
+
+class AccessTokenCreate(BaseModel):
+    """A new personal access token (read-only: OGC API, tiles and exports)."""
+
+    name: str = Field(min_length=1, max_length=64,
+                      description="what it is for, e.g. 'QGIS office PC' (1–64 characters)")
+    days: int = Field(default=90, ge=1, le=365, description="lifetime in days (1–365, default 90)")
+    scopes: list[Literal["read"]] = Field(default=["read"], min_length=1, max_length=1,
+                                          description="only 'read': tokens never change anything")
+
+
+class AccessTokenPublic(BaseModel):
+    """A personal access token as listed (never its secret)."""
+
+    id: int
+    username: str = Field(description="its owner, whose role and area it acts with")
+    name: str
+    hint: str = Field(description="the first characters of the secret, to tell tokens apart")
+    scopes: list[str]
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None = Field(description="to the minute")
+    revoked_at: datetime | None
+
+
+class AccessTokenCreated(AccessTokenPublic):
+    secret: str = Field(description="shown this once: the password of HTTP Basic (with the owner's user name)")

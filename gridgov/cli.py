@@ -13,6 +13,7 @@
     gridgov user create NAME --role ROLE [--scope CODE] [--grid CODE ...]
     gridgov user change NAME [--role ROLE] [--scope CODE] [--grid CODE ... | --no-grids];  user password NAME
     gridgov user deactivate|activate NAME
+    gridgov token create NAME --user U [--days N];  token list [--user U];  token revoke ID
     gridgov check                database, extensions, schema and data integrity
     gridgov synthetic-city [--households N]   a large synthetic city (benchmarks), once
     gridgov campaign open NAME --division CODE | --grid CODE ...;  gridgov campaign coverage ID
@@ -499,6 +500,54 @@ def user_deactivate(settings: Settings, username: str, reason: str) -> None:
 @click.pass_obj
 def user_activate(settings: Settings, username: str, reason: str) -> None:
     _set_active(settings, username, True, reason)
+
+
+# -- personal access tokens ----------------------------------------------------------------------------
+@main.group(help="Personal access tokens: read-only passwords of HTTP Basic for GIS clients (QGIS 3.22).")
+def token() -> None:
+    pass
+
+
+@token.command("create", help="Make a token for a user and print its secret (shown once; audited, by the OS user).")
+@click.argument("name")
+@click.option("--user", "username", required=True, help="whose token: it acts with their role and area")
+@click.option("--days", type=click.IntRange(1, 365), default=90, show_default=True, help="lifetime in days")
+@click.pass_obj
+def token_create(settings: Settings, name: str, username: str, days: int) -> None:
+    from spatial.store.tokens import create_token
+
+    with _reported_errors(), _transaction(settings, _operator(), "create access token") as session:
+        info, secret = create_token(session, username, name, days=days, actor=_operator())
+    click.echo(f"token {info.id} of {username} ({info.name!r}, read-only, expires {info.expires_at:%Y-%m-%d %H:%M %Z})")
+    click.echo("the secret, shown this once (the password of HTTP Basic, with the user name):")
+    click.echo(secret)
+
+
+@token.command("list", help="List tokens (of --user, else everyone's), newest first; never their secrets.")
+@click.option("--user", "username", default=None)
+@click.pass_obj
+def token_list(settings: Settings, username: str | None) -> None:
+    from spatial.store.tokens import list_tokens
+
+    with _reported_errors(), _transaction(settings, _operator()) as session:
+        found = list_tokens(session, username)
+    for t in found:
+        used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+        click.echo(f"{t.id}\t{t.username}\t{t.name}\t{t.hint}…\t{t.state}\texpires {t.expires_at:%Y-%m-%d}"
+                   f"\tlast used {used}")
+    if not found:
+        click.echo("no tokens")
+
+
+@token.command("revoke", help="Revoke a token by id (audited, by the OS user); it stops working at once.")
+@click.argument("token_id", type=int)
+@click.pass_obj
+def token_revoke(settings: Settings, token_id: int) -> None:
+    from spatial.store.tokens import revoke_token
+
+    with _reported_errors(), _transaction(settings, _operator(), "revoke access token") as session:
+        info, _ = revoke_token(session, token_id, actor=_operator())
+    click.echo(f"revoked token {info.id} of {info.username} ({info.name!r})")
 
 
 # -- checks --------------------------------------------------------------------------------------------

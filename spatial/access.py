@@ -71,6 +71,8 @@ class Principal:
     scope_code: str | None = None
     grid_ids: frozenset[int] = field(default_factory=frozenset)
     client_addr: str | None = None
+    token_id: int | None = None
+    """The personal access token the caller authenticated with (HTTP Basic; read-only), None for a login."""
 
     @property
     def code_prefix(self) -> str | None:

@@ -1,8 +1,9 @@
 """OGC API – Features (Part 1 core + GeoJSON, Part 2 CRS, Part 3 filtering with CQL2 text) under ``/ogc``.
 
 For QGIS ("WFS / OGC API – Features" connection) and GDAL (``ogrinfo OAPIF:http://host/ogc``). The landing
-page, conformance and API definition are public; collections and features need a bearer token, which both
-clients can send as a header (see docs/decisions/0006-maps-for-everyone.md). Invalid parameters are 400
+page, conformance and API definition are public; collections and features need a bearer token (a header), or
+HTTP Basic with a personal access token as the password for clients that cannot send headers, such as QGIS 3.22
+(docs/decisions/0006-maps-for-everyone.md, 0012-access-tokens.md). Invalid parameters are 400
 with a message, unknown collections and features 404.
 """
 
@@ -17,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, public_url, this_url
+from api.deps import ReaderUser, SessionDep, SettingsDep, public_url, this_url
 from api.ogc import documents
 from api.geojson import CrsName, FastJSONResponse
 from api.ogc.crs import ogc_crs
@@ -91,7 +92,7 @@ def api_definition(request: Request) -> JSONResponse:
 
 
 @router.get("/collections", summary="The collections")
-def collections(request: Request, session: SessionDep, _: CurrentUser) -> JSONResponse:
+def collections(request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
     base = _base(request)
     return _json({"links": [documents.link(f"{base}/collections", "self", documents.JSON)],
                   "collections": [_collection(session, base, name) for name in LAYERS]})
@@ -103,19 +104,19 @@ def _collection(session, base: str, name: str) -> dict:
 
 
 @router.get("/collections/{collectionId}", summary="One collection")
-def collection(collectionId: CollectionId, request: Request, session: SessionDep, _: CurrentUser) -> JSONResponse:
+def collection(collectionId: CollectionId, request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
     return _json(_collection(session, _base(request), collectionId))
 
 
 @router.get("/collections/{collectionId}/queryables", summary="What a filter may name", responses=SCHEMA_RESPONSES)
-def queryables(collectionId: CollectionId, request: Request, session: SessionDep, _: CurrentUser) -> JSONResponse:
+def queryables(collectionId: CollectionId, request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
     spec = layer(collectionId)
     return _json(documents.queryables(_base(request), collectionId, spec, store.column_kinds(session, collectionId)),
                  _schema_type(request))
 
 
 @router.get("/collections/{collectionId}/schema", summary="Schema of the features", responses=SCHEMA_RESPONSES)
-def schema(collectionId: CollectionId, request: Request, session: SessionDep, _: CurrentUser) -> JSONResponse:
+def schema(collectionId: CollectionId, request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
     spec = layer(collectionId)
     return _json(documents.feature_schema(_base(request), collectionId, spec,
                                           store.column_kinds(session, collectionId)), _schema_type(request))
@@ -151,7 +152,7 @@ def _filter(text: str | None, filter_crs: str | None):
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
             response_class=GeoJSONResponse)
-def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, who: ReaderUser,
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
           bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs")] = None,
@@ -184,7 +185,7 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
             response_class=GeoJSONResponse)
 def item(collectionId: CollectionId, featureId: str, request: Request, session: SessionDep, settings: SettingsDep,
-         who: CurrentUser, crs: Crs = None,
+         who: ReaderUser, crs: Crs = None,
          datetime_: Annotated[str | None, Query(alias="datetime")] = None) -> JSONResponse:
     layer(collectionId)
     out = ogc_crs(crs)

@@ -38,3 +38,9 @@ def planner_page(request: Request) -> HTMLResponse:
 def inspector_page(request: Request) -> HTMLResponse:
     """Inspectors: enclosures, openings by status, checkpoints, households beyond reach, patrol routes, report."""
     return _page(request, "inspector.html")
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request) -> HTMLResponse:
+    """Personal access tokens for QGIS and GDAL: make, list and revoke one's own (any logged-in user)."""
+    return _page(request, "tokens.html")

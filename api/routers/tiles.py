@@ -1,7 +1,8 @@
 """Vector tiles (Mapbox Vector Tile), TileJSON and a MapLibre style. Building the tiles is :mod:`tiles`.
 
-Tiles need a logged-in caller (``Authorization: Bearer <token>``; QGIS and MapLibre can send headers),
-like every endpoint (``api.deps.CurrentUser``: cached per token, so a cached tile needs no database round trip).
+Tiles need a logged-in caller (``Authorization: Bearer <token>``; MapLibre and newer QGIS send headers) or HTTP
+Basic with a personal access token (QGIS 3.22), ``api.deps.ReaderUser``: cached per token, so a cached tile needs
+no database round trip.
 A tile not yet cached is rendered on the event loop (``TileService.tile_async``, :mod:`spatial.store.aio`).
 A refused tile (the households layer for a viewer) is audited like every refusal (:func:`_audited`: no
 dependency, so a served tile costs nothing more).
@@ -15,7 +16,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import CurrentUser, audit_refused, public_url
+from api.deps import ReaderUser, audit_refused, public_url
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -82,7 +83,7 @@ def layer_tilejson(layer: str, request: Request) -> dict:
 
 @router.get("/{z}/{x}/{y}.mvt", summary="Several layers in one tile (组合瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
-async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: int,
+async def combined_tile(request: Request, who: ReaderUser, z: int, x: int, y: int,
                         layers: Annotated[str | None, Query(description="comma-separated, each at most once; "
                                                             "default: all you may see", max_length=LAYERS_MAX_LENGTH)]
                         = None) -> Response:
@@ -93,6 +94,6 @@ async def combined_tile(request: Request, who: CurrentUser, z: int, x: int, y: i
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
-async def layer_tile(request: Request, who: CurrentUser, layer: str, z: int, x: int, y: int) -> Response:
+async def layer_tile(request: Request, who: ReaderUser, layer: str, z: int, x: int, y: int) -> Response:
     return _respond(request, await _audited(request, _service(request).tile_async(request.app.state.reads, layer,
                                                                                 z, x, y, who)))

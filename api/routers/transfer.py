@@ -3,7 +3,8 @@
 Exports: any layer to any logged-in user (non-personal fields only, per-building counts in the caller's
 household scope only, like the map API); a community bundle
 to planners, inspectors and admins whose scope holds the community, with households **masked by default**
-(``reveal=true`` needs an admin and a ``purpose``; both are audited). Imports: planners and admins,
+(``reveal=true`` needs an admin, logged in, not by an access token, and a ``purpose``; both are audited). Both
+exports take HTTP Basic with a personal access token too (``api.deps.ReaderUser``). Imports: planners and admins,
 for communities in their scope; the report lists every finding; with an error nothing is written (422).
 An upload is vetted before GDAL reads it (:mod:`spatial.io.safe_files`: its content must be the format
 its name says, within the upload limits), and every import is audited, refused ones included.
@@ -20,14 +21,14 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
+from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep, audit_refusals_as
 from api.geojson import CrsParam
 from api.limits import ARCHIVE_INFLATION
 from spatial.io.export import export_community, export_layer
 from spatial.io.grid_files import import_grid_file
 from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
 from spatial.errors import Forbidden, InvalidInput
-from spatial.store import audit, plans
+from spatial.store import audit, plans, tokens
 
 router = APIRouter(prefix="/api", tags=["import · export 导入导出"])
 
@@ -48,7 +49,7 @@ def _zip_shapefile(folder: Path, shp: Path) -> Path:
 
 @router.get("/export/layers/{layer}", summary="Download a layer (导出图层): gpkg, geojson or shp (zipped)",
             response_class=FileResponse)
-def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who: ReaderUser,
                      format: Format = "gpkg", crs: CrsParam = None,
                      community: Annotated[str | None, Query(description="only this community (12 digits)")] = None,
                      ) -> FileResponse:
@@ -67,11 +68,13 @@ def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who
 
 @router.get("/export/communities/{code}", summary="Download a community bundle (导出社区数据包)",
             response_class=FileResponse)
-def export_community_bundle(code: str, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+def export_community_bundle(code: str, session: SessionDep, settings: SettingsDep, who: ReaderUser,
                             format: Format = "gpkg", crs: CrsParam = None,
                             households: bool = True, reveal: bool = False,
                             purpose: Annotated[str | None, Query(description="why (needed with reveal)")] = None,
                             ) -> FileResponse:
+    if reveal:
+        tokens.refuse_token(who, "revealing households")
     folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
     try:
         path = folder / (f"{code}.gpkg" if format == "gpkg" else f"{code}-{format}.zip")

@@ -243,6 +243,22 @@ class AuthToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AccessToken(Base):
+    """A personal access token (migration 0014): read-only, expiring, revocable; only its secret's SHA-256 kept."""
+
+    __tablename__ = "access_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    hint: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{read}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AuditEntry(Base):
     """One append-only audit record: who did what to which object's fields, why, and from where.
 
