@@ -93,8 +93,9 @@ class NearbyPublic(BaseModel):
 
 class RevealIn(BaseModel):
     reason: str = Field(description=f"why the full values are needed (audited): {field.MIN_REASON}–500 characters",
-                        max_length=500, pattern=rf"\S[\s\S]{{{field.MIN_REASON - 2},}}\S",
-                        examples=["电话联系户主核实情况"])
+                        examples=["电话联系户主核实情况"],  # stated only: the role is checked first (403)
+                        json_schema_extra={"maxLength": 500,
+                                           "pattern": rf"\S[\s\S]{{{field.MIN_REASON - 2},}}\S"})
     fields: list[OneOf(field.REVEALABLE)] = Field(default=list(field.REVEALABLE), min_length=1)
 
 
