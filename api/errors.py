@@ -12,8 +12,9 @@ are 503 with ``Retry-After`` so clients back off and retry.
 from __future__ import annotations
 
 import logging
-import time
 import math
+import re
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -154,12 +155,46 @@ _HTTP_KINDS = {400: "InvalidInput", 401: "NotAuthenticated", 403: "Forbidden", 4
                415: "UnsupportedMediaType", 422: "InvalidInput"}
 
 
-async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-    """Starlette's own errors (unknown path 404, method 405) and HTTPException raised by routers."""
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern, bool, frozenset[str]]]:
+    """(regular expression, is a concrete path, methods) of every path of the app's OpenAPI document."""
+    table = []
+    for path, item in app.openapi()["paths"].items():
+        parts = re.split(r"(\{[^/}]+\})", path)
+        regex = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        methods = frozenset(m.upper() for m in item if m in _HTTP_METHODS)
+        table.append((re.compile(regex + "$"), "{" not in path, methods))
+    return table
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document gives the request's path (HEAD with GET), sorted; a concrete path
+    (/api/grids/merge) is matched before templated ones (/api/grids/{code}), as OpenAPI says. Starlette's own
+    405 names only the methods of the first route matching the path, while a path such as /api/grids/{code}
+    has a route per method. Empty for a path the document does not describe."""
+    app = request.app
+    table = getattr(app.state, "path_methods", None)
+    if table is None:
+        table = app.state.path_methods = _path_methods(app)
+    matches = [(concrete, methods) for regex, concrete, methods in table if regex.match(request.url.path)]
+    chosen = [methods for concrete, methods in matches if concrete] or [methods for _, methods in matches]
+    found = set().union(*chosen)
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found)
+
+
+async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own errors (unknown path 404, method 405 with every method of the path in ``Allow``, as RFC
+    9110 asks) and HTTPException raised by routers."""
     if exc.status_code < 400:
         return Response(status_code=exc.status_code, headers=exc.headers)
     response = error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "HTTPError"), str(exc.detail))
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request)) or response.headers.get("Allow", "")
     return response
 
 

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import orjson
 import shapely
 from fastapi import Query
-from pydantic import StringConstraints
 from fastapi.responses import JSONResponse
 
+from api.types import CrsName
 from spatial.errors import InvalidInput
-from spatial.geometry.crs import MAX_NAME_LENGTH, CoordSys, from_wgs84, to_wgs84
+from spatial.geometry.crs import CoordSys, from_wgs84, to_wgs84
 from spatial.store.layers import Feature
 
 
@@ -34,11 +34,13 @@ class FastJSONResponse(JSONResponse):
 CRS_HELP = ("coordinate system: EPSG:4326 / WGS84 (default), EPSG:4490 / CGCS2000, GCJ-02 (Amap, Tencent, "
             "WeChat), BD-09 (Baidu), or any EPSG code")
 
-CrsName = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)]
-"""A CRS name as sent, in a query or a body (parsed by :func:`spatial.geometry.crs.parse_crs`): every ``crs``
-parameter and field uses it, so the OpenAPI document states the same bound (``maxLength``) the parser enforces."""
 CrsParam = Annotated[CrsName | None, Query(description=CRS_HELP, examples=["EPSG:4326", "GCJ-02"])]
-BboxParam = Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (default: crs)",
+_NUMBER = r"[-+]?([0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][-+]?[0-9]{1,2})?"
+BBOX_PATTERN = rf"^({_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}(,{_NUMBER},{_NUMBER})?)?$"
+"""Four (or six, with heights) comma-separated numbers, as :func:`parse_bbox` reads them (empty: no box). Stated
+in the document only: parse_bbox refuses the rest with its own message."""
+BboxParam = Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (default: crs), lower corner "
+                                                    "first", json_schema_extra={"pattern": BBOX_PATTERN},
                                         examples=["114.06,22.55,114.08,22.57"])]
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from annotated_types import Ge, Le
 from pydantic import BaseModel, Field
+
+# The bounds of request values live in api.types (one module for every request type); importable here too.
+from api.types import PG_BIGINT_MAX, PG_INTEGER_MAX, SOLVER_MAX_S, BigId, Id, SolverSeconds  # noqa: F401
 
 
 class Label(BaseModel):
@@ -77,24 +79,6 @@ class AuditPagePublic(BaseModel):
     total: int
     offset: int
     entries: list[AuditEntryPublic]
-
-
-# -- bounds of request values: PostgreSQL never sees a number it cannot hold, a solver never runs for hours --
-
-PG_INTEGER_MAX = 2_147_483_647
-PG_BIGINT_MAX = 9_223_372_036_854_775_807
-
-Id = Annotated[int, Ge(1), Le(PG_INTEGER_MAX)]
-"""The id of a row with a ``serial`` key (grids, campaigns, enclosures, openings, checkpoints): a larger number
-would overflow PostgreSQL's ``integer`` (that was a 500)."""
-BigId = Annotated[int, Ge(1), Le(PG_BIGINT_MAX)]
-"""The id of a row with a ``bigserial`` key (buildings, households)."""
-
-SOLVER_MAX_S = 30.0
-SolverSeconds = Annotated[float | None, Field(gt=0, le=SOLVER_MAX_S, description=(
-    f"solver time for more than 13 stops, at most {SOLVER_MAX_S:g} s (default 0.2–2 s): guided local search "
-    "uses all of it"))]
-"""Time a request may give the route solver: bounded, since the search runs until its time is up."""
 
 
 class AccessTokenCreate(BaseModel):

@@ -196,3 +196,23 @@ def test_a_duplicate_key_is_a_409_that_names_no_table_or_constraint(client):
     body = assert_error(client.post(path), 409, "Conflict")
     assert "already exists" in body["detail"] and body["sqlstate"] == "23505"
     assert not any(word in json.dumps(body) for word in ("secret", "440399001001", "violates"))
+
+
+def test_a_405_names_every_method_of_the_path_in_allow(client):
+    # /api/grids/{code} has a route per method; Starlette's own 405 named only the first route's (GET)
+    response = client.options(f"/api/grids/{factories.COMMUNITY}01")
+    assert_error(response, 405, "MethodNotAllowed")
+    assert response.headers["Allow"] == "GET, HEAD, PATCH"
+    response = client.delete("/api/grids/merge")  # a concrete path before the templated /api/grids/{code}
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("since", ["0.5", "1700000000", "2026-11-23", "2026-11-23T10:00:00"])
+def test_audit_times_are_instants_never_numbers_or_local_times(app_env, since):
+    client, sessions = app_env
+    with sessions.begin() as s:
+        users.create_user(s, "auditor1", PASSWORD, "auditor")
+    response = client.get("/api/audit", params={"since": since}, headers=login(client, "auditor1", PASSWORD))
+    assert_error(response, 422, "InvalidInput")
+    assert client.get("/api/audit", params={"since": "2026-11-23T10:00:00+08:00"},
+                      headers=login(client, "auditor1", PASSWORD)).status_code == 200

@@ -393,3 +393,14 @@ def test_overlong_names_and_codes_are_unknown_crs_not_a_crash(value):
 def test_the_longest_accepted_forms_fit_the_declared_length():
     for name in ("https://www.opengis.net/def/crs/EPSG/9.9.1/4547", "urn:ogc:def:crs:EPSG:9.9.1:4547"):
         assert len(name) <= crs.MAX_NAME_LENGTH and crs.parse_crs(name).epsg == 4547
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(crs.NAME_PATTERN, fullmatch=True))
+def test_every_name_the_documents_allow_is_read_or_is_an_epsg_code_proj_lacks(name):
+    # The API's documents state crs.NAME_PATTERN on every crs parameter; a generated client's name must be one
+    # parse_crs reads, or an EPSG code of the right form that PROJ does not know (tests/test_api_contract.py).
+    try:
+        crs.parse_crs(name)
+    except UnknownCRS:
+        assert name[-1].isdigit(), name

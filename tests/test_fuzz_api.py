@@ -27,7 +27,7 @@ import os
 import uuid
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,21 +181,26 @@ def _pick(value: Any, values: list[Any]) -> tuple[bool, Any]:
     return pick % 2 == 0, values[(pick // 2) % len(values)]
 
 
-def _steer(case, known: dict[str, list[Any]], versioned: bool) -> None:
+def _steer(case, known: dict[str, list[Any]], versioned: bool,
+           accept: Callable[[str, str, Any], bool] | None = None) -> None:
     """Make about half of the cases name stored objects and positions in the demo neighbourhood (path
     parameters, query parameters and members of a JSON body), and give a versioned grid edit on a real grid
-    an If-Match with one of its first versions."""
+    an If-Match with one of its first versions. ``accept(location, name, value)`` may refuse a replacement
+    (a stored value the operation's schema does not allow, e.g. another router's layer name)."""
+    def allowed(location: str, name: str, value: Any) -> bool:
+        return accept is None or accept(location, name, value)
+
     for name in [p.name for p in case.operation.path_parameters]:
         replace, value = _pick(case.path_parameters.get(name), known.get(name) or [None])
-        if replace and value is not None:
+        if replace and value is not None and allowed("path", name, value):
             case.path_parameters[name] = value
             if versioned and name == "code":
                 case.headers["If-Match"] = f'"{value}.v{1 + zlib.crc32(repr(case.body).encode()) % 3}"'
-    for members in (case.query, case.body):
+    for location, members in (("query", case.query), ("body", case.body)):
         if isinstance(members, dict):
             for name in members.keys() & known.keys():
                 replace, value = _pick(members[name], known[name])
-                if replace:
+                if replace and allowed(location, name, value):
                     members[name] = value
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, SessionDep
 from api.schemas import AuditEntryPublic, AuditPagePublic
+from api.types import BigId, Instant
 from spatial.store import audit
 
 router = APIRouter(prefix="/api/audit", tags=["audit · 审计"])
 
 AUDIT_ROLES = ("auditor",)  # and admin
 Text = Annotated[str | None, Query(max_length=200)]
-HouseholdQ = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="a household id (住户)")]
+HouseholdQ = Annotated[BigId | None, Query(description="a household id (住户)")]
 
 
 @router.get("", response_model=AuditPagePublic, summary="Search the audit log (查询审计日志), newest first",
@@ -25,7 +25,7 @@ HouseholdQ = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="a hous
                         "unvisited lists, coverage reports, reveals, visits, community exports).")
 def search_audit(session: SessionDep, who: CurrentUser, username: Text = None, action: Text = None,
                  object_type: Text = None, object_id: Text = None, household: HouseholdQ = None, result: Text = None,
-                 since: datetime | None = None, until: datetime | None = None,
+                 since: Annotated[Instant | None, Query()] = None, until: Annotated[Instant | None, Query()] = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> AuditPagePublic:
     who.require_role(*AUDIT_ROLES)

@@ -11,7 +11,7 @@ import functools
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import shapely
@@ -23,13 +23,15 @@ from pydantic import BaseModel, Field
 from api.deps import CrsDep, CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_transaction
 from api.routers.pages import static_path
 from api.geojson import CrsName, FastJSONResponse
-from api.schemas import BigId, Id, Label, SolverSeconds
+from api.schemas import Label
+from api.types import BigId, DivisionCode, GridCode, Id, Instant, OneOf, Position, SolverSeconds, Text
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
 from spatial.store import campaigns, household_reads, visit_routes
 from spatial.store import grids as grid_store
-from spatial.store.nearby import nearby_async
+from spatial.store.nearby import MAX_LIMIT as NEARBY_MAX_LIMIT, MAX_RADIUS_M, nearby_async
+from spatial.store.tours import MAX_STOPS
 from spatial.vocab import CAMPAIGN_STATUSES, HOUSEHOLD_TAGS, HOUSEHOLD_VISIT_STATUSES, VISIT_RESULTS, label
 
 HERE = Path(__file__).resolve().parents[1]
@@ -87,17 +89,22 @@ class NearbyPublic(BaseModel):
 
 
 class RevealIn(BaseModel):
-    reason: str = Field(description="why the full values are needed (audited)", examples=["电话联系户主核实情况"])
-    fields: list[str] = Field(default=list(household_reads.REVEALABLE))
+    reason: str = Field(description=f"why the full values are needed (audited): {household_reads.MIN_REASON}–500 characters",
+                        examples=["电话联系户主核实情况"],  # stated only: the role is checked first (403)
+                        json_schema_extra={"maxLength": 500,
+                                           "pattern": rf"\S[\s\S]{{{household_reads.MIN_REASON - 2},}}\S"})
+    fields: list[OneOf(household_reads.REVEALABLE)] = Field(default=list(household_reads.REVEALABLE), min_length=1)
 
 
 class CampaignCreate(BaseModel):
-    name: str
-    grid_codes: list[str] = []
-    division_code: str | None = Field(None, description="a community or subdistrict code (instead of grid_codes)")
-    flag_distance_m: float = Field(campaigns.DEFAULT_FLAG_DISTANCE_M,
-                                   description="visits recorded farther than this from the building are flagged")
-    description: str | None = None
+    name: Text(200, blank=False)
+    grid_codes: list[GridCode] = Field([], description="the grids to screen (or division_code)")
+    division_code: DivisionCode | None = Field(None, description="a community or subdistrict code (instead of "
+                                                                 "grid_codes)")
+    flag_distance_m: float = Field(campaigns.DEFAULT_FLAG_DISTANCE_M, ge=1, le=5000,
+                                   description="metres: visits recorded farther than this from the building are "
+                                               "flagged")
+    description: Text(2000) | None = None
 
 
 class CampaignPublic(BaseModel):
@@ -118,12 +125,13 @@ class CampaignPublic(BaseModel):
 
 class VisitCreate(BaseModel):
     household_id: BigId
-    result: str = Field(description="one of " + ", ".join(VISIT_RESULTS))
+    result: OneOf(VISIT_RESULTS) = Field(description="one of " + ", ".join(VISIT_RESULTS))
     lon: float = Field(description="the worker's position, x in crs")
     lat: float = Field(description="the worker's position, y in crs")
     crs: CrsName | None = None
-    visited_at: datetime | None = None
-    note: str | None = None
+    visited_at: Instant | None = Field(None, description="default now; not in the future, not before the campaign "
+                                                         "opened")
+    note: Text(1000) | None = None
 
 
 class VisitPublic(BaseModel):
@@ -166,11 +174,12 @@ class RouteIn(BaseModel):
     position_crs: CrsName | None = None
     campaign_id: Id | None = None
     grid_id: Id | None = None
-    household_ids: list[BigId] | None = Field(None, description="visit these instead of the campaign's unvisited")
-    nearest: int | None = Field(None, description="only the N buildings nearest to the start")
+    household_ids: list[BigId] | None = Field(None, max_length=5000,
+                                              description="visit these instead of the campaign's unvisited")
+    nearest: int | None = Field(None, ge=1, le=MAX_STOPS, description="only the N buildings nearest to the start")
     closed: bool = Field(False, description="come back to the start")
-    end: list[float] | None = Field(None, description="finish at this (x, y) in crs")
-    speed_mps: float = Field(1.2, description="walking speed, m/s")
+    end: Position | None = Field(None, description="finish at this [x, y] in crs")
+    speed_mps: float = Field(1.2, ge=0.1, le=40, description="walking speed, m/s")
     time_limit_s: SolverSeconds = None
 
 
@@ -287,9 +296,11 @@ LatQ = Annotated[float, Query(description="y of the position in crs (latitude fo
                      "network. Outside your area the list is empty. Every call is audited.")
 async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon: LonQ, lat: LatQ,
                  coords: CrsDep,
-                 radius: Annotated[float, Query(description="metres (1–2000)")] = 200.0,
-                 limit: Annotated[int, Query(description="households (1–500)")] = 50,
-                 mode: Annotated[str, Query(description="straight or walk")] = "straight",
+                 radius: Annotated[float, Query(ge=1, le=MAX_RADIUS_M,
+                                                description=f"metres (1–{MAX_RADIUS_M:g})")] = 200.0,
+                 limit: Annotated[int, Query(ge=1, le=NEARBY_MAX_LIMIT,
+                                             description=f"households (1–{NEARBY_MAX_LIMIT})")] = 50,
+                 mode: Annotated[Literal["straight", "walk"], Query(description="straight or walk")] = "straight",
                  campaign_id: Id | None = None, only_unvisited: bool = False,
                  purpose: Annotated[str | None, Query(description="why you look (written to the audit log)")] = None,
                  position_crs: Annotated[CrsName | None,
@@ -332,7 +343,8 @@ def reveal(household_id: BigId, body: RevealIn, session: SessionDep, who: Curren
 
 @api.get("/campaigns", response_model=list[CampaignPublic], summary="Screening campaigns in my area (排查任务)")
 def list_campaigns(session: SessionDep, who: CurrentUser,
-                   status: Annotated[str | None, Query(description="open or closed")] = None) -> list[CampaignPublic]:
+                   status: Annotated[OneOf(CAMPAIGN_STATUSES) | None, Query(description="open or closed")] = None
+                   ) -> list[CampaignPublic]:
     return [_campaign(c) for c in campaigns.list_campaigns(session, who, status=status)]
 
 
@@ -380,7 +392,8 @@ def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> Coverage
          description="A FeatureCollection of points (the building of each household) with masked properties; "
                      "audited.")
 def unvisited(campaign_id: Id, session: SessionDep, who: CurrentUser, coords: CrsDep,
-              grid_id: Id | None = None, limit: Annotated[int, Query()] = campaigns.MAX_UNVISITED,
+              grid_id: Id | None = None,
+              limit: Annotated[int, Query(ge=1, le=campaigns.MAX_UNVISITED)] = campaigns.MAX_UNVISITED,
               purpose: str | None = None) -> dict[str, Any]:
     items = campaigns.unvisited(session, who, campaign_id, grid_id=grid_id, limit=limit, purpose=purpose)
     features = [{"type": "Feature", "id": h["id"], "geometry": {"type": "Point", "coordinates": h.pop("location")},

@@ -15,6 +15,7 @@ from shapely.geometry import mapping
 
 from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName
+from api.types import DivisionCode, GridCode, Id, LineGeoJSON, Name, OneOf, PolygonGeoJSON
 from spatial.access import Principal
 from spatial.errors import InvalidInput, PreconditionRequired
 from spatial.geometry.crs import CoordSys, from_wgs84, parse_crs
@@ -35,33 +36,33 @@ class Edit(BaseModel):
 
 
 class BoundaryEdit(Edit):
-    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon")
+    geometry: PolygonGeoJSON = Field(description="GeoJSON Polygon or MultiPolygon")
     move_shared_boundary: bool = Field(False, description="neighbours give up the land claimed and take the land "
                                                           "released (else an overlap is refused with 409)")
 
 
 class GridCreate(BoundaryEdit):
-    community_code: str = Field(pattern=r"^\d{12}$")
-    name: str = Field(min_length=1, max_length=100)
-    kind: str = Field("comprehensive", description=" / ".join(GRID_KINDS))
+    community_code: DivisionCode
+    name: Name
+    kind: OneOf(GRID_KINDS) = Field("comprehensive", description=" / ".join(GRID_KINDS))
 
 
 class GridRename(Edit):
-    name: str = Field(min_length=1, max_length=100)
+    name: Name
     preview: bool = Field(False, description="ignored: a rename has nothing to preview")
 
 
 class GridSplit(Edit):
-    line: dict[str, Any] = Field(description="GeoJSON LineString crossing the grid from side to side")
-    new_name: str = Field(min_length=1, max_length=100)
+    line: LineGeoJSON = Field(description="GeoJSON LineString crossing the grid from side to side")
+    new_name: Name
 
 
 class GridMerge(Edit):
-    codes: list[str] = Field(min_length=2, description="the first grid keeps its code; the others retire")
+    codes: list[GridCode] = Field(min_length=2, description="the first grid keeps its code; the others retire")
 
 
 class GridRevert(Edit):
-    version: int = Field(ge=1)
+    version: Id
     move_shared_boundary: bool = False
 
 
@@ -195,7 +196,7 @@ def history(code: str, session: SessionDep, settings: SettingsDep, _: CurrentUse
 
 @router.get("/{code}/diff", summary="What changed between two versions (版本对比)")
 def diff(code: str, session: SessionDep, settings: SettingsDep, _: CurrentUser,
-         from_version: Annotated[int, Query(alias="from", ge=1)], to_version: Annotated[int, Query(alias="to", ge=1)],
+         from_version: Annotated[Id, Query(alias="from")], to_version: Annotated[Id, Query(alias="to")],
          coords: CrsDep) -> dict[str, Any]:
     plan = _settings(settings, coords)
     result = store.version_diff(session, code, from_version, to_version, settings.metric_srid)

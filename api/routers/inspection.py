@@ -21,19 +21,31 @@ from api.geojson import CrsName
 from api.presenters import inspection as present
 from api.presenters.inspection import (CoverageReportPublic, EnclosureCreatedPublic, OpeningFeaturePublic,
                                        PatrolPublic, ScanPublic, SitingPublic, StreetPatrolPublic)
-from api.schemas import Id, SolverSeconds
+from api.types import (BigId, DivisionCode, GridCode, Id, Metres, Name, OneOf, PolygonOnlyGeoJSON, Position,
+                       SolverSeconds, Text)
 from spatial.analysis.siting import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import CoordSys, parse_crs
 from spatial.geometry.validate import position_from_xy
 from spatial.store import coverage, enclosure_siting, patrols
+from spatial.store.opening_scan import MAX_FROM_PERIMETER_LIMIT_M, MIN_DISTANCE_M
+from spatial.store.tours import MAX_STOPS
 from spatial.store import openings as op
-from spatial.vocab import BARRIER_KINDS, CHECKPOINT_KINDS, ENCLOSURE_KINDS
+from spatial.vocab import BARRIER_KINDS, CHECKPOINT_KINDS, ENCLOSURE_KINDS, OPENING_STATUSES
 
 router = APIRouter(prefix="/api/inspection", tags=["inspection · 督查"])
 
-ThresholdQ = Annotated[float, Query(description="metres (10–5000): households farther than this from the nearest "
-                                                "staffed checkpoint are reported")]
+Threshold = Metres(coverage.MIN_THRESHOLD_M, coverage.MAX_THRESHOLD_M, description=(
+    f"metres ({coverage.MIN_THRESHOLD_M:g}–{coverage.MAX_THRESHOLD_M:g}): households farther than this from the "
+    "nearest staffed checkpoint are reported"))
+ThresholdQ = Annotated[Threshold, Query()]
+MaxFromPerimeter = Metres(MIN_DISTANCE_M, MAX_FROM_PERIMETER_LIMIT_M, description=(
+    f"metres, straight line ({MIN_DISTANCE_M:g}–{MAX_FROM_PERIMETER_LIMIT_M:g})"))
+Width = Metres(MIN_DISTANCE_M, op.MAX_WIDTH_M, description=(
+    f"metres of perimeter a barrier would close ({MIN_DISTANCE_M:g}–{op.MAX_WIDTH_M:g})"))
+DivisionQ = Annotated[DivisionCode | None, Query(description="a community or subdistrict code (12 digits)")]
+ManyGridsQ = Annotated[int, Query(ge=1, le=100, description="a checkpoint serving this many grids or more is "
+                                                          "reported")]
 DistanceQ = Annotated[Literal["walk", "straight"], Query(description="walk: on the footpath network inside the "
                                                                      "enclosure (pgRouting); straight: straight line")]
 LAYERS = ("enclosures", "openings", "unguarded", "barriers", "checkpoints", "households_beyond")
@@ -51,17 +63,19 @@ def _wgs84(x: float, y: float, crs: CoordSys) -> tuple[float, float]:
 
 
 class EnclosureCreate(BaseModel):
-    name: str = Field(examples=["上沙村"])
-    kind: str = Field("estate", description="one of " + ", ".join(ENCLOSURE_KINDS))
-    community_code: str | None = Field(None, description="12 digits; default: the community holding most of it")
-    geometry: dict[str, Any] = Field(description="a GeoJSON Polygon (closed rings) in crs")
+    name: Name = Field(examples=["上沙村"])
+    kind: OneOf(ENCLOSURE_KINDS) = Field("estate", description="one of " + ", ".join(ENCLOSURE_KINDS))
+    community_code: DivisionCode | None = Field(None, description="12 digits; default: the community holding most "
+                                                                  "of it")
+    geometry: PolygonOnlyGeoJSON = Field(description="a GeoJSON Polygon (closed rings) in crs")
     crs: CrsName | None = None
-    max_from_perimeter_m: float = Field(op.DEFAULT_MAX_FROM_PERIMETER_M,
-                                        description="stored checkpoints within this of the perimeter are linked")
+    max_from_perimeter_m: MaxFromPerimeter = Field(op.DEFAULT_MAX_FROM_PERIMETER_M,
+                                                   description="stored checkpoints within this of the perimeter are "
+                                                               "linked")
 
 
 class BoundaryIn(BaseModel):
-    geometry: dict[str, Any] = Field(description="a GeoJSON Polygon (closed rings) in crs")
+    geometry: PolygonOnlyGeoJSON = Field(description="a GeoJSON Polygon (closed rings) in crs")
     crs: CrsName | None = None
 
 
@@ -69,16 +83,16 @@ class OpeningCreate(BaseModel):
     lon: float = Field(description="x in crs; the opening goes to the nearest point of the perimeter")
     lat: float = Field(description="y in crs")
     crs: CrsName | None = None
-    street_name: str | None = None
-    width_m: float | None = Field(None, description="metres of perimeter a barrier would close (default 5)")
-    note: str | None = None
-    max_from_perimeter_m: float = op.DEFAULT_MAX_FROM_PERIMETER_M
+    street_name: Text(200) | None = None
+    width_m: Width | None = Field(None, description="metres of perimeter a barrier would close (default 5)")
+    note: Text(500) | None = None
+    max_from_perimeter_m: MaxFromPerimeter = op.DEFAULT_MAX_FROM_PERIMETER_M
 
 
 class CheckpointIn(BaseModel):
-    id: int | None = Field(None, description="an existing checkpoint to link (else one is created or updated)")
-    name: str | None = None
-    kind: str = Field("pedestrian", description="one of " + ", ".join(CHECKPOINT_KINDS))
+    id: Id | None = Field(None, description="an existing checkpoint to link (else one is created or updated)")
+    name: Text(100) | None = None
+    kind: OneOf(CHECKPOINT_KINDS) = Field("pedestrian", description="one of " + ", ".join(CHECKPOINT_KINDS))
     opening_hours: str = Field("24/7", description="OSM syntax: 24/7, off, Mo-Su 06:00-22:00, "
                                                    "Mo-Fr 07:00-19:00; Sa 08:00-12:00 …",
                                examples=["Mo-Su 06:00-22:00"])
@@ -86,62 +100,65 @@ class CheckpointIn(BaseModel):
 
 
 class OpeningUpdate(BaseModel):
-    version: int | None = Field(None, description="the version you edited; 412 if it changed meanwhile")
-    status: str | None = Field(None, description="open, sealed or checkpoint")
-    barrier_kind: str | None = Field(None, description="for sealed: " + ", ".join(BARRIER_KINDS))
+    version: Id | None = Field(None, description="the version you edited; 412 if it changed meanwhile")
+    status: OneOf(OPENING_STATUSES) | None = Field(None, description="open, sealed or checkpoint")
+    barrier_kind: OneOf(BARRIER_KINDS) | None = Field(None, description="for sealed: " + ", ".join(BARRIER_KINDS))
     checkpoint: CheckpointIn | None = None
-    width_m: float | None = None
-    note: str | None = None
-    location: list[float] | None = Field(None, description="move to [x, y] in crs (planners)")
+    width_m: Width | None = None
+    note: Text(500) | None = None
+    location: Position | None = Field(None, description="move to [x, y] in crs (planners)")
     crs: CrsName | None = None
-    max_from_perimeter_m: float = op.DEFAULT_MAX_FROM_PERIMETER_M
+    max_from_perimeter_m: MaxFromPerimeter = op.DEFAULT_MAX_FROM_PERIMETER_M
 
 
 class CheckpointCreate(BaseModel):
     lon: float
     lat: float
     crs: CrsName | None = None
-    name: str = Field(examples=["北门卡口"])
-    kind: str = "pedestrian"
+    name: Text(100) = Field(examples=["北门卡口"])
+    kind: OneOf(CHECKPOINT_KINDS) = "pedestrian"
     opening_hours: str = "24/7"
     staff_count: int = Field(1, ge=0, le=200)
-    enclosure_id: int | None = None
-    max_from_perimeter_m: float = Field(op.DEFAULT_MAX_FROM_PERIMETER_M,
-                                        description="refused if farther than this from every perimeter")
+    enclosure_id: Id | None = None
+    max_from_perimeter_m: MaxFromPerimeter = Field(op.DEFAULT_MAX_FROM_PERIMETER_M,
+                                                   description="refused if farther than this from every perimeter")
 
 
 class SitingIn(BaseModel):
-    enclosure_id: int
+    enclosure_id: Id
     problem: Literal["set_cover", "max_cover"] = Field(
         "set_cover", description="set_cover: fewest checkpoints covering everyone; max_cover: p covering the most")
     p: int | None = Field(None, ge=1, le=10_000, description="checkpoints to staff (max_cover)")
-    threshold_m: float = coverage.DEFAULT_THRESHOLD_M
+    threshold_m: Threshold = coverage.DEFAULT_THRESHOLD_M
     distance: Literal["walk", "straight"] = "walk"
     candidates: Literal["all", "checkpoints"] = Field("all", description="all openings, or only today's checkpoints")
-    keep_opening_ids: list[int] = Field(default_factory=list, description="openings that must stay staffed")
+    keep_opening_ids: list[Id] = Field(default_factory=list, description="openings that must stay staffed")
     time_limit_s: float = Field(DEFAULT_TIME_LIMIT_S, gt=0, le=MAX_TIME_LIMIT_S)
     solver: Literal["cp-sat", "scip"] = "cp-sat"
     crs: CrsName | None = None
 
 
+_UNIQUE = {"uniqueItems": True}  # stated; refused by spatial.store.patrols ("listed twice")
+
+
 class PatrolIn(BaseModel):
-    start: list[float] = Field(description="[x, y] in crs")
-    end: list[float] | None = Field(None, description="[x, y] in crs; default: back to the start")
+    start: Position = Field(description="[x, y] in crs")
+    end: Position | None = Field(None, description="[x, y] in crs; default: back to the start")
     closed: bool = Field(True, description="come back to the start (ignored with end)")
     network: Literal["walk", "drive"] = Field("walk", description="drive honours one-way streets")
-    checkpoint_ids: list[int] = Field(default_factory=list)
-    opening_ids: list[int] = Field(default_factory=list)
-    building_ids: list[int] = Field(default_factory=list)
-    speed_mps: float | None = Field(None, description="default 1.2 walking, 8.3 driving")
+    checkpoint_ids: list[Id] = Field(default_factory=list, max_length=MAX_STOPS, json_schema_extra=_UNIQUE)
+    opening_ids: list[Id] = Field(default_factory=list, max_length=MAX_STOPS, json_schema_extra=_UNIQUE)
+    building_ids: list[BigId] = Field(default_factory=list, max_length=MAX_STOPS, json_schema_extra=_UNIQUE)
+    speed_mps: float | None = Field(None, ge=0.1, le=40, description="m/s, default 1.2 walking, 8.3 driving")
     time_limit_s: SolverSeconds = None
     crs: CrsName | None = None
 
 
 class StreetPatrolIn(BaseModel):
-    grid_id: int | None = None
-    grid_code: str | None = None
-    start: list[float] | None = Field(None, description="[x, y] in crs; default: a lane node near the grid's centre")
-    speed_mps: float = 1.2
+    grid_id: Id | None = Field(None, description="the grid (or grid_code)")
+    grid_code: GridCode | None = None
+    start: Position | None = Field(None, description="[x, y] in crs; default: a lane node near the grid's centre")
+    speed_mps: float = Field(1.2, ge=0.1, le=10, description="walking speed, m/s")
     crs: CrsName | None = None
 
 
@@ -152,7 +169,7 @@ class StreetPatrolIn(BaseModel):
             description="A FeatureCollection of the enclosures in your area (of a division if given). Openings of "
                         "enclosures never scanned are detected on first use.")
 def list_enclosures(session: SessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
-                    division: str | None = None) -> dict[str, Any]:
+                    division: DivisionQ = None) -> dict[str, Any]:
     ids = op.visible_enclosure_ids(session, who, division=division)
     op.ensure_scanned(session, ids, metric_srid=settings.metric_srid)
     return present.enclosures(op.enclosure_features(session, ids, settings.metric_srid), op.openings_of(session, ids),
@@ -187,7 +204,8 @@ def redraw_enclosure(enclosure_id: Id, body: BoundaryIn, session: SessionDep, wh
              description="After the street network or the boundary changed. Openings found again keep their state; "
                          "deleted ones stay deleted. Planners.")
 def scan_enclosure(enclosure_id: Id, session: SessionDep, who: CurrentUser, settings: SettingsDep,
-                   max_from_perimeter_m: float = op.DEFAULT_MAX_FROM_PERIMETER_M) -> ScanPublic:
+                   max_from_perimeter_m: Annotated[MaxFromPerimeter, Query()] = op.DEFAULT_MAX_FROM_PERIMETER_M
+                   ) -> ScanPublic:
     return present.scan(op.rescan(session, who, enclosure_id, metric_srid=settings.metric_srid,
                                   max_from_perimeter_m=max_from_perimeter_m))
 
@@ -234,7 +252,7 @@ def update_opening(opening_id: Id, body: OpeningUpdate, session: SessionDep, who
 
 @router.delete("/openings/{opening_id}", status_code=204, summary="Delete an opening (删除出入口)",
                description="It stays deleted when the perimeter is scanned again. Planners.")
-def delete_opening(opening_id: Id, session: SessionDep, who: CurrentUser, version: int | None = None) -> Response:
+def delete_opening(opening_id: Id, session: SessionDep, who: CurrentUser, version: Id | None = None) -> Response:
     op.delete_opening(session, who, opening_id, version=version)
     return Response(status_code=204)
 
@@ -273,9 +291,9 @@ def _report(session, who, settings, enclosure_id, division, threshold_m, distanc
                         "grids with no checkpoint, checkpoints serving many grids. `households=true` adds the "
                         "household rows beyond the threshold, masked and audited.")
 def coverage_report(session: SessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
-                    enclosure_id: int | None = None,
-                    division: str | None = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
-                    distance: DistanceQ = "walk", many_grids: int = coverage.DEFAULT_MANY_GRIDS,
+                    enclosure_id: Id | None = None,
+                    division: DivisionQ = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
+                    distance: DistanceQ = "walk", many_grids: ManyGridsQ = coverage.DEFAULT_MANY_GRIDS,
                     households: bool = False) -> CoverageReportPublic:
     report = _report(session, who, settings, enclosure_id, division, threshold_m, distance, many_grids)
     out = present.coverage_report(report, coords)
@@ -288,9 +306,9 @@ def coverage_report(session: SessionDep, who: CurrentUser, settings: SettingsDep
             description="The coverage report as a printable HTML page (send the bearer token; the inspector page "
                         "opens it in a new window).")
 def coverage_report_html(request: Request, session: SessionDep, who: CurrentUser, settings: SettingsDep,
-                         enclosure_id: int | None = None, division: str | None = None,
+                         enclosure_id: Id | None = None, division: DivisionQ = None,
                          threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M, distance: DistanceQ = "walk",
-                         many_grids: int = coverage.DEFAULT_MANY_GRIDS) -> HTMLResponse:
+                         many_grids: ManyGridsQ = coverage.DEFAULT_MANY_GRIDS) -> HTMLResponse:
     report = _report(session, who, settings, enclosure_id, division, threshold_m, distance, many_grids)
     return present.TEMPLATES.TemplateResponse(request, "coverage_report.html",
                                               present.coverage_page_context(report, who.username))
@@ -302,8 +320,8 @@ def coverage_report_html(request: Request, session: SessionDep, who: CurrentUser
                         "(buildings farther than the threshold from the nearest staffed checkpoint).")
 def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "checkpoints", "households_beyond"],
           session: SessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
-          enclosure_id: int | None = None,
-          division: str | None = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
+          enclosure_id: Id | None = None,
+          division: DivisionQ = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
           distance: DistanceQ = "walk") -> dict[str, Any]:
     if layer in ("openings", "unguarded", "barriers"):
         ids = op.visible_enclosure_ids(session, who, enclosure_id=enclosure_id, division=division)

@@ -13,7 +13,8 @@ router = APIRouter(prefix="/api", tags=["meta · 系统"])
 
 
 @router.get("/health", response_model=HealthPublic, response_model_exclude_none=True,
-            summary="Is the service and its database up (健康检查)")
+            summary="Is the service and its database up (健康检查)",
+            openapi_extra={"security": [{}]})  # the token is optional: {} next to the bearer scheme
 def health(session: SessionDep, who: OptionalUser) -> HealthPublic:
     """Answers anyone (a load balancer's probe needs no token); the versions only to an admin's token."""
     if who is not None and who.role == "admin":

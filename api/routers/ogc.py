@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ReaderUser, SessionDep, SettingsDep, public_url, this_url
 from api.ogc import documents
-from api.geojson import CrsName, FastJSONResponse
+from api.geojson import BBOX_PATTERN, CrsName, FastJSONResponse
 from api.ogc.crs import ogc_crs
 from spatial import cql2
 from spatial.errors import InvalidInput, UnknownCRS
@@ -33,6 +33,10 @@ DEFAULT_LIMIT = 100
 
 CollectionId = Annotated[str, Path(description="collection id, e.g. grids, buildings")]
 Crs = Annotated[CrsName | None, Query(description="output CRS URI (default CRS84; EPSG/0/4490 is CGCS2000)")]
+_INSTANT = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                      {"type": "null"}]}  # stated only: _instant refuses the rest with its own message (400)
+InstantQ = Annotated[str | None, Query(alias="datetime", description="instant (grids): an RFC 3339 date-time, or a "
+                                                                    "date (00:00 UTC)", json_schema_extra=_INSTANT)]
 
 
 @contextmanager
@@ -155,10 +159,11 @@ def _filter(text: str | None, filter_crs: str | None):
 def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, who: ReaderUser,
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
-          bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs")] = None,
+          bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs",
+                                            json_schema_extra={"pattern": BBOX_PATTERN})] = None,
           bbox_crs: Annotated[CrsName | None, Query(alias="bbox-crs")] = None,
           crs: Crs = None,
-          datetime_: Annotated[str | None, Query(alias="datetime", description="instant (grids)")] = None,
+          datetime_: InstantQ = None,
           filter_: Annotated[str | None, Query(alias="filter", description="CQL2 text")] = None,
           filter_lang: Annotated[Literal["cql2-text", "cql-text"], Query(alias="filter-lang")] = "cql2-text",
           filter_crs: Annotated[CrsName | None, Query(alias="filter-crs")] = None) -> JSONResponse:
@@ -186,7 +191,7 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
             response_class=GeoJSONResponse)
 def item(collectionId: CollectionId, featureId: str, request: Request, session: SessionDep, settings: SettingsDep,
          who: ReaderUser, crs: Crs = None,
-         datetime_: Annotated[str | None, Query(alias="datetime")] = None) -> JSONResponse:
+         datetime_: InstantQ = None) -> JSONResponse:
     layer(collectionId)
     out = ogc_crs(crs)
     with _bad_request():

@@ -15,6 +15,7 @@ from shapely.geometry import mapping, shape
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName
+from api.types import DivisionCode
 from spatial.access import Principal
 from spatial.errors import PreconditionRequired
 from spatial.geometry.crs import from_wgs84, parse_crs
@@ -26,14 +27,14 @@ router = APIRouter(tags=["plans · 自动方案"])
 
 
 class PlanRequest(BaseModel):
-    community_code: str = Field(pattern=r"^\d{12}$")
+    community_code: DivisionCode
     low: int = Field(300, ge=1, le=100_000, description="fewest households per grid")
     high: int = Field(500, ge=1, le=100_000, description="most households per grid")
     crs: CrsName | None = Field(None, description="CRS of the returned geometries")
 
 
 class AdoptRequest(PlanRequest):
-    reason: str = Field(min_length=1, description="recorded in every new grid's history")
+    reason: str = Field(min_length=1, pattern=r"\S", description="recorded in every new grid's history")
 
 
 def _planner(who: Principal, community_code: str) -> None:

@@ -24,11 +24,13 @@ from starlette.background import BackgroundTask
 from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep, audit_refusals_as
 from api.geojson import CrsParam
 from api.limits import ARCHIVE_INFLATION
+from api.types import DivisionCode, OneOf
+from spatial.errors import Forbidden, InvalidInput
 from spatial.io.export import export_community, export_layer
 from spatial.io.grid_files import import_grid_file
 from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
-from spatial.errors import Forbidden, InvalidInput
 from spatial.store import audit, plans, tokens
+from spatial.store.layers import LAYERS
 
 router = APIRouter(prefix="/api", tags=["import · export 导入导出"])
 
@@ -49,9 +51,10 @@ def _zip_shapefile(folder: Path, shp: Path) -> Path:
 
 @router.get("/export/layers/{layer}", summary="Download a layer (导出图层): gpkg, geojson or shp (zipped)",
             response_class=FileResponse)
-def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who: ReaderUser,
+def export_one_layer(layer: OneOf(LAYERS), session: SessionDep, settings: SettingsDep, who: ReaderUser,
                      format: Format = "gpkg", crs: CrsParam = None,
-                     community: Annotated[str | None, Query(description="only this community (12 digits)")] = None,
+                     community: Annotated[DivisionCode | None,
+                                          Query(description="only this community (12 digits)")] = None,
                      ) -> FileResponse:
     folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
     try:
@@ -68,7 +71,7 @@ def export_one_layer(layer: str, session: SessionDep, settings: SettingsDep, who
 
 @router.get("/export/communities/{code}", summary="Download a community bundle (导出社区数据包)",
             response_class=FileResponse)
-def export_community_bundle(code: str, session: SessionDep, settings: SettingsDep, who: ReaderUser,
+def export_community_bundle(code: DivisionCode, session: SessionDep, settings: SettingsDep, who: ReaderUser,
                             format: Format = "gpkg", crs: CrsParam = None,
                             households: bool = True, reveal: bool = False,
                             purpose: Annotated[str | None, Query(description="why (needed with reveal)")] = None,

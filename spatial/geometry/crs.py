@@ -118,6 +118,14 @@ MAX_NAME_LENGTH = 100
 """Longest CRS name accepted (characters): the longest accepted form, an OGC URL with a version
 (``https://www.opengis.net/def/crs/EPSG/9.9.1/4326``), is under 60. Longer names are UnknownCRS without being
 parsed; the API declares the same bound (``maxLength``) on every ``crs`` parameter."""
+NAME_PATTERN = ("^(|WGS84|wgs84|WGS-84|CRS84|crs84|OGC:CRS84|CGCS2000|cgcs2000"
+                "|GCJ-02|GCJ02|gcj02|gcj|amap|gaode|autonavi|tencent|wechat|BD-09|BD09|bd09|bd09ll|baidu"
+                "|(EPSG|epsg)::?[0-9]{1,6}|[0-9]{1,6}|urn:ogc:def:crs:(EPSG|epsg):[0-9.]*:[0-9]{1,6}"
+                "|urn:ogc:def:crs:OGC:(1\\.3)?:CRS84"
+                "|https?://www\\.opengis\\.net/def/crs/(EPSG/[0-9.]+/[0-9]{1,6}|OGC/1\\.3/CRS84))$")
+"""The names :func:`parse_crs` reads, in their usual spellings (it reads any case, and blanks, hyphens and
+underscores in the aliases), as a regular expression for the API's documents. A name that matches may still
+be unknown: an EPSG code that PROJ does not know, or of a CRS neither geographic nor projected."""
 MAX_CODE_DIGITS = 9
 """EPSG codes have at most 6 digits (ESRI's up to 6 too); longer digit runs are UnknownCRS, never an int."""
 

@@ -33,6 +33,8 @@ from spatial.errors import InvalidInput
 
 DEFAULT_MAX_FROM_PERIMETER_M = 30.0     # a checkpoint farther than this from every perimeter is refused
 MAX_FROM_PERIMETER_LIMIT_M = 500.0
+MIN_DISTANCE_M = 0.01                   # 1 cm: a shorter distance or width is below what the map can tell apart (and
+                                        # PostgreSQL refuses subnormal numbers such as 5e-324 as out of range)
 MERGE_M = 2.0                           # crossing points closer than this are one opening
 MATCH_M = 5.0                           # a rescanned opening this close to a stored one is the same opening
 LOCAL_M = 5.0                           # the street must run inside and outside within this of the point,
@@ -363,5 +365,9 @@ def sync_schedules(session: Session, checkpoint_ids: Sequence[int] | None = None
 
 
 def check_max_from_perimeter(value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value <= MAX_FROM_PERIMETER_LIMIT_M):
-        raise InvalidInput(f"max_from_perimeter_m must be in (0, {MAX_FROM_PERIMETER_LIMIT_M:g}] m, got {value}")
+    """Metres (straight line) a checkpoint or opening may lie from a perimeter: MIN_DISTANCE_M to
+    MAX_FROM_PERIMETER_LIMIT_M."""
+    if not (isinstance(value, int | float) and math.isfinite(value)
+            and MIN_DISTANCE_M <= value <= MAX_FROM_PERIMETER_LIMIT_M):
+        raise InvalidInput(f"max_from_perimeter_m must be between {MIN_DISTANCE_M:g} and "
+                           f"{MAX_FROM_PERIMETER_LIMIT_M:g} m, got {value}")

@@ -39,12 +39,13 @@ from spatial.errors import Conflict, InvalidInput, NotFound, OutOfScope, StaleEd
 from spatial.geometry.crs import CoordSys, parse_crs
 from spatial.geometry.validate import polygon_from_geojson
 from spatial.store import audit
-from spatial.store.opening_scan import (DEFAULT_MAX_FROM_PERIMETER_M, DEFAULT_WIDTH_M, INSERT_OPENING, ScanResult,
-                                        check_max_from_perimeter, ensure_scanned, refresh_barrier, scan_openings,
-                                        soft_delete, sync_schedules)
+from spatial.store.opening_scan import (DEFAULT_MAX_FROM_PERIMETER_M, DEFAULT_WIDTH_M, INSERT_OPENING, MIN_DISTANCE_M,
+                                        ScanResult, check_max_from_perimeter, ensure_scanned, refresh_barrier,
+                                        scan_openings, soft_delete, sync_schedules)
 from spatial.vocab import BARRIER_KINDS, CHECKPOINT_KINDS, ENCLOSURE_KINDS, OPENING_STATUSES
 
 MIN_ENCLOSURE_M2 = 100.0
+MAX_WIDTH_M = 200.0                       # metres of perimeter one opening may span
 MAX_ENCLOSURE_M2 = 20_000_000.0         # 20 km²: larger is a district, not an enclosure
 READ_ROLES = ("inspector", "planner", "grid_worker")
 STATE_ROLES = ("inspector", "planner")
@@ -342,8 +343,8 @@ def add_opening(session: Session, who: Principal, enclosure_id: int, lon: float,
 
 
 def _check_width(width_m: float) -> float:
-    if not (math.isfinite(width_m) and 0 < width_m <= 200):
-        raise InvalidInput(f"width must be between 0 and 200 m, got {width_m}")
+    if not (math.isfinite(width_m) and MIN_DISTANCE_M <= width_m <= MAX_WIDTH_M):
+        raise InvalidInput(f"width must be between {MIN_DISTANCE_M:g} and {MAX_WIDTH_M:g} m, got {width_m}")
     return float(width_m)
 
 
