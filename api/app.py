@@ -19,6 +19,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.proxies import ForwardedFor
 from gridgov.settings import Settings
+from spatial import basemaps
 from spatial.store.aio import AsyncPool
 from spatial.store.audit_chain import Sealer
 from spatial.store.engine import libpq_url, make_sessionmaker
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from ``settings`` (starting the embedded cluster if no database URL is configured) and disposed at
     shutdown."""
     settings = settings or Settings()
+    basemaps.from_settings(settings.basemaps, settings.basemap_keys)  # a bad basemap setting stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
