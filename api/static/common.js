@@ -156,6 +156,7 @@ const basemaps = (() => {
     createTile(coords, done) {
       const tile = document.createElement("canvas"), controller = new AbortController();
       tile.width = tile.height = 256;
+      tile.dataset.tile = `${coords.z}/${coords.x}/${coords.y}`;
       tile.abort = () => controller.abort();
       const url = this._path.replace("{z}", coords.z).replace("{x}", coords.x).replace("{y}", coords.y);
       fetch(url, { headers: { Authorization: "Bearer " + gridgov.token() }, signal: controller.signal })
