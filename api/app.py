@@ -18,6 +18,7 @@ from api.deps import TOKENS_CHANNEL, callers_changed
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.proxies import ForwardedFor
+from spatial import basemaps
 from spatial.settings import Settings
 from spatial.store.aio import AsyncPool
 from spatial.store.audit_chain import Sealer
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from ``settings`` (starting the embedded cluster if no database URL is configured) and disposed at
     shutdown."""
     settings = settings or Settings()
+    basemaps.from_settings(settings.basemaps, settings.basemap_keys)  # a bad basemap setting stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -43,6 +43,8 @@ STATUS = {
     errors.TooManyRequests: 429,
     errors.DatabaseUnavailable: 503,
     errors.SetupError: 503,
+    errors.UpstreamFailed: 502,
+    errors.UpstreamTimeout: 504,
 }
 RETRY_AFTER_S = "5"
 KIND_SHOWN = {errors.OutOfScope: "NotFound"}

@@ -160,7 +160,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
+    from spatial.basemaps import from_settings
 
+    from_settings(settings.basemaps, settings.basemap_keys)  # a bad basemap setting: a message, before any worker
     click.echo(f"gridgov on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     # where it serves is where its URLs point unless public_url says otherwise (Settings.base_url); workers
     # build their settings from the environment

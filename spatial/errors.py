@@ -73,5 +73,14 @@ class SetupError(GridgovError):
     """The machine lacks something gridgov needs (PostgreSQL, PostGIS, pgRouting); the message says how to fix it."""
 
 
+class UpstreamFailed(GridgovError):
+    """A service gridgov relays for the caller (a basemap's tile server) failed or answered something unusable;
+    the message says which host and what to check, never the URL (it may hold a key)."""
+
+
+class UpstreamTimeout(UpstreamFailed):
+    """That service did not answer in time."""
+
+
 class PreconditionRequired(GridgovError):
     """A change to versioned data was sent without saying which version it edits (If-Match)."""

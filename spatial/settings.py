@@ -96,6 +96,15 @@ class Settings(BaseSettings):
         "comma-separated (e.g. 127.0.0.1,10.0.0.0/8). Empty (default): the header is ignored and the client is "
         "the connection's peer (api.proxies)")
 
+    basemaps: tuple[dict[str, Any], ...] | dict[str, dict[str, Any]] = Field(
+        default=(), description="basemap tile services offered under the map pages (off on each page until chosen), "
+        "as a JSON list of objects or a [basemaps.<name>] table each: name_zh, name_en, url_template ({z} {x} {y}, "
+        "optional {s} and {key}), subdomains, datum (wgs84|gcj02), attribution, max_zoom, key (the name of a "
+        "basemap_keys entry). Checked when the app starts (spatial.basemaps); admins may add more (/api/basemaps)")
+    basemap_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="secrets that fill {key} in basemap URL templates, by name (e.g. "
+        '{"tianditu": "..."}): used only by the server\'s tile proxy, never sent to a browser nor stored')
+
     @property
     def base_url(self) -> str:
         """:attr:`public_url` without a trailing slash, else ``http://{host}:{port}`` (IPv6 hosts bracketed)."""

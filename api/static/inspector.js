@@ -220,6 +220,7 @@ async function printReport() {
 
 async function start() {
   legend();
+  await basemaps.control(map).catch(console.error);
   await loadDivisions();
   await loadEnclosures();
   await loadCoverage();

@@ -1,5 +1,6 @@
 // gridgov map page: log in, then show divisions, grids, buildings, streets, enclosures and checkpoints.
-// All data comes from this server's /api/layers in EPSG:4326; no external tiles (works offline).
+// All data comes from this server's /api/layers in EPSG:4326; no basemap unless one is configured and chosen
+// (then its tiles come through this server, and under a GCJ-02 one the layers are drawn shifted: common.js).
 "use strict";
 const LABELS = {
   zh: { title: "网格化服务管理地图", communities: "社区", grids: "网格", buildings: "楼栋 (放大后显示)", streets: "道路与步道",
@@ -94,6 +95,7 @@ function buildControl() {
 
 async function start() {
   buildControl();
+  await basemaps.control(map).catch(console.error);
   await loadStatic();
   await loadInView();
 }

@@ -183,6 +183,7 @@ map.on("pm:create", (event) => {
 });
 
 async function start() {
+  await basemaps.control(map).catch(console.error);
   await loadCommunities();
 }
 
