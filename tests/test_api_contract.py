@@ -87,6 +87,12 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"POST /api/plans/(propose|adopt)", {422}, "InvalidInput", r"bad household range", "low ≤ high"),
     (r"POST /api/import/\{kind\}", {422}, "InvalidInput", r"upload a \.gpkg",
      "the uploaded file's name (OpenAPI cannot constrain a multipart file name)"),
+    # -- cases: where a point lies, what is stored, and the workflow's order
+    (r".* /(api|open311)/.*cases.*|POST /open311/.*", {422}, "InvalidInput",
+     r"not in any community|unknown case category|needs a reason|needs an assignee|needs the extension|"
+     r"extension is already waiting|no extension is waiting", "a case's place, category, and what an action needs"),
+    (r"POST /api/cases/\{case_id\}/actions", {409}, "Conflict", r"is not possible for a case",
+     "the workflow's order (the allowed actions are listed)"),
 ]
 """Refusals of schema-valid requests for a reason JSON Schema cannot state: a value valid in itself that is wrong
 in combination with another, with the stored data, or with the map. Each is (operations (a regular expression
@@ -139,6 +145,14 @@ def _acceptor(op, doc: dict):
     return accept
 
 
+def _text(response) -> str:
+    """The start of an answer for a report: its text, or a repr of its bytes (a GeoPackage, a tile)."""
+    try:
+        return response.text[:300]
+    except UnicodeDecodeError:
+        return repr(response.content[:100])
+
+
 def _unstatable(label: str, status: int, text: str) -> str | None:
     """The reason of :data:`UNSTATABLE` that explains refusing a schema-valid request with this answer, if any."""
     try:
@@ -174,13 +188,16 @@ def _caller(env: FuzzEnv, op, known: dict[str, list[Any]], checks: list,
             sent = {"path": case.path_parameters, "query": case.query, "body": case.body}
             for failure in _failures_of(exc):
                 kind = type(failure).__name__
-                reason = _unstatable(_label(op), response.status_code, response.text) \
+                reason = _unstatable(_label(op), response.status_code, _text(response)) \
                     if kind == "RejectedPositiveData" else None
                 if reason:
                     explained[reason] += 1
                     continue
+                if kind == "IgnoredAuth" and response.status_code == 429:
+                    explained["wrong credentials beyond the login limits: 429 before 401, by design"] += 1
+                    continue
                 found[kind][_label(op)].append(
-                    f"{response.status_code} {failure.title} | sent {sent!r:.400} | got {response.text[:300]}")
+                    f"{response.status_code} {failure.title} | sent {sent!r:.400} | got {_text(response)}")
 
     return call
 

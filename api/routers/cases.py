@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep, client_address
-from api.geojson import CrsName, CrsParam
+from api.deps import CrsDep, CurrentUser, SessionDep, client_address
+from api.geojson import CrsName
 from spatial import case_flow as flow
 from spatial.errors import InvalidInput
-from spatial.geometry.crs import WGS84, parse_crs, transform_xy
+from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_xy
 from spatial.geometry.validate import position_from_xy
 from spatial.store import cases as store
 from spatial.worktime import UNITS
@@ -38,7 +38,7 @@ class CaseReport(BaseModel):
     x: float = Field(description="longitude (or easting) in crs")
     y: float = Field(description="latitude (or northing) in crs")
     crs: CrsName | None = Field(None, description="CRS of x, y (GCJ-02 from phones); default EPSG:4326")
-    description: str = Field(min_length=1, max_length=2000)
+    description: str = Field(min_length=1, max_length=2000, pattern=r"\S")
     reporter_name: str | None = Field(None, max_length=40)
     reporter_phone: Phone | None = None
 
@@ -120,17 +120,16 @@ def _version(header: str | None, case_id: int) -> int | None:
     return int(tag[len(prefix):])
 
 
-def _public(view: store.CaseView, crs: str | None) -> CasePublic:
-    coords = parse_crs(crs)
+def _public(view: store.CaseView, coords: CoordSys) -> CasePublic:
     x, y = transform_xy(view.lon, view.lat, WGS84, coords)
     digits = 7 if coords.is_geographic else 2
     fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
     return CasePublic(**fields, location=[round(float(x), digits), round(float(y), digits)])
 
 
-def _answer(view: store.CaseView, crs: str | None, response: Response) -> CasePublic:
+def _answer(view: store.CaseView, coords: CoordSys, response: Response) -> CasePublic:
     response.headers["ETag"] = _etag(view.id, view.version)
-    return _public(view, crs)
+    return _public(view, coords)
 
 
 def _report(session, who, body: CaseReport, request: Request, kind: str | None) -> store.CaseView:
@@ -162,8 +161,7 @@ def workflow() -> dict[str, Any]:
 @router.post("/api/public/cases", status_code=201, summary="A resident reports a problem (居民上报)",
              description="No account needed. At most 10 reports an hour from one client address and 5 under one "
                          "phone number (429 beyond). Keep the tracking code to follow the case.")
-def report_public(body: CaseReport, request: Request, session: SessionDep, response: Response,
-                  crs: CrsParam = None) -> dict[str, Any]:
+def report_public(body: CaseReport, request: Request, session: SessionDep) -> dict[str, Any]:
     store.require_report_allowance(session, address=client_address(request), phone=body.reporter_phone)
     view = _report(session, None, body, request, "resident")
     return {"tracking_code": view.tracking_code, "state": view.state, "state_label": view.state_label,
@@ -172,7 +170,7 @@ def report_public(body: CaseReport, request: Request, session: SessionDep, respo
 
 
 @router.get("/api/public/cases/{tracking_code}", summary="Follow a case by its tracking code (进度查询)")
-def track(tracking_code: Annotated[str, Field(min_length=10, max_length=10)], session: SessionDep) -> dict[str, Any]:
+def track(tracking_code: Annotated[str, Path(min_length=10, max_length=10)], session: SessionDep) -> dict[str, Any]:
     return store.track(session, tracking_code)
 
 
@@ -182,11 +180,11 @@ def track(tracking_code: Annotated[str, Field(min_length=10, max_length=10)], se
 @router.post("/api/cases", status_code=201, response_model=CasePublic, summary="Report a case (上报事件)")
 def report(body: StaffReport, request: Request, session: SessionDep, who: CurrentUser, response: Response
            ) -> CasePublic:
-    return _answer(_report(session, who, body, request, body.reporter_kind), body.crs, response)
+    return _answer(_report(session, who, body, request, body.reporter_kind), parse_crs(body.crs), response)
 
 
 @router.get("/api/cases", response_model=CasePage, summary="Cases in your area, most urgent first (事件列表)")
-def list_cases(session: SessionDep, who: CurrentUser, crs: CrsParam = None,
+def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
                state: Annotated[State | None, Query()] = None,
                overdue: Annotated[bool, Query(description="only open cases past their deadline (督办)")] = False,
                mine: Annotated[bool, Query(description="only cases assigned to you")] = False,
@@ -195,13 +193,13 @@ def list_cases(session: SessionDep, who: CurrentUser, crs: CrsParam = None,
                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> CasePage:
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
                                    limit=limit, offset=offset)
-    return CasePage(total=total, cases=[_public(v, crs) for v in page])
+    return CasePage(total=total, cases=[_public(v, coords) for v in page])
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
 def get_case(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], session: SessionDep, who: CurrentUser,
-             response: Response, crs: CrsParam = None) -> CasePublic:
-    return _answer(store.get_case(session, who, case_id), crs, response)
+             response: Response, coords: CrsDep) -> CasePublic:
+    return _answer(store.get_case(session, who, case_id), coords, response)
 
 
 @router.get("/api/cases/{case_id}/history", summary="Every step of a case (办理过程)")
@@ -212,11 +210,11 @@ def history(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], session: Session
 
 @router.post("/api/cases/{case_id}/actions", response_model=CasePublic, summary="Act on a case (办理)")
 def act(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], body: CaseAction, session: SessionDep,
-        who: CurrentUser, response: Response, if_match: IfMatch = None, crs: CrsParam = None) -> CasePublic:
+        who: CurrentUser, response: Response, coords: CrsDep, if_match: IfMatch = None) -> CasePublic:
     extension = store.parse_limit(body.extension.amount, body.extension.unit) if body.extension else None
     view = store.act(session, who, case_id, body.action, version=_version(if_match, case_id), note=body.note,
                      assignee=body.assignee, extension=extension)
-    return _answer(view, crs, response)
+    return _answer(view, coords, response)
 
 
 @router.put("/api/cases/calendar/{day}", status_code=204, summary="Enter a working day or day off (工作日历)",
