@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CrsDep, CurrentUser, SessionDep, client_address
 from api.geojson import CrsName
+from api.types import BigId
 from spatial import case_flow as flow
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_xy
@@ -197,19 +198,19 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
-def get_case(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], session: SessionDep, who: CurrentUser,
+def get_case(case_id: BigId, session: SessionDep, who: CurrentUser,
              response: Response, coords: CrsDep) -> CasePublic:
     return _answer(store.get_case(session, who, case_id), coords, response)
 
 
 @router.get("/api/cases/{case_id}/history", summary="Every step of a case (办理过程)")
-def history(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], session: SessionDep, who: CurrentUser
+def history(case_id: BigId, session: SessionDep, who: CurrentUser
             ) -> list[dict[str, Any]]:
     return store.history(session, who, case_id)
 
 
 @router.post("/api/cases/{case_id}/actions", response_model=CasePublic, summary="Act on a case (办理)")
-def act(case_id: Annotated[int, Field(ge=1, le=2**63 - 1)], body: CaseAction, session: SessionDep,
+def act(case_id: BigId, body: CaseAction, session: SessionDep,
         who: CurrentUser, response: Response, coords: CrsDep, if_match: IfMatch = None) -> CasePublic:
     extension = store.parse_limit(body.extension.amount, body.extension.unit) if body.extension else None
     view = store.act(session, who, case_id, body.action, version=_version(if_match, case_id), note=body.note,
