@@ -24,6 +24,7 @@ from api.deps import CurrentUser, RefusalsAudited, SessionDep, SettingsDep, in_t
 from api.routers.pages import static_path
 from api.geojson import CrsName, CrsParam, FastJSONResponse
 from api.schemas import BigId, Id, SolverSeconds
+from gridgov.personal import personal_keys
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
@@ -334,7 +335,8 @@ def my_grids(session: SessionDep, who: CurrentUser, crs: CrsParam = None) -> dic
                       "and viewers cannot. Each reveal is written to the audit log.")
 def reveal(household_id: BigId, body: RevealIn, session: SessionDep, who: CurrentUser,
            settings: SettingsDep) -> dict[str, Any]:
-    return field.reveal(session, who, household_id, body.reason, body.fields, per_hour=settings.reveal_max_per_hour)
+    return field.reveal(session, who, household_id, body.reason, body.fields, per_hour=settings.reveal_max_per_hour,
+                        keys=lambda: personal_keys(settings))
 
 
 @api.get("/campaigns", response_model=list[CampaignPublic], summary="Screening campaigns in my area (排查任务)")

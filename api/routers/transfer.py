@@ -23,6 +23,7 @@ from starlette.background import BackgroundTask
 from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
 from api.geojson import CrsParam
 from api.limits import ARCHIVE_INFLATION
+from gridgov.personal import personal_keys
 from spatial.io.export import export_community, export_layer
 from spatial.io.grid_files import import_grid_file
 from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
@@ -77,7 +78,7 @@ def export_community_bundle(code: str, session: SessionDep, settings: SettingsDe
         path = folder / (f"{code}.gpkg" if format == "gpkg" else f"{code}-{format}.zip")
         export_community(session, who, code, path, crs=crs, fmt=None if format == "gpkg" else format,
                          households=households, reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
-                         reveals_per_hour=settings.reveal_exports_max_per_hour)
+                         reveals_per_hour=settings.reveal_exports_max_per_hour, keys=lambda: personal_keys(settings))
         return _download(folder, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
