@@ -227,7 +227,7 @@ def demo(settings: Settings, serve_after: bool, host: str | None, port: int | No
     from fixtures.demo import load_demo
 
     with _reported_errors():
-        personal_keys(settings)  # created (0600) when missing, like the embedded database
+        personal_keys(settings, create=True)  # created (0600) when missing: the demo is for trying gridgov out
         with _transaction(settings, "demo", "demo neighbourhood") as session:
             counts = load_demo(session)
             _demo_users(session, settings.data_dir / "demo-credentials.txt")

@@ -169,6 +169,8 @@ class Person(Base):
     moved_out: Mapped[date | None] = mapped_column(Date)
     moved_out_reason: Mapped[str | None] = mapped_column(Text)
     origin: Mapped[str] = mapped_column(Text, server_default="manual")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Enclosure(Base):

@@ -232,6 +232,8 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
         WHERE s.moved_out IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id_number_hash = s.id_hash
                           AND p.household_id = s.household_id AND p.moved_out >= s.moved_out)""")
+    if c.inserted + c.history > 1000:  # the statistics of the transaction's start would plan a million rows as none
+        _raw(session, "ANALYZE persons")
     c.unchanged = session.execute(text("SELECT count(*) FROM stage_persons WHERE moved_out IS NULL")).scalar_one() \
         - c.inserted - c.updated
     c.households_updated += _refresh_households(session)
@@ -241,25 +243,28 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
 def _refresh_households(session: Session) -> int:
     """Recompute the ledger-derived columns of the households staged or touched; rows changed."""
     return session.execute(text("""
-        WITH ids AS (SELECT household_id FROM stage_persons UNION SELECT household_id FROM stage_touched),
+        WITH ids AS (SELECT household_id AS id FROM stage_persons UNION SELECT household_id FROM stage_touched),
+        current AS (SELECT p.* FROM persons p JOIN ids ON ids.id = p.household_id WHERE p.moved_out IS NULL),
+        counts AS (
+            SELECT household_id AS id, least(50, count(*)) AS residents,
+                   max(name) FILTER (WHERE relation = 'head') AS head_name,
+                   max(id_number_masked) FILTER (WHERE relation = 'head'
+                                                AND id_number_masked ~ '^[0-9]{6}[*]{8}[0-9]{3}[0-9X]$') AS head_id,
+                   max(phone_masked) FILTER (WHERE relation = 'head' AND phone_masked ~ '^1[0-9]{2}[*]{4}[0-9]{4}$')
+                       AS head_phone
+            FROM current GROUP BY household_id),
+        tags AS (
+            SELECT household_id AS id, array_agg(DISTINCT t ORDER BY t) AS tags
+            FROM current, unnest(current.tags) t WHERE t = ANY(CAST(:tags AS text[])) GROUP BY household_id),
         derived AS (
-            SELECT i.household_id AS id, least(50, count(p.id)) AS residents,
-                   max(p.name) FILTER (WHERE p.relation = 'head') AS head_name,
-                   max(p.id_number_masked) FILTER (WHERE p.relation = 'head'
-                                                    AND p.id_number_masked ~ '^[0-9]{6}[*]{8}[0-9]{3}[0-9X]$')
-                       AS head_id_number,
-                   max(p.phone_masked) FILTER (WHERE p.relation = 'head' AND p.phone_masked ~ '^1[0-9]{2}[*]{4}[0-9]{4}$')
-                       AS head_phone,
-                   coalesce((SELECT array_agg(DISTINCT t ORDER BY t) FROM persons q, unnest(q.tags) t
-                             WHERE q.household_id = i.household_id AND q.moved_out IS NULL
-                               AND t = ANY(CAST(:tags AS text[]))), '{}') AS tags
-            FROM ids i LEFT JOIN persons p ON p.household_id = i.household_id AND p.moved_out IS NULL
-            GROUP BY i.household_id)
-        UPDATE households h SET residents = d.residents, head_name = d.head_name, head_id_number = d.head_id_number,
+            SELECT ids.id, coalesce(c.residents, 0) AS residents, c.head_name, c.head_id, c.head_phone,
+                   coalesce(t.tags, '{}') AS tags
+            FROM ids LEFT JOIN counts c ON c.id = ids.id LEFT JOIN tags t ON t.id = ids.id)
+        UPDATE households h SET residents = d.residents, head_name = d.head_name, head_id_number = d.head_id,
                                 head_phone = d.head_phone, tags = d.tags
         FROM derived d
         WHERE h.id = d.id AND (h.residents, h.head_name, h.head_id_number, h.head_phone, h.tags)
-              IS DISTINCT FROM (d.residents, d.head_name, d.head_id_number, d.head_phone, d.tags)"""),
+              IS DISTINCT FROM (d.residents, d.head_name, d.head_id, d.head_phone, d.tags)"""),
         {"tags": list(HOUSEHOLD_TAGS)}).rowcount
 
 
