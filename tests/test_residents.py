@@ -267,3 +267,35 @@ def test_cli_import_and_the_dump_holds_no_plaintext(fresh_db_url, tmp_path, engi
     keys = PersonalKeys.load(tmp_path / "personal.key")
     with sessions() as s:
         assert persons.find_by_id_number(s, keys, rows[5][1])[0]["name"] == "林5"
+
+
+def test_api_nearby_masks_and_reveal_opens_a_ledger_household_for_its_grid_worker(app_env, tmp_path):
+    from spatial.store import users
+    from tests.factories import users_with_grids
+
+    client, sessions = app_env
+    keys = PersonalKeys.create(tmp_path / "personal.key")  # where the app's settings look (data_dir)
+    with sessions.begin() as s:
+        west, east = factories.two_grids(s)
+        code = factories.building(s, west, 10, 10, number=1).code
+        made = users_with_grids(s, (("worker1", "grid_worker", None, west.code), ("worker2", "grid_worker", None, east.code)),
+                                users.hash_password("a long enough password"))
+        headers = {n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]} for n, u in made.items()}
+        path = write_xlsx(tmp_path / "l.xlsx", family(code, "101", 1, 2))
+        assert import_residents(s, path, keys).written
+        household, lon, lat = s.execute(text(
+            "SELECT h.id, ST_X(ST_Centroid(b.footprint)), ST_Y(ST_Centroid(b.footprint)) FROM households h "
+            "JOIN buildings b ON b.id = h.building_id")).one()
+    near = client.get("/api/field/nearby", headers=headers["worker1"], params={"lon": lon, "lat": lat}).json()
+    [shown] = [h for h in near["households"] if h["id"] == household]
+    assert shown["head_id_number"] == id_number(1)[:6] + "********" + id_number(1)[-4:]
+    assert shown["head_phone"] == "138****0001" and shown["residents"] == 2
+    url = f"/api/field/households/{household}/reveal"
+    assert client.post(url, headers=headers["worker2"], json={"reason": "核查需要"}).status_code == 404
+    revealed = client.post(url, headers=headers["worker1"], json={"reason": "电话联系户主"})
+    assert revealed.status_code == 200, revealed.text
+    assert revealed.json()["head_id_number"] == id_number(1) and revealed.json()["head_phone"] == "13800000001"
+    with sessions() as s:
+        rows = s.execute(text("SELECT username, purpose FROM audit_log WHERE action = 'reveal' "
+                              "AND :h = ANY(household_ids)"), {"h": household}).all()
+    assert [tuple(r) for r in rows] == [("worker1", "电话联系户主")]

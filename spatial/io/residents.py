@@ -90,6 +90,8 @@ RELATION_LABELS = {"本人": "head", "户主本人": "head", "妻": "spouse", "�
                    "祖父母": "other", "租户": "other", "同住人": "other"}
 KIND_LABELS = {"户籍": "registered", "常住": "registered", "流动": "floating", "暂住": "floating", "境外": "foreign",
                "外籍": "foreign"}
+TAG_LABELS = {"独居": "elderly_alone", "残疾": "disabled", "隔离": "home_isolation", "低保": "low_income",
+              "慢病": "chronic_illness", "孕妇": "pregnant", "留守儿童": "minor_unaccompanied", "重点": "key_person"}
 GENDER_LABELS = {"男": "male", "女": "female", "m": "male", "f": "female", "male": "male", "female": "female"}
 TAG_SPLIT = re.compile(r"[,，;；、/|\s]+")
 MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -365,7 +367,7 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
     tags = []
     for label in TAG_SPLIT.split(_text(get("tags")) or ""):
         if label:
-            tag = _vocab(label, "tags", PERSON_TAGS, ctx.mapping.tags, None)
+            tag = _vocab(label, "tags", PERSON_TAGS, {**TAG_LABELS, **ctx.mapping.tags}, None)
             if tag not in tags:
                 tags.append(tag)
     isolation_from, isolation_to = _date(get("isolation_from"), "isolation_from"), _date(get("isolation_to"),
