@@ -96,6 +96,7 @@ GENDER_LABELS = {"男": "male", "女": "female", "m": "male", "f": "female", "ma
 TAG_SPLIT = re.compile(r"[,，;；、/|\s]+")
 MOBILE = re.compile(r"1[3-9]\d{9}")
 LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}(?:-\d{1,6})?")
+ID_NUMBER = re.compile(r"\d{17}[\dX]")
 DOCUMENT = re.compile(r"[A-Z0-9]{5,20}")
 DATE_TEXT = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?|(\d{4})(\d{2})(\d{2})")
 SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".csv")
@@ -270,15 +271,28 @@ class _Bad(Exception):
 def _text(value: Any) -> str | None:
     if value is None:
         return None
+    if type(value) is str and value.isascii():  # the common case, without the NFKC pass
+        return value.strip() or None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     out = unicodedata.normalize("NFKC", str(value)).strip()
     return out or None
 
 
-def _vocab(value: str | None, f: str, vocabulary, extra: dict[str, str], default: str | None) -> str | None:
+def _vocab(value: str | None, f: str, vocabulary, extra: dict[str, str], default: str | None,
+           known: dict[tuple[str, str], str]) -> str | None:
+    """The vocabulary value of a label (``known`` remembers the labels of this import already seen)."""
     if value is None:
         return default
+    code = known.get((f, value))
+    if code is None:
+        code = _lookup(value, f, vocabulary, extra)
+        if len(known) < 10_000:
+            known[(f, value)] = code
+    return code
+
+
+def _lookup(value: str, f: str, vocabulary, extra: dict[str, str]) -> str:
     key = value.lower()
     for code, (zh, en) in vocabulary.items():
         if key in (code, en.lower()) or value == zh or value == zh.removesuffix("人口").removesuffix("人员"):
@@ -312,9 +326,9 @@ def _id_number(value: Any, kind: str) -> str:
     number = (_text(value) or "").replace(" ", "").upper()
     if not number:
         raise _Bad("id_number", "no ID number")
-    if kind == "foreign" and DOCUMENT.fullmatch(number) and not re.fullmatch(r"\d{17}[\dX]", number):
+    if kind == "foreign" and DOCUMENT.fullmatch(number) and not ID_NUMBER.fullmatch(number):
         return number
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not ID_NUMBER.fullmatch(number):
         raise _Bad("id_number", f"an ID number has 17 digits and a check digit or X ({len(number)} characters given)")
     if not is_valid_id_number(number):
         raise _Bad("id_number", f"bad check digit in {privacy.mask_id_number(number)} (GB 11643)")
@@ -323,8 +337,8 @@ def _id_number(value: Any, kind: str) -> str:
 
 def _phone(value: Any) -> str | None:
     raw = _text(value)
-    if raw is None:
-        return None
+    if raw is None or MOBILE.fullmatch(raw):
+        return raw
     phone = re.sub(r"[\s()（）]", "", raw)
     phone = re.sub(r"^(\+?86|0086)-?(?=1)", "", phone)
     if MOBILE.fullmatch(phone):
@@ -341,6 +355,12 @@ class _Context:
     mapping: Mapping
     columns: dict[str, int]
     headers: list[str]
+    known: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.kinds = {**KIND_LABELS, **self.mapping.kinds}
+        self.relations = {**RELATION_LABELS, **self.mapping.relations}
+        self.tags = {**TAG_LABELS, **self.mapping.tags}
 
 
 def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
@@ -351,11 +371,10 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
         raise _Bad("name", "no name")
     if len(name) > 100:
         raise _Bad("name", "a name of more than 100 characters")
-    kind = _vocab(_text(get("kind")), "kind", RESIDENCE_KINDS, {**KIND_LABELS, **ctx.mapping.kinds}, "registered")
+    kind = _vocab(_text(get("kind")), "kind", RESIDENCE_KINDS, ctx.kinds, "registered", ctx.known)
     number = _id_number(get("id_number"), kind)
     phone = _phone(get("phone"))
-    relation = _vocab(_text(get("relation")), "relation", PERSON_RELATIONS,
-                      {**RELATION_LABELS, **ctx.mapping.relations}, "other")
+    relation = _vocab(_text(get("relation")), "relation", PERSON_RELATIONS, ctx.relations, "other", ctx.known)
     gender_text = _text(get("gender"))
     if gender_text is not None:
         gender = GENDER_LABELS.get(gender_text.lower())
@@ -367,7 +386,7 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
     tags = []
     for label in TAG_SPLIT.split(_text(get("tags")) or ""):
         if label:
-            tag = _vocab(label, "tags", PERSON_TAGS, {**TAG_LABELS, **ctx.mapping.tags}, None)
+            tag = _vocab(label, "tags", PERSON_TAGS, ctx.tags, None, ctx.known)
             if tag not in tags:
                 tags.append(tag)
     isolation_from, isolation_to = _date(get("isolation_from"), "isolation_from"), _date(get("isolation_to"),
