@@ -124,7 +124,7 @@ def test_good_and_bad_rows_each_reported_with_line_and_column_and_nothing_writte
 
 
 def test_reimport_changes_nothing_and_a_newer_ledger_moves_and_moves_out(town, tmp_path):
-    db, b1, b2 = town["db"], town["b1"], town["b2"]
+    db, b1 = town["db"], town["b1"]
     first = family(b1.code, "101", 1, 3) + family(b1.code, "102", 10, 2)
     path = write_xlsx(tmp_path / "v1.xlsx", first)
     report = run(db, path)
@@ -243,7 +243,8 @@ def test_cli_import_and_the_dump_holds_no_plaintext(fresh_db_url, tmp_path, engi
         code = factories.building(s, west, 10, 10, number=1).code
     rng = random.Random(3)
     rows = [person(f"林{i}", id_number(i, born=f"19{rng.randint(50, 99)}0{rng.randint(1, 9)}1{rng.randint(0, 9)}"),
-                   phone=f"13{rng.randint(3, 9)}{rng.randint(0, 99_999_999):08d}", relation="户主" if i % 3 == 0 else "子女",
+                   phone=f"13{rng.randint(3, 9)}{rng.randint(0, 99_999_999):08d}",
+                   relation="户主" if i % 3 == 0 else "子女",
                    code=code, room=f"{i // 3 + 1:02d}01") for i in range(12)]
     path = write_xlsx(tmp_path / "ledger.xlsx", rows)
     env = {"GRIDGOV_DATABASE_URL": fresh_db_url, "GRIDGOV_DATA_DIR": str(tmp_path),
@@ -258,7 +259,8 @@ def test_cli_import_and_the_dump_holds_no_plaintext(fresh_db_url, tmp_path, engi
     assert "0 new, 0 updated, 0 moved, 0 moved out" in again.output
     dump = tmp_path / "gridgov.backup"
     backup.backup_database(fresh_db_url, dump)
-    plain = subprocess.run([str(postgres_bindir() / "pg_restore"), "-f", "-", str(dump)], capture_output=True, check=True).stdout
+    plain = subprocess.run([str(postgres_bindir() / "pg_restore"), "-f", "-", str(dump)], capture_output=True,
+                           check=True).stdout
     assert "林0".encode() in plain  # the dump is readable: it is the personal numbers that are not there
     for row in rows:
         assert row[1].encode() not in plain and row[2].encode() not in plain
@@ -278,7 +280,8 @@ def test_api_nearby_masks_and_reveal_opens_a_ledger_household_for_its_grid_worke
     with sessions.begin() as s:
         west, east = factories.two_grids(s)
         code = factories.building(s, west, 10, 10, number=1).code
-        made = users_with_grids(s, (("worker1", "grid_worker", None, west.code), ("worker2", "grid_worker", None, east.code)),
+        made = users_with_grids(s, (("worker1", "grid_worker", None, west.code),
+                                    ("worker2", "grid_worker", None, east.code)),
                                 users.hash_password("a long enough password"))
         headers = {n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]} for n, u in made.items()}
         path = write_xlsx(tmp_path / "l.xlsx", family(code, "101", 1, 2))

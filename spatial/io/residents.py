@@ -428,7 +428,8 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
             k.seal(store.ID_FIELD, number), k.digest(store.ID_FIELD, number), privacy.mask_id_number(number),
             None if phone is None else k.seal(store.PHONE_FIELD, phone),
             None if phone is None else k.digest(store.PHONE_FIELD, phone),
-            privacy.mask_phone(phone), "{" + ",".join(sorted(tags)) + "}", isolation_from, isolation_to, moved_in, moved_out)
+            privacy.mask_phone(phone), "{" + ",".join(sorted(tags)) + "}", isolation_from, isolation_to, moved_in,
+            moved_out)
 
 
 def _header_name(ctx: _Context, f: str) -> tuple[str, str | None]:
@@ -452,7 +453,8 @@ def _to_wgs84(rows: list[tuple], crs: str | None) -> list[tuple]:
 # -- the import ---------------------------------------------------------------------------------------------------
 
 
-def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *, mapping: Mapping | str | Path | None = None,
+def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
+                     mapping: Mapping | str | Path | None = None,
                      crs: str | None = None, skip_errors: bool = False, dry_run: bool = False,
                      area: str = "buildings", as_of: date | None = None, scope: Scope = Scope(everything=True),
                      max_distance_m: float | None = None, name: str | None = None, actor: str = "cli",

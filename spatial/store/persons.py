@@ -91,16 +91,19 @@ def findings(session: Session, max_distance_m: float) -> list[tuple[int, str, st
         FROM stage_persons WHERE building_id IS NULL AND building_code IS NOT NULL
         UNION ALL
         SELECT s.line, 'building_name', CASE WHEN n.count IS NULL
-                   THEN 'unknown building ' || quote_literal(s.building_name) || ' (no building of that name in your area)'
+                   THEN 'unknown building ' || quote_literal(s.building_name)
+                        || ' (no building of that name in your area)'
                    ELSE 'building name ' || quote_literal(s.building_name) || ' is ambiguous (' || n.count
                         || ' buildings): give the building code' END
-        FROM stage_persons s LEFT JOIN (SELECT name, count(*) FROM buildings GROUP BY name) n ON n.name = s.building_name
+        FROM stage_persons s
+        LEFT JOIN (SELECT name, count(*) FROM buildings GROUP BY name) n ON n.name = s.building_name
         WHERE s.building_id IS NULL AND s.building_code IS NULL AND s.building_name IS NOT NULL
         UNION ALL
         SELECT line, 'lon', 'no building at or within ' || CAST(:max_m AS real) || ' m of the position'
         FROM stage_persons WHERE building_id IS NULL AND building_code IS NULL AND building_name IS NULL
         UNION ALL
-        SELECT line, 'id_number', CASE WHEN same THEN 'listed twice in the same household (first on line ' || first || ')'
+        SELECT line, 'id_number', CASE WHEN same
+                                  THEN 'listed twice in the same household (first on line ' || first || ')'
                                   ELSE 'a person in two households (also on line ' || first || ')' END
         FROM (SELECT line, first_value(line) OVER w AS first,
                      (building_id, unit, room) = (first_value(building_id) OVER w, first_value(unit) OVER w,
@@ -271,7 +274,8 @@ def _refresh_households(session: Session) -> int:
 # -- lookups ------------------------------------------------------------------------------------------------------
 
 
-def find_by_id_number(session: Session, keys: PersonalKeys, id_number: str, *, current_only: bool = False) -> list[dict]:
+def find_by_id_number(session: Session, keys: PersonalKeys, id_number: str, *,
+                      current_only: bool = False) -> list[dict]:
     """Rows of the person with ``id_number`` (exact, by keyed hash; every key of the file, so a lookup during a
     rotation still finds them), newest first: id, household_id, name, relation, masked ID, moved_in, moved_out."""
     rows = session.execute(text("""
