@@ -1,8 +1,8 @@
-"""Benchmark: import a population ledger of N persons (default 1,000,000 in ~400,000 households), then again.
+"""Benchmark: import a population ledger of N persons (default 1,000,000 in ~410,000 households), then again.
 
     python -m benchmarks.import_residents [--persons N] [--xlsx] [--database-url URL]
 
-The buildings and households come from the synthetic city (:mod:`fixtures.synthetic_city`, N / 2.5 households);
+The buildings and households come from the synthetic city (:mod:`fixtures.synthetic_city`, N / 2.43 households);
 the ledger gives every household its residents (the city's head plus synthetic family members, each with a
 valid ID number and mobile; duplicate ID numbers drawn by chance are dropped), as a CSV (default) or an .xlsx
 (``--xlsx``; openpyxl writes it, slowly, before the clock starts). Prints the wall time of the import (commit
@@ -81,7 +81,7 @@ def write(rows: list[list[str]], path: Path) -> None:
 def run(url: str, persons: int, xlsx: bool) -> None:
     engine = make_engine(url, pool_size=1)
     sessions = make_sessionmaker(engine)
-    households = max(1, round(persons / 2.5))
+    households = max(1, round(persons / 2.43))  # the city draws 2.43 residents per household on average
     started = time.perf_counter()
     city = synthetic_city.generate(households)
     with sessions.begin() as session:

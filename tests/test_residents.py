@@ -302,3 +302,15 @@ def test_api_nearby_masks_and_reveal_opens_a_ledger_household_for_its_grid_worke
         rows = s.execute(text("SELECT username, purpose FROM audit_log WHERE action = 'reveal' "
                               "AND :h = ANY(household_ids)"), {"h": household}).all()
     assert [tuple(r) for r in rows] == [("worker1", "电话联系户主")]
+
+
+def test_area_decides_who_a_partial_ledger_marks_moved_out(town, tmp_path):
+    db, b1, b2 = town["db"], town["b1"], town["b2"]
+    run(db, write_xlsx(tmp_path / "all.xlsx", family(b1.code, "101", 1, 2) + family(b2.code, "201", 10, 2)))
+    only_b1 = write_xlsx(tmp_path / "b1.xlsx", family(b1.code, "101", 1, 2))
+    assert run(db, only_b1).counts.moved_out == 0  # area 'buildings': 幸福楼 is not in this ledger
+    assert count(db, "SELECT count(*) FROM persons WHERE moved_out IS NULL") == 4
+    assert run(db, only_b1, area="communities").counts.moved_out == 2
+    assert count(db, "SELECT residents FROM households WHERE building_id = :b", b=b2.id) == 0
+    with pytest.raises(InvalidInput):
+        run(db, only_b1, area="city")
