@@ -432,11 +432,12 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
             moved_out)
 
 
-def _header_name(ctx: _Context, f: str) -> tuple[str, str | None]:
+def _error(ctx: _Context, line: int, f: str, reason: str) -> RowError:
+    """A rejected row, its column named by the file's header for field ``f`` (the field's name if it has none)."""
     if f in ctx.columns:
         index = ctx.columns[f]
-        return ctx.headers[index] or f, _letter(index)
-    return f, None
+        return RowError(line, ctx.headers[index] or f, reason, _letter(index))
+    return RowError(line, f, reason)
 
 
 def _to_wgs84(rows: list[tuple], crs: str | None) -> list[tuple]:
@@ -498,8 +499,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
             try:
                 chunk.append(_row(cells, line, ctx))
             except _Bad as bad:
-                report.reject(RowError(line, *_header_name(ctx, bad.field)[:1], bad.reason,
-                                       _header_name(ctx, bad.field)[1]))
+                report.reject(_error(ctx, line, bad.field, bad.reason))
                 _keep_hash(cells, ctx, kept)
             if len(chunk) >= batch:
                 yield from _to_wgs84(chunk, crs)
@@ -511,7 +511,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
         store.place(session, scope, max_m)
         found = store.findings(session, max_m)
         for line, f, reason in found:
-            report.reject(RowError(line, *_header_name(ctx, f)[:1], reason, _header_name(ctx, f)[1]))
+            report.reject(_error(ctx, line, f, reason))
         report.rejected.sort(key=lambda e: e.line)
         tally.skipped["rejected"] = report.issue_count
         if report.issue_count and not skip_errors:
