@@ -7,6 +7,8 @@
     gridgov import buildings|streets|osm FILE
     gridgov import grids|enclosures FILE [--dry-run]
     gridgov import divisions FILE [--layer L] [--field code=XZQDM ...] [--crs GCJ-02] [--dry-run] [--reason R]
+    gridgov import residents FILE.xlsx|.csv [--mapping M.toml] [--crs C] [--skip-errors] [--dry-run]
+    gridgov keys init|rotate     the key file sealing ID and phone numbers at rest
     gridgov estimate             estimate households/residents of buildings that have no counts
     gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
     gridgov export community FILE --community CODE   a community bundle (.gpkg or .zip)
@@ -37,6 +39,7 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
+from spatial.personal_keys import personal_keys
 from spatial.errors import GridgovError
 from spatial.settings import Settings
 from spatial.store.database import database_url, embedded_cluster, open_database
@@ -228,6 +231,7 @@ def demo(settings: Settings, serve_after: bool, host: str | None, port: int | No
     from fixtures.demo import load_demo
 
     with _reported_errors():
+        personal_keys(settings, create=True)  # created (0600) when missing: the demo is for trying gridgov out
         with _transaction(settings, "demo", "demo neighbourhood") as session:
             counts = load_demo(session)
             _demo_users(session, settings.data_dir / "demo-credentials.txt")
@@ -306,6 +310,36 @@ def _import_grid_file(settings: Settings, kind: str, path: Path, layer: str | No
                               limits=COMMAND_LINE)
     click.echo(report.summary())
     sys.exit(1 if report.errors else 0)
+
+
+@import_.command("residents", help="A population ledger (实有人口): one row per person, Chinese headers (姓名, "
+                                   "身份证号, 联系电话, 与户主关系, 楼栋编码, 单元, 楼层, 房号, 人员类型, 标签, 经度, 纬度 …). "
+                                   "Every rejected row is listed; nothing is written if any is, unless --skip-errors. "
+                                   "Exit 1 on rejected rows.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="TOML file naming the columns (see spatial.io.residents)")
+@click.option("--crs", default=None, help="CRS of the 经度/纬度 columns (default EPSG:4326; GCJ-02, BD-09 too)")
+@click.option("--skip-errors", is_flag=True, help="write the accepted rows even when some are rejected")
+@click.option("--dry-run", is_flag=True, help="check and count, write nothing")
+@click.option("--area", type=click.Choice(["buildings", "communities"]), default="buildings", show_default=True,
+              help="who is marked moved out when absent: residents of the ledger's buildings, or of its communities")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="date of undated moves and move-outs (default today)")
+@click.option("--max-distance", "max_distance_m", type=float, default=None,
+              help="placing by position: nearest building within this many metres (default 30)")
+@click.pass_obj
+def import_residents(settings: Settings, path: Path, mapping: Path | None, crs: str | None, skip_errors: bool,
+                     dry_run: bool, area: str, as_of, max_distance_m: float | None) -> None:
+    from spatial.io.residents import import_residents as run
+
+    with _reported_errors():
+        keys = personal_keys(settings)
+        with _transaction(settings, reason=f"import {path.name}") as session:
+            report = run(session, path, keys, mapping=mapping, crs=crs, skip_errors=skip_errors, dry_run=dry_run,
+                         area=area, as_of=as_of.date() if as_of else None, max_distance_m=max_distance_m)
+    click.echo(report.summary())
+    sys.exit(1 if report.issue_count else 0)
 
 
 @import_.command("grids", help="Grids drawn elsewhere, checked like an edit (inside the community, no overlap); "
@@ -398,12 +432,47 @@ def export(settings: Settings, layer: str, path: Path, crs: str | None, communit
                 raise click.UsageError("a community bundle needs --community CODE")
             counts = export_community(session, operator, community, path, crs=crs, fmt=fmt, households=households,
                                       reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
-                                      progress=_progress("layers"))
+                                      progress=_progress("layers"), keys=lambda: personal_keys(settings))
             click.echo(f"wrote {path}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
             return
         count = export_layer(session, operator, layer, path, crs=crs, metric_srid=settings.metric_srid,
                              community=community)
     click.echo(f"wrote {count} features to {path}")
+
+
+# -- personal-data keys ---------------------------------------------------------------------------------
+@main.group(help="The key file sealing ID and phone numbers at rest (GRIDGOV_PERSONAL_KEY_FILE, default "
+                 "DATA_DIR/personal.key). Keep it 0600 and apart from database backups.")
+def keys() -> None:
+    pass
+
+
+@keys.command("init", help="Create the key file (refused if it exists).")
+@click.pass_obj
+def keys_init(settings: Settings) -> None:
+    from spatial.personal_keys import PersonalKeys
+
+    with _reported_errors():
+        PersonalKeys.create(settings.personal_key_path)
+    click.echo(f"created {settings.personal_key_path} (0600): back it up apart from the database")
+
+
+@keys.command("rotate", help="Add a new key, re-seal and re-hash every stored ID and phone number with it in one "
+                             "transaction, then drop the old key from the file. Safe to run again after a crash.")
+@click.pass_obj
+def keys_rotate(settings: Settings) -> None:
+    from spatial.personal_keys import PersonalKeys
+    from spatial.store.persons import reseal
+
+    with _reported_errors():
+        current = PersonalKeys.load(settings.personal_key_path)
+        # the file gets the new key first: a crash after the commit still finds every value's key in it
+        rotated = current.with_new_key() if len(current.secrets) == 1 else current
+        with _transaction(settings, reason="rotate the personal-data key") as session:
+            count = reseal(session, rotated)
+        rotated.only_current()
+    click.echo(f"re-sealed {count} persons under key {rotated.current.id}; older keys removed from "
+               f"{settings.personal_key_path}")
 
 
 # -- users ---------------------------------------------------------------------------------------------

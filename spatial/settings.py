@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     backup_passphrase: SecretStr | None = Field(
         default=None, description="the same secret as a passphrase (at least 12 characters), when no key file is "
         "set")
+    personal_key_file: Path | None = Field(
+        default=None, description="key file sealing ID and phone numbers at rest (spatial.personal_keys; default: "
+        "data_dir/personal.key, created 0600 when missing with the embedded cluster); keep it out of backups")
     public_url: str | None = Field(
         default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$", max_length=500,
         description="the service's address as clients reach it (e.g. https://grid.example.cn/gridgov), for the "
@@ -124,6 +127,11 @@ class Settings(BaseSettings):
     def anchor_path(self) -> Path:
         """:attr:`audit_anchor_file`, or ``audit-anchors.txt`` in :attr:`data_dir`."""
         return self.audit_anchor_file or self.data_dir / "audit-anchors.txt"
+
+    @property
+    def personal_key_path(self) -> Path:
+        """:attr:`personal_key_file`, or ``personal.key`` in :attr:`data_dir`."""
+        return self.personal_key_file or self.data_dir / "personal.key"
 
     @classmethod
     def settings_customise_sources(

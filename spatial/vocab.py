@@ -129,3 +129,29 @@ DISTANCE_MODES = MappingProxyType({
     "walk": ("步行距离（步行路网）", "Walking distance on the footpath network"),
     "straight": ("直线距离", "Straight-line distance"),
 })
+
+# -- the population ledger (实有人口) -------------------------------------------------------------------------------
+PERSON_RELATIONS = MappingProxyType({
+    "head": ("户主", "Head of household"),
+    "spouse": ("配偶", "Spouse"),
+    "child": ("子女", "Child"),
+    "parent": ("父母", "Parent"),
+    "other": ("其他", "Other"),
+})
+
+RESIDENCE_KINDS = MappingProxyType({
+    "registered": ("户籍人口", "Registered resident"),
+    "floating": ("流动人口", "Floating population"),
+    "foreign": ("境外人员", "Foreign resident"),
+})
+
+# A person's marks: the household tags (a household carries the union of its residents' marks) and a few more.
+PERSON_TAGS = MappingProxyType({
+    **HOUSEHOLD_TAGS,
+    "key_person": ("重点人员", "Person of special concern"),
+})
+
+MOVE_OUT_REASONS = MappingProxyType({
+    "moved": ("迁往辖区内其他住户", "Moved to another household of the ledger"),
+    "left": ("已迁出", "Left (no longer in the ledger, or a move-out date given)"),
+})

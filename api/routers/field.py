@@ -26,6 +26,7 @@ from api.geojson import CrsName, FastJSONResponse
 from api.schemas import Label
 from api.types import BigId, DivisionCode, GridCode, Id, Instant, OneOf, Position, SolverSeconds, Text
 from spatial.errors import InvalidInput
+from spatial.personal_keys import personal_keys
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
 from spatial.store import campaigns, household_reads, visit_routes
@@ -338,7 +339,7 @@ def my_grids(session: SessionDep, who: CurrentUser, coords: CrsDep) -> dict[str,
 def reveal(household_id: BigId, body: RevealIn, session: SessionDep, who: CurrentUser,
            settings: SettingsDep) -> dict[str, Any]:
     return household_reads.reveal(session, who, household_id, body.reason, body.fields,
-                                  per_hour=settings.reveal_max_per_hour)
+                                  per_hour=settings.reveal_max_per_hour, keys=lambda: personal_keys(settings))
 
 
 @api.get("/campaigns", response_model=list[CampaignPublic], summary="Screening campaigns in my area (排查任务)")

@@ -25,6 +25,7 @@ from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep, audit_ref
 from api.geojson import CrsParam
 from api.limits import ARCHIVE_INFLATION
 from api.types import DivisionCode, OneOf
+from spatial.personal_keys import personal_keys
 from spatial.errors import Forbidden, InvalidInput
 from spatial.io.export import export_community, export_layer
 from spatial.io.grid_files import import_grid_file
@@ -83,7 +84,7 @@ def export_community_bundle(code: DivisionCode, session: SessionDep, settings: S
         path = folder / (f"{code}.gpkg" if format == "gpkg" else f"{code}-{format}.zip")
         export_community(session, who, code, path, crs=crs, fmt=None if format == "gpkg" else format,
                          households=households, reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
-                         reveals_per_hour=settings.reveal_exports_max_per_hour)
+                         reveals_per_hour=settings.reveal_exports_max_per_hour, keys=lambda: personal_keys(settings))
         return _download(folder, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,14 +8,17 @@ revealed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial.access import Principal
+from spatial.personal_keys import PersonalKeys
 from spatial.privacy import mask_record
 from spatial.store import audit
+from spatial.store.persons import open_heads
 from spatial.store.scope import building_scope
 
 PERSONAL = ("head_name", "head_id_number", "head_phone")
@@ -23,12 +26,13 @@ REVEALED_EXPORTS_PER_HOUR = 10  # default of settings.reveal_exports_max_per_hou
 
 
 def community_households(session: Session, who: Principal, community_code: str, *, reveal: bool = False,
-                         purpose: str | None = None, per_hour: int = REVEALED_EXPORTS_PER_HOUR
-                         ) -> list[dict[str, Any]]:
+                         purpose: str | None = None, per_hour: int = REVEALED_EXPORTS_PER_HOUR,
+                         keys: Callable[[], PersonalKeys] | None = None) -> list[dict[str, Any]]:
     """Rows (building_code, building_id, unit, floor, room, residents, head fields[, tags]) of the households
     in the buildings of ``community_code`` within the caller's household scope, ordered by building and room.
     Forbidden for roles that read no household data (viewers, auditors); masks, audits and limits unmasked
-    exports to ``per_hour`` per user (TooManyRequests beyond)."""
+    exports to ``per_hour`` per user (TooManyRequests beyond). Revealed, a ledger household's head ID and phone
+    are opened from ``persons`` with ``keys()`` (:func:`spatial.store.persons.open_heads`)."""
     scope, params = building_scope(who.require_household_read())
     if reveal:
         audit.require_below_rate(session, who, "export_reveal", per_hour)
@@ -38,6 +42,8 @@ def community_households(session: Session, who: Principal, community_code: str, 
         FROM households h JOIN buildings b ON b.id = h.building_id
         WHERE b.community_code = :code AND {scope} ORDER BY b.code, b.id, h.unit, h.room"""),
         {**params, "code": community_code}).mappings().all()
+    if reveal:
+        rows = open_heads(session, rows, keys)
     fields = [*PERSONAL, "tags"] if reveal else list(PERSONAL)
     audit.record(session, who, "export_reveal" if reveal else "export_masked", object_type="community_households",
                  object_id=community_code, households=[r["id"] for r in rows], fields=fields, purpose=purpose,

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from spatial.access import Principal
 from spatial.errors import InvalidInput, OutOfScope
-from spatial.store import audit
+from spatial.personal_keys import PersonalKeys
+from spatial.store import audit, persons
 from spatial.store.scope import building_scope
 
 PERSONAL_FIELDS = ("head_name", "head_id_number", "head_phone", "tags")
@@ -67,12 +68,15 @@ def audit_read(session: Session, who: Principal, households: Sequence[HouseholdV
 
 
 def reveal(session: Session, who: Principal, household_id: int, reason: str,
-           fields: Sequence[str] = REVEALABLE, *, per_hour: int = 30) -> dict[str, Any]:
+           fields: Sequence[str] = REVEALABLE, *, per_hour: int = 30,
+           keys: Callable[[], PersonalKeys] | None = None) -> dict[str, Any]:
     """The unmasked ``fields`` of one household, for a stated ``reason`` (at least 4 characters), audited.
 
     Only a grid worker of the household's grid (or an admin) may reveal; other roles get Forbidden, and a
     household outside the worker's grids is OutOfScope (404, the same answer as one that does not exist). At most
-    ``per_hour`` reveals per user in any hour (TooManyRequests beyond).
+    ``per_hour`` reveals per user in any hour (TooManyRequests beyond). A household of the population ledger
+    (a current head in ``persons``) has its head's ID and phone numbers opened with ``keys()`` (the personal-data
+    keys, :mod:`spatial.personal_keys`; KeyUnavailable, 503, when they are not configured).
     """
     who.require_role(*REVEAL_ROLES)
     audit.require_below_rate(session, who, "reveal", per_hour)
@@ -88,6 +92,7 @@ def reveal(session: Session, who: Principal, household_id: int, reason: str,
         WHERE h.id = :id AND {scope}"""), {**params, "id": household_id}).mappings().one_or_none()
     if row is None:
         raise OutOfScope(f"no household {household_id} in your area")
+    values = persons.open_heads(session, [row], keys)[0] if {"head_id_number", "head_phone"} & set(fields) else row
     audit.record(session, who, "reveal", object_type="household", object_id=household_id, fields=list(fields),
                  purpose=reason)
-    return {"id": row["id"], **{f: row[f] for f in fields}}
+    return {"id": row["id"], **{f: values[f] for f in fields}}

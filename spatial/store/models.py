@@ -7,7 +7,7 @@ triggers: read them, never set them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Computed,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -161,6 +162,34 @@ class Household(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
     building: Mapped[Building] = relationship()
+
+
+class Person(Base):
+    """One residence of a person in a household (实有人口); closed rows (``moved_out``) are history. ID and phone
+    numbers are only stored sealed, keyed-hashed and masked (:mod:`spatial.personal_keys`, migration 0016)."""
+
+    __tablename__ = "persons"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
+    name: Mapped[str] = mapped_column(Text)
+    gender: Mapped[str | None] = mapped_column(Text)
+    relation: Mapped[str] = mapped_column(Text, server_default="other")
+    kind: Mapped[str] = mapped_column(Text, server_default="registered")
+    id_number_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    id_number_masked: Mapped[str] = mapped_column(Text)
+    phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_masked: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    isolation_from: Mapped[date | None] = mapped_column(Date)
+    isolation_to: Mapped[date | None] = mapped_column(Date)
+    moved_in: Mapped[date | None] = mapped_column(Date)
+    moved_out: Mapped[date | None] = mapped_column(Date)
+    moved_out_reason: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(Text, server_default="manual")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Enclosure(Base):
