@@ -221,6 +221,11 @@ def act(case_id: BigId, body: CaseAction, session: SessionDep,
 @router.put("/api/cases/calendar/{day}", status_code=204, summary="Enter a working day or day off (工作日历)",
             description="Admins. Overrides the official calendar (chinese-calendar), e.g. for a year it does not "
                         "know yet.")
-def calendar_day(day: date, body: CalendarDay, session: SessionDep, who: CurrentUser) -> Response:
-    store.enter_calendar_day(session, who, day, body.workday, body.note)
+def calendar_day(day: Annotated[str, Path(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2027-01-01"])],
+                 body: CalendarDay, session: SessionDep, who: CurrentUser) -> Response:
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        raise InvalidInput(f"{day} is not a day of the calendar (YYYY-MM-DD)") from None
+    store.enter_calendar_day(session, who, parsed, body.workday, body.note)
     return Response(status_code=204)
