@@ -199,3 +199,37 @@ def test_bad_groups_and_periods_are_refused(town):
         figures.case_figures(db, CENTRE, by="grid", date_from=date(2026, 12, 2), date_to=date(2026, 12, 1))
     with pytest.raises(InvalidInput, match="at most"):
         figures.case_figures(db, CENTRE, by="grid", date_from=date(2020, 1, 1), date_to=date(2026, 12, 1))
+
+
+def test_the_endpoint_answers_with_labelled_columns_and_refuses_bad_input(app_env):
+    from spatial.store import users
+    from tests.conftest import login
+
+    client, sessions = app_env
+    with sessions.begin() as s:
+        west, _ = factories.two_grids(s)
+        make(s, W, "environment.garbage", at(2, "09:00"),
+             path(2, ["09:10", "09:20", "09:30", "10:30", "10:50", "11:00"]), "worker1")
+        make(s, E, "environment.garbage", at(10, "09:00"), [])
+        users.create_user(s, "centre1", "correct horse battery", "planner", scope_code=factories.SUBDISTRICT)
+        west_code = west.code
+    headers = login(client, "centre1", "correct horse battery")
+    answer = client.get("/api/cases/figures?by=grid&from=2026-12-01&to=2026-12-31", headers=headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["by"], body["from"], body["to"]) == ("grid", "2026-12-01", "2026-12-31")
+    assert body["group"] == {"key": "grid", "zh": "网格", "en": "grid"}
+    labels = {c["key"]: c["zh"] for c in body["columns"]}
+    assert labels["closure_rate"] == "结案率" and labels["on_time_rate"] == "按期结案率"
+    assert set(labels) == set(body["rows"][0])
+    rows = {r["key"]: r for r in body["rows"]}
+    assert rows[west_code]["closure_rate"] == 1.0 and rows[west_code]["avg_step_minutes"] == 20.0
+    assert [r["closure_rate"] for r in body["rows"]] == [1.0, 0.0]
+    assert "张" not in answer.text and "138" not in answer.text
+    month = client.get("/api/cases/figures?by=month&from=2026-12-01&to=2026-12-31", headers=headers).json()
+    assert [r["key"] for r in month["rows"]] == ["2026-12"]
+    for query, words in (("by=planet", "by"), ("from=2026-12-02&to=2026-12-01", "before it starts"),
+                         ("from=2026-13-01", "from"), ("from=2020-01-01&to=2026-12-01", "at most")):
+        refused = client.get(f"/api/cases/figures?{query}", headers=headers)
+        assert refused.status_code == 422 and words in refused.text, (query, refused.text)
+    assert client.get("/api/cases/figures").status_code == 401

@@ -20,6 +20,7 @@ from spatial import case_flow as flow
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, parse_crs, transform_xy
 from spatial.geometry.validate import position_from_xy
+from spatial.store import case_figures as figures_store
 from spatial.store import cases as store
 from spatial.worktime import UNITS
 
@@ -101,6 +102,41 @@ class CasePublic(BaseModel):
 class CasePage(BaseModel):
     total: int
     cases: list[CasePublic]
+
+
+FigureGroup = Literal[tuple(figures_store.GROUPS)]  # type: ignore[valid-type]
+
+
+class FigureColumn(BaseModel):
+    key: str
+    zh: str
+    en: str
+
+
+class FigureRowPublic(BaseModel):
+    key: str | None = Field(description="the group: grid code, community or subdistrict code, department, category "
+                                        "code, assignee or YYYY-MM; null: cases without one")
+    label: str | None
+    due: int
+    closed: int
+    closed_on_time: int
+    redone: int
+    extended: int
+    closure_rate: float | None = Field(description="结案率 = closed / due (0–1)")
+    on_time_rate: float | None = Field(description="按期结案率 = closed with no step late / due")
+    redo_rate: float | None = Field(description="返工率 = closed cases redone at least once / closed")
+    extension_rate: float | None = Field(description="延期率 = due cases extended at least once / due")
+    avg_step_minutes: float | None = Field(description="mean working minutes of a step")
+    avg_satisfaction: float | None = Field(description="1–5, over closed cases with a return visit")
+
+
+class FiguresPublic(BaseModel):
+    by: str
+    group: FigureColumn = Field(description="what a row is")
+    date_from: date = Field(serialization_alias="from")
+    date_to: date = Field(serialization_alias="to")
+    columns: list[FigureColumn] = Field(description="the columns of a row with Chinese and English labels")
+    rows: list[FigureRowPublic]
 
 
 IfMatch = Annotated[str | None, Header(description='the case\'s ETag, e.g. "case-12.v3"')]
@@ -196,6 +232,23 @@ def list_cases(session: SessionDep, who: CurrentUser, crs: CrsParam = None,
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
                                    limit=limit, offset=offset)
     return CasePage(total=total, cases=[_public(v, crs) for v in page])
+
+
+@router.get("/api/cases/figures", response_model=FiguresPublic, response_model_by_alias=True,
+            summary="Case figures of your area (结案率、按期结案率、返工率、延期率)",
+            description="Cases due in the period (closed in it, or open with their current step's deadline in "
+                        "it; Asia/Shanghai days, both ends included, at most 1,099 days), grouped by `by`. "
+                        "Definitions: spatial.store.case_figures.")
+def case_figures(session: SessionDep, who: CurrentUser, by: Annotated[FigureGroup, Query()] = "grid",
+                 date_from: Annotated[date | None, Query(alias="from", description="first day (default: the "
+                                                         "first of the current month)")] = None,
+                 date_to: Annotated[date | None, Query(alias="to", description="last day (default: today)")] = None
+                 ) -> FiguresPublic:
+    result = figures_store.case_figures(session, who, by=by, date_from=date_from, date_to=date_to)
+    zh, en = figures_store.GROUP_LABELS[by]
+    return FiguresPublic(by=by, group=FigureColumn(key=by, zh=zh, en=en), date_from=result.date_from,
+                         date_to=result.date_to, rows=[FigureRowPublic(**vars(r)) for r in result.rows],
+                         columns=[FigureColumn(key=k, zh=z, en=e) for k, (z, e) in figures_store.COLUMNS.items()])
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")

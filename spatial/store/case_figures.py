@@ -138,12 +138,17 @@ def period(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     return datetime.combine(date_from, time(0), LOCAL), datetime.combine(date_to + timedelta(days=1), time(0), LOCAL)
 
 
-def case_figures(session: Session, who: Principal, *, by: str, date_from: date, date_to: date) -> Figures:
+def case_figures(session: Session, who: Principal, *, by: str, date_from: date | None = None,
+                 date_to: date | None = None, today: date | None = None) -> Figures:
     """The figures of the caller's area per ``by`` group (:data:`GROUPS`) for the cases due between
-    ``date_from`` and ``date_to`` (inclusive, Asia/Shanghai days), ordered by key (None last). Groups with no
+    ``date_from`` and ``date_to`` (inclusive, Asia/Shanghai days; default: from the first of the current
+    month to ``today``, itself by default today in Asia/Shanghai), ordered by key (None last). Groups with no
     case due are absent."""
     if by not in GROUPS:
         raise InvalidInput(f"by must be one of {', '.join(GROUPS)}", field="by")
+    today = today or datetime.now(LOCAL).date()
+    date_to = date_to or max(today, date_from or today)
+    date_from = date_from or date_to.replace(day=1)
     start, end = period(date_from, date_to)
     area, params = scope_sql(who.area, grid_col="c.grid_id", community_col="c.community_code")
     key_sql, label_sql = GROUPS[by]
