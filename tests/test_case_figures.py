@@ -3,9 +3,10 @@ numbers (working time 09:00–12:00 and 14:00–18:00; December 2026 starts on a
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
+import shapely
 from sqlalchemy import text
 
 from spatial.access import Principal
@@ -233,3 +234,99 @@ def test_the_endpoint_answers_with_labelled_columns_and_refuses_bad_input(app_en
         refused = client.get(f"/api/cases/figures?{query}", headers=headers)
         assert refused.status_code == 422 and words in refused.text, (query, refused.text)
     assert client.get("/api/cases/figures").status_code == 401
+
+
+# -- hot spots ------------------------------------------------------------------------------------------------------
+
+NOW = at(15, "12:00")
+
+
+def lonlat(x: float, y: float) -> shapely.Point:
+    return factories.metres_box(x, y, x + 0.1, y + 0.1).centroid
+
+
+def spot(db, x: float, y: float, category: str = "environment.garbage", days_ago: int = 1,
+         state: str | None = None) -> int:
+    case = cases.report_case(db, None, category=category, lon=lonlat(x, y).x, lat=lonlat(x, y).y, description="又堆了",
+                             now=NOW - timedelta(days=days_ago))
+    if state:
+        db.execute(text("UPDATE cases SET state = :s WHERE id = :id"), {"s": state, "id": case.id})
+    return case.id
+
+
+@pytest.fixture
+def spots(db):
+    west, east = factories.two_grids(db)
+    ids = {name: spot(db, x, y) for name, (x, y) in
+           {"a": (50, 50), "b": (70, 50), "c": (90, 50), "d": (70, 70), "h": (300, 150), "i": (310, 150),
+            "j": (150, 150)}.items()}
+    ids["e"] = spot(db, 60, 40, days_ago=200)                      # old but still open: in the pool
+    ids["f"] = spot(db, 60, 60, days_ago=200, state="closed")      # old and closed: only with days=365
+    ids["g"] = spot(db, 55, 55, state="rejected")                  # never
+    ids["merged"] = spot(db, 52, 52)
+    db.execute(text("UPDATE cases SET duplicate_of = :a WHERE id = :id"), {"a": ids["a"], "id": ids["merged"]})
+    for name, (x, y) in {"s1": (50, 60), "s2": (60, 60), "s3": (55, 80)}.items():
+        ids[name] = spot(db, x, y, category="facilities.streetlight")
+    return db, west, east, ids
+
+
+def test_hot_spots_are_dbscan_clusters_of_one_category_within_50_m(spots):
+    from spatial.store.case_hotspots import hotspots
+
+    db, _, _, ids = spots
+    [garbage] = hotspots(db, CENTRE, category="environment.garbage", now=NOW)
+    assert garbage.properties["case_ids"] == sorted(ids[n] for n in "abcde")
+    assert (garbage.properties["cases"], garbage.properties["unresolved"]) == (5, 5)
+    assert garbage.properties["category"] == "垃圾堆放" and garbage.geometry.geom_type == "Polygon"
+    for x, y in ((50, 50), (70, 50), (90, 50), (70, 70), (60, 40)):
+        assert garbage.geometry.contains(lonlat(x, y)), (x, y)
+    assert garbage.geometry.contains(lonlat(70, 25)) and not garbage.geometry.contains(lonlat(70, 10))  # 25 m wider
+    assert not garbage.geometry.contains(lonlat(150, 150))
+    year = hotspots(db, CENTRE, category="environment.garbage", days=365, now=NOW)[0].properties
+    assert (year["cases"], year["unresolved"]) == (6, 5) and ids["f"] in year["case_ids"]
+    pairs = hotspots(db, CENTRE, category="environment.garbage", min_cases=2, now=NOW)
+    assert [f.properties["cases"] for f in pairs] == [5, 2]
+    every = hotspots(db, CENTRE, now=NOW)
+    assert [(f.id, f.properties["cases"]) for f in every] == [("environment.garbage#1", 5),
+                                                              ("facilities.streetlight#2", 3)]
+    assert [f.properties["cases"] for f in hotspots(db, CENTRE, category="environment", now=NOW)] == [5]
+    assert hotspots(db, CENTRE, category="environment.garbage", eps_m=10, now=NOW) == []
+
+
+def test_hot_spots_keep_to_the_callers_area_and_refuse_bad_input(spots):
+    from spatial.store.case_hotspots import hotspots
+
+    db, west, east, _ = spots
+    east_worker = Principal(7, "worker7", "grid_worker", grid_ids=frozenset({east.id}))
+    assert hotspots(db, east_worker, min_cases=2, now=NOW)[0].properties["cases"] == 2  # h, i
+    assert hotspots(db, east_worker, now=NOW) == []
+    with pytest.raises(InvalidInput, match="unknown case category"):
+        hotspots(db, CENTRE, category="aliens")
+    with pytest.raises(InvalidInput, match="days"):
+        hotspots(db, CENTRE, days=0)
+
+
+def test_the_hot_spot_endpoint_answers_geojson_in_the_callers_crs(app_env):
+    from spatial.store import users
+    from tests.conftest import login
+
+    client, sessions = app_env
+    with sessions.begin() as s:
+        factories.two_grids(s)
+        for x in (50, 70, 90):
+            cases.report_case(s, None, category="environment.garbage", lon=lonlat(x, 50).x, lat=lonlat(x, 50).y,
+                              description="又堆了", reporter_name="张三丰", reporter_phone="13812345678")
+        users.create_user(s, "centre1", "correct horse battery", "planner", scope_code=factories.SUBDISTRICT)
+    headers = login(client, "centre1", "correct horse battery")
+    answer = client.get("/api/cases/hotspots?category=environment.garbage&days=90", headers=headers)
+    assert answer.status_code == 200, answer.text
+    [feature] = answer.json()["features"]
+    assert feature["properties"]["cases"] == 3 and feature["geometry"]["type"] == "Polygon"
+    assert "张三丰" not in answer.text and "13812345678" not in answer.text
+    metres = client.get("/api/cases/hotspots?crs=EPSG:4547", headers=headers).json()["features"][0]
+    xs = [x for x, _ in metres["geometry"]["coordinates"][0]]
+    assert abs(min(xs) - (factories.ORIGIN_X + 25)) < 1 and abs(max(xs) - (factories.ORIGIN_X + 115)) < 1
+    for query, words in (("category=aliens", "unknown case category"), ("days=0", "days"),
+                         ("category=Not-A-Code", "category"), ("eps_m=1", "eps_m")):
+        refused = client.get(f"/api/cases/hotspots?{query}", headers=headers)
+        assert refused.status_code == 422 and words in refused.text, (query, refused.text)

@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep, client_address
-from api.geojson import CrsName, CrsParam
+from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep, client_address
+from api.geojson import CrsName, CrsParam, feature_collection
 from spatial import case_flow as flow
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, parse_crs, transform_xy
 from spatial.geometry.validate import position_from_xy
 from spatial.store import case_figures as figures_store
+from spatial.store import case_hotspots
 from spatial.store import cases as store
 from spatial.worktime import UNITS
 
@@ -249,6 +250,22 @@ def case_figures(session: SessionDep, who: CurrentUser, by: Annotated[FigureGrou
     return FiguresPublic(by=by, group=FigureColumn(key=by, zh=zh, en=en), date_from=result.date_from,
                          date_to=result.date_to, rows=[FigureRowPublic(**vars(r)) for r in result.rows],
                          columns=[FigureColumn(key=k, zh=z, en=e) for k, (z, e) in figures_store.COLUMNS.items()])
+
+
+@router.get("/api/cases/hotspots", summary="Hot spots: where the same category keeps coming back (高发点位)",
+            description="GeoJSON polygons, one per DBSCAN cluster (in metres, the deployment's metric CRS) of "
+                        "the cases of your area of one category (or each category apart) reported in the last "
+                        "`days` days or not yet closed; method: spatial.store.case_hotspots.")
+def hotspots(session: SessionDep, settings: SettingsDep, who: CurrentUser, out_crs: CrsDep,
+             category: Annotated[CategoryCode | None, Query(description="a category code; its sub-categories "
+                                                                        "are included")] = None,
+             days: Annotated[int, Query(ge=1, le=3660)] = 90,
+             eps_m: Annotated[float, Query(ge=5, le=1000, description="metres between neighbouring cases")] = 50.0,
+             min_cases: Annotated[int, Query(ge=2, le=100, description="cases in a hot spot, at least")] = 3,
+             ) -> dict[str, Any]:
+    found = case_hotspots.hotspots(session, who, category=category, days=days, eps_m=eps_m, min_cases=min_cases,
+                                   metric_srid=settings.metric_srid)
+    return feature_collection(found, out_crs, numberReturned=len(found))
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
