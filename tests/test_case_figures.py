@@ -182,6 +182,15 @@ def test_a_case_closed_at_local_midnight_belongs_to_the_day_it_starts(town):
     assert december(db, "grid")[west.code].due == 6
 
 
+def test_the_period_defaults_to_the_current_month_up_to_today(town):
+    db, west, _, _ = town
+    result = figures.case_figures(db, CENTRE, by="grid", today=date(2026, 12, 9))
+    assert (result.date_from, result.date_to) == (date(2026, 12, 1), date(2026, 12, 9))
+    assert {r.key: r.due for r in result.rows}[west.code] == 4  # cases 1-4; 12 and 14 fall due later
+    only_end = figures.case_figures(db, CENTRE, by="grid", date_to=date(2026, 11, 30))
+    assert (only_end.date_from, [r.due for r in only_end.rows]) == (date(2026, 11, 1), [1])
+
+
 def test_figures_keep_to_the_callers_area(town):
     db, west, east, _ = town
     west_worker = Principal(5, "worker3", "grid_worker", grid_ids=frozenset({west.id}))
