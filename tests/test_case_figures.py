@@ -209,6 +209,8 @@ def test_bad_groups_and_periods_are_refused(town):
         figures.case_figures(db, CENTRE, by="grid", date_from=date(2026, 12, 2), date_to=date(2026, 12, 1))
     with pytest.raises(InvalidInput, match="at most"):
         figures.case_figures(db, CENTRE, by="grid", date_from=date(2020, 1, 1), date_to=date(2026, 12, 1))
+    with pytest.raises(InvalidInput, match="between 2000-01-01 and 2199-12-31"):
+        figures.case_figures(db, CENTRE, by="grid", date_from=date(9999, 12, 31))
 
 
 def test_the_endpoint_answers_with_labelled_columns_and_refuses_bad_input(app_env):
@@ -239,7 +241,8 @@ def test_the_endpoint_answers_with_labelled_columns_and_refuses_bad_input(app_en
     month = client.get("/api/cases/figures?by=month&from=2026-12-01&to=2026-12-31", headers=headers).json()
     assert [r["key"] for r in month["rows"]] == ["2026-12"]
     for query, words in (("by=planet", "by"), ("from=2026-12-02&to=2026-12-01", "before it starts"),
-                         ("from=2026-13-01", "from"), ("from=2020-01-01&to=2026-12-01", "at most")):
+                         ("from=2026-13-01", "from"), ("from=2020-01-01&to=2026-12-01", "at most"),
+                         ("from=9999-12-31", "from"), ("to=0001-01-01", "to")):
         refused = client.get(f"/api/cases/figures?{query}", headers=headers)
         assert refused.status_code == 422 and words in refused.text, (query, refused.text)
     assert client.get("/api/cases/figures").status_code == 401

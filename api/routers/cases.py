@@ -228,9 +228,12 @@ def list_cases(session: SessionDep, who: CurrentUser, crs: CrsParam = None,
                         "avg_step_minutes: mean working minutes of a step; avg_satisfaction 1–5. "
                         "Definitions: spatial.store.case_figures.")
 def case_figures(session: SessionDep, who: CurrentUser, by: Annotated[FigureGroup, Query()] = "grid",
-                 date_from: Annotated[date | None, Query(alias="from", description="first day (default: the "
-                                                         "first of the current month)")] = None,
-                 date_to: Annotated[date | None, Query(alias="to", description="last day (default: today)")] = None
+                 date_from: Annotated[date | None, Query(alias="from", ge=figures_store.FIRST_DAY, le=figures_store.LAST_DAY,
+                                                         description="first day (default: the first of the "
+                                                                     "current month)")] = None,
+                 date_to: Annotated[date | None, Query(alias="to", ge=figures_store.FIRST_DAY,
+                                                       le=figures_store.LAST_DAY,
+                                                       description="last day (default: today)")] = None
                  ) -> FiguresPublic:
     result = figures_store.case_figures(session, who, by=by, date_from=date_from, date_to=date_to)
     zh, en = figures_store.GROUP_LABELS[by]

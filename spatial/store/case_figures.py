@@ -52,6 +52,7 @@ from spatial.store.scope import scope_sql
 from spatial.worktime import LOCAL
 
 MAX_DAYS = 3 * 366 + 1
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
 
 # by -> (SQL of the group key, SQL of its label), on the columns of a _BASE row
 GROUPS: dict[str, tuple[str, str]] = {
@@ -130,7 +131,11 @@ class Figures:
 
 def period(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     """The instants [start, end) of the days ``date_from``..``date_to`` (inclusive), Asia/Shanghai.
-    InvalidInput when ``date_to`` is before ``date_from`` or the period is longer than three years."""
+    InvalidInput when ``date_to`` is before ``date_from``, the period is longer than three years or a day is
+    outside 2000–2199."""
+    for name, day in (("from", date_from), ("to", date_to)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput(f"{name} must be a day between {FIRST_DAY} and {LAST_DAY}, got {day}", field=name)
     if date_to < date_from:
         raise InvalidInput(f"the period ends ({date_to}) before it starts ({date_from})", field="to")
     if (date_to - date_from).days + 1 > MAX_DAYS:
