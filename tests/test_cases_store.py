@@ -193,3 +193,14 @@ def test_an_admin_enters_a_day_of_a_year_the_calendar_does_not_know(town):
     cases.enter_calendar_day(db, p["admin"], date(2027, 1, 1), False, "元旦")
     case = reported(db, now=at("2026-12-31 17:50"))
     assert case.deadline == at("2027-01-04 09:20")  # Friday 1 January is off, then the weekend
+
+
+def test_each_event_is_recorded_at_the_instant_the_action_took_effect(town):
+    """Events carry the ``now`` of their action (not the transaction's clock): step times read from them agree
+    with the deadlines and lateness computed at that instant."""
+    db, _, _, p = town
+    case = reported(db, now=at("2026-12-01 09:00"))
+    cases.act(db, p["centre"], case.id, "register", now=at("2026-12-01 09:45"))
+    events = cases.history(db, p["centre"], case.id)
+    assert [e["at"] for e in events] == [at("2026-12-01 09:00"), at("2026-12-01 09:45")]
+    assert events[1]["late_minutes"] == 15.0

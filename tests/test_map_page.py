@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spatial.store import users
+from sqlalchemy import text
+
+from spatial.store import cases, users
 from tests import factories
 from tests.conftest import watch_errors
 
@@ -20,6 +22,12 @@ def page(live_server, browser, tmp_path):
         for i in range(3):
             factories.building(s, west, 20 + 40 * i, 20, number=i + 1, households=150, residents=380)
         factories.building(s, east, 240, 60, number=1, households=90, residents=200, urban_village=True)
+        for x, deadline, state in ((50, "-1 hour", "reported"), (90, "1 day", "reported"), (130, "1 day", "closed")):
+            lon, lat = factories.metres_box(x, 120, x + 0.1, 120.1).centroid.coords[0]
+            case = cases.report_case(s, None, category="environment.garbage", lon=lon, lat=lat, description="垃圾",
+                                     reporter_name="张三丰", reporter_phone="13812345678")
+            s.execute(text("UPDATE cases SET deadline = now() + CAST(:d AS interval), state = :s WHERE id = :id"),
+                      {"d": deadline, "s": state, "id": case.id})
         users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code=factories.SUBDISTRICT)
     context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
     errors = watch_errors(context)  # uncaught exceptions and CSP violations
@@ -41,6 +49,10 @@ def test_login_then_map_shows_grids_buildings_and_totals(page):
     assert page.locator("#grid-count").inner_text() == "2"
     assert "540" in page.locator("#info").inner_text()  # 3 × 150 + 90 households
     assert int(page.locator("body").get_attribute("data-buildings")) == 4
+    # open cases only (the closed one is not drawn), the overdue one with its red ring counted in the legend
+    assert page.locator("#case-count").inner_text() == "2" and page.locator("#overdue-count").inner_text() == "1"
+    assert "超期" in page.locator("#info").inner_text() and "事件高发点位" in page.locator("#info").inner_text()
+    assert "张三丰" not in page.content()
     assert page.locator("header").inner_text().startswith("网格化服务管理地图")
     page.click("#lang")
     page.wait_for_function("() => document.documentElement.lang === 'en'")

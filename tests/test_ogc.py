@@ -14,9 +14,10 @@ import pytest
 import shapely
 from geoalchemy2.shape import from_shape
 from shapely.geometry import shape
+from sqlalchemy import text
 
 from spatial import cql2
-from spatial.store import users
+from spatial.store import cases, users
 from spatial.store.cql2_sql import compile_filter
 from spatial.store.engine import acting_as
 from spatial.store.models import Checkpoint, Enclosure, Grid, Household
@@ -48,6 +49,13 @@ def _seed(sessions) -> dict:
         s.flush()
         s.add(Checkpoint(enclosure_id=enclosure.id, name="东门", status="staffed", staff_count=2,
                          location=from_shape(factories.metres_box(150, 70, 150.1, 70.1).centroid, srid=4326)))
+        lon, lat = factories.metres_box(60, 60, 60.1, 60.1).centroid.coords[0]
+        for late in (True, False):
+            case = cases.report_case(s, None, category="environment.garbage", lon=lon + (0.001 if late else 0),
+                                     lat=lat, description="楼下垃圾三天没清", reporter_name="张三丰",
+                                     reporter_phone="13812345678")
+            s.execute(text("UPDATE cases SET deadline = now() + CAST(:delta AS interval) WHERE id = :id"),
+                      {"delta": "-1 hour" if late else "1 day", "id": case.id})
         users.create_user(s, "planner1", PASSWORD, "planner", scope_code=factories.SUBDISTRICT)
         return {"west": west.id, "west_code": west.code, "east_code": east.code}
 
@@ -83,7 +91,8 @@ def test_collections_list_every_layer_with_crs_and_extent_and_no_personal_collec
     assert client.get("/ogc/collections").status_code == 401
     doc = client.get("/ogc/collections", headers=headers).json()
     names = [c["id"] for c in doc["collections"]]
-    assert {"grids", "buildings", "enclosures", "checkpoints", "streets", "divisions", "micro_grids"} == set(names)
+    assert {"grids", "buildings", "enclosures", "checkpoints", "streets", "divisions", "micro_grids",
+            "cases"} == set(names)
     grids = next(c for c in doc["collections"] if c["id"] == "grids")
     assert CGCS2000 in grids["crs"] and CRS84 in grids["crs"] and grids["storageCrs"] == CRS84
     west, south, east, north = grids["extent"]["spatial"]["bbox"][0]
@@ -107,6 +116,27 @@ def test_items_page_with_next_links_until_every_feature_was_seen(seeded):
     assert pages == 3 and len(seen) == len(set(seen)) == BUILDINGS + 1
     for feature in client.get("/ogc/collections/buildings/items?limit=100", headers=headers).json()["features"]:
         assert not {"head_name", "head_id_number", "head_phone", "tags"} & set(feature["properties"])
+
+
+def test_cases_carry_no_personal_data_and_filter_on_the_overdue_flag(seeded):
+    client, _, ids, headers = seeded
+    answer = client.get("/ogc/collections/cases/items", headers=headers)
+    assert answer.status_code == 200, answer.text
+    features = answer.json()["features"]
+    assert len(features) == 2 and features[0]["geometry"]["type"] == "Point"
+    assert set(features[0]["properties"]) == {"id", "category_code", "category", "state", "state_label", "priority",
+                                              "open", "overdue", "grid_code", "community_code", "reported_at"}
+    for value in ("张", "138", "楼下垃圾", "reporter", "tracking_code", "assignee"):
+        assert value not in answer.text
+    assert [f["properties"]["overdue"] for f in features] == [True, False]
+    assert {f["properties"]["grid_code"] for f in features} == {ids["west_code"]}
+    late = client.get("/ogc/collections/cases/items", params={"filter": "overdue = true AND open = true"},
+                      headers=headers).json()
+    assert [f["id"] for f in late["features"]] == [features[0]["id"]]
+    props = client.get("/ogc/collections/cases/queryables", headers=headers).json()["properties"]
+    assert props["overdue"]["type"] == "boolean" and props["reported_at"]["format"] == "date-time"
+    layer = client.get("/api/layers/cases?open=true", headers=headers)
+    assert layer.status_code == 200 and len(layer.json()["features"]) == 2 and "张" not in layer.text
 
 
 def test_bbox_and_crs_follow_the_axis_order_of_each_crs(seeded):
@@ -276,7 +306,7 @@ def test_gdal_lists_and_pages_through_every_collection_and_filters(live_server, 
     token = token["access_token"]
     listing = _gdal("ogrinfo", "-ro", "-q", f"OAPIF:{base}/ogc", token=token)
     assert listing.returncode == 0, listing.stderr
-    for name in ("grids", "buildings", "enclosures", "checkpoints", "streets", "divisions", "micro_grids"):
+    for name in ("grids", "buildings", "enclosures", "checkpoints", "streets", "divisions", "micro_grids", "cases"):
         assert name in listing.stdout
     refused = _gdal("ogrinfo", "-ro", "-q", f"OAPIF:{base}/ogc", token="forged")
     assert refused.returncode != 0
@@ -287,7 +317,7 @@ def test_gdal_lists_and_pages_through_every_collection_and_filters(live_server, 
     import pyogrio
     counts = {name: pyogrio.read_info(out, layer=name)["features"] for name, _ in pyogrio.list_layers(out)}
     assert counts["buildings"] == BUILDINGS + 1 and counts["grids"] == 2 and counts["checkpoints"] == 1
-    assert counts["enclosures"] == 1
+    assert counts["enclosures"] == 1 and counts["cases"] == 2
 
     filtered = _gdal("ogrinfo", "-ro", "-al", "-q", f"OAPIF:{base}/ogc", "buildings",
                      "-where", "households > 100", token=token, debug=True)

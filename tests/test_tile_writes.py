@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from spatial.store import users
+from spatial.store import cases, users
 from spatial.store.engine import acting_as
 from spatial.store.layers import LAYERS
 from spatial.store.models import Enclosure, Household, MicroGrid, StreetEdge, StreetNode
@@ -113,6 +113,12 @@ def _checkpoints(s, ids):
               dict(zip("xy", a_geom(100).coords[0])))
 
 
+def _cases(s, ids):
+    lon, lat = a_geom(100).coords[0]
+    cases.report_case(s, None, category="environment.garbage", lon=lon, lat=lat, description="垃圾堆放",
+                      reporter_name="张三丰", reporter_phone="13812345678")
+
+
 # layer -> (zoom, the write, how the tile shows it)
 CASES = {
     "divisions": (14, _divisions, lambda fs: any(f["properties"].get("name") == "改名社区" for f in fs)),
@@ -122,6 +128,7 @@ CASES = {
     "streets": (16, _streets, lambda fs: any(f["properties"].get("name") == "新路" for f in fs)),
     "enclosures": (15, _enclosures, lambda fs: any(f["properties"].get("name") == "新围合" for f in fs)),
     "checkpoints": (16, _checkpoints, lambda fs: any(f["properties"].get("name") == "北门" for f in fs)),
+    "cases": (16, _cases, lambda fs: any(f["properties"].get("category") == "垃圾堆放" for f in fs)),
 }
 
 

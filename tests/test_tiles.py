@@ -120,6 +120,44 @@ def test_household_counts_follow_the_callers_scope_and_hold_no_personal_data(see
     assert unscoped.status_code == 403 and "scope" in unscoped.json()["detail"]
 
 
+def test_case_tiles_carry_no_personal_data_and_their_overdue_flag_follows_the_clock(seeded, monkeypatch):
+    """Cases are drawn with what, where and how urgent only; ``overdue`` is computed when the tile is rendered,
+    and a cached case tile is at most one minute old (``Layer.tile_window_s``)."""
+    import tiles.sql
+    from spatial.store import cases
+
+    client, sessions, ids = seeded
+    headers = login(client, "planner1", PASSWORD)
+    lon, lat = factories.metres_box(50, 50, 50.1, 50.1).centroid.coords[0]
+    with sessions.begin() as s:
+        case = cases.report_case(s, None, category="environment.garbage", lon=lon, lat=lat, description="楼下垃圾三天没清",
+                                 reporter_name=NAME, reporter_phone=PHONE, client_addr="10.1.2.3")
+        s.execute(text("UPDATE cases SET deadline = now() + interval '1 second' WHERE id = :id"), {"id": case.id})
+    t = tile_at(16, 50, 50)
+    url = f"/tiles/cases/{t.z}/{t.x}/{t.y}.mvt"
+    first = client.get(url, headers=headers)
+    for value in (NAME, "张", PHONE, "楼下垃圾", case.tracking_code, "10.1.2.3"):
+        assert value.encode() not in first.content
+    [feature] = decode(first)["cases"]["features"]
+    assert feature["id"] == case.id
+    assert feature["properties"] == {"category_code": "environment.garbage", "category": "垃圾堆放",
+                                     "state": "reported", "state_label": "已上报", "priority": "normal",
+                                     "open": True, "overdue": False, "grid_code": ids["west_code"]}
+    import time as clock
+
+    clock.sleep(1.2)
+    again = client.get(url, headers=headers)
+    if again.headers["x-tile-cache"] == "hit":  # the same minute: the cached tile, not yet overdue
+        assert decode(again)["cases"]["features"][0]["properties"]["overdue"] is False
+    later = clock.time() + 61
+    monkeypatch.setattr(tiles.sql.time, "time", lambda: later)
+    fresh = client.get(url, headers=headers)
+    assert fresh.headers["x-tile-cache"] == "miss"
+    assert decode(fresh)["cases"]["features"][0]["properties"]["overdue"] is True
+    overview = decode(client.get(f"/tiles/cases/13/{t.x >> 3}/{t.y >> 3}.mvt", headers=headers))
+    assert set(overview["cases"]["features"][0]["properties"]) == {"category_code", "state", "overdue"}
+
+
 def test_combined_tile_holds_the_layers_the_caller_may_see(seeded):
     client, _, _ = seeded
     t = tile_at(16, 100, 100)
@@ -233,6 +271,12 @@ def test_tilejson_and_style_name_the_tile_layers(seeded):
     source_layers = {layer["source-layer"] for layer in style["layers"] if "source-layer" in layer}
     combined = client.get("/tiles/tiles.json").json()
     assert source_layers == {v["id"] for v in combined["vector_layers"]} == set(tile_layers())
+    points = {name for name, layer in tile_layers().items() if layer.geometry_type == "Point"}
+    assert {"cases", "checkpoints"} <= points
+    assert {layer["type"] for layer in style["layers"] if layer.get("source-layer") in points} == {"circle"}
+    cases_layer = next(v for v in combined["vector_layers"] if v["id"] == "cases")
+    assert cases_layer["fields"]["overdue"] == "Boolean" and not {"reporter_name", "reporter_phone",
+                                                                   "description"} & set(cases_layer["fields"])
 
 
 def test_tile_queries_filter_on_the_stored_geometry_so_the_index_is_used(db):

@@ -36,6 +36,7 @@ How the query is shaped, and why (measured on 200,000 buildings, see ``benchmark
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -127,13 +128,16 @@ _SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 COUNTS = "counts:"
+WINDOW = "window:"  # tiles of a layer whose attributes change with the clock: one cache entry per time window
 
 
 def scope_key(layer: TileLayer, who: Principal | None, zoom: int | None = None) -> str:
     """The part of the cache key that depends on the caller: '' for shared tiles; for the households layer the
     caller's household scope (:attr:`spatial.access.Scope.key`: 'all', 'prefix:<code prefix>' or 'grids:<ids>'),
     Forbidden when it is empty; for tiles carrying per-building counts (the buildings layer at ``zoom``, any zoom
-    if None) 'counts:' and that scope ('counts:none' for viewers and auditors)."""
+    if None) 'counts:' and that scope ('counts:none' for viewers and auditors); for a layer with attributes that
+    change with the clock (``Layer.tile_window_s``: the cases' overdue flag) 'window:' and the number of the
+    current window, so a cached tile is at most one window old."""
     if layer.scoped:
         if who is None:
             raise Forbidden(f"the {layer.name} layer needs a logged-in user")
@@ -146,6 +150,8 @@ def scope_key(layer: TileLayer, who: Principal | None, zoom: int | None = None) 
     attributes = spec.tile_columns if zoom is None else spec.tile_attributes(zoom)
     if set(spec.counts) & set(attributes):
         return COUNTS + (who.household_scope.key if who is not None else NOTHING.key)
+    if spec.tile_window_s:
+        return WINDOW + str(int(time.time() // spec.tile_window_s))
     return ""
 
 

@@ -2,7 +2,8 @@
 
 URLs are built by the caller (the router knows the host); ``tile_url`` is a template with ``{z}/{x}/{y}``.
 Colours follow the map page: grids blue, micro-grids teal, buildings grey (urban village buildings warm),
-enclosures orange, checkpoints by status (staffed green, sealed red, unstaffed amber).
+enclosures orange, checkpoints by status (staffed green, sealed red, unstaffed amber), cases blue when open and
+grey when finished, with a red ring when overdue.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ WORLD = [-180.0, -85.0511, 180.0, 85.0511]
 _FIELD_TYPES = {"households": "Number", "residents": "Number", "levels": "Number", "version": "Number",
                 "buildings": "Number", "seq": "Number", "grid_id": "Number", "staff_count": "Number",
                 "enclosure_id": "Number", "urban_village": "Boolean", "occupancy_estimated": "Boolean",
-                "oneway": "Boolean", "foot": "Boolean", "car": "Boolean"}
+                "oneway": "Boolean", "foot": "Boolean", "car": "Boolean", "open": "Boolean", "overdue": "Boolean"}
 
 
 def vector_layer(layer: TileLayer) -> dict[str, Any]:
@@ -45,6 +46,13 @@ def _paint(layer: TileLayer) -> list[dict[str, Any]]:
         return [{**base, "id": name, "type": "circle", "paint": {
             "circle-radius": 5, "circle-stroke-color": "#ffffff", "circle-stroke-width": 1,
             "circle-color": ["match", ["get", "status"], "staffed", "#2e7d32", "sealed", "#c62828", "#f9a825"]}}]
+    if name == "cases":
+        overdue = ["==", ["get", "overdue"], True]
+        return [{**base, "id": name, "type": "circle", "paint": {
+            "circle-radius": ["case", overdue, 7, 5], "circle-stroke-width": ["case", overdue, 3, 1],
+            "circle-stroke-color": ["case", overdue, "#d32f2f", "#ffffff"],
+            "circle-color": ["match", ["get", "state"], ["closed", "rejected"], "#9e9e9e", "deferred", "#8d6e63",
+                             "#1976d2"]}}]
     if layer.geometry_type in ("LineString", "MultiLineString"):
         return [{**base, "id": name, "type": "line", "paint": {
             "line-color": "#9e9e9e", "line-width": ["interpolate", ["linear"], ["zoom"], 13, 0.5, 18, 3]}}]

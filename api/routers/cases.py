@@ -14,13 +14,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import CrsDep, CurrentUser, SessionDep, client_address
-from api.geojson import CrsName
+from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep, client_address
+from api.geojson import CrsName, feature_collection
 from api.types import BigId
 from spatial import case_flow as flow
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_xy
 from spatial.geometry.validate import position_from_xy
+from spatial.store import case_figures as figures_store
+from spatial.store import case_hotspots
 from spatial.store import cases as store
 from spatial.worktime import UNITS
 
@@ -102,6 +104,25 @@ class CasePublic(BaseModel):
 class CasePage(BaseModel):
     total: int
     cases: list[CasePublic]
+
+
+FigureGroup = Literal[tuple(figures_store.GROUPS)]  # type: ignore[valid-type]
+
+
+class FigureColumn(BaseModel):
+    key: str
+    zh: str
+    en: str
+
+
+class FiguresPublic(BaseModel):
+    by: str
+    group: FigureColumn = Field(description="what a row is")
+    date_from: date = Field(serialization_alias="from")
+    date_to: date = Field(serialization_alias="to")
+    columns: list[FigureColumn] = Field(description="the columns of a row with Chinese and English labels")
+    rows: list[figures_store.FigureRow] = Field(description="one per group with cases due, ordered by key (null, "
+                                                            "cases without one, last); rates are 0–1")
 
 
 IfMatch = Annotated[str | None, Header(description='the case\'s ETag, e.g. "case-12.v3"')]
@@ -195,6 +216,45 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
                                    limit=limit, offset=offset)
     return CasePage(total=total, cases=[_public(v, coords) for v in page])
+
+
+@router.get("/api/cases/figures", response_model=FiguresPublic, response_model_by_alias=True,
+            summary="Case figures of your area (结案率、按期结案率、返工率、延期率)",
+            description="Cases due in the period (closed in it, or open with their current step's deadline in "
+                        "it; Asia/Shanghai days, both ends included, at most 1,099 days), grouped by `by`. "
+                        "结案率 closure_rate = closed / due; 按期结案率 on_time_rate = closed with no step late / due; "
+                        "返工率 redo_rate = closed and redone / closed; 延期率 extension_rate = extended / due; "
+                        "avg_step_minutes: mean working minutes of a step; avg_satisfaction 1–5. "
+                        "Definitions: spatial.store.case_figures.")
+def case_figures(session: SessionDep, who: CurrentUser, by: Annotated[FigureGroup, Query()] = "grid",
+                 date_from: Annotated[date | None, Query(alias="from", ge=figures_store.FIRST_DAY, le=figures_store.LAST_DAY,
+                                                         description="first day (default: the first of the "
+                                                                     "current month)")] = None,
+                 date_to: Annotated[date | None, Query(alias="to", ge=figures_store.FIRST_DAY,
+                                                       le=figures_store.LAST_DAY,
+                                                       description="last day (default: today)")] = None
+                 ) -> FiguresPublic:
+    result = figures_store.case_figures(session, who, by=by, date_from=date_from, date_to=date_to)
+    zh, en = figures_store.GROUP_LABELS[by]
+    return FiguresPublic(by=by, group=FigureColumn(key=by, zh=zh, en=en), date_from=result.date_from,
+                         date_to=result.date_to, rows=result.rows,
+                         columns=[FigureColumn(key=k, zh=z, en=e) for k, (z, e) in figures_store.COLUMNS.items()])
+
+
+@router.get("/api/cases/hotspots", summary="Hot spots: where the same category keeps coming back (高发点位)",
+            description="GeoJSON polygons, one per DBSCAN cluster (in metres, the deployment's metric CRS) of "
+                        "the cases of your area of one category (or each category apart) reported in the last "
+                        "`days` days or not yet closed; method: spatial.store.case_hotspots.")
+def hotspots(session: SessionDep, settings: SettingsDep, who: CurrentUser, out_crs: CrsDep,
+             category: Annotated[CategoryCode | None, Query(description="a category code; its sub-categories "
+                                                                        "are included")] = None,
+             days: Annotated[int, Query(ge=1, le=3660)] = 90,
+             eps_m: Annotated[float, Query(ge=5, le=1000, description="metres between neighbouring cases")] = 50.0,
+             min_cases: Annotated[int, Query(ge=2, le=100, description="cases in a hot spot, at least")] = 3,
+             ) -> dict[str, Any]:
+    found = case_hotspots.hotspots(session, who, category=category, days=days, eps_m=eps_m, min_cases=min_cases,
+                                   metric_srid=settings.metric_srid)
+    return feature_collection(found, out_crs, numberReturned=len(found))
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")

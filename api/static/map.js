@@ -1,4 +1,5 @@
-// gridgov map page: log in, then show divisions, grids, buildings, streets, enclosures and checkpoints.
+// gridgov map page: log in, then show divisions, grids, buildings, streets, enclosures, checkpoints, the open
+// cases (a red ring when past their deadline) and the hot spots where one kind of case keeps coming back.
 // All data comes from this server's /api/layers in EPSG:4326; no basemap unless one is configured and chosen
 // (then its tiles come through this server, and under a GCJ-02 one the layers are drawn shifted: common.js).
 "use strict";
@@ -7,13 +8,17 @@ const LABELS = {
         enclosures: "围合区域", checkpoints: "卡口", households: "户数", residents: "人口", levels: "层数",
         code: "编码", kind: "类型", status: "状态", staff: "值守人数", hours: "开放时间", area: "面积",
         staffed: "有人值守", sealed: "已封闭", unstaffed: "无人值守",
-        in_range: "户数在 300–500 之间", out_range: "户数超出范围", estimated: "(估算)" },
+        in_range: "户数在 300–500 之间", out_range: "户数超出范围", estimated: "(估算)",
+        cases: "待办事件", hotspots: "事件高发点位", overdue: "超期", category: "类别", state: "状态",
+        priority: "优先级", reported: "上报时间", count: "事件数" },
   en: { title: "Community grid map", communities: "Communities", grids: "Grids",
         buildings: "Buildings (zoom in)", streets: "Streets and footpaths", enclosures: "Enclosures",
         checkpoints: "Checkpoints", households: "Households", residents: "Residents", levels: "Levels",
         code: "Code", kind: "Kind", status: "Status", staff: "Staff", hours: "Hours", area: "Area",
         staffed: "Staffed", sealed: "Sealed", unstaffed: "Unstaffed",
-        in_range: "300–500 households", out_range: "households out of range", estimated: "(estimated)" },
+        in_range: "300–500 households", out_range: "households out of range", estimated: "(estimated)",
+        cases: "Open cases", hotspots: "Case hot spots", overdue: "Overdue", category: "Category", state: "State",
+        priority: "Priority", reported: "Reported", count: "Cases" },
 };
 const { t, esc, api } = gridgov;
 
@@ -31,12 +36,21 @@ const layers = {
   checkpoints: L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 6, weight: 2, color: "#fff",
                                    fillColor: { staffed: "#2e7d32", sealed: "#616161", unstaffed: "#d32f2f" }[f.properties.status], fillOpacity: 1 }),
                                  onEachFeature: (f, l) => l.bindPopup(() => checkpointPopup(f.properties)) }),
+  hotspots: L.geoJSON(null, { style: { color: "#e65100", weight: 1, fillColor: "#ff9800", fillOpacity: 0.25 },
+                              onEachFeature: (f, l) => l.bindTooltip(esc(`${f.properties.category} · ${t("count")} ${f.properties.cases}`)) }),
+  cases: L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, caseStyle(f.properties)),
+                           onEachFeature: (f, l) => l.bindPopup(() => casePopup(f.properties)) }),
 };
+const OVERDUE_RING = "#d32f2f", CASE_FILL = "#1976d2";
 let control = null;
 
 function gridStyle(f) {
   const h = f.properties.households, ok = h >= 300 && h <= 500;
   return { color: "#1f3b5a", weight: 2, fillColor: f.properties.kind === "dedicated" ? "#9c27b0" : ok ? "#4caf50" : "#ff9800", fillOpacity: 0.15 };
+}
+function caseStyle(p) {  // overdue: a thick red ring around the dot
+  return p.overdue ? { radius: 7, weight: 3, color: OVERDUE_RING, fillColor: CASE_FILL, fillOpacity: 1 }
+                   : { radius: 5, weight: 1, color: "#fff", fillColor: CASE_FILL, fillOpacity: 1 };
 }
 function row(key, value) { return `<tr><th>${esc(t(key))}</th><td>${esc(value)}</td></tr>`; }
 function gridPopup(p) {
@@ -51,17 +65,26 @@ function checkpointPopup(p) {
   return `<b>${esc(p.name)}</b><table>${row("status", t(p.status))}${row("kind", p.kind)}${row("staff", p.staff_count)}${row("hours", p.opening_hours)}</table>`;
 }
 
+function casePopup(p) {
+  return `<b>${esc(p.category)}</b><table>${row("state", p.state_label)}${row("priority", p.priority)}` +
+         `${row("code", p.grid_code)}${row("reported", new Date(p.reported_at).toLocaleString())}` +
+         `${p.overdue ? row("overdue", "⚠") : ""}</table>`;
+}
+
 async function loadStatic() {
-  const [communities, grids, enclosures, checkpoints] = await Promise.all([
+  const [communities, grids, enclosures, checkpoints, cases, hotspots] = await Promise.all([
     api("/api/layers/divisions?level=community"), api("/api/layers/grids?limit=10000"),
-    api("/api/layers/enclosures?limit=10000"), api("/api/layers/checkpoints?limit=10000")]);
+    api("/api/layers/enclosures?limit=10000"), api("/api/layers/checkpoints?limit=10000"),
+    api("/api/layers/cases?open=true&limit=10000"), api("/api/cases/hotspots")]);
+  layers.hotspots.clearLayers().addData(hotspots);  // first: the canvas draws in the order features are added
+  layers.cases.clearLayers().addData(cases);
   layers.communities.clearLayers().addData(communities);
   layers.grids.clearLayers().addData(grids);
   layers.enclosures.clearLayers().addData(enclosures);
   layers.checkpoints.clearLayers().addData(checkpoints);
   const bounds = layers.grids.getBounds();
   if (bounds.isValid()) map.fitBounds(bounds, { animate: false });
-  summarize(grids, checkpoints);
+  summarize(grids, checkpoints, cases);
 }
 
 async function loadInView() {
@@ -75,14 +98,20 @@ async function loadInView() {
   document.body.dataset.buildings = buildings.features.length;
 }
 
-function summarize(grids, checkpoints) {
+function summarize(grids, checkpoints, cases) {
+  const overdue = cases.features.filter((f) => f.properties.overdue).length;
+  document.body.dataset.cases = cases.features.length;
+  document.body.dataset.overdue = overdue;
   const households = grids.features.reduce((s, f) => s + f.properties.households, 0);
   const count = (st) => checkpoints.features.filter((f) => f.properties.status === st).length;
   document.getElementById("info").innerHTML =
     `<div class="legend">${esc(t("grids"))}: <b id="grid-count">${grids.features.length}</b> · ${esc(t("households"))}: <b>${households.toLocaleString()}</b></div>` +
     `<div class="legend"><i style="background:#4caf50"></i>${esc(t("in_range"))} <i style="background:#ff9800"></i>${esc(t("out_range"))}</div>` +
     `<div class="legend">${esc(t("checkpoints"))}: <i style="background:#2e7d32"></i>${esc(t("staffed"))} ${count("staffed")} ` +
-    `<i style="background:#616161"></i>${esc(t("sealed"))} ${count("sealed")} <i style="background:#d32f2f"></i>${esc(t("unstaffed"))} ${count("unstaffed")}</div>`;
+    `<i style="background:#616161"></i>${esc(t("sealed"))} ${count("sealed")} <i style="background:#d32f2f"></i>${esc(t("unstaffed"))} ${count("unstaffed")}</div>` +
+    `<div class="legend">${esc(t("cases"))}: <i class="case-dot"></i><b id="case-count">${cases.features.length}</b> ` +
+    `<i class="case-dot overdue"></i>${esc(t("overdue"))} <b id="overdue-count">${overdue}</b> ` +
+    `<i class="hotspot"></i>${esc(t("hotspots"))}</div>`;
   map.attributionControl.addAttribution("© OpenStreetMap contributors (imported data) · synthetic demo data");
 }
 

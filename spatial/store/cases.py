@@ -191,7 +191,7 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
         "user": who.username if who else None, "name": reporter_name, "phone": reporter_phone,
         "address": _inet(client_addr), "priority": cat.priority, "now": now, "deadline": deadline, "natural": natural}).scalar_one()
     _event(session, case_id, who.username if who else "resident", "report", None, "reported", note=None,
-           deadline_after=deadline)
+           deadline_after=deadline, at=now)
     view = _view(session, case_id, who, now)
     view.duplicates = _duplicates(session, case_id, cat.code, lon, lat, duplicate_within_m)
     return view
@@ -286,7 +286,7 @@ def act(session: Session, who: Principal, case_id: int, action: str, *, version:
     _update(session, case_id, changes)
     _event(session, case_id, who.username, action, row.state, target, note=note,
            assignee=changes.get("assignee", row.assignee), deadline_before=row.deadline,
-           deadline_after=changes.get("deadline", row.deadline), late_minutes=late)
+           deadline_after=changes.get("deadline", row.deadline), late_minutes=late, at=now)
     return _view(session, case_id, who, now)
 
 
@@ -328,14 +328,17 @@ def _update(session: Session, case_id: int, changes: dict[str, Any]) -> None:
 
 
 def _event(session: Session, case_id: int, actor: str, action: str, source: str | None, target: str, *,
-           note: str | None, assignee: str | None = None, deadline_before: datetime | None = None,
+           note: str | None, at: datetime, assignee: str | None = None, deadline_before: datetime | None = None,
            deadline_after: datetime | None = None, late_minutes: float | None = None) -> None:
+    """One row of ``case_events`` at ``at``: the instant the action took effect (the ``now`` its deadlines and
+    lateness were computed from), so that step times measured from events agree with them."""
     session.execute(text("""
-        INSERT INTO case_events (case_id, actor, action, from_state, to_state, note, assignee, deadline_before,
+        INSERT INTO case_events (case_id, at, actor, action, from_state, to_state, note, assignee, deadline_before,
                                  deadline_after, late_minutes)
-        VALUES (:case, :actor, :action, :source, :target, :note, :assignee, :before, :after, :late)"""),
-        {"case": case_id, "actor": actor, "action": action, "source": source, "target": target, "note": note,
-         "assignee": assignee, "before": deadline_before, "after": deadline_after, "late": late_minutes})
+        VALUES (:case, :at, :actor, :action, :source, :target, :note, :assignee, :before, :after, :late)"""),
+        {"case": case_id, "at": at, "actor": actor, "action": action, "source": source, "target": target,
+         "note": note, "assignee": assignee, "before": deadline_before, "after": deadline_after,
+         "late": late_minutes})
 
 
 # -- reading --------------------------------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ Shapely geometries in EPSG:4326 (lon, lat); areas and lengths are computed in SQ
 metric CRS (``metric_srid``, metres). Personal fields (household heads, building-head phones) are never
 part of a layer.
 
+The ``cases`` layer carries no reporter, description, assignee or tracking code; its ``overdue`` flag is computed
+when read, so its tiles are cached for at most a minute (``Layer.tile_window_s``).
+
 Per-building household and resident counts (``Layer.counts``) are household data: they are NULL for a building
 outside the caller's household scope (:attr:`spatial.access.Principal.household_scope`; viewers and auditors:
 every building), in every read — layers, OGC items and their CQL2 filters (which see the same NULL), tiles and
@@ -22,6 +25,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from spatial import case_flow
 from spatial.access import Scope
 from spatial.errors import InvalidInput, NotFound
 from spatial.store.scope import building_scope
@@ -52,6 +56,7 @@ class Layer:
     tile_simplify: bool = True               # simplify below detail zoom (off for small shapes: snapping suffices)
     tile_geom: str | None = None             # a stored EPSG:3857 copy of ``geom`` for tiles (None: transformed per row)
     counts: tuple[str, ...] = ()             # per-building household counts: NULL outside the caller's household scope
+    tile_window_s: int = 0                   # attributes change with the clock (overdue): cached tiles at most this old
 
     def tile_attributes(self, zoom: int) -> tuple[str, ...]:
         """Attribute names carried by tiles at ``zoom`` (fewer at overview zooms, to keep tiles small)."""
@@ -70,6 +75,24 @@ _GRID_COLUMNS = {
     "buildings": "(SELECT count(*) FROM buildings b WHERE b.grid_id = t.id)",
     "households": "(SELECT coalesce(sum(b.households), 0) FROM buildings b WHERE b.grid_id = t.id)",
     "residents": "(SELECT coalesce(sum(b.residents), 0) FROM buildings b WHERE b.grid_id = t.id)",
+}
+
+# Cases without personal data (no reporter, description, assignee or tracking code): what, where, how urgent.
+# Merged duplicates are left out. ``open``: not closed, rejected or deferred; ``overdue``: open and past the
+# running step's deadline at read time (the transaction's now()), as the supervision list (督办) counts it.
+CASE_SOURCE = """(SELECT c.id, c.category_code, k.name AS category, c.state, c.priority, c.deadline, c.reported_at,
+                         c.location, g.code AS grid_code, c.community_code,
+                         c.state NOT IN ('closed', 'rejected', 'deferred') AS open
+                  FROM cases c JOIN case_categories k ON k.code = c.category_code
+                  LEFT JOIN grids g ON g.id = c.grid_id
+                  WHERE c.duplicate_of IS NULL) t"""
+_STATE_LABEL = "CASE t.state " + " ".join(f"WHEN '{state}' THEN '{zh}'" for state, (zh, _) in
+                                          case_flow.STATES.items()) + " END"
+_CASE_COLUMNS = {
+    "id": "t.id", "category_code": "t.category_code", "category": "t.category", "state": "t.state",
+    "state_label": _STATE_LABEL, "priority": "t.priority", "open": "t.open",
+    "overdue": "coalesce(t.open AND t.deadline < now(), false)", "grid_code": "t.grid_code",
+    "community_code": "t.community_code", "reported_at": "t.reported_at",
 }
 
 LAYERS: dict[str, Layer] = {
@@ -114,6 +137,12 @@ LAYERS: dict[str, Layer] = {
     }, ("status", "kind", "enclosure_id"), "卡口", "Checkpoints", geometry_type="Point", min_zoom=14,
        tile_columns=("name", "kind", "status", "opening_hours", "staff_count", "enclosure_id"),
        overview_columns=("status",)),
+    "cases": Layer(CASE_SOURCE, "location", "id", _CASE_COLUMNS,
+                   ("state", "category_code", "grid_code", "community_code", "priority", "open"), "事件", "Cases",
+                   geometry_type="Point", min_zoom=12, detail_zoom=15,
+                   tile_columns=("category_code", "category", "state", "state_label", "priority", "open", "overdue",
+                                 "grid_code"), overview_columns=("category_code", "state", "overdue"),
+                   tile_window_s=60),
 }
 
 
