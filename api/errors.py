@@ -143,8 +143,18 @@ def _location(loc: tuple) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's parameter and body validation, as an InvalidInput: ``detail`` a sentence, ``errors`` the list."""
+async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's parameter and body validation, as an InvalidInput: ``detail`` a sentence, ``errors`` the list.
+
+    A request for a concrete path (/api/divisions/import) that only reached a templated route of another method
+    (PATCH /api/divisions/{code}) because of the method is a 405 with ``Allow``, not a complaint about the
+    path parameter."""
+    concrete = _concrete_methods(request)
+    if concrete and request.method not in concrete:
+        response = error_response(405, "MethodNotAllowed", f"{request.method} is not allowed here; use "
+                                  + ", ".join(sorted(concrete)))
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
     found = exc.errors()
     issues = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in found]  # not "input": it may be huge, personal or NaN
@@ -186,6 +196,14 @@ def allowed_methods(request: Request) -> list[str]:
     if "GET" in found:
         found.add("HEAD")
     return sorted(found)
+
+
+def _concrete_methods(request: Request) -> set[str]:
+    """The methods of the concrete (parameter-free) OpenAPI path equal to the request's path, if there is one."""
+    allowed_methods(request)  # builds the table
+    found = [methods for regex, concrete, methods in request.app.state.path_methods
+             if concrete and regex.match(request.url.path)]
+    return set().union(*found) if found else set()
 
 
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:

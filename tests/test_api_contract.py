@@ -69,7 +69,8 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
      r"no answer within the time limit", "what the stored data holds"),
     # -- one value required or forbidden depending on another (OpenAPI parameters have no anyOf; these bodies
     #    keep optional members that a client may leave out or send as null)
-    (_GRID_EDITS + r"|POST /api/plans/adopt", {428}, "PreconditionRequired", r"If-Match",
+    (_GRID_EDITS + r"|POST /api/plans/adopt|(PATCH|PUT) /api/divisions/\{code\}(/boundary)?", {428},
+     "PreconditionRequired", r"If-Match",
      "If-Match is required unless preview: true (adopt: always, answered 428 as RFC 6585 says, not 422)"),
     (r"(PATCH|POST|PUT) /api/grids.*", {422}, "InvalidInput", r"say why", "reason is required unless preview: true"),
     (r"GET /api/inspection/(coverage|coverage/report\.html)", {422}, "InvalidInput", r"give enclosure_id or division",
@@ -85,13 +86,16 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"POST /api/inspection/siting", {422}, "InvalidInput", r"maximal covering needs p|must be kept, more than p|"
      r"must be between 1 and", "p with max_cover, at most the candidates, at least the kept ones"),
     (r"POST /api/plans/(propose|adopt)", {422}, "InvalidInput", r"bad household range", "low ≤ high"),
-    (r"POST /api/import/\{kind\}", {422}, "InvalidInput", r"upload a \.gpkg",
+    (r"POST /api/(import/\{kind\}|divisions/import)", {422}, "InvalidInput", r"upload a \.gpkg",
      "the uploaded file's name (OpenAPI cannot constrain a multipart file name)"),
     # -- cases: where a point lies, what is stored, and the workflow's order
     (r".* /(api|open311)/.*cases.*|POST /open311/.*", {422}, "InvalidInput",
      r"not in any community|unknown case category|needs a reason|needs an assignee|needs the extension|"
      r"extension is already waiting|no extension is waiting|is not a day of the calendar",
      "a case's place, category, what an action needs, a day that exists"),
+    (r"(POST|PUT) /api/basemaps(/\{name\})?", {422}, "InvalidInput", r"url_template (uses|must contain)|"
+     r"no secret named", "a template's placeholders with their subdomains and the secrets configured"),
+    (r"POST /api/divisions", {422}, "InvalidInput", r"needs a boundary", "a community's boundary (by its level)"),
     (r"POST /api/cases/\{case_id\}/actions", {409}, "Conflict", r"is not possible for a case",
      "the workflow's order (the allowed actions are listed)"),
 ]

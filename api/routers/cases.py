@@ -12,13 +12,13 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep, client_address
 from api.geojson import CrsName, feature_collection
 from api.types import BigId
 from spatial import case_flow as flow
-from spatial.errors import InvalidInput
+from spatial.errors import InvalidInput, StaleEdit
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_xy
 from spatial.geometry.validate import position_from_xy
 from spatial.store import case_figures as figures_store
@@ -66,7 +66,7 @@ class CaseAction(BaseModel):
 
 
 class CalendarDay(BaseModel):
-    workday: bool = Field(description="true: a working day (调休); false: a day off")
+    workday: StrictBool = Field(description="true: a working day (调休); false: a day off")
     note: str | None = Field(None, max_length=200)
 
 
@@ -138,7 +138,8 @@ def _version(header: str | None, case_id: int) -> int | None:
     tag = header.strip().removeprefix("W/").strip('"')
     prefix = f"case-{case_id}.v"
     if not tag.startswith(prefix) or not tag[len(prefix):].isdigit():
-        raise InvalidInput(f'If-Match must be this case\'s ETag, like "case-{case_id}.v3", got {header[:40]!r}')
+        raise StaleEdit(f'If-Match {header[:40]!r} is not the ETag of this case (like "case-{case_id}.v3"): '
+                        "reload the case and try again")
     return int(tag[len(prefix):])
 
 
