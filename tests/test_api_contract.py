@@ -87,6 +87,12 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"POST /api/plans/(propose|adopt)", {422}, "InvalidInput", r"bad household range", "low ≤ high"),
     (r"POST /api/import/\{kind\}", {422}, "InvalidInput", r"upload a \.gpkg",
      "the uploaded file's name (OpenAPI cannot constrain a multipart file name)"),
+    # -- Open311 (errors as its list of {code, description}, seen here as error "Open311")
+    (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"is not in any community gridgov serves",
+     "a position in a community (the map)"),
+    (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"a location is required",
+     "lat and long, which Open311 leaves optional (an address_string instead): gridgov does not geocode"),
+    (r"GET /open311/v2/requests\.\{format\}", {400}, "Open311", r"start_date is after end_date", "start ≤ end"),
 ]
 """Refusals of schema-valid requests for a reason JSON Schema cannot state: a value valid in itself that is wrong
 in combination with another, with the stored data, or with the map. Each is (operations (a regular expression
@@ -145,6 +151,8 @@ def _unstatable(label: str, status: int, text: str) -> str | None:
         body = json.loads(text)
     except ValueError:
         return None
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "code" in body[0]:  # Open311's errors
+        body = {"error": "Open311", "detail": body[0].get("description")}
     if not isinstance(body, dict):
         return None
     for operations, statuses, kind, detail, reason in UNSTATABLE:
