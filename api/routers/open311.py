@@ -31,6 +31,7 @@ from spatial.worktime import LOCAL
 
 Format = Literal["json", "xml"]
 FormatPath = Annotated[Format, Path(description="json or xml")]
+Jurisdiction = Annotated[str | None, Query(max_length=200, description="ignored: one jurisdiction")]
 CHINESE_PHONE = r"^(\+?86[- ]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
@@ -98,7 +99,7 @@ def discovery(format: FormatPath, request: Request) -> Response:
 @router.get("/services.{format}", response_model=list[present.Service], responses={200: _XML},
             summary="Open311 services: the case categories")
 def services(format: FormatPath, session: SessionDep,
-             jurisdiction_id: Annotated[str | None, Query(max_length=200, description="ignored")] = None) -> Response:
+             jurisdiction_id: Jurisdiction = None) -> Response:
     found = store.categories(session)
     names = {c.code: c.name for c in found}
     return _render(format, "services", [present.service(c, names.get(c.parent_code or "")) for c in found])
@@ -108,7 +109,7 @@ def services(format: FormatPath, session: SessionDep,
             responses={200: _XML}, summary="Open311 service definition (no attributes)")
 def service_definition(service_code: Annotated[str, Path(max_length=64)], format: FormatPath,
                        session: SessionDep,
-                       jurisdiction_id: Annotated[str | None, Query(max_length=200, description="ignored")] = None
+                       jurisdiction_id: Jurisdiction = None
                        ) -> Response:
     if service_code not in {c.code for c in store.categories(session)}:
         raise NotFound(f"no service has the code {service_code!r}: see services.{format}")
@@ -169,7 +170,7 @@ def get_requests(
         start_date: Annotated[datetime | None, Query(description="ISO 8601; no offset: +08:00")] = None,
         end_date: Annotated[datetime | None, Query(description="ISO 8601; no offset: +08:00")] = None,
         status: Annotated[str | None, Query(pattern=r"^(open|closed)(,(open|closed))*$")] = None,
-        jurisdiction_id: Annotated[str | None, Query(max_length=200, description="ignored")] = None) -> Response:
+        jurisdiction_id: Jurisdiction = None) -> Response:
     statuses = set(status.split(",")) if status else {"open", "closed"}
     found = store.public_cases(
         session, tracking_codes=_list(service_request_id), category_codes=_list(service_code),
@@ -182,7 +183,7 @@ def get_requests(
             responses={200: _XML}, summary="Open311: one service request")
 def get_request(service_request_id: Annotated[str, Path(max_length=64)], format: FormatPath,
                 session: SessionDep,
-                jurisdiction_id: Annotated[str | None, Query(max_length=200, description="ignored")] = None
+                jurisdiction_id: Jurisdiction = None
                 ) -> Response:
     found = store.public_cases(session, tracking_codes=[service_request_id])
     if not found:
