@@ -27,6 +27,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import schemathesis
@@ -145,12 +146,22 @@ def _acceptor(op, doc: dict):
     return accept
 
 
+def _open311_xml_errors(text: str) -> list[dict[str, str | None]] | None:
+    """Open311's XML errors (``<errors><error><code/><description/>``) as its JSON list, None for other text."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError:
+        return None
+    return [{"code": e.findtext("code"), "description": e.findtext("description")}
+            for e in root.findall("error")] if root.tag == "errors" else None
+
+
 def _unstatable(label: str, status: int, text: str) -> str | None:
     """The reason of :data:`UNSTATABLE` that explains refusing a schema-valid request with this answer, if any."""
     try:
         body = json.loads(text)
     except ValueError:
-        return None
+        body = _open311_xml_errors(text)
     if isinstance(body, list) and body and isinstance(body[0], dict) and "code" in body[0]:  # Open311's errors
         body = {"error": "Open311", "detail": body[0].get("description")}
     if not isinstance(body, dict):

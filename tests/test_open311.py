@@ -136,6 +136,7 @@ def test_xml_answers_parse_and_follow_the_specification(town):
     ({"phone": "555-0100"}, 400, "phone"),
     ({"service_code": None}, 400, "service_code"),
     ({"media_url": "javascript:alert(1)"}, 400, "media_url"),
+    ({"lat": ""}, 400, "a location is required"),  # an empty form field is a missing one
 ])
 def test_bad_requests_are_open311_errors_and_write_nothing(app_env, form, status, says):
     client, sessions = app_env
@@ -155,6 +156,8 @@ def test_reads_refuse_bad_input_as_open311_errors(app_env):
     client, _ = app_env
     for url, status in (("/open311/v2/requests.csv", 400), ("/open311/v2/requests.json?status=pending", 400),
                         ("/open311/v2/requests.json?start_date=yesterday", 400),
+                        ("/open311/v2/requests.json?start_date=0.5", 400),  # not seconds since 1970
+                        ("/open311/v2/requests.json?start_date=2026-12-01T00:00:00", 400),  # no time zone
                         ("/open311/v2/requests.json?start_date=2026-12-01T00:00:00Z&end_date=2026-11-01T00:00:00Z",
                          400), ("/open311/v2/services/aliens.json", 404), ("/open311/v2/requests/NOPE.json", 404)):
         response = client.get(url)
@@ -197,7 +200,7 @@ def test_the_list_defaults_to_90_days_and_ids_override_the_filters(app_env):
         "service_request_id": f"{old.tracking_code},{new.tracking_code.lower()}", "service_code": "epidemic"}).json()
     assert {r["service_request_id"] for r in both} == {old.tracking_code, new.tracking_code}
     ranged = client.get("/open311/v2/requests.json", params={
-        "start_date": (datetime.now() - timedelta(days=120)).isoformat(timespec="seconds"),  # no offset: +08:00
+        "start_date": (datetime.now(timezone.utc) - timedelta(days=120)).isoformat(timespec="seconds"),
         "end_date": datetime.now(timezone.utc).isoformat()}).json()
     assert len(ranged) == 2 and ranged[0]["service_request_id"] == new.tracking_code
     assert client.get("/open311/v2/requests.json", params={"start_date": "2099-01-01T00:00:00+08:00"}).json() == []

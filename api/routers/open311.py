@@ -25,9 +25,9 @@ from fastapi.routing import APIRoute
 
 from api.deps import SessionDep, client_address, public_url
 from api.presenters import open311 as present
+from api.types import Instant
 from spatial.errors import InvalidInput, NotFound
 from spatial.store import cases as store
-from spatial.worktime import LOCAL
 
 Format = Literal["json", "xml"]
 FormatPath = Annotated[Format, Path(description="json or xml")]
@@ -121,23 +121,23 @@ def service_definition(service_code: Annotated[str, Path(max_length=64)], format
              description="Form-encoded. No account needed; at most 10 reports an hour from one client address and "
                          "5 under one phone number (429 beyond). lat and long (WGS 84) are required: an "
                          "address_string alone is refused (400).")
-def post_request(
+def post_request(  # optional members are typed without None: a form has no null, the schema offers none
         format: FormatPath, request: Request, session: SessionDep,
         service_code: Annotated[str, Form(min_length=1, max_length=64)],
-        lat: Annotated[float | None, Form(ge=-90, le=90, description="WGS 84")] = None,
-        long: Annotated[float | None, Form(ge=-180, le=180, description="WGS 84")] = None,
-        address_string: Annotated[str | None, Form(max_length=500)] = None,
-        address_id: Annotated[str | None, Form(max_length=200, description="ignored")] = None,
-        description: Annotated[str | None, Form(max_length=1800, description="default: the service's name")] = None,
-        first_name: Annotated[str | None, Form(max_length=20)] = None,
-        last_name: Annotated[str | None, Form(max_length=20)] = None,
-        phone: Annotated[str | None, Form(pattern=CHINESE_PHONE, description="mainland mobile or landline")] = None,
-        email: Annotated[str | None, Form(max_length=254, description="not stored")] = None,
-        device_id: Annotated[str | None, Form(max_length=200, description="ignored")] = None,
-        account_id: Annotated[str | None, Form(max_length=200, description="ignored")] = None,
-        media_url: Annotated[str | None, Form(max_length=150, pattern=r"^https?://\S+$")] = None,
-        api_key: Annotated[str | None, Form(max_length=200, description="ignored: no key needed")] = None,
-        jurisdiction_id: Annotated[str | None, Form(max_length=200, description="ignored")] = None) -> Response:
+        lat: Annotated[float, Form(ge=-90, le=90, description="WGS 84")] = None,
+        long: Annotated[float, Form(ge=-180, le=180, description="WGS 84")] = None,
+        address_string: Annotated[str, Form(max_length=500)] = None,
+        address_id: Annotated[str, Form(max_length=200, description="ignored")] = None,
+        description: Annotated[str, Form(max_length=1800, description="default: the service's name")] = None,
+        first_name: Annotated[str, Form(max_length=20)] = None,
+        last_name: Annotated[str, Form(max_length=20)] = None,
+        phone: Annotated[str, Form(pattern=CHINESE_PHONE, description="mainland mobile or landline")] = None,
+        email: Annotated[str, Form(max_length=254, description="not stored")] = None,
+        device_id: Annotated[str, Form(max_length=200, description="ignored")] = None,
+        account_id: Annotated[str, Form(max_length=200, description="ignored")] = None,
+        media_url: Annotated[str, Form(max_length=150, pattern=r"^https?://\S+$")] = None,
+        api_key: Annotated[str, Form(max_length=200, description="ignored: no key needed")] = None,
+        jurisdiction_id: Annotated[str, Form(max_length=200, description="ignored")] = None) -> Response:
     if lat is None or long is None:
         raise InvalidInput("a location is required: send lat and long (WGS 84)"
                            + ("; an address_string alone cannot be placed, gridgov does not geocode addresses"
@@ -167,8 +167,8 @@ def get_requests(
         format: FormatPath, session: SessionDep,
         service_request_id: Annotated[str | None, Query(max_length=2200, description="comma-separated")] = None,
         service_code: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
-        start_date: Annotated[datetime | None, Query(description="ISO 8601; no offset: +08:00")] = None,
-        end_date: Annotated[datetime | None, Query(description="ISO 8601; no offset: +08:00")] = None,
+        start_date: Annotated[Instant | None, Query()] = None,
+        end_date: Annotated[Instant | None, Query()] = None,
         status: Annotated[str | None, Query(pattern=r"^(open|closed)(,(open|closed))*$")] = None,
         jurisdiction_id: Jurisdiction = None) -> Response:
     statuses = set(status.split(",")) if status else {"open", "closed"}
@@ -197,11 +197,9 @@ def _list(value: str | None) -> list[str] | None:
 
 
 def _instant(value: datetime | None) -> datetime | None:
-    """An aware instant (no offset: China Standard Time), held between 2000 and 2200 (no case lies outside)."""
+    """``value`` (aware) held between 2000 and 2200, where every case lies, in UTC."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=LOCAL)
     try:
         value = value.astimezone(timezone.utc)
     except OverflowError:  # year 1 or 9999 pushed over the edge by its offset
