@@ -73,8 +73,6 @@ class Open311Route(APIRoute):
 
 
 _XML = {"content": {"application/xml": {"schema": {"type": "string", "description": "the same tree as XML"}}}}
-
-
 _ERRORS = {"content": {"application/json": {"schema": {"type": "array", "items":
                                                         present.Open311Error.model_json_schema()}},
                        "application/xml": {"schema": {"type": "string"}}},
