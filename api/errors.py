@@ -275,11 +275,21 @@ async def _pool_timeout(_: Request, exc: PoolTimeout) -> JSONResponse:
     return error_response(503, "DatabaseUnavailable", "the service is busy (no database connection free); retry shortly")
 
 
+def _rendered(handler):
+    """``handler``, whose error answer the route may render in a format of its own: ``request.state.render_error``
+    (set by the route before its endpoint runs), a function of the request and this module's JSON answer
+    returning the response to send (e.g. Open311's error list, :mod:`api.routers.open311`). Status, message,
+    rollback and audit stay this module's."""
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = await handler(request, exc)
+        render = getattr(request.state, "render_error", None)
+        return render(request, answer) if render is not None and answer.status_code >= 400 else answer
+
+    return handle
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(errors.GridgovError, _domain)
-    app.add_exception_handler(IntegrityError, _integrity)
-    app.add_exception_handler(DataError, _data)
-    app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(DBAPIError, _database)
-    app.add_exception_handler(PoolTimeout, _pool_timeout)
+    for kind, handler in ((errors.GridgovError, _domain), (IntegrityError, _integrity), (DataError, _data),
+                          (RequestValidationError, _request_validation), (HTTPException, _http),
+                          (DBAPIError, _database), (PoolTimeout, _pool_timeout)):
+        app.add_exception_handler(kind, _rendered(handler))

@@ -34,6 +34,10 @@ PUBLIC = {  # what anyone may read: how to log in, the service's health and voca
 RESIDENTS = {  # residents report problems without an account (rate-limited) and follow them by tracking code
     ("GET", "/api/cases/categories"), ("GET", "/api/cases/workflow"), ("POST", "/api/public/cases"),
     ("GET", "/api/public/cases/{tracking_code}"),
+    # Open311 GeoReport v2 (the same cases for Open311 clients; no personal data in its public view)
+    ("GET", "/open311/v2/discovery.{format}"), ("GET", "/open311/v2/services.{format}"),
+    ("GET", "/open311/v2/services/{service_code}.{format}"), ("POST", "/open311/v2/requests.{format}"),
+    ("GET", "/open311/v2/requests.{format}"), ("GET", "/open311/v2/requests/{service_request_id}.{format}"),
 }
 PATH_VALUES = {"code": GRID, "layer": "grids", "name": "grids", "collectionId": "grids", "featureId": "1",
                "z": "14", "x": "13348", "y": "7130", "kind": "grids"}
@@ -76,7 +80,8 @@ def env(app_env):
 
 def test_the_public_list_is_short_and_every_listed_operation_exists(operations):
     assert PUBLIC <= set(operations) and RESIDENTS <= set(operations)
-    assert all(p.startswith(("/api/public/", "/api/cases/categories", "/api/cases/workflow")) for _, p in RESIDENTS)
+    assert all(p.startswith(("/api/public/", "/api/cases/categories", "/api/cases/workflow", "/open311/v2/"))
+               for _, p in RESIDENTS)
     assert len(operations) > 50 and len(PUBLIC) < 10
 
 

@@ -27,6 +27,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import schemathesis
@@ -98,6 +99,12 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"POST /api/divisions", {422}, "InvalidInput", r"needs a boundary", "a community's boundary (by its level)"),
     (r"POST /api/cases/\{case_id\}/actions", {409}, "Conflict", r"is not possible for a case",
      "the workflow's order (the allowed actions are listed)"),
+    # -- Open311 (errors as its list of {code, description}, seen here as error "Open311")
+    (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"is not in any community gridgov serves",
+     "a position in a community (the map)"),
+    (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"a location is required",
+     "lat and long, which Open311 leaves optional (an address_string instead): gridgov does not geocode"),
+    (r"GET /open311/v2/requests\.\{format\}", {400}, "Open311", r"start_date is after end_date", "start ≤ end"),
 ]
 """Refusals of schema-valid requests for a reason JSON Schema cannot state: a value valid in itself that is wrong
 in combination with another, with the stored data, or with the map. Each is (operations (a regular expression
@@ -161,6 +168,14 @@ def _full_text(response) -> str:
 def _text(response) -> str:
     """The start of an answer for a report: its text, or a repr of its bytes (a GeoPackage, a tile)."""
     return _full_text(response)[:300] or repr(response.content[:100])
+def _open311_xml_errors(text: str) -> list[dict[str, str | None]] | None:
+    """Open311's XML errors (``<errors><error><code/><description/>``) as its JSON list, None for other text."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError:
+        return None
+    return [{"code": e.findtext("code"), "description": e.findtext("description")}
+            for e in root.findall("error")] if root.tag == "errors" else None
 
 
 def _unstatable(label: str, status: int, text: str) -> str | None:
@@ -168,7 +183,9 @@ def _unstatable(label: str, status: int, text: str) -> str | None:
     try:
         body = json.loads(text)
     except ValueError:
-        return None
+        body = _open311_xml_errors(text)
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "code" in body[0]:  # Open311's errors
+        body = {"error": "Open311", "detail": body[0].get("description")}
     if not isinstance(body, dict):
         return None
     for operations, statuses, kind, detail, reason in UNSTATABLE:

@@ -28,7 +28,7 @@ import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import text
@@ -487,3 +487,77 @@ def parse_limit(amount: int, unit: str) -> Limit:
     if not 0 < amount <= 10_000:
         raise InvalidInput("an extension is between 1 and 10,000 units", field="amount")
     return Limit(amount, unit)  # type: ignore[arg-type]
+
+
+# -- the public listing (Open311 GeoReport v2) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicCase:
+    """What anyone may read of a case: no description, no reporter, no assignee, no handler's note. ``lon``/``lat``
+    EPSG:4326; ``place`` the community's name and the grid's (None when the case lies in no grid any more);
+    ``updated_at`` the last recorded transition; ``deadline`` the running step's (None without a clock)."""
+
+    tracking_code: str
+    category_code: str
+    category: str
+    department: str
+    state: str
+    state_label: str
+    lon: float
+    lat: float
+    place: str | None
+    reported_at: datetime
+    updated_at: datetime
+    deadline: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def closed(self) -> bool:
+        """Finished (closed or not accepted): Open311's ``closed``; every other state is ``open``."""
+        return self.state in flow.TERMINAL
+
+
+PUBLIC_DEFAULT_DAYS = 90
+PUBLIC_MAX = 1000
+
+
+def public_cases(session: Session, *, tracking_codes: list[str] | None = None,
+                 category_codes: list[str] | None = None, start: datetime | None = None, end: datetime | None = None,
+                 closed: bool | None = None, limit: int = PUBLIC_MAX, now: datetime | None = None
+                 ) -> list[PublicCase]:
+    """Cases anyone may list, newest first, without an account and without scope (:class:`PublicCase` holds no
+    personal data). ``tracking_codes`` given: those cases, every other filter ignored (as Open311 says).
+    Otherwise reported in [``start``, ``end``] (timezone-aware; ``start`` defaults to :data:`PUBLIC_DEFAULT_DAYS`
+    days before ``end``, ``end`` to now, or to ``start`` when that is later), of ``category_codes`` (None: all), ``closed`` True/False/None (all);
+    at most ``limit`` (1–:data:`PUBLIC_MAX`). A start after the end is InvalidInput; duplicates merged into
+    another case are left out of lists but found by their code."""
+    if not 1 <= limit <= PUBLIC_MAX:
+        raise InvalidInput(f"limit must be between 1 and {PUBLIC_MAX}", field="limit")
+    params: dict[str, Any] = {"limit": limit}
+    if tracking_codes:
+        where = ["c.tracking_code = ANY(:codes)"]
+        params["codes"] = [code.strip().upper() for code in tracking_codes]
+    else:
+        if start is not None and end is not None and start > end:
+            raise InvalidInput("start_date is after end_date", field="start_date")
+        end = end or max(_now(now), start or _now(now))
+        start = start or end - timedelta(days=PUBLIC_DEFAULT_DAYS)
+        where = ["c.reported_at BETWEEN :start AND :end", "c.duplicate_of IS NULL"]
+        params.update(start=start, end=end)
+        if category_codes:
+            where.append("c.category_code = ANY(:categories)")
+            params["categories"] = category_codes
+        if closed is not None:
+            where.append(("" if closed else "NOT ") + "(c.state = ANY(:terminal))")
+            params["terminal"] = sorted(flow.TERMINAL)
+    rows = session.execute(text(f"""
+        SELECT c.tracking_code, c.category_code, k.name AS category, k.department, c.state, ST_X(c.location) AS lon,
+               ST_Y(c.location) AS lat, concat_ws(' · ', d.name, g.name) AS place, c.reported_at, c.deadline,
+               c.closed_at, GREATEST(c.reported_at, (SELECT max(e.at) FROM case_events e WHERE e.case_id = c.id))
+                   AS updated_at
+        FROM {_FROM} LEFT JOIN divisions d ON d.code = c.community_code
+        WHERE {" AND ".join(where)} ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"""), params).all()
+    return [PublicCase(r.tracking_code, r.category_code, r.category, r.department, r.state, flow.STATES[r.state][0],
+                       r.lon, r.lat, r.place or None, r.reported_at, r.updated_at, r.deadline, r.closed_at)
+            for r in rows]
