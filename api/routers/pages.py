@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+FAVICON = Path(__file__).resolve().parents[1] / "static" / "favicon.svg"
 router = APIRouter(include_in_schema=False)
 
 
@@ -44,3 +45,10 @@ def inspector_page(request: Request) -> HTMLResponse:
 def tokens_page(request: Request) -> HTMLResponse:
     """Personal access tokens for QGIS and GDAL: make, list and revoke one's own (any logged-in user)."""
     return _page(request, "tokens.html")
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site icon (an SVG) for clients that ask for ``/favicon.ico`` without reading the pages' ``<link rel=icon>``;
+    cached for a day."""
+    return FileResponse(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
