@@ -46,7 +46,8 @@ def test_make_use_and_revoke_a_token_on_the_page(live_server, browser, tmp_path)
         page.click("#lang")
         page.wait_for_function("() => document.documentElement.lang === 'en'")
         assert page.locator("header").inner_text().startswith("Access tokens")
-        assert "revoked" in page.locator("#tokens tbody tr").first.inner_text()
+        page.wait_for_function(  # the table is drawn again in English after the switch
+            "() => document.querySelector('#tokens tbody tr').innerText.includes('revoked')", timeout=10_000)
         page.screenshot(path=str(tmp_path / "tokens.png"))
     finally:
         context.close()
