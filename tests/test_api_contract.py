@@ -96,7 +96,11 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
      "a case's place, category, what an action needs, a day that exists"),
     (r"(POST|PUT) /api/basemaps(/\{name\})?", {422}, "InvalidInput", r"url_template (uses|must contain)|"
      r"no secret named", "a template's placeholders with their subdomains and the secrets configured"),
-    (r"POST /api/divisions", {422}, "InvalidInput", r"needs a boundary", "a community's boundary (by its level)"),
+    (r"POST /api/divisions", {422}, "InvalidInput", r"needs a boundary|expected a GeoJSON Polygon|does not end in",
+     "a division's boundary and code structure, by its level"),
+    (r"GET /api/cases/figures", {422}, "InvalidInput", r"a period is at most", "from and to at most 1,099 days apart"),
+    (r"GET /api/export/layers/\{layer\}", {422}, "InvalidInput", r"cannot be cut to a community",
+     "community with a layer that has community codes"),
     (r"POST /api/cases/\{case_id\}/actions", {409}, "Conflict", r"is not possible for a case",
      "the workflow's order (the allowed actions are listed)"),
     # -- Open311 (errors as its list of {code, description}, seen here as error "Open311")
