@@ -193,6 +193,9 @@ GROUPINGS: Mapping[str, Mapping[str, tuple[str, str, str]]] = {
     "campaign_progress": {"grid": ("grid_code", "grid_name", "网格"),
                           "community": ("community_code", "community_name", "社区")}}
 """Grouping levels per source: level → (SQL of the group's code, of its name, Chinese label)."""
+GROUP_COLUMNS = {"grid": ("grid_code", "grid_name"), "community": ("community_code", "community_name"),
+                 "building": ("building_code", "building_name")}
+"""The columns a persons / households form starts with when its template does not name them: the group's."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +342,8 @@ def save_template(session: Session, who: Principal, name: str, definition: Any, 
 
 @dataclass
 class FormResult:
-    """A filled form: ``headers`` (Chinese), ``rows`` (values in header order; group columns first),
+    """A filled form: ``headers`` (Chinese), ``rows`` (values in header order; the group's code and name
+    first unless the template places them),
     ``groups`` (code, name, rows) in order (none for campaign progress, whose rows are groups), whether
     ``revealed``."""
 
@@ -403,8 +407,9 @@ def _ledger_form(session: Session, who: Principal, template: Template, division:
     where_division, division_params = _division_sql(division)
     catalogue_ = COLUMNS[template.source]
     group_code, group_name, _ = GROUPINGS[template.source][template.group_by]
-    selected = [f"{catalogue_[c].sql} AS c{i}" for i, c in enumerate(template.columns)]
-    sealed = [(i, catalogue_[c].sealed) for i, c in enumerate(template.columns) if catalogue_[c].sealed]
+    shown = (*(c for c in GROUP_COLUMNS[template.group_by] if c not in template.columns), *template.columns)
+    selected = [f"{catalogue_[c].sql} AS c{i}" for i, c in enumerate(shown)]
+    sealed = [(i, catalogue_[c].sealed) for i, c in enumerate(shown) if catalogue_[c].sealed]
     if revealed:
         selected += [f"{sql} AS s{i}" for i, (sql, _) in sealed]
     filters, filter_params = [], {}
@@ -433,7 +438,7 @@ def _ledger_form(session: Session, who: Principal, template: Template, division:
     out, groups = [], []
     for r in rows:
         values = []
-        for i, name in enumerate(template.columns):
+        for i, name in enumerate(shown):
             column, value = catalogue_[name], r[f"c{i}"]
             if revealed and column.head:
                 value = heads[r["household_id"]][column.sql.removeprefix("h.")]
@@ -442,13 +447,12 @@ def _ledger_form(session: Session, who: Principal, template: Template, division:
             elif not revealed and column.mask:
                 value = column.mask(value)
             values.append(value)
-        out.append([r["group_code"], r["group_name"], *values])
+        out.append(values)
         if groups and groups[-1][0] == r["group_code"]:
             groups[-1] = (groups[-1][0], groups[-1][1], groups[-1][2] + 1)
         else:
             groups.append((r["group_code"], r["group_name"], 1))
-    label = GROUPINGS[template.source][template.group_by][2]
-    headers = [f"{label}编码", label, *(catalogue_[c].header for c in template.columns)]
+    headers = [catalogue_[c].header for c in shown]
     households = sorted({int(r["household_id"]) for r in rows})
     return FormResult(template, division, headers, out, groups, revealed), households
 
