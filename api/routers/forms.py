@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep
-from api.types import Id, OneOf
+from api.types import Id, Name, OneOf
 from spatial.io.forms import MEDIA_TYPES, write_form
 from spatial.personal_keys import personal_keys
 from spatial.store import forms, tokens
@@ -30,20 +30,27 @@ router = APIRouter(prefix="/api/forms", tags=["forms · 表格"])
 NamePath = Annotated[str, Field(pattern=forms.NAME.pattern, description="a template's name (a–z, 0–9, _)")]
 
 
+ALL_COLUMNS = sorted({c for columns in forms.COLUMNS.values() for c in columns})
+ALL_FILTERS = sorted({f for filters in forms.FILTERS.values() for f in filters})
+ALL_GROUPINGS = sorted({g for groupings in forms.GROUPINGS.values() for g in groupings})
+
+
 class FilterIn(BaseModel):
-    filter: str = Field(description="a filter of the source's catalogue (GET /api/forms/catalogue)")
+    filter: OneOf(ALL_FILTERS) = Field(description="a filter of the source's catalogue (GET /api/forms/catalogue)")
     value: Any = Field(default=None, description="its value: a tag, a population type, a date, a number …")
 
 
 class TemplateDefinition(BaseModel):
     """What a template says; column, filter and grouping names come from the catalogues of its source."""
 
-    title: str = Field(min_length=1, max_length=100, examples=["独居老人花名册"])
+    title: Name = Field(examples=["独居老人花名册"])
     department: str | None = Field(default=None, max_length=100, examples=["民政"])
     description: str | None = Field(default=None, max_length=1000)
     source: OneOf(forms.SOURCES)
-    group_by: str = Field(default="grid", description="grid, community or building (progress: grid, community)")
-    columns: list[str] = Field(min_length=1, description="column names of the source's catalogue, in order")
+    group_by: OneOf(ALL_GROUPINGS) = Field(default="grid", description="building: not for campaign_progress")
+    columns: list[OneOf(ALL_COLUMNS)] = Field(min_length=1, json_schema_extra={"uniqueItems": True},
+                                              description="column names of the source's catalogue, in order, "
+                                                          "each once")
     filters: list[FilterIn] = Field(default_factory=list)
     masking: OneOf(forms.MASKINGS) = Field(default="masked", description="'unmasked' forms need an admin and a "
                                                                          "reason at every run")

@@ -139,7 +139,7 @@ class Filter:
 
 def _one_of(vocabulary: Mapping[str, Any]) -> Callable[[Any], str]:
     def read(value: Any) -> str:
-        if value not in vocabulary:
+        if not isinstance(value, str | bool) or value not in vocabulary:
             raise ValueError(f"one of {', '.join(vocabulary)}")
         return value
     return read
@@ -223,10 +223,11 @@ class Template:
 
 
 def catalogue() -> dict[str, Any]:
-    """The catalogues as documentation (the API's ``GET /api/forms/catalogue``): per source its columns (header,
-    personal), filters (meaning) and grouping levels; the masking levels."""
+    """The catalogues as documentation (the API's ``GET /api/forms/catalogue``): per source its columns (a list
+    of name, header, personal: column names are not keys, so no answer has a key such as ``head_phone`` without
+    holding one), filters (meaning) and grouping levels; the masking levels."""
     return {"sources": {source: {
-        "columns": {n: {"header": c.header, "personal": c.personal} for n, c in COLUMNS[source].items()},
+        "columns": [{"name": n, "header": c.header, "personal": c.personal} for n, c in COLUMNS[source].items()],
         "filters": {n: f.doc for n, f in FILTERS[source].items()},
         "group_by": {n: label for n, (_, _, label) in GROUPINGS[source].items()}} for source in SOURCES},
         "masking": list(MASKINGS)}
@@ -260,7 +261,7 @@ def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Te
         problems.append("columns must be a non-empty list of column names")
         columns = []
     elif unknown := [c for c in columns if c not in COLUMNS[source]]:
-        problems.append(f"unknown columns {', '.join(unknown)} for source {source} "
+        problems.append(f"unknown columns {', '.join(c[:40] for c in unknown[:10])} for source {source} "
                         f"(known: {', '.join(COLUMNS[source])})")
     elif len(set(columns)) != len(columns):
         problems.append("a column is named twice")
@@ -275,13 +276,13 @@ def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Te
             continue
         known = FILTERS[source].get(f["filter"]) if isinstance(f["filter"], str) else None
         if known is None:
-            problems.append(f"unknown filter {f['filter']!r} for source {source} "
+            problems.append(f"unknown filter {repr(f['filter'])[:50]} for source {source} "
                             f"(known: {', '.join(FILTERS[source])})")
             continue
         try:
             filters.append((f["filter"], known.value(f.get("value"))))
         except ValueError as exc:
-            problems.append(f"filter {f['filter']}: value {f.get('value')!r} must be {exc}")
+            problems.append(f"filter {f['filter']}: value {repr(f.get('value'))[:50]} must be {exc}")
     group_by = definition.get("group_by", "grid")
     if group_by not in GROUPINGS[source]:
         problems.append(f"group_by must be one of {', '.join(GROUPINGS[source])} for source {source}")
