@@ -198,7 +198,7 @@ def _caller(env: FuzzEnv, op, known: dict[str, list[Any]], checks: list,
                 if reason:
                     explained[reason] += 1
                     continue
-                if kind == "IgnoredAuth" and response.status_code == 429:
+                if kind == "IgnoredAuth" and (response.status_code == 429 or "got `429" in str(failure)):
                     explained["wrong credentials beyond the login limits: 429 before 401, by design"] += 1
                     continue
                 found[kind][_label(op)].append(

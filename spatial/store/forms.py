@@ -233,6 +233,13 @@ def catalogue() -> dict[str, Any]:
         "masking": list(MASKINGS)}
 
 
+def _few(names, shown: int = 3) -> str:
+    """Up to ``shown`` names (each cut to 20 characters), and how many in all if more."""
+    names = list(names)
+    cut = ", ".join(n[:20] for n in names[:shown])
+    return cut if len(names) <= shown else f"{cut} … ({len(names)} in all)"
+
+
 def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Template:
     """The :class:`Template` ``definition`` describes, or InvalidInput naming every problem (unknown source,
     column, filter or grouping; a filter value of the wrong kind; unknown keys)."""
@@ -242,7 +249,7 @@ def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Te
     if not isinstance(definition, dict):
         raise InvalidInput("a template definition is a JSON object: " + ", ".join(KEYS))
     if unknown := sorted(set(definition) - set(KEYS)):
-        problems.append(f"unknown keys {', '.join(map(str, unknown))} (known: {', '.join(KEYS)})")
+        problems.append(f"unknown keys {_few(map(str, unknown))} (known: {', '.join(KEYS)})")
     title = definition.get("title")
     if not isinstance(title, str) or not 1 <= len(title.strip()) <= 100:
         problems.append("title must be a text of 1–100 characters")
@@ -261,8 +268,7 @@ def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Te
         problems.append("columns must be a non-empty list of column names")
         columns = []
     elif unknown := [c for c in columns if c not in COLUMNS[source]]:
-        problems.append(f"unknown columns {', '.join(c[:40] for c in unknown[:10])} for source {source} "
-                        f"(known: {', '.join(COLUMNS[source])})")
+        problems.append(f"unknown columns {_few(unknown)} for source {source}")
     elif len(set(columns)) != len(columns):
         problems.append("a column is named twice")
     filters: list[tuple[str, Any]] = []
@@ -276,8 +282,7 @@ def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Te
             continue
         known = FILTERS[source].get(f["filter"]) if isinstance(f["filter"], str) else None
         if known is None:
-            problems.append(f"unknown filter {repr(f['filter'])[:50]} for source {source} "
-                            f"(known: {', '.join(FILTERS[source])})")
+            problems.append(f"unknown filter {repr(f['filter'])[:50]} for source {source}")
             continue
         try:
             filters.append((f["filter"], known.value(f.get("value"))))
@@ -290,7 +295,10 @@ def check_definition(name: str, definition: Any, *, builtin: bool = False) -> Te
     if masking not in MASKINGS:
         problems.append(f"masking must be one of {', '.join(MASKINGS)}")
     if problems:
-        raise InvalidInput("invalid form template: " + "; ".join(problems))
+        found = "; ".join(problems)
+        if len(found) > 160 and len(problems) > 1:
+            found = f"{problems[0]}; and {len(problems) - 1} more problems"
+        raise InvalidInput(f"invalid form template: {found} (GET /api/forms/catalogue lists the names)")
     return Template(name=name, title=title.strip(), department=department, source=source, group_by=group_by,
                     columns=tuple(columns), filters=tuple(filters), masking=masking, description=description,
                     builtin=builtin)
