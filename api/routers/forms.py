@@ -27,7 +27,8 @@ from spatial.store import forms, tokens
 
 router = APIRouter(prefix="/api/forms", tags=["forms · 表格"])
 
-NamePath = Annotated[str, Field(pattern=forms.NAME.pattern, description="a template's name (a–z, 0–9, _)")]
+NAME = "^" + forms.NAME.pattern + "$"
+NamePath = Annotated[str, Field(pattern=NAME, description="a template's name (a–z, 0–9, _)")]
 
 
 ALL_COLUMNS = sorted({c for columns in forms.COLUMNS.values() for c in columns})
@@ -57,7 +58,7 @@ class TemplateDefinition(BaseModel):
 
 
 class TemplateCreate(TemplateDefinition):
-    name: str = Field(pattern=forms.NAME.pattern, description="2–40 characters a–z, 0–9, _; a letter first")
+    name: str = Field(pattern=NAME, description="2–40 characters a–z, 0–9, _; a letter first")
 
 
 class TemplatePublic(TemplateDefinition):
