@@ -886,3 +886,43 @@ def restore(settings: Settings, path: Path, force: bool, key_file: Path | None) 
         summary = restore_database(url, path, force=force, progress=_progress_once_started("tables"),
                                    secret=_backup_secret(settings, key_file))
     click.echo(summary.line())
+
+
+# -- department forms (表格抗疫) ------------------------------------------------------------------------------
+@main.group(help="Department forms from the population ledger (表格抗疫): saved templates written as XLSX or CSV.")
+def form() -> None:
+    pass
+
+
+@form.command("list", help="The saved form templates: name, source, grouping, title and department.")
+@click.pass_obj
+def form_list(settings: Settings) -> None:
+    from spatial.store import forms
+
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, "list forms") as session:
+        for t in forms.list_templates(session):
+            click.echo(f"{t.name}\t{t.source}\tper {t.group_by}\t{t.title}\t{t.department or ''}")
+
+
+@form.command("run", help="Fill the form NAME for a division (12-digit code) or grid (14 digits) and write it to "
+                          "--out (.xlsx or .csv, UTF-8 with BOM). Masked unless --reveal --reason (audited).")
+@click.argument("name")
+@click.option("--division", required=True, help="12-digit district / subdistrict / community code, or a grid code")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_id", type=int, default=None,
+              help="progress forms: the campaign (default: the newest open one)")
+@click.option("--reveal", is_flag=True, help="full ID and phone numbers and names (audited; needs --reason)")
+@click.option("--reason", default=None, help="why the full values are needed (written to the audit log)")
+@click.pass_obj
+def form_run(settings: Settings, name: str, division: str, out: Path, campaign_id: int | None, reveal: bool,
+             reason: str | None) -> None:
+    from spatial.io.forms import write_form
+    from spatial.store import forms
+
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, reason or f"form {name}") as session:
+        result = forms.run_form(session, _shell_admin(), forms.get_template(session, name), division,
+                                reveal=reveal, reason=reason, campaign_id=campaign_id,
+                                keys=lambda: personal_keys(settings))
+        write_form(result, out)
+    click.echo(f"wrote {len(result.rows)} rows of {result.template.title} to {out}"
+               + ("" if result.revealed else " (masked)"))

@@ -77,6 +77,11 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"GET /api/inspection/(coverage|coverage/report\.html)", {422}, "InvalidInput", r"give enclosure_id or division",
      "one of two query parameters"),
     (r"GET /api/export/communities/\{code\}", {422}, "InvalidInput", r"needs a purpose", "purpose with reveal=true"),
+    (r"(POST|PUT) /api/forms.*", {422}, "InvalidInput", r"unknown columns .* for source|unknown filter .* for "
+     r"source|filter \w+: value .* must be|group_by must be one of .* for source",
+     "a template's columns, filters and grouping depend on its source, a filter's value on the filter"),
+    (r"GET /api/forms/\{name\}/run", {422}, "InvalidInput", r"say why you need the full values",
+     "reason with reveal=true"),
     (r"PATCH /api/inspection/openings/\{opening_id\}", {422}, "InvalidInput",
      r"nothing to change|applies to status 'checkpoint' only", "at least one change; checkpoint with that status"),
     (r"POST /api/field/campaigns", {422}, "InvalidInput", r"either a list of grid codes or one division code|"
@@ -225,7 +230,7 @@ def _caller(env: FuzzEnv, op, known: dict[str, list[Any]], checks: list,
                 if reason:
                     explained[reason] += 1
                     continue
-                if kind == "IgnoredAuth" and response.status_code == 429:
+                if kind == "IgnoredAuth" and (response.status_code == 429 or "got `429" in str(failure)):
                     explained["wrong credentials beyond the login limits: 429 before 401, by design"] += 1
                     continue
                 if kind == "IgnoredAuth" and token_basic:
