@@ -10,8 +10,8 @@
 
 The definitions are written out here (not imported from the code) so that this revision stays what it was.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02
 """
 
@@ -20,8 +20,8 @@ import json
 from alembic import op
 from sqlalchemy import text
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
