@@ -44,3 +44,15 @@ def inspector_page(request: Request) -> HTMLResponse:
 def tokens_page(request: Request) -> HTMLResponse:
     """Personal access tokens for QGIS and GDAL: make, list and revoke one's own (any logged-in user)."""
     return _page(request, "tokens.html")
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_page(request: Request) -> HTMLResponse:
+    """Residents report a problem from their phone, without an account (问题上报); they get a tracking code."""
+    return _page(request, "report.html")
+
+
+@router.get("/report/track", response_class=HTMLResponse)
+def track_page(request: Request) -> HTMLResponse:
+    """Residents follow a report by its tracking code (进度查询): the steps and their times, no personal data."""
+    return _page(request, "track.html")
