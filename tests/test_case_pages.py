@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from spatial.store import users
 from tests import factories
-from tests.conftest import watch_errors
+from spatial.geometry.crs import GCJ02, WGS84, transform_xy
+from tests.conftest import open_logged_in, watch_errors
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -175,3 +176,160 @@ def test_a_position_outside_every_community_and_a_flood_read_as_clear_chinese(re
                          {"c": code}).one()
     assert abs(x - lon) < 3e-5 and abs(y - lat) < 3e-5  # the tapped point, in WGS 84 (GCJ-02 would be ~500 m off)
     assert not errors, errors
+
+
+def left_minutes(label: str) -> float:
+    """Minutes of a page label "剩余 1 小时 20 分" / "超时 35 分" (negative when overdue)."""
+    match = re.fullmatch(r"(剩余|超时) (?:(\d+) 小时)? ?(?:(\d+) 分)?", label)
+    assert match and (match[2] or match[3]), label
+    minutes = int(match[2] or 0) * 60 + int(match[3] or 0)
+    return -minutes if match[1] == "超时" else minutes
+
+
+@pytest.fixture
+def worker(town, browser, tmp_path):
+    base, sessions = town
+    lon, lat = position(60, 60)
+    created = httpx.post(base + "/api/public/cases", json={
+        "category": "environment.garbage", "x": lon, "y": lat, "crs": "EPSG:4326", "description": "垃圾满了"})
+    assert created.status_code == 201, created.text
+    with sessions() as s:
+        case_id = s.execute(text("SELECT id FROM cases WHERE tracking_code = :c"),
+                            {"c": created.json()["tracking_code"]}).scalar_one()
+    context, page, errors = open_logged_in(browser, base + "/field/", "worker1", PASSWORD, **PHONE)
+    page.on("console", lambda m: errors.append("console: " + m.text)
+            if m.type == "error" and not EXPECTED.search(m.text) else None)
+    yield base, sessions, page, case_id
+    page.screenshot(path=str(tmp_path / "worker.png"), full_page=True)
+    context.close()
+    assert not errors, errors
+
+
+def refresh_cases(page) -> None:
+    page.evaluate("delete document.body.dataset.cases")
+    page.click("#case-refresh")
+    page.wait_for_selector("body[data-cases]", timeout=15_000)
+
+
+def act_on_page(page, action: str, note: str | None = None) -> None:
+    if note is not None:
+        page.fill("#case-note", note)
+    version = page.get_attribute("#case-sheet", "data-version")
+    page.click(f"#case-actions button[data-action='{action}']")
+    page.wait_for_function(f"() => document.getElementById('case-sheet').dataset.version !== '{version}'",
+                           timeout=15_000)
+
+
+def test_a_worker_sees_the_case_accepts_it_and_reports_back(worker, tmp_path):
+    base, sessions, page, case_id = worker
+    page.click("#tabs [data-tab='cases']")
+    page.wait_for_selector(f"li.case[data-id='{case_id}'][data-state='reported']", timeout=15_000)
+    assert page.locator("#field").is_hidden() and page.locator("#case-badge").is_hidden()
+    centre = bearer(base, "centre1")
+    etag = None
+    for body in ({"action": "register"}, {"action": "dispatch", "assignee": "worker1"}):
+        answer = httpx.post(f"{base}/api/cases/{case_id}/actions", headers={**centre, **({"If-Match": etag} if etag else {})},
+                            json=body)
+        assert answer.status_code == 200, answer.text
+        etag = answer.headers["etag"]
+    refresh_cases(page)
+    item = page.locator(f"li.case[data-id='{case_id}']")
+    assert item.get_attribute("data-state") == "dispatched"
+    assert "我的" in item.inner_text() and "已派遣" in item.inner_text()
+    assert left_minutes(item.locator(".left").inner_text()) > 0
+    assert page.locator("#case-badge").inner_text() == "1"
+    page.select_option("#case-filter", "mine")
+    page.wait_for_function("() => document.querySelectorAll('li.case').length === 1")
+    item.click()
+    page.wait_for_selector(f"#case-sheet[data-case-id='{case_id}']:not([hidden])")
+    offered = page.locator("#case-actions button").evaluate_all("els => els.map(e => e.dataset.action)")
+    assert offered == ["accept", "return", "request_extension"]  # no dispatching on the field page
+    assert page.locator("#case-actions button[data-action='accept']").inner_text() == "接单"
+    assert page.locator("#case-actions button[data-action='request_extension']").inner_text() == "申请延期"
+    page.screenshot(path=str(tmp_path / "case-sheet.png"))
+    # someone changes the case meanwhile (the worker, from another phone): the page's ETag is stale, 412
+    me = bearer(base, "worker1")
+    other = httpx.post(f"{base}/api/cases/{case_id}/actions", headers=me, json={
+        "action": "request_extension", "note": "需要物业配合", "extension": {"amount": 1, "unit": "work_days"}})
+    assert other.status_code == 200, other.text
+    act_on_page(page, "accept")
+    assert "刚被他人更新" in page.locator("#case-message").inner_text()
+    assert page.get_attribute("#case-sheet", "data-state") == "dispatched"
+    assert "需要物业配合" in page.locator("#case-history").inner_text()  # reloaded
+    page.click("#case-actions button[data-action='return']")  # needs a reason: the page asks, sends nothing
+    assert page.locator("#case-message").inner_text() == "请填写理由"
+    act_on_page(page, "accept")
+    assert page.get_attribute("#case-sheet", "data-state") == "handling"
+    assert "已完成：接单" in page.locator("#case-message").inner_text()
+    act_on_page(page, "report_back", note="已联系环卫清理完毕")
+    assert page.get_attribute("#case-sheet", "data-state") == "feedback"
+    assert page.locator("#case-actions button").count() == 0  # its handler does not verify it
+    with sessions() as s:
+        events = s.execute(text("SELECT action, actor, note FROM case_events WHERE case_id = :c ORDER BY id"),
+                           {"c": case_id}).all()
+    assert [e.action for e in events] == ["report", "register", "dispatch", "request_extension", "accept",
+                                          "report_back"]
+    assert events[-1].actor == "worker1" and events[-1].note == "已联系环卫清理完毕"
+    page.click("#case-close")
+    # another worker of the grid verifies it, or sends it back for redo, on their page
+    context = page.context.browser.new_context(**PHONE)
+    other_errors = console_errors(context)
+    other_page = context.new_page()
+    other_page.goto(base + "/field/")
+    other_page.fill("input[name=username]", "worker2")
+    other_page.fill("input[name=password]", PASSWORD)
+    other_page.click("#login button[type=submit]")
+    other_page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    other_page.click("#tabs [data-tab='cases']")
+    other_page.select_option("#case-filter", "state:feedback")
+    other_page.wait_for_function("() => document.querySelectorAll('li.case').length === 1")
+    other_page.click(f"li.case[data-id='{case_id}']")
+    other_page.wait_for_selector("#case-sheet:not([hidden])")
+    offered = other_page.locator("#case-actions button").evaluate_all("els => els.map(e => e.dataset.action)")
+    assert offered == ["verify", "verify_fail"]
+    act_on_page(other_page, "verify_fail", note="路边还有垃圾")
+    assert other_page.get_attribute("#case-sheet", "data-state") == "handling"
+    context.close()
+    assert not other_errors, other_errors
+
+
+def test_an_overdue_case_shows_overdue_in_red_and_a_worker_reports_one_here(worker, tmp_path):
+    base, sessions, page, case_id = worker
+    with sessions.begin() as s:  # its registration is 10 days late
+        s.execute(text("UPDATE cases SET deadline = now() - interval '10 days' WHERE id = :c"), {"c": case_id})
+    page.click("#tabs [data-tab='cases']")
+    item = page.locator(f"li.case[data-id='{case_id}']")
+    item.wait_for(timeout=15_000)
+    assert item.get_attribute("data-overdue") == "1"
+    label = item.locator(".left")
+    assert label.inner_text().startswith("超时 ")
+    assert label.evaluate("e => getComputedStyle(e).color") == "rgb(198, 40, 40)"
+    answer = httpx.get(f"{base}/api/cases/{case_id}", headers=bearer(base, "worker1")).json()
+    assert answer["overdue"] and abs(left_minutes(label.inner_text()) - answer["remaining_min"]) <= 2
+    page.select_option("#case-filter", "overdue")
+    page.wait_for_function("() => document.querySelectorAll('li.case.overdue').length === 1")
+    # report a case here: the position typed on the field tab in GCJ-02 (as WeChat gives it)
+    page.click("#tabs [data-tab='field']")
+    lon, lat = position(150, 120)
+    glon, glat = transform_xy(lon, lat, WGS84, GCJ02)
+    page.fill("#lon", f"{float(glon):.7f}")
+    page.fill("#lat", f"{float(glat):.7f}")
+    page.select_option("#crs", "GCJ-02")
+    page.click("#set-position")
+    page.click("#tabs [data-tab='cases']")
+    page.click("#case-here")
+    page.wait_for_selector("#case-report:not([hidden])")
+    assert "GCJ-02" in page.locator("#report-where").inner_text()
+    page.select_option("#report-category", "facilities.streetlight")
+    page.fill("#report-description", "3 号楼前路灯不亮")
+    page.click("#case-report button[type=submit]")
+    page.wait_for_selector("body[data-reported-case]", timeout=15_000)
+    new_id = int(page.get_attribute("body", "data-reported-case"))
+    with sessions() as s:
+        row = s.execute(text("SELECT ST_X(location), ST_Y(location), reporter_kind, reporter_user, state FROM cases "
+                             "WHERE id = :c"), {"c": new_id}).one()
+    assert abs(row[0] - lon) < 1e-6 and abs(row[1] - lat) < 1e-6  # GCJ-02 taken back to WGS 84
+    assert row[2:] == ("grid_worker", "worker1", "reported")
+    page.select_option("#case-filter", "")
+    page.wait_for_selector(f"li.case[data-id='{new_id}']", timeout=15_000)
+    page.screenshot(path=str(tmp_path / "cases.png"), full_page=True)

@@ -87,14 +87,7 @@
     async function loadCategories() {
       const { ok, status, data } = await call("GET", "/api/cases/categories");
       if (!ok) { showError(explain(status, data)); return; }
-      const children = (code) => data.filter((c) => c.parent_code === code);
-      const option = (c, zh) => `<option value="${esc(c.code)}">${esc(zh || c.name)} · ${esc(c.name_en)}</option>`;
-      $("category").insertAdjacentHTML("beforeend", data.filter((c) => !c.parent_code).map((top) => {
-        const kids = children(top.code);
-        if (!kids.length) return option(top);
-        return `<optgroup label="${esc(top.name)} · ${esc(top.name_en)}">${kids.map((k) => option(k)).join("")}` +
-               `${option(top, `其他${top.name}问题`)}</optgroup>`;
-      }).join(""));
+      $("category").insertAdjacentHTML("beforeend", gridgov.categoryOptions(data));
       state.categories = Object.fromEntries(data.map((c) => [c.code, c]));
       document.body.dataset.categories = String(data.length);
     }
