@@ -205,10 +205,15 @@ def worker(town, browser, tmp_path):
     assert not errors, errors
 
 
-def refresh_cases(page) -> None:
-    page.evaluate("delete document.body.dataset.cases")
-    page.click("#case-refresh")
+def refresh_cases(page, choice: str | None = None) -> int:
+    """Reload the list (with the filter ``choice``); how many cases it shows. The page clears body[data-cases]
+    when a load starts (in the click or change handler) and sets it when the latest load has rendered."""
+    if choice is None:
+        page.click("#case-refresh")
+    else:
+        page.select_option("#case-filter", choice)
     page.wait_for_selector("body[data-cases]", timeout=15_000)
+    return int(page.get_attribute("body", "data-cases"))
 
 
 def act_on_page(page, action: str, note: str | None = None) -> None:
@@ -238,8 +243,9 @@ def test_a_worker_sees_the_case_accepts_it_and_reports_back(worker, tmp_path):
     assert "我的" in item.inner_text() and "已派遣" in item.inner_text()
     assert left_minutes(item.locator(".left").inner_text()) > 0
     assert page.locator("#case-badge").inner_text() == "1"
-    page.select_option("#case-filter", "mine")
-    page.wait_for_function("() => document.querySelectorAll('li.case').length === 1")
+    assert refresh_cases(page, "mine") == 1
+    assert refresh_cases(page, "state:feedback") == 0
+    assert refresh_cases(page, "state:dispatched") == 1
     item.click()
     page.wait_for_selector(f"#case-sheet[data-case-id='{case_id}']:not([hidden])")
     offered = page.locator("#case-actions button").evaluate_all("els => els.map(e => e.dataset.action)")
@@ -281,8 +287,8 @@ def test_a_worker_sees_the_case_accepts_it_and_reports_back(worker, tmp_path):
     other_page.click("#login button[type=submit]")
     other_page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     other_page.click("#tabs [data-tab='cases']")
-    other_page.select_option("#case-filter", "state:feedback")
-    other_page.wait_for_function("() => document.querySelectorAll('li.case').length === 1")
+    assert refresh_cases(other_page, "mine") == 0
+    assert refresh_cases(other_page, "state:feedback") == 1
     other_page.click(f"li.case[data-id='{case_id}']")
     other_page.wait_for_selector("#case-sheet:not([hidden])")
     offered = other_page.locator("#case-actions button").evaluate_all("els => els.map(e => e.dataset.action)")
@@ -299,15 +305,13 @@ def test_an_overdue_case_shows_overdue_in_red_and_a_worker_reports_one_here(work
         s.execute(text("UPDATE cases SET deadline = now() - interval '10 days' WHERE id = :c"), {"c": case_id})
     page.click("#tabs [data-tab='cases']")
     item = page.locator(f"li.case[data-id='{case_id}']")
-    item.wait_for(timeout=15_000)
-    assert item.get_attribute("data-overdue") == "1"
+    page.wait_for_selector(f"li.case[data-id='{case_id}'][data-overdue='1']", timeout=15_000)  # reloaded on opening
     label = item.locator(".left")
     assert label.inner_text().startswith("超时 ")
     assert label.evaluate("e => getComputedStyle(e).color") == "rgb(198, 40, 40)"
     answer = httpx.get(f"{base}/api/cases/{case_id}", headers=bearer(base, "worker1")).json()
     assert answer["overdue"] and abs(left_minutes(label.inner_text()) - answer["remaining_min"]) <= 2
-    page.select_option("#case-filter", "overdue")
-    page.wait_for_function("() => document.querySelectorAll('li.case.overdue').length === 1")
+    assert refresh_cases(page, "overdue") == 1
     # report a case here: the position typed on the field tab in GCJ-02 (as WeChat gives it)
     page.click("#tabs [data-tab='field']")
     lon, lat = position(150, 120)
@@ -330,6 +334,11 @@ def test_an_overdue_case_shows_overdue_in_red_and_a_worker_reports_one_here(work
                              "WHERE id = :c"), {"c": new_id}).one()
     assert abs(row[0] - lon) < 1e-6 and abs(row[1] - lat) < 1e-6  # GCJ-02 taken back to WGS 84
     assert row[2:] == ("grid_worker", "worker1", "reported")
-    page.select_option("#case-filter", "")
-    page.wait_for_selector(f"li.case[data-id='{new_id}']", timeout=15_000)
+    assert refresh_cases(page, "") == 2
+    assert page.locator(f"li.case[data-id='{new_id}']").count() == 1
     page.screenshot(path=str(tmp_path / "cases.png"), full_page=True)
+    page.click("#lang")  # English: the tab, the filter and the time left follow
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.querySelector('li.case .left').textContent.endsWith('overdue')")
+    assert page.locator("#tabs [data-tab='cases']").inner_text().startswith("Cases")
+    assert re.fullmatch(r"(\d+ h )?(\d+ min )?overdue", label.inner_text())

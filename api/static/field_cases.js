@@ -82,9 +82,13 @@
     return params;
   }
 
+  let generation = 0;  // only the latest load renders: a filter changed quickly shows no stale answer
   async function loadCases() {
+    const ticket = ++generation;
+    delete document.body.dataset.cases;  // set again when this load has rendered
     $("case-status").textContent = t("loading");
     const page = await api("/api/cases?" + query());
+    if (ticket !== generation) return;
     const list = $("case-list");
     list.innerHTML = "";
     for (const c of page.cases) {
@@ -102,8 +106,8 @@
       list.appendChild(item);
     }
     $("case-status").textContent = page.total ? `${page.total} ${t("cases_found")}` : t("no_cases");
-    document.body.dataset.cases = String(page.cases.length);
     await badge();
+    if (ticket === generation) document.body.dataset.cases = String(page.cases.length);
   }
 
   async function badge() {  // my open cases waiting for me (to accept or being handled)
@@ -204,9 +208,9 @@
         x: p.x, y: p.y, crs: p.crs, description: $("report-description").value.trim() });
       $("case-report").hidden = true;
       $("report-description").value = "";
+      await loadCases();
       $("case-status").textContent = `${t("reported")} #${data.id}`;
       document.body.dataset.reportedCase = String(data.id);
-      await loadCases();
     } catch (error) { $("report-message").textContent = error.message; }
   }
 

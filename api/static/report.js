@@ -65,7 +65,7 @@
       state.pos = { x: lon, y: lat, crs: CRS, source };
       mark.setLatLng([lat, lon]).addTo(map);
       if (accuracy) halo.setLatLng([lat, lon]).setRadius(accuracy).addTo(map); else halo.remove();
-      map.setView([lat, lon], Math.max(map.getZoom(), 17));
+      if (source === "gps") map.setView([lat, lon], Math.max(map.getZoom(), 17), { animate: false });
       const how = source === "gps" ? ["已定位", "located"] : ["已在地图上选点", "picked on the map"];
       const acc = accuracy ? ` ±${Math.round(accuracy)} m` : "";
       $("where").innerHTML = bilingual(`${how[0]}：${lat.toFixed(6)}, ${lon.toFixed(6)}（WGS 84${acc}）可点击地图调整。`,
