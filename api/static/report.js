@@ -68,7 +68,7 @@
       if (source === "gps") map.setView([lat, lon], Math.max(map.getZoom(), 17), { animate: false });
       const how = source === "gps" ? ["已定位", "located"] : ["已在地图上选点", "picked on the map"];
       const acc = accuracy ? ` ±${Math.round(accuracy)} m` : "";
-      $("where").innerHTML = bilingual(`${how[0]}：${lat.toFixed(6)}, ${lon.toFixed(6)}（WGS 84${acc}）可点击地图调整。`,
+      $("where").innerHTML = bilingual(`${how[0]}：经度 ${lon.toFixed(6)}，纬度 ${lat.toFixed(6)}（WGS 84${acc}），可点击地图调整。`,
                                        `${how[1]}; tap the map to adjust.`);
       document.body.dataset.position = source;
     }
