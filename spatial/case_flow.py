@@ -73,6 +73,11 @@ ACTIONS: dict[str, Action] = {
 
 EXTENSION_STATES = frozenset({"dispatched", "handling"})
 EXTENSION_ACTIONS = ("request_extension", "approve_extension", "refuse_extension")
+EXTENSION_LABELS: dict[str, tuple[str, str]] = {
+    "request_extension": ("申请延期", "request an extension"),
+    "approve_extension": ("批准延期", "approve the extension"),
+    "refuse_extension": ("不予延期", "refuse the extension"),
+}
 
 # state -> the step whose time limit runs while the case is in it
 CLOCKS: dict[str, str] = {

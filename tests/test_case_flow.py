@@ -67,6 +67,8 @@ def test_clocks_run_in_open_states_only_and_every_label_has_chinese():
     assert all(flow.clock(s) is None for s in ("closed", "rejected", "deferred"))
     assert all(zh and en for zh, en in flow.STATES.values())
     assert all(a.label_zh and a.label_en for a in flow.ACTIONS.values())
+    assert set(flow.EXTENSION_LABELS) == set(flow.EXTENSION_ACTIONS)
+    assert all(zh and en for zh, en in flow.EXTENSION_LABELS.values())
     assert all(flow.next_state(s, "close") == "closed" for s in ("verified", "deferred"))
 
 

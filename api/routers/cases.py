@@ -178,7 +178,8 @@ def workflow() -> dict[str, Any]:
     return {"states": {s: {"zh": zh, "en": en, "clock": flow.CLOCKS.get(s)} for s, (zh, en) in flow.STATES.items()},
             "actions": {name: {"from": sorted(a.sources), "to": a.target, "zh": a.label_zh, "en": a.label_en,
                                "needs_note": a.needs_note} for name, a in flow.ACTIONS.items()},
-            "extension_actions": list(flow.EXTENSION_ACTIONS), "extension_states": sorted(flow.EXTENSION_STATES)}
+            "extension_actions": list(flow.EXTENSION_ACTIONS), "extension_states": sorted(flow.EXTENSION_STATES),
+            "extension_labels": {name: {"zh": zh, "en": en} for name, (zh, en) in flow.EXTENSION_LABELS.items()}}
 
 
 @router.post("/api/public/cases", status_code=201, summary="A resident reports a problem (居民上报)",

@@ -52,3 +52,15 @@ def favicon() -> FileResponse:
     """The site icon (an SVG) for clients that ask for ``/favicon.ico`` without reading the pages' ``<link rel=icon>``;
     cached for a day."""
     return FileResponse(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_page(request: Request) -> HTMLResponse:
+    """Residents report a problem from their phone, without an account (问题上报); they get a tracking code."""
+    return _page(request, "report.html")
+
+
+@router.get("/report/track", response_class=HTMLResponse)
+def track_page(request: Request) -> HTMLResponse:
+    """Residents follow a report by its tracking code (进度查询): the steps and their times, no personal data."""
+    return _page(request, "track.html")

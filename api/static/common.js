@@ -10,6 +10,7 @@ const gridgov = (() => {
           no_basemap: "No basemap" },
   };
   let labels = COMMON, start = async () => {};
+  const parts = [];
   const state = { lang: localStorage.getItem("gridgov.lang") || "zh" };
   const t = (key) => labels[state.lang][key] ?? COMMON[state.lang][key] ?? key;
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -44,11 +45,18 @@ const gridgov = (() => {
     document.getElementById("who").textContent = `${me.username} · ${state.lang === "zh" ? me.role_zh : me.role}`;
     document.getElementById("logout").hidden = false;
     await start(me);
+    for (const p of parts) await p.start(me);
     document.body.dataset.ready = "1";
   }
 
+  // A part of a page kept in its own file (the field page's cases tab): its labels join the page's, and its
+  // start(me) runs after the page's, on every (re)start. Register it before the page calls setup().
+  function part(partLabels, partStart) { parts.push({ labels: partLabels, start: partStart }); }
+
   function setup(pageLabels, pageStart) {
-    labels = { zh: { ...COMMON.zh, ...pageLabels.zh }, en: { ...COMMON.en, ...pageLabels.en } };
+    const all = [pageLabels, ...parts.map((p) => p.labels)];
+    labels = { zh: Object.assign({}, COMMON.zh, ...all.map((l) => l.zh)),
+               en: Object.assign({}, COMMON.en, ...all.map((l) => l.en)) };
     start = pageStart;
     document.getElementById("login").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -74,7 +82,19 @@ const gridgov = (() => {
     if (token()) { document.getElementById("login").hidden = true; run().catch(console.error); }
   }
 
-  return { t, esc, api, request, setup, state, ApiError, token };
+  // <option>s of the case categories of GET /api/cases/categories, grouped by parent (<optgroup>); a parent with
+  // children is offered last in its group as "其他…" (other), a parent without children stands alone.
+  function categoryOptions(categories) {
+    const option = (c, name) => `<option value="${esc(c.code)}">${esc(name || c.name)} · ${esc(c.name_en)}</option>`;
+    return categories.filter((c) => !c.parent_code).map((top) => {
+      const kids = categories.filter((c) => c.parent_code === top.code);
+      if (!kids.length) return option(top);
+      return `<optgroup label="${esc(top.name)} · ${esc(top.name_en)}">${kids.map((k) => option(k)).join("")}` +
+             `${option(top, `其他${top.name}问题`)}</optgroup>`;
+    }).join("");
+  }
+
+  return { t, esc, api, request, setup, part, state, ApiError, token, categoryOptions };
 })();
 
 // GCJ-02 (Amap, Tencent): a port of spatial/geometry/crs.py (forward formula, iterative inverse, shifted only when
