@@ -143,7 +143,7 @@ def test_a_new_subdistrict_onboards_through_the_command_line(fresh_db_url, tmp_p
     with sessions() as s:
         proposal = propose_plan(s, EAST)
     assert proposal.grids and proposal.stats["share_in_range"] >= 0.8, proposal.stats
-    drawn = tmp_path / "东社区网格.geojson"
+    drawn = tmp_path / "网格.geojson"
     drawn.write_text(json.dumps(proposal.feature_collection(), ensure_ascii=False), encoding="utf-8")
     out = gridgov(env, "import", "grids", str(drawn), "--community", EAST, "--reason", "首次划分网格")
     assert "0 error(s)" in out and scalar(
@@ -155,7 +155,7 @@ def test_a_new_subdistrict_onboards_through_the_command_line(fresh_db_url, tmp_p
     # users: a grid worker of the first west grid
     first_grid = scalar(sessions, "SELECT min(code) FROM grids WHERE community_code = :c AND retired_at IS NULL",
                         c=WEST)
-    gridgov(env, "user", "create", "worker1", "--role", "grid_worker", "--grid", first_grid, "--password", PASSWORD)
+    gridgov(env, "user", "create", "li.ming", "--role", "grid_worker", "--grid", first_grid, "--password", PASSWORD)
 
     # e. the residents' ledger: the key file first, then refused with every bad row, then --skip-errors
     with sessions() as s:
@@ -178,7 +178,7 @@ def test_a_new_subdistrict_onboards_through_the_command_line(fresh_db_url, tmp_p
 
     # f. it works: nearby from the grid shows masked households ...
     with sessions() as s:
-        worker = users.principal_for_user(s, s.scalar(select(User).where(User.username == "worker1")))
+        worker = users.principal_for_user(s, s.scalar(select(User).where(User.username == "li.ming")))
         lon, lat = s.execute(text("SELECT ST_X(c), ST_Y(c) FROM buildings, ST_Centroid(footprint) c "
                                   "WHERE code = :c"), {"c": codes[0]}).one()
     with sessions.begin() as s:
