@@ -98,7 +98,7 @@ def test_pages_have_no_inline_script_or_handler_and_every_answer_has_the_policy(
     import httpx
 
     base, _ = live_server
-    for path in ("/", "/planner", "/inspector", "/field/", "/tokens", "/report", "/report/track"):
+    for path in ("/", "/planner", "/inspector", "/field/", "/tokens", "/report", "/report/track", "/onboarding"):
         page = httpx.get(base + path)
         assert page.status_code == 200, path
         assert "script-src 'self';" in page.headers["content-security-policy"], path

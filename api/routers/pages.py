@@ -41,6 +41,12 @@ def inspector_page(request: Request) -> HTMLResponse:
     return _page(request, "inspector.html")
 
 
+@router.get("/onboarding", response_class=HTMLResponse)
+def onboarding_page(request: Request) -> HTMLResponse:
+    """A new subdistrict's first steps by upload (divisions, grids), each checked then imported (login as admin)."""
+    return _page(request, "onboarding.html")
+
+
 @router.get("/tokens", response_class=HTMLResponse)
 def tokens_page(request: Request) -> HTMLResponse:
     """Personal access tokens for QGIS and GDAL: make, list and revoke one's own (any logged-in user)."""
