@@ -74,6 +74,7 @@ def test_an_admin_uploads_divisions_then_grids_checking_each_first(live_server, 
         page.click("#lang")
         page.wait_for_function("() => document.documentElement.lang === 'en'")
         assert page.locator("header").inner_text().startswith("Bring your own subdistrict")
+        assert "inserted 2" in page.locator("#step-grids .report").inner_text()  # the reports follow the language
         page.screenshot(path=str(tmp_path / "onboarding.png"), full_page=True)
     finally:
         context.close()

@@ -34,6 +34,7 @@ function showReport(box, report, message) {
   box.innerHTML = `${message ? `<p class="message">${esc(message)}</p>` : ""}
     <p class="counts">${esc(report.file || "")} — ${esc(counts)} — ${esc(state)}</p><ul>${findings}${notes}</ul>`;
   box.dataset.state = report.dry_run ? "checked" : (report.written ? "written" : "refused");
+  box.shown = [report, message];  // drawn again in the other language
 }
 
 async function upload(form, dryRun) {
@@ -70,4 +71,8 @@ document.querySelectorAll("form.upload").forEach((form) => {
   });
 });
 
-gridgov.setup(LABELS, async () => {});
+gridgov.setup(LABELS, async () => {
+  document.querySelectorAll(".report").forEach((box) => {
+    if (box.shown) { const state = box.dataset.state; showReport(box, ...box.shown); box.dataset.state = state; }
+  });
+});
