@@ -99,10 +99,12 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
      r"not in any community|unknown case category|needs a reason|needs an assignee|needs the extension|"
      r"extension is already waiting|no extension is waiting|is not a day of the calendar",
      "a case's place, category, what an action needs, a day that exists"),
-    (r"(POST|PUT) /api/basemaps(/\{name\})?", {422}, "InvalidInput", r"url_template (uses|must contain)|"
-     r"no secret named", "a template's placeholders with their subdomains and the secrets configured"),
+    (r"(POST|PUT) /api/basemaps(/\{name\})?", {422}, "InvalidInput", r"url_template (uses|must contain|must not "
+     r"contain spaces)|no secret named", "a template's placeholders with their subdomains and the secrets configured"),
     (r"POST /api/divisions", {422}, "InvalidInput", r"needs a boundary|expected a GeoJSON Polygon|does not end in",
      "a division's boundary and code structure, by its level"),
+    (r"GET /ogc/collections/\{collectionId\}/items", {400}, "InvalidInput", r"has no history: datetime applies",
+     "datetime only for a collection with history (grids)"),
     (r"GET /api/cases/figures", {422}, "InvalidInput", r"a period is at most", "from and to at most 1,099 days apart"),
     (r"GET /api/export/layers/\{layer\}", {422}, "InvalidInput", r"cannot be cut to a community",
      "community with a layer that has community codes"),
