@@ -229,7 +229,8 @@ def test_an_expired_token_is_refused(env):
 def test_no_setting_is_a_secret_with_a_default():
     for name, field in Settings.model_fields.items():
         if any(word in name for word in ("password", "secret", "key", "token")) and name != "token_ttl_s":
-            assert field.default is None, name
+            empty = field.default_factory is not None and not field.default_factory()  # e.g. no basemap keys
+            assert field.default is None or empty, name
     assert Settings.model_fields["database_url"].default is None
 
 

@@ -85,8 +85,7 @@ def layer_tilejson(layer: str, request: Request) -> dict:
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
 async def combined_tile(request: Request, who: ReaderUser, z: int, x: int, y: int,
                         layers: Annotated[str | None, Query(description="comma-separated, each at most once; "
-                                                            "default: all you may see", min_length=1,
-                                                            max_length=LAYERS_MAX_LENGTH)]
+                                                            "default: all you may see", max_length=LAYERS_MAX_LENGTH)]
                         = None) -> Response:
     names = layers.split(",") if layers is not None else None
     return _respond(request, await _audited(request, _service(request).combined_async(request.app.state.reads, names,
