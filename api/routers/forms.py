@@ -9,16 +9,13 @@ problem named otherwise. The SQL is in :mod:`spatial.store.forms`.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
+from api.downloads import attachment, scratch
 from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep
 from api.types import Id, Name, OneOf
 from spatial.io.forms import MEDIA_TYPES, write_form
@@ -119,11 +116,6 @@ def run_form(name: NamePath, session: SessionDep, settings: SettingsDep, who: Re
     result = forms.run_form(session, who, forms.get_template(session, name), division, reveal=reveal, reason=reason,
                             campaign_id=campaign, per_hour=settings.reveal_exports_max_per_hour,
                             keys=lambda: personal_keys(settings))
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-form-"))
-    try:
+    with scratch("gridgov-form-") as folder:
         path = write_form(result, folder / f"{name}-{division}.{format}", format)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=path.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+        return attachment(folder, path, MEDIA_TYPES[format])

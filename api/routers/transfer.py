@@ -13,23 +13,21 @@ its name says, within the upload limits), and every import is audited, refused o
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
+from api.downloads import attachment, scratch
+from api.uploads import saved_upload, upload_limits
 from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep, audit_refusals_as
 from api.geojson import CrsParam
-from api.limits import ARCHIVE_INFLATION
 from api.types import DivisionCode, OneOf
 from spatial.personal_keys import personal_keys
 from spatial.errors import Forbidden, InvalidInput
 from spatial.io.export import export_community, export_layer
 from spatial.io.grid_files import import_grid_file
-from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
 from spatial.store import audit, plans, tokens
 from spatial.store.layers import LAYERS
 
@@ -41,8 +39,7 @@ _MEDIA = {".gpkg": "application/geopackage+sqlite3", ".geojson": "application/ge
 
 def _download(folder: Path, path: Path) -> FileResponse:
     """The file as an attachment; the temporary folder goes once it is sent."""
-    return FileResponse(path, media_type=_MEDIA.get(path.suffix, "application/octet-stream"), filename=path.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return attachment(folder, path, _MEDIA.get(path.suffix, "application/octet-stream"))
 
 
 def _zip_shapefile(folder: Path, shp: Path) -> Path:
@@ -57,17 +54,13 @@ def export_one_layer(layer: OneOf(LAYERS), session: SessionDep, settings: Settin
                      community: Annotated[DivisionCode | None,
                                           Query(description="only this community (12 digits)")] = None,
                      ) -> FileResponse:
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
-    try:
+    with scratch("gridgov-export-") as folder:
         (folder / "files").mkdir()
         path = folder / "files" / f"{layer}.{format}"
         count = export_layer(session, who, layer, path, crs=crs, metric_srid=settings.metric_srid,
                              community=community)
         audit.record(session, who, "export", object_type="layer", object_id=layer, result=f"{count} features")
         return _download(folder, _zip_shapefile(folder, path) if format == "shp" else path)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 @router.get("/export/communities/{code}", summary="Download a community bundle (导出社区数据包)",
@@ -79,16 +72,12 @@ def export_community_bundle(code: DivisionCode, session: SessionDep, settings: S
                             ) -> FileResponse:
     if reveal:
         tokens.refuse_token(who, "revealing households")
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-export-"))
-    try:
+    with scratch("gridgov-export-") as folder:
         path = folder / (f"{code}.gpkg" if format == "gpkg" else f"{code}-{format}.zip")
         export_community(session, who, code, path, crs=crs, fmt=None if format == "gpkg" else format,
                          households=households, reveal=reveal, purpose=purpose, metric_srid=settings.metric_srid,
                          reveals_per_hour=settings.reveal_exports_max_per_hour, keys=lambda: personal_keys(settings))
         return _download(folder, path)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 @router.post("/import/{kind}", summary="Import grids or enclosures (导入网格/围合) with a validation report",
@@ -110,15 +99,8 @@ def import_plan_file(request: Request, kind: Literal["grids", "enclosures"], ses
                      ) -> dict:
     audit_refusals_as(request, "import", object_type=kind, object_id=file.filename, purpose=reason)
     who.require_role("planner")
-    suffix = Path(file.filename or "").suffix.lower()
-    if suffix not in (".gpkg", ".geojson", ".json", ".zip"):
-        raise InvalidInput(f"upload a .gpkg, .geojson or .zip (of a shapefile), not {file.filename!r}")
-    limits = ReadLimits(formats=UPLOAD_FORMATS, max_features=settings.import_max_features,
-                        max_unpacked_bytes=ARCHIVE_INFLATION * settings.max_body_bytes)
-    with tempfile.TemporaryDirectory(prefix="gridgov-import-") as folder:
-        path = Path(folder) / f"upload{suffix}"
-        with path.open("wb") as out:
-            shutil.copyfileobj(file.file, out)
+    limits = upload_limits(settings)
+    with saved_upload(file) as path:
         report = import_grid_file(session, path, kind, layer=layer, community=community, actor=who.username,
                               reason=reason, dry_run=True, metric_srid=settings.metric_srid, limits=limits)
         outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]

@@ -177,7 +177,8 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
         raise InvalidInput(f"({lon:.6f}, {lat:.6f}) is not in any community gridgov serves: check the position "
                            "and its coordinate system", field="location")
     limit = cat.limits.get("register")
-    deadline = work_calendar(session).deadline(now, limit) if limit else None
+    calendar = work_calendar(session)
+    deadline = calendar.deadline(now, limit) if limit else None
     natural = bool(limit and limit.natural)
     case_id = session.execute(text("""
         INSERT INTO cases (tracking_code, category_code, location, grid_id, community_code, description,
@@ -192,7 +193,7 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
         "address": _inet(client_addr), "priority": cat.priority, "now": now, "deadline": deadline, "natural": natural}).scalar_one()
     _event(session, case_id, who.username if who else "resident", "report", None, "reported", note=None,
            deadline_after=deadline, at=now)
-    view = _view(session, case_id, who, now)
+    view = _view(session, case_id, calendar, now)
     view.duplicates = _duplicates(session, case_id, cat.code, lon, lat, duplicate_within_m)
     return view
 
@@ -287,7 +288,7 @@ def act(session: Session, who: Principal, case_id: int, action: str, *, version:
     _event(session, case_id, who.username, action, row.state, target, note=note,
            assignee=changes.get("assignee", row.assignee), deadline_before=row.deadline,
            deadline_after=changes.get("deadline", row.deadline), late_minutes=late, at=now)
-    return _view(session, case_id, who, now)
+    return _view(session, case_id, calendar, now)
 
 
 def _may(session: Session, who: Principal, row: Any, action: str) -> None:
@@ -364,9 +365,9 @@ def _locked(session: Session, who: Principal, case_id: int) -> Any:
     return row
 
 
-def _view(session: Session, case_id: int, who: Principal | None, now: datetime) -> CaseView:
+def _view(session: Session, case_id: int, calendar: WorkCalendar, now: datetime) -> CaseView:
     row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id"), {"id": case_id}).one()
-    return _as_view(row, work_calendar(session), now)
+    return _as_view(row, calendar, now)
 
 
 def _as_view(row: Any, calendar: WorkCalendar, now: datetime) -> CaseView:
