@@ -169,7 +169,8 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
     * a row with a move-out date closes the person's current row here ('left'), or is kept as history;
     * current persons of the ledger's ``area`` absent from it are closed on ``as_of`` ('left'): ``area``
       'buildings' = the buildings the ledger names, 'communities' = every building of their communities;
-    * others are inserted, or updated where a field differs (nothing is written for an unchanged row);
+    * others are inserted in the ledger's line order (their ids follow it), or updated where a field differs
+      (nothing is written for an unchanged row);
     * every household touched gets its residents count, head (name; masked ID and mobile) and tags (the union of
       its residents' household-level tags) recomputed from its current persons.
     """
@@ -230,11 +231,13 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
               AND {_CHANGED}""")
     c.inserted = run(f"""{_INSERT}
         WHERE s.moved_out IS NULL
-          AND NOT EXISTS (SELECT 1 FROM persons p WHERE {_SAME} AND p.household_id = s.household_id)""")
+          AND NOT EXISTS (SELECT 1 FROM persons p WHERE {_SAME} AND p.household_id = s.household_id)
+        ORDER BY s.line""")
     c.history = run(f"""{_INSERT}
         WHERE s.moved_out IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id_number_hash = s.id_hash
-                          AND p.household_id = s.household_id AND p.moved_out >= s.moved_out)""")
+                          AND p.household_id = s.household_id AND p.moved_out >= s.moved_out)
+        ORDER BY s.line""")
     if c.inserted + c.history > 1000:  # the statistics of the transaction's start would plan a million rows as none
         _raw(session, "ANALYZE persons")
     c.unchanged = session.execute(text("SELECT count(*) FROM stage_persons WHERE moved_out IS NULL")).scalar_one() \
