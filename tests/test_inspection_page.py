@@ -23,6 +23,7 @@ def site(live_server):
     with sessions.begin() as s:
         t = town(s)
         users.create_user(s, "insp1", PASSWORD, "inspector", scope_code=factories.SUBDISTRICT)
+        users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code=factories.SUBDISTRICT)
     return base, t
 
 
@@ -94,3 +95,22 @@ def test_a_stale_edit_is_reloaded_with_a_message(site, browser):
     page.wait_for_function("() => document.getElementById('message').textContent.includes('已被他人修改')")
     assert page.locator("#edit-status").input_value() == "sealed"      # reloaded: the other edit is shown
     assert not errors
+
+
+def test_the_overview_shows_the_inspectors_checkpoint_figures(site, browser, tmp_path):
+    """One definition, one source: the overview map counts openings (not checkpoint records, which include 中心岗,
+    a post 50 m inside the wall that guards no gap) and shows the same figures as the inspector's summary."""
+    base, t = site
+    context, page, errors = open_page(browser, base)
+    shown = {k: page.locator(f"#sum-{k}").inner_text() for k in ("openings", "sealed", "checkpoints")}
+    context.close()
+    for who in ("insp1", "viewer1"):
+        context, overview, errors = open_logged_in(browser, base + "/", who, PASSWORD,
+                                                   viewport={"width": 1300, "height": 850})
+        assert {k: overview.locator(f"#sum-{k}").inner_text() for k in shown} == shown, who
+        assert overview.evaluate("() => layers.checkpoints.getLayers().length") == int(shown["openings"])
+        overview.screenshot(path=str(tmp_path / f"overview-{who}.png"))
+        context.close()
+        assert not errors, errors
+    staffed, _ = (int(n) for n in shown["checkpoints"].split(" / "))
+    assert staffed == 2 < 3   # 南门 and 北门; the staffed record 中心岗 inside the wall guards no opening

@@ -464,7 +464,8 @@ def opening_layer(layer: str, openings: list[op.OpeningView], crs: CoordSys) -> 
     else:
         features = [opening_feature(o, crs).model_dump() for o in openings
                     if layer == "openings" or o.unguarded_reason]
-    return {"type": "FeatureCollection", "crs": crs.name, "layer": layer, "features": features}
+    return {"type": "FeatureCollection", "crs": crs.name, "layer": layer, "features": features,
+            "totals": op.opening_counts(openings)}
 
 
 def coverage_layer(layer: str, report: coverage.CoverageReport, crs: CoordSys, distance_kind: str,

@@ -315,7 +315,9 @@ def coverage_report_html(request: Request, session: SessionDep, who: CurrentUser
 
 
 @router.get("/layers/{layer}", summary="Coverage layers as GeoJSON (覆盖图层)",
-            description="enclosures, openings (coloured by status), unguarded (the gaps), barriers (sealed stretches "
+            description="enclosures, openings (coloured by status, with `totals`: the checkpoint figures every page "
+                        "shows — openings, open, sealed, checkpoints, staffed_checkpoints, staff, unguarded; viewers may "
+                        "read openings, unguarded and barriers), unguarded (the gaps), barriers (sealed stretches "
                         "of perimeter), checkpoints (staffed, with the households they serve), households_beyond "
                         "(buildings farther than the threshold from the nearest staffed checkpoint).")
 def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "checkpoints", "households_beyond"],
@@ -324,7 +326,8 @@ def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "che
           division: DivisionQ = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
           distance: DistanceQ = "walk") -> dict[str, Any]:
     if layer in ("openings", "unguarded", "barriers"):
-        ids = op.visible_enclosure_ids(session, who, enclosure_id=enclosure_id, division=division)
+        ids = op.visible_enclosure_ids(session, who, enclosure_id=enclosure_id, division=division,
+                                       roles=op.MAP_ROLES)
         op.ensure_scanned(session, ids, metric_srid=settings.metric_srid)
         return present.opening_layer(layer, op.openings_of(session, ids), coords)
     if layer == "enclosures":

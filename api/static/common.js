@@ -94,7 +94,17 @@ const gridgov = (() => {
     }).join("");
   }
 
-  return { t, esc, api, request, setup, part, state, ApiError, token, categoryOptions };
+  // Openings (gaps of an enclosure's perimeter) by status, one colour per class on every page; the figures are
+  // the `totals` of GET /api/inspection/layers/openings (spatial/store/openings.py opening_counts).
+  const OPENING_COLOURS = { open: "#d32f2f", sealed: "#757575", staffed: "#2e7d32", unstaffed: "#ff9800" };
+  const label = (l) => (l ? (state.lang === "zh" ? l.zh : l.en) : "");  // a {zh, en} label of the API
+  function openingClass(p) {
+    if (p.status.code === "sealed" || p.status.code === "open") return p.status.code;
+    return p.checkpoint && p.checkpoint.staffed ? "staffed" : "unstaffed";
+  }
+
+  return { t, esc, api, request, setup, part, state, ApiError, token, categoryOptions, OPENING_COLOURS, openingClass,
+           label };
 })();
 
 // GCJ-02 (Amap, Tencent): a port of spatial/geometry/crs.py (forward formula, iterative inverse, shifted only when

@@ -38,7 +38,7 @@ const LABELS = {
 };
 const { t, esc, api, request } = gridgov;
 const $ = (id) => document.getElementById(id);
-const COLOURS = { open: "#d32f2f", sealed: "#757575", staffed: "#2e7d32", unstaffed: "#ff9800", beyond: "#8e24aa" };
+const COLOURS = { ...gridgov.OPENING_COLOURS, beyond: "#8e24aa" };
 const map = L.map("map", { preferCanvas: false, zoomSnap: 0.25 }).setView([22.565, 114.072], 16);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const streets = L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#b0b0b0" : "#d8c29d", weight: f.properties.car ? 3 : 1.5 }), interactive: false }).addTo(map);
@@ -54,15 +54,13 @@ let startMarker = null;
 const state = { division: null, enclosure: null, opening: null, start: null, report: null };
 
 function colourOf(p) {
-  if (p.status.code === "sealed") return COLOURS.sealed;
-  if (p.status.code === "open") return COLOURS.open;
-  return p.checkpoint && p.checkpoint.staffed ? COLOURS.staffed : COLOURS.unstaffed;
+  return COLOURS[gridgov.openingClass(p)];
 }
 function openingStyle(p) {
   return { radius: p.unguarded ? 9 : 6, color: "#fff", weight: 2, fillColor: colourOf(p), fillOpacity: 1,
            bubblingMouseEvents: false };
 }
-function lang(label) { return label ? (gridgov.state.lang === "zh" ? label.zh : label.en) : ""; }
+const lang = gridgov.label;
 function openingTip(p) {
   const cp = p.checkpoint ? `<br>${esc(p.checkpoint.name)} · ${esc(p.checkpoint.opening_hours)} · ${p.checkpoint.staff_count}` : "";
   const why = p.unguarded ? `<br><b>${esc(lang(p.unguarded))}</b>` : "";

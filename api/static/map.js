@@ -1,21 +1,24 @@
-// gridgov map page: log in, then show divisions, grids, buildings, streets, enclosures, checkpoints, the open
+// gridgov map page: log in, then show divisions, grids, buildings, streets, enclosures, their openings and
+// checkpoints (the inspector's definition and figures: GET /api/inspection/layers/openings), the open
 // cases (a red ring when past their deadline) and the hot spots where one kind of case keeps coming back.
 // All data comes from this server's /api/layers in EPSG:4326; no basemap unless one is configured and chosen
 // (then its tiles come through this server, and under a GCJ-02 one the layers are drawn shifted: common.js).
 "use strict";
 const LABELS = {
   zh: { title: "网格化服务管理地图", communities: "社区", grids: "网格", buildings: "楼栋 (放大后显示)", streets: "道路与步道",
-        enclosures: "围合区域", checkpoints: "卡口", households: "户数", residents: "人口", levels: "层数",
+        enclosures: "围合区域", checkpoints: "出入口与卡口", households: "户数", residents: "人口", levels: "层数",
         code: "编码", kind: "类型", status: "状态", staff: "值守人数", hours: "开放时间", area: "面积",
-        staffed: "有人值守", sealed: "已封闭", unstaffed: "无人值守",
+        staffed: "卡口 有人值守 / 全部", sealed: "已封闭", unstaffed: "无人值守卡口", open: "未封闭",
+        openings: "出入口", unguarded: "放行缺口", street: "道路",
         in_range: "户数在 300–500 之间", out_range: "户数超出范围", estimated: "(估算)",
         cases: "待办事件", hotspots: "事件高发点位", overdue: "超期", category: "类别", state: "状态",
         priority: "优先级", reported: "上报时间", count: "事件数" },
   en: { title: "Community grid map", communities: "Communities", grids: "Grids",
         buildings: "Buildings (zoom in)", streets: "Streets and footpaths", enclosures: "Enclosures",
-        checkpoints: "Checkpoints", households: "Households", residents: "Residents", levels: "Levels",
+        checkpoints: "Openings and checkpoints", households: "Households", residents: "Residents", levels: "Levels",
         code: "Code", kind: "Kind", status: "Status", staff: "Staff", hours: "Hours", area: "Area",
-        staffed: "Staffed", sealed: "Sealed", unstaffed: "Unstaffed",
+        staffed: "Checkpoints staffed / all", sealed: "Sealed", unstaffed: "Unstaffed checkpoints", open: "Open",
+        openings: "Openings", unguarded: "Unguarded", street: "Street",
         in_range: "300–500 households", out_range: "households out of range", estimated: "(estimated)",
         cases: "Open cases", hotspots: "Case hot spots", overdue: "Overdue", category: "Category", state: "State",
         priority: "Priority", reported: "Reported", count: "Cases" },
@@ -34,8 +37,8 @@ const layers = {
                                onEachFeature: (f, l) => l.bindPopup(() => buildingPopup(f.properties)) }),
   enclosures: L.geoJSON(null, { style: { color: "#c0392b", weight: 2, fill: false } }),
   checkpoints: L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 6, weight: 2, color: "#fff",
-                                   fillColor: { staffed: "#2e7d32", sealed: "#616161", unstaffed: "#d32f2f" }[f.properties.status], fillOpacity: 1 }),
-                                 onEachFeature: (f, l) => l.bindPopup(() => checkpointPopup(f.properties)) }),
+                                   fillColor: gridgov.OPENING_COLOURS[gridgov.openingClass(f.properties)], fillOpacity: 1 }),
+                                 onEachFeature: (f, l) => l.bindPopup(() => openingPopup(f.properties)) }),
   hotspots: L.geoJSON(null, { style: { color: "#e65100", weight: 1, fillColor: "#ff9800", fillOpacity: 0.25 },
                               onEachFeature: (f, l) => l.bindTooltip(esc(`${f.properties.category} · ${t("count")} ${f.properties.cases}`)) }),
   cases: L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, caseStyle(f.properties)),
@@ -61,8 +64,12 @@ function buildingPopup(p) {
   return `<b>${esc(p.name || p.code || "#" + p.id)}</b><table>${row("code", p.code)}${row("levels", p.levels)}` +
          `${row("households", (p.households ?? "–") + (p.occupancy_estimated ? " " + t("estimated") : ""))}${row("residents", p.residents)}</table>`;
 }
-function checkpointPopup(p) {
-  return `<b>${esc(p.name)}</b><table>${row("status", t(p.status))}${row("kind", p.kind)}${row("staff", p.staff_count)}${row("hours", p.opening_hours)}</table>`;
+function openingPopup(p) {  // an opening of an enclosure's perimeter, with its checkpoint when it has one
+  const cp = p.checkpoint;
+  return `<b>${esc(cp ? cp.name : p.street_name || `${t("openings")} #${p.id}`)}</b><table>${row("status", gridgov.label(p.status))}` +
+         `${row("enclosures", p.enclosure_name)}${row("street", p.street_name || "–")}` +
+         (cp ? `${row("staff", cp.staff_count)}${row("hours", cp.opening_hours)}` : "") +
+         (p.unguarded ? row("unguarded", gridgov.label(p.unguarded)) : "") + "</table>";
 }
 
 function casePopup(p) {
@@ -74,7 +81,8 @@ function casePopup(p) {
 async function loadStatic() {
   const [communities, grids, enclosures, checkpoints, cases, hotspots] = await Promise.all([
     api("/api/layers/divisions?level=community"), api("/api/layers/grids?limit=10000"),
-    api("/api/layers/enclosures?limit=10000"), api("/api/layers/checkpoints?limit=10000"),
+    api("/api/layers/enclosures?limit=10000"),
+    api("/api/inspection/layers/openings").catch(() => ({ type: "FeatureCollection", features: [], totals: null })),
     api("/api/layers/cases?open=true&limit=10000"), api("/api/cases/hotspots")]);
   layers.hotspots.clearLayers().addData(hotspots);  // first: the canvas draws in the order features are added
   layers.cases.clearLayers().addData(cases);
@@ -103,12 +111,14 @@ function summarize(grids, checkpoints, cases) {
   document.body.dataset.cases = cases.features.length;
   document.body.dataset.overdue = overdue;
   const households = grids.features.reduce((s, f) => s + f.properties.households, 0);
-  const count = (st) => checkpoints.features.filter((f) => f.properties.status === st).length;
+  const s = checkpoints.totals, C = gridgov.OPENING_COLOURS, dot = (c) => `<i style="background:${C[c]}"></i>`;
   document.getElementById("info").innerHTML =
     `<div class="legend">${esc(t("grids"))}: <b id="grid-count">${grids.features.length}</b> · ${esc(t("households"))}: <b>${households.toLocaleString()}</b></div>` +
     `<div class="legend"><i style="background:#4caf50"></i>${esc(t("in_range"))} <i style="background:#ff9800"></i>${esc(t("out_range"))}</div>` +
-    `<div class="legend">${esc(t("checkpoints"))}: <i style="background:#2e7d32"></i>${esc(t("staffed"))} ${count("staffed")} ` +
-    `<i style="background:#616161"></i>${esc(t("sealed"))} ${count("sealed")} <i style="background:#d32f2f"></i>${esc(t("unstaffed"))} ${count("unstaffed")}</div>` +
+    (!s ? "" : `<div class="legend">${esc(t("openings"))} <b id="sum-openings">${s.openings}</b>: ${dot("staffed")}${esc(t("staffed"))} ` +
+    `<b id="sum-checkpoints">${s.staffed_checkpoints} / ${s.checkpoints}</b> ${dot("unstaffed")}${esc(t("unstaffed"))} ` +
+    `<b>${s.checkpoints - s.staffed_checkpoints}</b> ${dot("sealed")}${esc(t("sealed"))} <b id="sum-sealed">${s.sealed}</b> ` +
+    `${dot("open")}${esc(t("open"))} <b id="sum-open">${s.open}</b></div>`) +
     `<div class="legend">${esc(t("cases"))}: <i class="case-dot"></i><b id="case-count">${cases.features.length}</b> ` +
     `<i class="case-dot overdue"></i>${esc(t("overdue"))} <b id="overdue-count">${overdue}</b> ` +
     `<i class="hotspot"></i>${esc(t("hotspots"))}</div>`;

@@ -185,11 +185,8 @@ class EnclosureCoverage:
 
     def counts(self) -> dict[str, float]:
         """Counts and sums for tables and totals."""
-        checkpoints = [o for o in self.openings if o.status == "checkpoint"]
         return {
-            "openings": len(self.openings), "open": sum(o.status == "open" for o in self.openings),
-            "sealed": len(self.sealed), "checkpoints": len(checkpoints), "staffed_checkpoints": len(self.staffed),
-            "staff": sum(o.checkpoint.staff_count for o in self.staffed), "unguarded": len(self.unguarded),
+            **op.opening_counts(self.openings),
             "barrier_m": round(self.barrier_m, 1), "households": self.households,
             "households_beyond": self.households_beyond, "buildings_beyond": len(self.beyond),
             "hours_without_staffed_checkpoint": round(self.staffing.none.hours, 2),

@@ -48,6 +48,7 @@ MIN_ENCLOSURE_M2 = 100.0
 MAX_WIDTH_M = 200.0                       # metres of perimeter one opening may span
 MAX_ENCLOSURE_M2 = 20_000_000.0         # 20 km²: larger is a district, not an enclosure
 READ_ROLES = ("inspector", "planner", "grid_worker")
+MAP_ROLES = (*READ_ROLES, "viewer")     # the openings themselves (no household figure): also the overview's viewers
 STATE_ROLES = ("inspector", "planner")
 PLAN_ROLES = ("planner",)
 
@@ -70,10 +71,11 @@ def enclosure_scope(who: Principal, alias: str = "e") -> tuple[str, dict[str, An
 
 
 def visible_enclosure_ids(session: Session, who: Principal, *, enclosure_id: int | None = None,
-                          division: str | None = None) -> list[int]:
+                          division: str | None = None, roles: Sequence[str] = READ_ROLES) -> list[int]:
     """Ids of the enclosures the caller may see, all of them or one (``enclosure_id``) or those of a community,
-    subdistrict or district (``division``: its code). OutOfScope if the one asked for is not visible."""
-    who.require_role(*READ_ROLES)
+    subdistrict or district (``division``: its code). OutOfScope if the one asked for is not visible; ``roles``
+    who may ask (:data:`MAP_ROLES` for what carries no household figure)."""
+    who.require_role(*roles)
     scope, params = enclosure_scope(who)
     where = [scope]
     if enclosure_id is not None:
@@ -247,6 +249,21 @@ class OpeningView:
             if self.checkpoint.schedule is None:
                 return "hours_unknown"
         return None
+
+
+
+def opening_counts(openings: Sequence[OpeningView]) -> dict[str, int]:
+    """The checkpoint figures of a set of openings, the one definition every page shows (overview and inspector):
+    ``openings``; ``open`` / ``sealed`` / ``checkpoints`` by status; ``staffed_checkpoints`` those whose
+    checkpoint is staffed (status 'staffed', staff > 0, some parsed hours); ``staff`` their staff; ``unguarded``
+    openings that let people through unchecked (:attr:`OpeningView.unguarded_reason`). A checkpoint record that
+    no opening links (a point far from every perimeter) is not counted: it guards no gap."""
+    staffed = [o for o in openings if o.status == "checkpoint" and o.checkpoint and o.checkpoint.staffed]
+    return {"openings": len(openings), "open": sum(o.status == "open" for o in openings),
+            "sealed": sum(o.status == "sealed" for o in openings),
+            "checkpoints": sum(o.status == "checkpoint" for o in openings), "staffed_checkpoints": len(staffed),
+            "staff": sum(o.checkpoint.staff_count for o in staffed),
+            "unguarded": sum(o.unguarded_reason is not None for o in openings)}
 
 
 _OPENINGS = """
