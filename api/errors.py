@@ -1,6 +1,8 @@
 """The one table that maps domain errors to HTTP statuses, and the handlers that apply it.
 
-Every error body is ``{"error": <kind>, "detail": <message for a person>, ...structured extras}``, FastAPI's
+Every error body is ``{"error": <kind>, "code": <entry of spatial.messages>, "detail": <message for a person>,
+...structured extras}`` (the extras fill the code's placeholders; pages show the catalogue's Chinese or English text
+from ``GET /api/messages``, API clients may use ``detail``), FastAPI's
 request validation (422, with the list in ``errors``) and Starlette's own 404/405 included; :data:`RESPONSES`
 declares it on every operation of the OpenAPI document. A value PostgreSQL refuses (NUL byte, number out of
 range) is the input's fault: 422; a change it refuses (duplicate key...) is a 409. Either answers a message chosen
@@ -26,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from spatial import errors
+from spatial.messages import MESSAGES
 
 log = logging.getLogger("gridgov.api")
 
@@ -56,7 +59,10 @@ class ErrorBody(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
     error: str = Field(description="kind of error, e.g. InvalidInput, NotFound, StaleEdit")
-    detail: str = Field(description="what is wrong, for a person")
+    code: str = Field(description="stable message code: its Chinese and English texts are GET /api/messages, with "
+                                  "{placeholders} filled from the other fields of this body; the kind where the "
+                                  "error has no code of its own")
+    detail: str = Field(description="what is wrong, for a person (English)")
 
 
 _ERROR_JSON = {"application/json": {"schema": ErrorBody.model_json_schema()}}
@@ -87,21 +93,24 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def error_response(status: int, kind: str, message: str, *, challenge: str = "Bearer", **extra) -> JSONResponse:
-    """The error body; a 401 challenges with ``challenge`` (``WWW-Authenticate``)."""
+def error_response(status: int, kind: str, message: str, *, challenge: str = "Bearer", code: str | None = None,
+                   **extra) -> JSONResponse:
+    """The error body; ``code`` its message code (default: ``kind``); a 401 challenges with ``challenge``
+    (``WWW-Authenticate``)."""
     headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else {}
     if "retry_after_s" in extra:
         headers["Retry-After"] = str(extra["retry_after_s"])
     if status == 401:
         headers["WWW-Authenticate"] = challenge
-    return JSONResponse(_json_safe({"error": kind, "detail": message, **extra}), status_code=status, headers=headers)
+    body = {"error": kind, "code": code or kind, "detail": message, **extra}
+    return JSONResponse(_json_safe(body), status_code=status, headers=headers)
 
 
 async def _domain(request: Request, exc: errors.GridgovError) -> JSONResponse:
     """A domain error's answer. A 401 of an endpoint that takes HTTP Basic (``request.state.challenge``, set by
     ``api.deps.TokenBasic``) challenges with Basic, so that GIS clients send their credentials."""
     return error_response(status_of(exc), KIND_SHOWN.get(type(exc), type(exc).__name__), exc.message,
-                          challenge=getattr(request.state, "challenge", "Bearer"), **exc.detail)
+                          challenge=getattr(request.state, "challenge", "Bearer"), code=exc.code, **exc.detail)
 
 
 # What a planner is told when PostgreSQL refuses a value or a change, by SQLSTATE: PostgreSQL's own message names
@@ -159,7 +168,24 @@ async def _request_validation(request: Request, exc: RequestValidationError) -> 
     issues = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in found]  # not "input": it may be huge, personal or NaN
     message = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', '')}" for e in found[:5])
-    return error_response(422, "InvalidInput", message or "invalid request", errors=issues)
+    return error_response(422, "InvalidInput", message or "invalid request", errors=issues,
+                          **_validation_code(found[0] if found else {}))
+
+
+VALIDATION_CONTEXT = ("ge", "gt", "le", "lt", "max_length", "min_length", "expected", "pattern")
+"""The fields of pydantic's error context that the catalogue's validation texts name."""
+
+
+def _validation_code(first: dict) -> dict[str, Any]:
+    """``code`` (``validation.<pydantic type>`` when the catalogue has it) and the fields its text needs: the
+    offending parameter or body field's name (``field``) and its limits from pydantic's context."""
+    code = f"validation.{first.get('type', '')}"
+    if code not in MESSAGES:
+        return {}
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    ctx = first.get("ctx") or {}
+    return {"code": code, "field": loc[-1] if loc else "", **{k: f"{ctx[k]:g}" if isinstance(ctx[k], float) else str(ctx[k])
+                                                      for k in VALIDATION_CONTEXT if k in ctx}}
 
 
 _HTTP_KINDS = {400: "InvalidInput", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",

@@ -117,7 +117,10 @@ class Principal:
     def require_scope(self, code: str) -> None:
         """Raise Forbidden unless ``code`` (a division, grid or building code) lies in the caller's scope."""
         if not self.may_see_code(code):
-            raise Forbidden(f"{code} is outside your area ({self.scope_code or 'no area assigned'})")
+            if not self.scope_code:
+                raise Forbidden(f"{code} is outside your area (no area assigned)", code="scope.no_area", what=code)
+            raise Forbidden(f"{code} is outside your area ({self.scope_code})", code="scope.outside_area", what=code,
+                            area=self.scope_code)
 
     def may_see_code(self, code: str) -> bool:
         """Whether a division, grid or building with this code lies in the caller's scope (not grid assignments)."""

@@ -13,9 +13,12 @@ from typing import Any
 class GridgovError(Exception):
     """Base of every error raised on purpose by gridgov."""
 
-    def __init__(self, message: str, **detail: Any) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **detail: Any) -> None:
+        """``message`` the English sentence; ``code`` its entry in :mod:`spatial.messages` (the pages' Chinese and
+        English text, filled from ``detail``); None: the kind's own entry, which shows ``message``."""
         super().__init__(message)
         self.message = message
+        self.code = code
         self.detail = detail
 
 

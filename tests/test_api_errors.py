@@ -46,7 +46,7 @@ def test_every_operation_declares_the_error_body_and_none_the_validation_list(cl
                 if path.startswith("/open311/"):  # Open311's own error list, as its clients expect
                     assert schema["items"]["required"] == ["code", "description"], (method, path, status)
                     continue
-                assert schema["required"] == ["error", "detail"], (method, path, status)
+                assert schema["required"] == ["error", "code", "detail"], (method, path, status)
             assert "422" not in responses, (method, path)  # 422 is one of the 4XX, with the same body
 
 

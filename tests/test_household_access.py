@@ -104,8 +104,8 @@ def test_an_out_of_scope_campaign_or_household_is_a_404_like_a_missing_one_and_i
     hidden = client.get(f"/api/field/campaigns/{other}", headers=headers["planner_one"])
     missing = client.get("/api/field/campaigns/99999", headers=headers["planner_one"])
     assert hidden.status_code == missing.status_code == 404
-    assert hidden.json() == {"error": "NotFound", "detail": f"no campaign {other} in your area"}
-    assert missing.json() == {"error": "NotFound", "detail": "no campaign 99999 in your area"}
+    assert hidden.json() == {"error": "NotFound", "code": "NotFound", "detail": f"no campaign {other} in your area"}
+    assert missing.json() == {"error": "NotFound", "code": "NotFound", "detail": "no campaign 99999 in your area"}
     assert client.get(f"/api/field/campaigns/{other}/coverage", headers=headers["planner_one"]).status_code == 404
     with sessions() as s:
         household = s.scalar(text("SELECT h.id FROM households h JOIN buildings b ON b.id = h.building_id "

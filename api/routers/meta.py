@@ -1,4 +1,4 @@
-"""Health and vocabularies (with Chinese and English labels for the field)."""
+"""Health, vocabularies and the message catalogue (with Chinese and English labels for the field)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import OptionalUser, SessionDep
 from api.schemas import HealthPublic
-from spatial import vocab
+from spatial import messages, vocab
 from spatial.store.engine import ping, server_info
 
 router = APIRouter(prefix="/api", tags=["meta · 系统"])
@@ -30,3 +30,12 @@ def vocabularies() -> dict[str, dict[str, dict[str, str]]]:
               "enclosure_kinds": vocab.ENCLOSURE_KINDS, "checkpoint_kinds": vocab.CHECKPOINT_KINDS,
               "checkpoint_statuses": vocab.CHECKPOINT_STATUSES}
     return {name: {k: {"zh": zh, "en": en} for k, (zh, en) in table.items()} for name, table in tables.items()}
+
+
+@router.get("/messages", summary="The message catalogue: error and report codes in Chinese and English (提示信息)",
+            description="Every error body carries a `code`; its text here, with `{placeholders}` filled from the "
+                        "fields of the same body, is what the pages show (Chinese first). Kinds such as "
+                        "`InvalidInput` are the fallback for errors without a code of their own and show the "
+                        "English `detail`.")
+def message_catalogue() -> dict[str, dict[str, str]]:
+    return {code: {"zh": zh, "en": en} for code, (zh, en) in messages.MESSAGES.items()}

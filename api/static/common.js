@@ -16,15 +16,33 @@ const gridgov = (() => {
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const token = () => sessionStorage.getItem("gridgov.token");
 
+  // The message catalogue (GET /api/messages, spatial/messages.py): an error body's `code` in the page's language,
+  // its {placeholders} filled from the body's fields; kept in localStorage so that offline pages have it too.
+  let catalogue = JSON.parse(localStorage.getItem("gridgov.messages") || "{}");
+  const catalogueLoaded = fetch("/api/messages").then((r) => (r.ok ? r.json() : catalogue)).then((m) => {
+    catalogue = m;
+    localStorage.setItem("gridgov.messages", JSON.stringify(m));
+  }).catch(() => {});
+  function say(body) {  // the text of an error body, or its English detail when the catalogue lacks the code
+    const entry = catalogue[body.code];
+    if (!entry) return body.detail;
+    let missing = false;
+    const text = entry[state.lang].replace(/\{(\w+)\}/g, (_, k) => (k in body ? String(body[k]) : (missing = true, "")));
+    return missing ? body.detail : text;
+  }
+
   class ApiError extends Error {
-    constructor(status, body) { super(body.detail || String(status)); this.status = status; this.body = body; }
+    constructor(status, body) { super(say(body) || String(status)); this.status = status; this.body = body; }
   }
 
   async function request(method, path, body, headers = {}) {
     const init = { method, headers: { ...headers } };
     if (token()) init.headers.Authorization = "Bearer " + token();
     if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
-    const response = await fetch(path, init);
+    let response;
+    try { response = await fetch(path, init); } catch (error) {  // no answer at all: offline, server down
+      throw new ApiError(0, { error: "Network", code: "network", detail: String(error.message || error) });
+    }
     if (response.status === 401) { showLogin(); }
     const data = response.status === 204 ? null : await response.json().catch(() => ({}));
     if (!response.ok) throw new ApiError(response.status, data || {});
@@ -41,6 +59,7 @@ const gridgov = (() => {
   function showLogin() { document.getElementById("login").hidden = false; }
 
   async function run() {
+    await catalogueLoaded;
     const me = await api("/api/auth/me");
     document.getElementById("who").textContent = `${me.username} · ${state.lang === "zh" ? me.role_zh : me.role}`;
     document.getElementById("logout").hidden = false;
@@ -104,7 +123,7 @@ const gridgov = (() => {
   }
 
   return { t, esc, api, request, setup, part, state, ApiError, token, categoryOptions, OPENING_COLOURS, openingClass,
-           label };
+           label, say };
 })();
 
 // GCJ-02 (Amap, Tencent): a port of spatial/geometry/crs.py (forward formula, iterative inverse, shifted only when

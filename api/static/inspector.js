@@ -2,7 +2,8 @@
 // threshold, a patrol route, and editing an opening's status. Data from /api/inspection in EPSG:4326 (lon, lat).
 "use strict";
 const LABELS = {
-  zh: { title: "卡口督查", scope: "范围", enclosure: "围合", all: "全部", threshold: "距离阈值 (米)", distance: "距离",
+  zh: { solver_trivial: "直达", "solver_held-karp": "精确算法·动态规划", "solver_exact-dfj": "精确算法·整数规划",
+        "solver_or-tools-gls": "启发式·OR-Tools 引导局部搜索", title: "卡口督查", scope: "范围", enclosure: "围合", all: "全部", threshold: "距离阈值 (米)", distance: "距离",
         walk: "步行距离", straight: "直线距离", refresh: "刷新", print: "打印报告", opening: "出入口", status: "状态",
         st_open: "未封闭·无人值守", st_sealed: "已封闭", st_checkpoint: "卡口", barrier_kind: "封闭方式",
         bk_water_barrier: "水马", bk_fence: "围挡", bk_wall: "砌墙", bk_locked_gate: "锁闭大门", bk_other: "其他",
@@ -17,7 +18,8 @@ const LABELS = {
         length: "长度", minutes: "分钟", stops: "站点", optimal: "已证明最优", not_optimal: "近似最优",
         street: "道路", reason: "原因", choose_start: "起点已设定", no_checkpoints: "没有有人值守的卡口",
         distance_walk: "步行距离（步行路网）", distance_straight: "直线距离", edit: "编辑", nearest: "距离" },
-  en: { title: "Checkpoint inspection", scope: "Area", enclosure: "Enclosure", all: "All", threshold: "Threshold (m)",
+  en: { solver_trivial: "direct", "solver_held-karp": "exact, dynamic programming", "solver_exact-dfj": "exact, integer programming",
+        "solver_or-tools-gls": "heuristic, OR-Tools guided local search", title: "Checkpoint inspection", scope: "Area", enclosure: "Enclosure", all: "All", threshold: "Threshold (m)",
         distance: "Distance", walk: "Walking", straight: "Straight line", refresh: "Refresh", print: "Print report",
         opening: "Opening", status: "Status", st_open: "Open, unguarded", st_sealed: "Sealed", st_checkpoint: "Checkpoint",
         barrier_kind: "Barrier", bk_water_barrier: "Water-filled barrier", bk_fence: "Fence", bk_wall: "Wall",
@@ -61,6 +63,7 @@ function openingStyle(p) {
            bubblingMouseEvents: false };
 }
 const lang = gridgov.label;
+function solverName(method) { const name = t("solver_" + method); return name === "solver_" + method ? method : name; }
 function openingTip(p) {
   const cp = p.checkpoint ? `<br>${esc(p.checkpoint.name)} · ${esc(p.checkpoint.opening_hours)} · ${p.checkpoint.staff_count}` : "";
   const why = p.unguarded ? `<br><b>${esc(lang(p.unguarded))}</b>` : "";
@@ -200,7 +203,7 @@ async function planPatrol() {
     route.clearLayers().addData(data.geometry);
     const steps = data.legs.flatMap((leg) => leg.steps).filter((s) => s.name);
     $("patrol-info").innerHTML = `<p id="patrol-length">${esc(t("length"))} ${Math.round(data.length_m)} m · ` +
-      `${Math.round(data.duration_s / 60)} ${esc(t("minutes"))} · ${esc(data.optimal ? t("optimal") : t("not_optimal"))} (${esc(data.solver)})</p>` +
+      `${Math.round(data.duration_s / 60)} ${esc(t("minutes"))} · ${esc(data.optimal ? t("optimal") : t("not_optimal"))} (${esc(solverName(data.solver))})</p>` +
       `<ol id="patrol-stops">${data.stops.map((s) => `<li>${esc(s.name)} · ${Math.round(s.arrival_m)} m</li>`).join("")}</ol>` +
       `<p class="hint">${steps.slice(0, 12).map((s) => esc(s.name)).join(" → ")}${steps.length > 12 ? " …" : ""}</p>`;
     document.body.dataset.patrol = String(data.stops.length);

@@ -29,6 +29,7 @@ from shapely import Geometry
 from shapely.ops import split as split_by
 
 from spatial.errors import InvalidInput
+from spatial.messages import render
 
 Plan = dict[int, Geometry | None]
 """Proposed boundaries by grid id (negative ids are new grids); ``None`` retires a grid; absent = unchanged."""
@@ -186,14 +187,15 @@ def plan_merge(c: Community, grid_ids: list[int], min_shared_m: float = 1.0) -> 
     connected group sharing borders of at least ``min_shared_m`` metres."""
     grids = [_grid(c, gid) for gid in grid_ids]
     if len(grids) < 2:
-        raise InvalidInput("a merge needs at least two grids")
+        raise InvalidInput("a merge needs at least two grids", code="merge.needs_two")
     joined, pending = [grids[0]], grids[1:]
     while pending:
         touching = next((g for g in pending if any(_shared_length(g.geom, j.geom) >= min_shared_m for j in joined)),
                         None)
         if touching is None:
-            raise InvalidInput("grids " + ", ".join(g.code for g in pending) + " share no border with "
-                               + ", ".join(g.code for g in joined) + ": only adjacent grids can be merged")
+            apart, joined_codes = ", ".join(g.code for g in pending), ", ".join(g.code for g in joined)
+            raise InvalidInput(f"grids {apart} share no border with {joined_codes}: only adjacent grids can be merged",
+                               code="merge.not_adjacent", grids=apart, joined=joined_codes)
         joined.append(touching)
         pending.remove(touching)
     union = clean(shapely.union_all([g.geom for g in grids]))
@@ -260,7 +262,8 @@ class Report:
             return [{"grids": list(p.grids), "area_m2": p.area_m2, "geometry": geometry(p.geometry)} for p in items]
 
         return {
-            "ok": self.ok, "problems": self.problems(), "tolerance_m2": self.tolerance_m2,
+            "ok": self.ok, "problems": self.problems(), "problem_codes": self.problem_codes(),
+            "tolerance_m2": self.tolerance_m2,
             "households_range": list(self.households_range),
             "gaps": {"area_m2": round(sum(p.area_m2 for p in self.gaps), 1), "pieces": pieces(self.gaps)},
             "overlaps": pieces(self.overlaps), "outside": pieces(self.outside),
@@ -269,11 +272,15 @@ class Report:
             "workload": [{**vars(w), "households_per_worker": w.households_per_worker} for w in self.workload],
         }
 
+    def problem_codes(self) -> list[dict]:
+        """The problems as message codes of :mod:`spatial.messages` with their ``count``, for the pages."""
+        return [{"code": code, "count": len(bad)} for code, bad in (
+            ("plan.overlaps", self.overlaps), ("plan.outside", self.outside),
+            ("plan.cut_buildings", self.cut_buildings)) if bad]
+
     def problems(self) -> list[str]:
-        return [text for text, bad in (
-            (f"{len(self.overlaps)} overlap(s) with neighbouring grids", self.overlaps),
-            (f"{len(self.outside)} part(s) outside the community", self.outside),
-            (f"{len(self.cut_buildings)} building(s) cut by a grid boundary", self.cut_buildings)) if bad]
+        """The problems in English (:meth:`problem_codes` in the catalogue's words)."""
+        return [render(p["code"], p, "en") for p in self.problem_codes()]
 
 
 def check_plan(c: Community, plan: Plan, codes: dict[int, str], *, tolerance_m2: float = DEFAULT_TOLERANCE_M2,

@@ -156,7 +156,8 @@ def extent_problem(bounds: tuple[float, float, float, float],
 def _check_extent(bounds: tuple[float, float, float, float], extent: tuple[float, float, float, float]) -> None:
     problem = extent_problem(bounds, extent)
     if problem:
-        raise InvalidInput(problem)
+        x0, y0, x1, y1 = (round(v, 5) if math.isfinite(v) else str(v) for v in bounds)
+        raise InvalidInput(problem, code="geometry.outside_service_area", x0=x0, y0=y0, x1=x1, y1=y1)
 
 
 def line_from_geojson(geometry: Any, crs: CoordSys, *, max_vertices: int = MAX_VERTICES,

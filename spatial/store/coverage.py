@@ -53,7 +53,9 @@ def check_threshold(threshold_m: float) -> float:
     if not (isinstance(threshold_m, int | float) and math.isfinite(threshold_m)
             and MIN_THRESHOLD_M <= threshold_m <= MAX_THRESHOLD_M):
         raise InvalidInput(f"the distance threshold must be between {MIN_THRESHOLD_M:g} and {MAX_THRESHOLD_M:g} m, "
-                           f"got {threshold_m}")
+                           f"got {threshold_m}", code="coverage.threshold_range", min_m=f"{MIN_THRESHOLD_M:g}",
+                           max_m=f"{MAX_THRESHOLD_M:g}",
+                           got=f"{threshold_m:g}" if isinstance(threshold_m, int | float) else str(threshold_m)[:20])
     return float(threshold_m)
 
 

@@ -37,7 +37,8 @@ def outside(lon: float, lat: float) -> InvalidInput:
     """The error for a position outside the service area (raised by the caller)."""
     return InvalidInput("the position is outside the service area (no community or grid within "
                         f"{SERVICE_MARGIN_M:g} m); check the coordinates and their crs (GCJ-02 for phones "
-                        "and WeChat, EPSG:4326 for GPS)", lon=lon, lat=lat)
+                        "and WeChat, EPSG:4326 for GPS)", code="position.outside_service_area", lon=lon, lat=lat,
+                        margin_m=SERVICE_MARGIN_M)
 
 
 def check_position(session: Session, lon: float, lat: float) -> None:

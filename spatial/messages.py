@@ -1,0 +1,113 @@
+"""The message catalogue: what the pages say when the service refuses something, Chinese first, English beside.
+
+Every error answer carries a stable ``code`` (``GridgovError(..., code=...)``; without one, the error's kind such
+as ``InvalidInput``) and its parameters as fields of the body (the ``detail`` keywords of the error). A page
+looks the code up here (``GET /api/messages``, read once by ``api/static/common.js``) and fills the ``{name}``
+placeholders from the body; the English ``detail`` sentence stays in the body for API clients and logs. A code
+without a text here is a bug: ``tests/test_messages.py`` finds every ``code="..."`` in the sources and fails
+when one has no Chinese or English text, or when the two texts use different placeholders.
+
+A kind's own code (``InvalidInput``, ``NotFound`` …) is the fallback for errors not yet given a code of their
+own: its text ends in ``{detail}``, the English sentence, so nothing is lost while the catalogue grows.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # -- kinds: the fallback for errors without a code of their own ({detail}: the English sentence) -----------
+    "InvalidInput": ("输入有误：{detail}", "Invalid input: {detail}"),
+    "UnknownCRS": ("未知的坐标系：{detail}", "Unknown coordinate reference system: {detail}"),
+    "NotFound": ("未找到，或不在您的管辖范围内：{detail}", "Not found, or not in your area: {detail}"),
+    "Forbidden": ("无权进行此操作：{detail}", "Not allowed: {detail}"),
+    "NotAuthenticated": ("请先登录。", "Please log in."),
+    "Conflict": ("与已保存的数据冲突：{detail}", "Conflicts with stored data: {detail}"),
+    "StaleEdit": ("该记录已被他人更新，请刷新后重试。", "Someone else has changed this since you opened it: reload and "
+                  "try again."),
+    "PreconditionRequired": ("请先刷新，再提交修改（缺少版本号）。", "Reload first, then send the change (the version "
+                             "is missing)."),
+    "PayloadTooLarge": ("内容过大：{detail}", "Too large: {detail}"),
+    "TooManyRequests": ("操作过于频繁，请 {retry_after_s} 秒后再试。", "Too many attempts: try again in "
+                        "{retry_after_s} s."),
+    "MethodNotAllowed": ("不支持此操作：{detail}", "Not supported here: {detail}"),
+    "UnsupportedMediaType": ("不支持的文件或内容类型：{detail}", "Unsupported file or content type: {detail}"),
+    "NotAcceptable": ("无法以所请求的格式答复：{detail}", "Cannot answer in the format asked for: {detail}"),
+    "DatabaseUnavailable": ("数据库暂时无法访问，请稍后重试。", "The database is not reachable: retry shortly."),
+    "SetupError": ("服务器缺少必要组件：{detail}", "The server lacks a component: {detail}"),
+    "KeyUnavailable": ("个人信息加密密钥不可用（请管理员检查密钥文件）：{detail}", "The personal-data key is not "
+                       "available (an administrator should check the key file): {detail}"),
+    "UpstreamFailed": ("外部服务（如底图）出错：{detail}", "An outside service (such as a basemap) failed: {detail}"),
+    "UpstreamTimeout": ("外部服务（如底图）响应超时：{detail}", "An outside service (such as a basemap) timed out: "
+                        "{detail}"),
+    "InternalError": ("服务器内部错误（已记录，请联系管理员）。", "Internal error (logged; tell an administrator)."),
+    "HTTPError": ("请求失败：{detail}", "The request failed: {detail}"),
+    # -- request validation (FastAPI/pydantic): the first problem, by pydantic's error type; {field} the name ---
+    "validation.missing": ("缺少必填项 {field}。", "{field} is required."),
+    "validation.greater_than_equal": ("{field} 须不小于 {ge}。", "{field} must be at least {ge}."),
+    "validation.greater_than": ("{field} 须大于 {gt}。", "{field} must be greater than {gt}."),
+    "validation.less_than_equal": ("{field} 须不大于 {le}。", "{field} must be at most {le}."),
+    "validation.less_than": ("{field} 须小于 {lt}。", "{field} must be less than {lt}."),
+    "validation.string_too_long": ("{field} 不能超过 {max_length} 个字符。", "{field} must be at most {max_length} "
+                                   "characters."),
+    "validation.string_too_short": ("{field} 至少需要 {min_length} 个字符。", "{field} needs at least {min_length} "
+                                    "characters."),
+    "validation.too_long": ("{field} 最多 {max_length} 项。", "{field} takes at most {max_length} items."),
+    "validation.too_short": ("{field} 至少需要 {min_length} 项。", "{field} needs at least {min_length} items."),
+    "validation.int_parsing": ("{field} 须为整数。", "{field} must be a whole number."),
+    "validation.float_parsing": ("{field} 须为数字。", "{field} must be a number."),
+    "validation.finite_number": ("{field} 须为有限的数字。", "{field} must be a finite number."),
+    "validation.bool_parsing": ("{field} 须为是或否（true/false）。", "{field} must be true or false."),
+    "validation.literal_error": ("{field} 须为以下之一：{expected}。", "{field} must be one of {expected}."),
+    "validation.enum": ("{field} 须为以下之一：{expected}。", "{field} must be one of {expected}."),
+    "validation.string_pattern_mismatch": ("{field} 的格式不对（须符合 {pattern}）。", "{field} does not have the "
+                                           "expected form ({pattern})."),
+    "validation.datetime_parsing": ("{field} 须为日期时间（如 2026-12-01T08:00:00+08:00）。", "{field} must be a date "
+                                    "and time (such as 2026-12-01T08:00:00+08:00)."),
+    "validation.date_parsing": ("{field} 须为日期（如 2026-12-01）。", "{field} must be a date (such as 2026-12-01)."),
+    "validation.json_invalid": ("请求内容不是有效的 JSON。", "The request body is not valid JSON."),
+    # -- the browser's own: no answer at all (offline, server down) ------------------------------------------
+    "network": ("网络不可用或服务器无响应，请检查网络后重试。", "No network, or the server does not answer: check the "
+                "connection and retry."),
+    # -- scope and position ------------------------------------------------------------------------------------
+    "scope.outside_area": ("{what} 不在您的管辖范围（{area}）内。", "{what} is outside your area ({area})."),
+    "scope.no_area": ("您的账号尚未分配管辖范围，请联系管理员。", "Your account has no area assigned: ask an "
+                      "administrator."),
+    "position.outside_service_area": ("该位置不在服务范围内（{margin_m} 米内没有社区或网格）；请检查坐标及其坐标系"
+                                      "（手机和微信为 GCJ-02，GPS 为 WGS 84）。",
+                                      "The position is outside the service area (no community or grid within "
+                                      "{margin_m} m): check the coordinates and their crs (GCJ-02 for phones and "
+                                      "WeChat, WGS 84 for GPS)."),
+    "geometry.outside_service_area": ("图形不在服务范围内（经度 {x0}…{x1}，纬度 {y0}…{y1}）；请检查坐标系与坐标顺序"
+                                      "（经度在前）。",
+                                      "The geometry lies outside the service area (lon {x0}…{x1}, lat {y0}…{y1}): "
+                                      "check the crs and the axis order (longitude first)."),
+    # -- planning ----------------------------------------------------------------------------------------------
+    "merge.not_adjacent": ("网格 {grids} 与 {joined} 没有共同边界：只能合并相邻的网格。",
+                                 "Grids {grids} share no border with {joined}: only adjacent grids can be merged."),
+    "merge.needs_two": ("合并至少需要两个网格。", "A merge needs at least two grids."),
+    "plan.overlaps": ("与相邻网格重叠 {count} 处", "{count} overlap(s) with neighbouring grids"),
+    "plan.outside": ("超出社区范围 {count} 处", "{count} part(s) outside the community"),
+    "plan.cut_buildings": ("{count} 栋楼被网格边界切开", "{count} building(s) cut by a grid boundary"),
+    # -- inspection --------------------------------------------------------------------------------------------
+    "coverage.threshold_range": ("距离阈值须在 {min_m} 到 {max_m} 米之间，当前为 {got}。",
+                                 "The distance threshold must be between {min_m} and {max_m} m, got {got}."),
+}
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{name}`` fields of a catalogue text."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def render(code: str, fields: dict[str, Any], lang: str = "zh") -> str | None:
+    """The text of ``code`` in ``lang`` ('zh' or 'en') with its placeholders filled from ``fields`` (an error
+    body); None when the code is unknown or a field is missing (the caller shows ``detail`` then)."""
+    texts = MESSAGES.get(code)
+    if texts is None:
+        return None
+    try:
+        return texts[0 if lang == "zh" else 1].format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return None
