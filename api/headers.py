@@ -7,8 +7,8 @@
   with an inline script (``/docs``, FastAPI's Swagger UI page) names it by hash (:func:`inline_script_hashes`).
   Inline *style attributes* stay allowed (``style-src-attr``): the pages colour legend swatches with them and
   Leaflet positions everything with them; ``<style>`` elements only if a template has them verbatim (by hash,
-  :data:`TEMPLATE_STYLE_HASHES`: the coverage report, which the inspector page opens as a ``blob:`` document
-  that inherits the page's policy), other origins' styles not at all;
+  :data:`TEMPLATE_STYLE_HASHES`: the coverage report, whose ``<style>`` the page /inspector/report copies into
+  itself), other origins' styles not at all;
 * ``Cache-Control: no-store`` on ``/api/`` answers that set no cache policy of their own, so masked
   household lists do not linger in browser or proxy caches. Tiles and static files keep their own policies.
 """

@@ -62,18 +62,52 @@ def test_inspector_sees_the_gap_seals_it_and_plans_a_patrol(site, browser, tmp_p
     assert page.locator("#sum-unguarded").inner_text() == "0"
     assert page.locator("#sum-sealed").inner_text() == "2"
 
+    assert page.locator("path.edit-ring").count() == 1                          # the edited opening is ringed
+    page.click("#edit-close")
+    assert page.locator("path.edit-ring").count() == 0
+
     page.click("#patrol")
     page.wait_for_selector("body[data-patrol='2']", timeout=20_000)
     assert "m" in page.locator("#patrol-length").inner_text()
     assert page.locator("#patrol-stops li").count() == 2
+    assert page.locator(".route-mark.stop").all_inner_texts() == ["1", "2"]       # stops numbered in walking order
+    assert page.locator(".route-mark.start").count() == 1 and page.locator(".route-arrow").count() >= 1
+    assert "held-karp" not in page.locator("#patrol-length").inner_text()
 
     with context.expect_page() as popup:
         page.click("#print")
     report = popup.value
-    report.wait_for_load_state()
-    assert "卡口覆盖报告" in report.locator("h1").inner_text()
+    report.wait_for_selector("body[data-report='1']", timeout=20_000)
+    assert report.url.startswith(base + "/inspector/report?") and "threshold_m=100" in report.url
+    assert "卡口覆盖报告" in report.locator("#report-body h1").inner_text()
     assert "测试小区" in report.content()
+    assert report.locator("#report-map path.leaflet-interactive").count() >= 5   # enclosure and its openings
+    assert report.locator("#print-now").is_visible()
+    report.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert not errors
+
+
+def test_the_inspector_reads_hours_and_labels_not_codes(site, browser):
+    base, _ = site
+    context, page, errors = open_page(browser, base)
+    assert page.locator("#summary th", has_text="卡口（有人值守 / 全部）").count() == 1
+    tips = page.evaluate("() => inspector.openings().map((p) => inspector.tip(p))")
+    assert any("周一至周日 06:00-22:00" in tip for tip in tips)               # 北门, "Mo-Su 06:00-22:00"
+    assert any("全天 24 小时" in tip for tip in tips)                           # 南门, "24/7"
+    assert not any("off" in tip or "Mo-Su" in tip for tip in tips)
+    context.close()
+    assert not errors
+
+
+def test_a_grid_worker_is_sent_to_the_field_page(site, browser, live_server):
+    base, _ = site
+    _, sessions = live_server
+    with sessions.begin() as s:
+        users.create_user(s, "worker1", PASSWORD, "grid_worker", scope_code=factories.SUBDISTRICT)
+    context, page, errors = open_logged_in(browser, base + "/inspector", "worker1", PASSWORD)
+    assert "网格员请使用手机端" in page.locator("#message").inner_text()
+    assert page.locator("#summary").inner_text() == "" and page.evaluate("() => inspector.openings().length") == 0
+    context.close()
 
 
 def test_a_stale_edit_is_reloaded_with_a_message(site, browser):

@@ -303,8 +303,8 @@ def coverage_report(session: SessionDep, who: CurrentUser, settings: SettingsDep
 
 
 @router.get("/coverage/report.html", response_class=HTMLResponse, summary="Printable coverage report (打印报告)",
-            description="The coverage report as a printable HTML page (send the bearer token; the inspector page "
-                        "opens it in a new window).")
+            description="The coverage report as a printable HTML page (send the bearer token; the page "
+                        "/inspector/report shows it below a map, with a print button).")
 def coverage_report_html(request: Request, session: SessionDep, who: CurrentUser, settings: SettingsDep,
                          enclosure_id: Id | None = None, division: DivisionQ = None,
                          threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M, distance: DistanceQ = "walk",

@@ -41,6 +41,13 @@ def inspector_page(request: Request) -> HTMLResponse:
     return _page(request, "inspector.html")
 
 
+@router.get("/inspector/report", response_class=HTMLResponse)
+def inspector_report_page(request: Request) -> HTMLResponse:
+    """The printable coverage report of the inspector page's query (same parameters as
+    /api/inspection/coverage/report.html) with a map and a print button; it opens in a tab of its own."""
+    return _page(request, "inspector_report.html")
+
+
 @router.get("/onboarding", response_class=HTMLResponse)
 def onboarding_page(request: Request) -> HTMLResponse:
     """A new subdistrict's first steps by upload (divisions, grids), each checked then imported (login as admin)."""

@@ -2,7 +2,9 @@
 // threshold, a patrol route, and editing an opening's status. Data from /api/inspection in EPSG:4326 (lon, lat).
 "use strict";
 const LABELS = {
-  zh: { solver_trivial: "直达", "solver_held-karp": "精确算法·动态规划", "solver_exact-dfj": "精确算法·整数规划",
+  zh: { checkpoints_staffed: "卡口（有人值守 / 全部）", hours_off: "不值守", hours_always: "全天 24 小时",
+        staff_n: "值守人数", editing: "正在编辑", route_start: "起点", not_for_role: "卡口督查页面供督查员、规划员和管理员使用；网格员请使用手机端“网格走访”页面。",
+        solver_trivial: "直达", "solver_held-karp": "精确算法·动态规划", "solver_exact-dfj": "精确算法·整数规划",
         "solver_or-tools-gls": "启发式·OR-Tools 引导局部搜索", title: "卡口督查", scope: "范围", enclosure: "围合", all: "全部", threshold: "距离阈值 (米)", distance: "距离",
         walk: "步行距离", straight: "直线距离", refresh: "刷新", print: "打印报告", opening: "出入口", status: "状态",
         st_open: "未封闭·无人值守", st_sealed: "已封闭", st_checkpoint: "卡口", barrier_kind: "封闭方式",
@@ -18,7 +20,9 @@ const LABELS = {
         length: "长度", minutes: "分钟", stops: "站点", optimal: "已证明最优", not_optimal: "近似最优",
         street: "道路", reason: "原因", choose_start: "起点已设定", no_checkpoints: "没有有人值守的卡口",
         distance_walk: "步行距离（步行路网）", distance_straight: "直线距离", edit: "编辑", nearest: "距离" },
-  en: { solver_trivial: "direct", "solver_held-karp": "exact, dynamic programming", "solver_exact-dfj": "exact, integer programming",
+  en: { checkpoints_staffed: "Checkpoints (staffed / all)", hours_off: "not staffed", hours_always: "24 hours",
+        staff_n: "Staff", editing: "Editing", route_start: "Start", not_for_role: "This page is for inspectors, planners and administrators; grid workers use the field page on their phone.",
+        solver_trivial: "direct", "solver_held-karp": "exact, dynamic programming", "solver_exact-dfj": "exact, integer programming",
         "solver_or-tools-gls": "heuristic, OR-Tools guided local search", title: "Checkpoint inspection", scope: "Area", enclosure: "Enclosure", all: "All", threshold: "Threshold (m)",
         distance: "Distance", walk: "Walking", straight: "Straight line", refresh: "Refresh", print: "Print report",
         opening: "Opening", status: "Status", st_open: "Open, unguarded", st_sealed: "Sealed", st_checkpoint: "Checkpoint",
@@ -52,6 +56,8 @@ const beyond = L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, { r
 const openings = L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, openingStyle(f.properties)),
   onEachFeature: (f, l) => { l.on("click", () => edit(f.properties.id)); l.bindTooltip(() => openingTip(f.properties)); } }).addTo(map);
 const route = L.geoJSON(null, { style: { color: "#1565c0", weight: 4, opacity: 0.8 } }).addTo(map);
+const routeMarks = L.layerGroup().addTo(map);      // numbered stops and arrows along the patrol route
+let editRing = null;                                // the ring around the opening being edited
 let startMarker = null;
 const state = { division: null, enclosure: null, opening: null, start: null, report: null };
 
@@ -64,8 +70,19 @@ function openingStyle(p) {
 }
 const lang = gridgov.label;
 function solverName(method) { const name = t("solver_" + method); return name === "solver_" + method ? method : name; }
+// Staffed hours as a person reads them: "off" and "24/7" in words, the days of OSM's opening_hours syntax in
+// Chinese on the Chinese page ("Mo-Fr 08:00-18:00" → "周一至周五 08:00-18:00").
+const DAYS_ZH = { Mo: "周一", Tu: "周二", We: "周三", Th: "周四", Fr: "周五", Sa: "周六", Su: "周日", PH: "法定节假日" };
+function hoursText(hours) {
+  if (!hours || hours === "off") return t("hours_off");
+  if (hours === "24/7") return t("hours_always");
+  if (gridgov.state.lang !== "zh") return hours;
+  return hours.replace(/\b(Mo|Tu|We|Th|Fr|Sa|Su|PH)\b/g, (d) => DAYS_ZH[d]).replace(/(周.|法定节假日)-(周.)/g, "$1至$2")
+    .replace(/\boff\b/g, t("hours_off"));
+}
 function openingTip(p) {
-  const cp = p.checkpoint ? `<br>${esc(p.checkpoint.name)} · ${esc(p.checkpoint.opening_hours)} · ${p.checkpoint.staff_count}` : "";
+  const cp = p.checkpoint ? `<br>${esc(p.checkpoint.name)} · ${esc(hoursText(p.checkpoint.opening_hours))} · ` +
+    `${esc(t("staff_n"))} ${p.checkpoint.staff_count}` : "";
   const why = p.unguarded ? `<br><b>${esc(lang(p.unguarded))}</b>` : "";
   return `#${p.id} ${esc(lang(p.status))} · ${esc(p.street_name || "")}${cp}${why}`;
 }
@@ -138,7 +155,7 @@ function summary(r) {
     ${row("enclosures", s.enclosures, "sum-enclosures")}
     ${row("openings", s.openings, "sum-openings")}
     ${row("sealed", s.sealed, "sum-sealed")}
-    ${row("checkpoints", `${s.staffed_checkpoints} / ${s.checkpoints}`, "sum-checkpoints")}
+    ${row("checkpoints_staffed", `${s.staffed_checkpoints} / ${s.checkpoints}`, "sum-checkpoints")}
     ${row("unguarded", s.unguarded, "sum-unguarded", s.unguarded > 0)}
     ${row("barrier", s.barrier_m + " m", "sum-barrier")}
     ${row("no_staff_hours", Math.round(hours * 10) / 10, "sum-hours", hours > 0)}
@@ -152,8 +169,12 @@ async function edit(id) {
   const f = await api(`/api/inspection/openings/${id}`);
   const p = f.properties;
   state.opening = p;
+  if (editRing) editRing.remove();
+  const [lon, lat] = f.geometry.coordinates;
+  editRing = L.circleMarker([lat, lon], { radius: 15, color: "#1565c0", weight: 4, fill: false, dashArray: "4 3",
+                                          interactive: false, className: "edit-ring" }).addTo(map);
   $("editor").hidden = false;
-  $("edit-title").textContent = `#${p.id} ${p.street_name || ""}`;
+  $("edit-title").textContent = `#${p.id} ${p.street_name || ""} · ${t("editing")}`;
   $("edit-status").value = p.status.code;
   $("edit-barrier").value = p.barrier_kind ? p.barrier_kind.code : "water_barrier";
   $("edit-width").value = p.width_m;
@@ -201,6 +222,7 @@ async function planPatrol() {
     const { data } = await request("POST", "/api/inspection/patrols", { start: state.start, closed: true,
       network: $("network").value, checkpoint_ids: staffed.map((p) => p.checkpoint.id) });
     route.clearLayers().addData(data.geometry);
+    markRoute(data);
     const steps = data.legs.flatMap((leg) => leg.steps).filter((s) => s.name);
     $("patrol-info").innerHTML = `<p id="patrol-length">${esc(t("length"))} ${Math.round(data.length_m)} m · ` +
       `${Math.round(data.duration_s / 60)} ${esc(t("minutes"))} · ${esc(data.optimal ? t("optimal") : t("not_optimal"))} (${esc(solverName(data.solver))})</p>` +
@@ -211,15 +233,34 @@ async function planPatrol() {
   } catch (err) { message(err.message, "error"); }
 }
 
-async function printReport() {
-  const response = await fetch(`/api/inspection/coverage/report.html?${query()}`,
-    { headers: { Authorization: "Bearer " + sessionStorage.getItem("gridgov.token") } });
-  if (!response.ok) { message((await response.json().catch(() => ({}))).detail || response.status, "error"); return; }
-  const url = URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
-  window.open(url, "_blank");
+// The route's stops numbered in the order walked (起 at the start) and an arrow every ~150 m pointing the way.
+function markRoute(data) {
+  routeMarks.clearLayers();
+  const label = (text, cls) => L.divIcon({ className: `route-mark ${cls}`, html: esc(text), iconSize: [22, 22] });
+  L.marker([state.start[1], state.start[0]], { icon: label(t("route_start").slice(0, 1), "start"), interactive: false }).addTo(routeMarks);
+  [...data.stops].sort((a, b) => a.order - b.order).forEach((s, i) => L.marker([s.location[1], s.location[0]], { icon: label(String(i + 1), "stop"), title: s.name,
+                                                                          zIndexOffset: 1000 }).addTo(routeMarks));
+  const lines = data.geometry.type === "MultiLineString" ? data.geometry.coordinates : [data.geometry.coordinates];
+  let walked = 0;
+  for (const line of lines) {
+    for (let i = 1; i < line.length; i++) {
+      const a = L.latLng(line[i - 1][1], line[i - 1][0]), b = L.latLng(line[i][1], line[i][0]);
+      walked += a.distanceTo(b);
+      if (walked < 150) continue;
+      walked = 0;
+      const pa = map.options.crs.project(a), pb = map.options.crs.project(b);  // bearing in Web Mercator: any zoom
+      const angle = Math.atan2(-(pb.y - pa.y), pb.x - pa.x) * 180 / Math.PI;
+      L.marker(b, { icon: L.divIcon({ className: "route-arrow", html: `<span style="transform: rotate(${Math.round(angle)}deg)">➤</span>`,
+                                      iconSize: [16, 16] }), interactive: false }).addTo(routeMarks);
+    }
+  }
 }
 
-async function start() {
+// The printable report at an address of its own (/inspector/report?…): the new tab shares this tab's login.
+function printReport() { window.open(`/inspector/report?${query()}`, "_blank"); }
+
+async function start(me) {
+  if (me.role === "grid_worker") { message(t("not_for_role"), "error"); $("panel").inert = true; return; }
   legend();
   await basemaps.control(map).catch(console.error);
   await loadDivisions();
@@ -231,11 +272,15 @@ $("division").addEventListener("change", async () => { state.division = $("divis
   await loadEnclosures(); await loadCoverage(); });
 $("enclosure").addEventListener("change", async () => { state.enclosure = $("enclosure").value || null; await loadCoverage(); });
 $("refresh").addEventListener("click", () => loadCoverage().catch((err) => message(err.message, "error")));
-$("print").addEventListener("click", () => printReport().catch((err) => message(err.message, "error")));
+$("print").addEventListener("click", printReport);
 $("edit-status").addEventListener("change", toggleEditor);
 $("edit-save").addEventListener("click", save);
-$("edit-close").addEventListener("click", () => { $("editor").hidden = true; state.opening = null; });
+$("edit-close").addEventListener("click", () => {
+  $("editor").hidden = true; state.opening = null;
+  if (editRing) { editRing.remove(); editRing = null; }
+});
 $("patrol").addEventListener("click", planPatrol);
 map.on("click", (e) => { state.start = [e.latlng.lng, e.latlng.lat]; showStart(); });
-window.inspector = { edit, loadCoverage, state };
+window.inspector = { edit, loadCoverage, state, tip: openingTip,
+                     openings: () => openings.getLayers().map((l) => l.feature.properties) };
 gridgov.setup(LABELS, start);
