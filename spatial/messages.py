@@ -83,6 +83,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                       "（经度在前）。",
                                       "The geometry lies outside the service area (lon {x0}…{x1}, lat {y0}…{y1}): "
                                       "check the crs and the axis order (longitude first)."),
+    # -- divisions ---------------------------------------------------------------------------------------------
+    "division.unknown": ("行政区划 {division} 不存在。", "Division {division} does not exist."),
+    "scope.division_needed": ("请选择行政区划：您的账号没有指定管辖范围。", "Name a division: your account has no area "
+                               "of its own."),
     # -- planning ----------------------------------------------------------------------------------------------
     "merge.not_adjacent": ("网格 {grids} 与 {joined} 没有共同边界：只能合并相邻的网格。",
                                  "Grids {grids} share no border with {joined}: only adjacent grids can be merged."),

@@ -48,6 +48,12 @@ def inspector_report_page(request: Request) -> HTMLResponse:
     return _page(request, "inspector_report.html")
 
 
+@router.get("/screen", response_class=HTMLResponse)
+def screen_page(request: Request) -> HTMLResponse:
+    """The command centre's wall screen (大屏, 1920×1080): map and live figures per community (?division=code)."""
+    return _page(request, "screen.html")
+
+
 @router.get("/onboarding", response_class=HTMLResponse)
 def onboarding_page(request: Request) -> HTMLResponse:
     """A new subdistrict's first steps by upload (divisions, grids), each checked then imported (login as admin)."""
