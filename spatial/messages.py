@@ -93,6 +93,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "merge.needs_two": ("合并至少需要两个网格。", "A merge needs at least two grids."),
     "plan.overlaps": ("与相邻网格重叠 {count} 处", "{count} overlap(s) with neighbouring grids"),
     "plan.outside": ("超出社区范围 {count} 处", "{count} part(s) outside the community"),
+    "plan.households_out_of_range": ("网格 {grid} 将有 {households} 户，超出 {low}–{high} 户的范围",
+                                     "Grid {grid} would hold {households} households, outside {low}–{high}"),
+    "plan.gaps": ("{count} 处未被网格覆盖，共 {area_m2} m²", "{count} piece(s) of land no grid covers, {area_m2} m² in all"),
     "plan.cut_buildings": ("{count} 栋楼被网格边界切开", "{count} building(s) cut by a grid boundary"),
     # -- inspection --------------------------------------------------------------------------------------------
     "coverage.threshold_range": ("距离阈值须在 {min_m} 到 {max_m} 米之间，当前为 {got}。",
