@@ -84,7 +84,10 @@ async function loadCommunities() {
 }
 
 async function loadCommunity(code) {
-  if (code !== state.community) resetPanel();
+  if (code !== state.community) {
+    resetPanel();
+    document.dispatchEvent(new CustomEvent("planner:community", { detail: code }));
+  }
   else cancel();  // handles off before their layers go
   state.community = code;
   const grids = await api(`/api/layers/grids?community_code=${code}&limit=1000`);
@@ -112,9 +115,11 @@ function resetPanel() {
 
 async function selectGrid(code) {
   cancel();
+  const changed = state.grid !== (code || null);
   state.grid = code || null;
   $("grid").value = code || "";
   gridsLayer.setStyle(gridStyle);
+  if (changed) document.dispatchEvent(new CustomEvent("planner:grid", { detail: state.grid }));
   if (!code) { $("grid-info").textContent = ""; $("history").innerHTML = ""; $("new-name").value = ""; return; }
   $("new-name").value = defaultNewName(code);
   const { data, headers } = await request("GET", `/api/grids/${code}`);
@@ -418,5 +423,5 @@ $("history").addEventListener("click", (e) => {
     { version: Number(version), preview, reason: $("reason").value, move_shared_boundary: $("move-shared").checked }, { "If-Match": state.etag }));
 });
 
-window.planner = { boundaryEdit, splitEdit, selectGrid, state, map, layerOf, reachBoundary, buildingsLayer };  // the same entry points the map handlers use
+window.planner = { boundaryEdit, splitEdit, selectGrid, loadCommunity, state, map, layerOf, reachBoundary, buildingsLayer };  // the same entry points the map handlers use
 gridgov.setup(LABELS, start);
