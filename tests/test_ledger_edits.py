@@ -251,3 +251,106 @@ def test_campaign_progress_counts_persons_exactly(town):
                             today=TODAY)
     mine = campaigns.get_campaign(db, worker, campaign.id)  # the worker's part: the west grid
     assert (mine.targeted, mine.screened, mine.persons_targeted, mine.persons_screened) == (2, 1, 5, 4)
+
+
+# -- the API ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(app_env, tmp_path):
+    from spatial.store import users
+
+    client, sessions = app_env
+    keys = PersonalKeys.create(tmp_path / "personal.key")  # where the app's settings look (data_dir)
+    with sessions.begin() as s:
+        town = load_ledger(s, tmp_path, keys)
+        made = factories.users_with_grids(s, (("worker1", "grid_worker", None, WEST), ("worker2", "grid_worker", None, EAST),
+                                              ("planner1", "planner", COMMUNITY, None),
+                                              ("viewer1", "viewer", COMMUNITY, None)),
+                                          users.hash_password(PASSWORD))
+        auth = {n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]} for n, u in made.items()}
+    return client, sessions, keys, town, auth
+
+
+def test_api_sheet_has_an_etag_and_edits_need_it(api):
+    client, sessions, keys, town, auth = api
+    a, head = town["a"], town["people"]["张一"]
+    url = f"/api/field/households/{a}"
+    got = client.get(url, headers=auth["worker1"], params={"purpose": "上门核实"})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    etag = got.headers["ETag"]
+    assert etag == body["etag"] == f'"household-{a}.v{body["version"]}"'
+    assert [p["name"] for p in body["persons"]] == ["张*", "张*", "张*"]
+    assert body["persons"][0]["relation"] == {"code": "head", "zh": "户主", "en": "Head of household"}
+    assert body["persons"][0]["phone"] == "138****0001"
+    assert client.get(url, headers=auth["viewer1"]).status_code == 403
+    assert client.get(url, headers=auth["worker2"]).status_code == 404
+    patch = f"{url}/persons/{head}"
+    missing = client.patch(patch, headers=auth["worker1"], json={"phone": "13712345678"})
+    assert missing.status_code == 428 and missing.json()["code"] == "ledger.version_missing"
+    stale = client.patch(patch, headers={**auth["worker1"], "If-Match": f'"household-{a}.v{body["version"] - 1}"'},
+                         json={"phone": "13712345678"})
+    assert stale.status_code == 412 and stale.json()["code"] == "ledger.stale"
+    other = client.patch(patch, headers={**auth["worker1"], "If-Match": f'"household-{town["b"]}.v1"'},
+                         json={"phone": "13712345678"})
+    assert other.status_code == 412
+    done = client.patch(patch, headers={**auth["worker1"], "If-Match": etag}, json={"phone": "13712345678"})
+    assert done.status_code == 200, done.text
+    assert done.json()["persons"][0]["phone"] == "137****5678"
+    assert done.headers["ETag"] != etag and done.headers["ETag"] == done.json()["etag"]
+    again = client.patch(patch, headers={**auth["worker1"], "If-Match": etag}, json={"phone": "13700000000"})
+    assert again.status_code == 412  # the second edit on the old version
+    assert client.patch(patch, headers={**auth["worker2"], "If-Match": done.headers["ETag"]},
+                        json={"phone": "13700000000"}).status_code == 404
+    assert client.patch(patch, headers={**auth["viewer1"], "If-Match": done.headers["ETag"]},
+                        json={"phone": "13700000000"}).status_code == 403
+    assert client.patch(patch, headers={**auth["worker1"], "If-Match": done.headers["ETag"]},
+                        json={"phone": "1234"}).status_code == 422
+    with sessions() as s:
+        sealed = s.execute(text("SELECT phone_sealed FROM persons WHERE id = :p"), {"p": head}).scalar_one()
+        assert keys.open(persons.PHONE_FIELD, sealed) == "13712345678" and b"13712345678" not in bytes(sealed)
+        rows = s.execute(text("SELECT username, action, household_ids, result FROM audit_log "
+                              "WHERE household_ids @> ARRAY[CAST(:a AS bigint)] ORDER BY id"), {"a": a}).all()
+    actions = [(r.username, r.action) for r in rows]
+    assert ("worker1", "read_masked") in actions and ("worker1", "ledger_change_person") in actions
+    assert any(r.username == "worker2" and r.result.startswith("refused 404") for r in rows) or \
+        ("worker2", "refused") in actions
+
+
+def test_api_add_move_out_and_correct_a_room(api):
+    client, sessions, keys, town, auth = api
+    a, b = town["a"], town["b"]
+    url = f"/api/field/households/{a}"
+    etag = client.get(url, headers=auth["planner1"]).headers["ETag"]
+    added = client.post(f"{url}/persons", headers={**auth["planner1"], "If-Match": etag},
+                        json={"name": "赵六", "id_number": id_number(6), "phone": "13900000006", "kind": "floating",
+                              "tags": ["elderly_alone"], "note": "新入住"})
+    assert added.status_code == 201, added.text
+    sheet = added.json()
+    assert sheet["residents"] == 4 and {t["code"] for t in sheet["tags"]} == {"disabled", "elderly_alone"}
+    zhao = next(p for p in sheet["persons"] if p["kind"]["code"] == "floating")
+    bad = client.post(f"{url}/persons", headers={**auth["planner1"], "If-Match": added.headers["ETag"]},
+                      json={"name": "钱七", "id_number": id_number(7)[:17] + "X" if id_number(7)[17] != "X"
+                            else id_number(7)[:17] + "0"})
+    assert bad.status_code == 422 and bad.json()["code"] == "ledger.bad_value"
+    moved = client.post(f"{url}/persons/{zhao['id']}/move-out", headers={**auth["worker1"],
+                                                                          "If-Match": added.headers["ETag"]},
+                        json={})  # today: the day they moved in (before it is refused)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["residents"] == 3 and moved.json()["history"][0]["moved_out_reason"]["code"] == "left"
+    room = client.patch(url, headers={**auth["worker1"], "If-Match": moved.headers["ETag"]},
+                        json={"room": "102"})
+    assert room.status_code == 409 and room.json()["code"] == "ledger.room_taken"
+    room = client.patch(url, headers={**auth["worker1"], "If-Match": moved.headers["ETag"]},
+                        json={"room": "103", "floor": None})
+    assert room.status_code == 200 and (room.json()["room"], room.json()["floor"]) == ("103", None)
+    campaign = client.post("/api/field/campaigns", headers=auth["planner1"],
+                           json={"name": "冬季排查", "grid_codes": [WEST, EAST]}).json()
+    assert (campaign["persons_targeted"], campaign["persons_screened"]) == (5, 0)
+    coverage = client.get(f"/api/field/campaigns/{campaign['id']}/coverage", headers=auth["planner1"]).json()
+    assert coverage["total"]["persons_targeted"] == 5 and coverage["total"]["persons_coverage"] == 0
+    with sessions() as s:
+        assert s.scalar(text("SELECT count(*) FROM persons WHERE name = '赵六' AND moved_out IS NOT NULL")) == 1
+        assert [r[0] for r in s.execute(text("SELECT action FROM audit_log WHERE action LIKE 'ledger_%' ORDER BY id"))] \
+            == ["ledger_add_person", "ledger_move_out", "ledger_correct_household"]
