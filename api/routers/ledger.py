@@ -185,7 +185,7 @@ def add_person(household_id: BigId, body: PersonCreate, response: Response, sess
     new = store.NewPerson(name=body.name, id_number=body.id_number.upper(), phone=body.phone, relation=body.relation,
                           kind=body.kind, gender=body.gender, tags=tuple(body.tags), moved_in=body.moved_in)
     sheet = store.add_person(session, who, household_id, _version(if_match, household_id), new,
-                             personal_keys(settings), today=_today(), note=body.note)
+                             lambda: personal_keys(settings), today=_today(), note=body.note)
     return _answer(sheet, response)
 
 
@@ -199,7 +199,7 @@ def change_person(household_id: BigId, person_id: BigId, body: PersonChange, res
     if "phone" in body.model_fields_set:
         given["phone"] = body.phone
     sheet = store.change_person(session, who, household_id, person_id, _version(if_match, household_id),
-                                personal_keys(settings), note=body.note, **given)
+                                lambda: personal_keys(settings), note=body.note, **given)
     return _answer(sheet, response)
 
 

@@ -26,7 +26,7 @@ Dates are ``date`` (no time zone); "today" is the caller's (the router passes th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -49,6 +49,8 @@ SHEET_FIELDS = ("name", "id_number", "phone", "relation", "kind", "tags")
 """The (masked) personal fields a sheet returns, as audited."""
 MAX_NAME, MAX_UNIT, MAX_ROOM, MAX_NOTE = 100, 20, 50, 500
 EARLIEST = date(1900, 1, 1)
+Keys = PersonalKeys | Callable[[], PersonalKeys]
+"""The personal-data keys, or how to load them: loaded only once the edit is allowed and its version current."""
 UNSET: Any = object()
 """A keyword not given (as opposed to None: 'clear this value')."""
 
@@ -267,8 +269,12 @@ def _insert_guarded(session: Session, sql: str, params: dict[str, Any]) -> Any:
         raise
 
 
+def _keys(keys: Keys) -> PersonalKeys:
+    return keys if isinstance(keys, PersonalKeys) else keys()
+
+
 def add_person(session: Session, who: Principal, household_id: int, version: int | None, new: NewPerson,
-               keys: PersonalKeys, *, today: date, note: str | None = None) -> HouseholdSheet:
+               keys: Keys, *, today: date, note: str | None = None) -> HouseholdSheet:
     """Add a resident (新增住户) to the household.
 
     Checked as an import row (name 1–100 characters, ID number with its GB 11643 check character or a foreign
@@ -279,6 +285,7 @@ def add_person(session: Session, who: Principal, household_id: int, version: int
     """
     note = _note(note)
     before = _begin(session, who, household_id, version)
+    keys = _keys(keys)
     name = (new.name or "").strip()
     if not name or len(name) > MAX_NAME:
         raise InvalidInput(f"a name of 1–{MAX_NAME} characters", field="name")
@@ -354,7 +361,7 @@ def move_out(session: Session, who: Principal, household_id: int, person_id: int
 
 
 def change_person(session: Session, who: Principal, household_id: int, person_id: int, version: int | None,
-                  keys: PersonalKeys, *, phone: str | None = UNSET, relation: str | None = None,
+                  keys: Keys, *, phone: str | None = UNSET, relation: str | None = None,
                   kind: str | None = None, tags: Sequence[str] | None = None,
                   note: str | None = None) -> HouseholdSheet:
     """Correct a current resident: ``phone`` (None clears it; sealed, hashed and masked anew), ``relation`` (a
@@ -367,6 +374,7 @@ def change_person(session: Session, who: Principal, household_id: int, person_id
     row = _current_person(session, household_id, person_id)
     sets: dict[str, Any] = {}
     if phone is not UNSET:
+        keys = _keys(keys)
         number = phone_value(phone)
         if number is None:
             if row.phone_hash is not None:
