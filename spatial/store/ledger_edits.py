@@ -305,7 +305,7 @@ def add_person(session: Session, who: Principal, household_id: int, version: int
         SELECT p.id, p.household_id, p.moved_in, {scope} AS mine
         FROM persons p JOIN households h ON h.id = p.household_id JOIN buildings b ON b.id = h.building_id
         WHERE p.id_number_hash = ANY(:hashes) AND p.moved_out IS NULL"""),
-        {**params, "hashes": keys.digests(persons.ID_FIELD, number)}).one_or_none()
+        {**params, "hashes": keys.digests(persons.ID_FIELD, number)}).first()
     also: list[int] = []
     if elsewhere is not None:
         if elsewhere.household_id == household_id:
@@ -368,9 +368,9 @@ def change_person(session: Session, who: Principal, household_id: int, person_id
     second head is a Conflict), ``kind``, ``tags`` (the whole list). Fields not given stay; InvalidInput when
     nothing is given, nothing written when nothing differs."""
     note = _note(note)
+    before = _begin(session, who, household_id, version)
     if phone is UNSET and relation is None and kind is None and tags is None:
         raise InvalidInput("nothing to change: give phone, relation, kind or tags", code="ledger.nothing_to_change")
-    before = _begin(session, who, household_id, version)
     row = _current_person(session, household_id, person_id)
     sets: dict[str, Any] = {}
     if phone is not UNSET:
@@ -407,9 +407,9 @@ def correct_household(session: Session, who: Principal, household_id: int, versi
     household at that unit and room of the building already is a Conflict. Moving it changes both buildings'
     counts; the campaign targets keep the grid they were targeted in."""
     note = _note(note)
+    before = _begin(session, who, household_id, version)
     if unit is None and floor is UNSET and room is None and building_id is None:
         raise InvalidInput("nothing to change: give unit, floor, room or building_id", code="ledger.nothing_to_change")
-    before = _begin(session, who, household_id, version)
     sets: dict[str, Any] = {}
     for name, value, limit in (("unit", unit, MAX_UNIT), ("room", room, MAX_ROOM)):
         if value is not None:

@@ -3,7 +3,8 @@
 * ``households.version``: starts at 1 and grows by one on every UPDATE that changes the row (a row trigger), and
   on every statement that inserts or updates persons of the household (a statement trigger over the transition
   table: one UPDATE of the households concerned per statement, so a ledger import of many rows still costs one
-  statement more per merge step). An edit from the field page names the version it was made on (``If-Match``,
+  statement more per merge step; a key rotation, which rewrites every person, bumps every household once). An edit
+  from the field page names the version it was made on (``If-Match``,
   :mod:`spatial.store.ledger_edits`): an import, another worker's correction or a recomputed head all make that
   version stale, so nothing is overwritten unseen.
 * ``persons_current_household``: current residents by household, for the person counts of campaigns and the
