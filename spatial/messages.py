@@ -107,6 +107,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "should mark them moved out first."),
     "ledger.second_head": ("本户已有户主 {head}：请先更改原户主的关系。",
                            "This household has a head already ({head}): change their relation first."),
+    "ledger.head_first": ("该户尚未录入实有人口，请先添加户主。",
+                          "This household is not in the population ledger yet: add the head of household first."),
     "ledger.moved_out_already": ("此人已于 {moved_out} 迁出。", "This person moved out on {moved_out} already."),
     "ledger.no_person": ("本户没有编号为 {person} 的在住人员。", "No current resident {person} in this household."),
     "ledger.room_taken": ("该楼栋已有 {unit} 单元 {room} 号住户。",

@@ -355,3 +355,24 @@ def test_api_add_move_out_and_correct_a_room(api):
         assert s.scalar(text("SELECT count(*) FROM persons WHERE name = '赵六' AND moved_out IS NOT NULL")) == 1
         assert [r[0] for r in s.execute(text("SELECT action FROM audit_log WHERE action LIKE 'ledger_%' ORDER BY id"))] \
             == ["ledger_add_person", "ledger_move_out", "ledger_correct_household"]
+
+
+def test_a_household_outside_the_ledger_enters_it_with_its_head(db, tmp_path):
+    from spatial.store.models import Household
+
+    town = load_ledger(db, tmp_path)
+    legacy = Household(building_id=town["b2"].id, unit="1", room="501", residents=3, head_name="周大",
+                       head_phone="13600000000")
+    db.add(legacy)
+    db.flush()
+    worker = town["worker"]
+    with pytest.raises(Conflict) as first:
+        ledger_edits.add_person(db, worker, legacy.id, version(db, legacy.id),
+                                ledger_edits.NewPerson("周小", id_number(8), relation="child"), KEYS, today=TODAY)
+    assert first.value.code == "ledger.head_first"
+    assert count(db, "SELECT head_name FROM households WHERE id = :h", h=legacy.id) == "周大"
+    sheet = ledger_edits.add_person(db, worker, legacy.id, version(db, legacy.id), ledger_edits.NewPerson(
+        "周大", id_number(9), phone="13600000000", relation="head"), KEYS, today=TODAY)
+    assert sheet.residents == 1 and sheet.persons[0].phone == "136****0000"
+    assert tuple(db.execute(text("SELECT head_name, head_phone FROM households WHERE id = :h"),
+                            {"h": legacy.id}).one()) == ("周大", "136****0000")

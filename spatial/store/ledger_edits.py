@@ -281,7 +281,9 @@ def add_person(session: Session, who: Principal, household_id: int, version: int
     resident's document, phone, relation, kind, tags); ``moved_in`` not after ``today`` (+1 day). A person who
     lives in this household already is a Conflict; one current in another household of the caller's scope moves
     here (that row closed 'moved' on ``moved_in``); one current outside the caller's scope is a Conflict (nothing
-    of that household is told). A second head is a Conflict.
+    of that household is told). A second head is a Conflict. A household not yet in the ledger (no persons) enters
+    it with this resident: its residents, head and tags follow the ledger from then on, so when it has a head
+    entered without the ledger, the first resident added must be the head (Conflict otherwise: nothing is lost).
     """
     note = _note(note)
     before = _begin(session, who, household_id, version)
@@ -300,6 +302,11 @@ def add_person(session: Session, who: Principal, household_id: int, version: int
     moved_in = _date(new.moved_in, today)
     if relation == "head":
         _no_second_head(session, household_id)
+    elif session.execute(text("""SELECT h.head_name IS NOT NULL AND NOT EXISTS (
+                                     SELECT 1 FROM persons p WHERE p.household_id = h.id)
+                                 FROM households h WHERE h.id = :h"""), {"h": household_id}).scalar():
+        raise Conflict(f"household {household_id} is not in the population ledger yet and has a head entered without "
+                       "it: add the head of household first", code="ledger.head_first")
     scope, params = building_scope(who.household_scope)
     elsewhere = session.execute(text(f"""
         SELECT p.id, p.household_id, p.moved_in, {scope} AS mine
