@@ -273,7 +273,7 @@ def test_ledger_sheet_and_edits_follow_role_and_scope(env, tmp_path, user, role,
         return {**tokens[user], "If-Match": client.get(url, headers=admin).headers["ETag"]}
 
     first = client.post(f"{url}/persons", headers={**admin, "If-Match": client.get(url, headers=admin).headers["ETag"]},
-                        json={"name": "孙一", "id_number": id_number(901), "relation": "other"})
+                        json={"name": "孙一", "id_number": id_number(901), "relation": "head"})
     assert first.status_code == 201, first.text
     resident = next(p["id"] for p in first.json()["persons"] if p["name"] == "孙*")
     assert client.get(url, headers=tokens[user]).status_code == read

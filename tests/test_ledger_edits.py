@@ -264,7 +264,8 @@ def api(app_env, tmp_path):
     keys = PersonalKeys.create(tmp_path / "personal.key")  # where the app's settings look (data_dir)
     with sessions.begin() as s:
         town = load_ledger(s, tmp_path, keys)
-        made = factories.users_with_grids(s, (("worker1", "grid_worker", None, WEST), ("worker2", "grid_worker", None, EAST),
+        made = factories.users_with_grids(s, (("worker1", "grid_worker", None, WEST),
+                                              ("worker2", "grid_worker", None, EAST),
                                               ("planner1", "planner", COMMUNITY, None),
                                               ("viewer1", "viewer", COMMUNITY, None)),
                                           users.hash_password(PASSWORD))
@@ -353,8 +354,8 @@ def test_api_add_move_out_and_correct_a_room(api):
     assert coverage["total"]["persons_targeted"] == 5 and coverage["total"]["persons_coverage"] == 0
     with sessions() as s:
         assert s.scalar(text("SELECT count(*) FROM persons WHERE name = '赵六' AND moved_out IS NOT NULL")) == 1
-        assert [r[0] for r in s.execute(text("SELECT action FROM audit_log WHERE action LIKE 'ledger_%' ORDER BY id"))] \
-            == ["ledger_add_person", "ledger_move_out", "ledger_correct_household"]
+        actions = s.execute(text("SELECT action FROM audit_log WHERE action LIKE 'ledger_%' ORDER BY id")).scalars()
+        assert list(actions) == ["ledger_add_person", "ledger_move_out", "ledger_correct_household"]
 
 
 def test_a_household_outside_the_ledger_enters_it_with_its_head(db, tmp_path):

@@ -219,7 +219,8 @@ def move_out(household_id: BigId, person_id: BigId, body: MoveOut, response: Res
                           "the household to another building of your area. If-Match required.")
 def correct_household(household_id: BigId, body: HouseholdChange, response: Response, session: SessionDep,
                       who: CurrentUser, if_match: IfMatch = None) -> HouseholdSheetPublic:
-    given: dict[str, Any] = {k: getattr(body, k) for k in ("unit", "room", "building_id") if getattr(body, k) is not None}
+    given: dict[str, Any] = {k: getattr(body, k) for k in ("unit", "room", "building_id")
+                             if getattr(body, k) is not None}
     if "floor" in body.model_fields_set:
         given["floor"] = body.floor
     sheet = store.correct_household(session, who, household_id, _version(if_match, household_id), note=body.note,

@@ -30,12 +30,16 @@
   const { t, esc, api, request } = gridgov;
   const $ = (id) => document.getElementById(id);
   const state = { id: null, etag: null, sheet: null, person: null, vocab: null };
-  const say = (text, error = false) => { $("ledger-message").textContent = text; $("ledger-message").className = error ? "error" : ""; };
+  function say(text, error = false) {
+    $("ledger-message").textContent = text;
+    $("ledger-message").className = error ? "error" : "";
+  }
   const today = () => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai" }).format(new Date());
   const name = (entry) => (entry ? entry[gridgov.state.lang] : "");
 
   function options(table, chosen) {
-    return Object.entries(table).map(([code, l]) => `<option value="${esc(code)}"${code === chosen ? " selected" : ""}>${esc(name(l))}</option>`).join("");
+    return Object.entries(table).map(([code, l]) =>
+      `<option value="${esc(code)}"${code === chosen ? " selected" : ""}>${esc(name(l))}</option>`).join("");
   }
 
   function render(sheet) {
@@ -43,11 +47,12 @@
     const form = $("ledger");
     Object.assign(form.dataset, { household: sheet.id, version: sheet.version, residents: sheet.residents });
     $("ledger-where").textContent = `${sheet.building_name || sheet.building_code || "#" + sheet.building_id} · ` +
-      `${sheet.unit}${t("unit")} ${sheet.room} · ${sheet.residents} ${t("ledger_residents")} · ${t("ledger_version")} ${sheet.version}`;
+      `${sheet.unit}${t("unit")} ${sheet.room} · ${sheet.residents} ${t("ledger_residents")} · ` +
+      `${t("ledger_version")} ${sheet.version}`;
     $("ledger-persons").innerHTML = sheet.persons.length ? sheet.persons.map((p) =>
       `<li data-person="${p.id}"><span><b>${esc(p.name)}</b> · ${esc(gridgov.label(p.relation))} · ` +
       `<span class="phone">${esc(p.phone || t("ledger_no_phone"))}</span></span>` +
-      `<span class="acts"><button type="button" class="phone-edit" data-act="phone">${esc(t("ledger_change_phone"))}</button>` +
+      `<span class="acts"><button type="button" data-act="phone">${esc(t("ledger_change_phone"))}</button>` +
       `<button type="button" class="secondary" data-act="out">${esc(t("ledger_move_out"))}</button></span>` +
       `<span class="meta">${esc(p.id_number)} · ${esc(gridgov.label(p.kind))}` +
       `${p.moved_in ? ` · ${esc(t("ledger_moved_in"))} ${esc(p.moved_in)}` : ""}</span></li>`).join("")
@@ -60,7 +65,8 @@
   }
 
   async function load(id, message = "", error = false) {
-    const { data, headers } = await request("GET", `/api/field/households/${id}?purpose=${encodeURIComponent("更正住户信息")}`);
+    const purpose = encodeURIComponent("更正住户信息");
+    const { data, headers } = await request("GET", `/api/field/households/${id}?purpose=${purpose}`);
     state.id = id;
     state.etag = headers.get("ETag");
     render(data);
