@@ -349,6 +349,33 @@ def _phone(value: Any) -> str | None:
                         f"{privacy.mask_phone(phone)}")
 
 
+def gender_from_id(number: str) -> str | None:
+    """'male' / 'female' from the 17th character of an 18-character ID number (odd: male); None for another
+    document."""
+    if len(number) != 18 or not number[:17].isdigit():
+        return None
+    return "male" if int(number[16]) % 2 else "female"
+
+
+def id_number_value(value: Any, kind: str = "registered") -> str:
+    """The normalised ID number (upper-case X) of one value typed in (not a spreadsheet's): the ledger's checks
+    (18 characters, GB 11643 check character; a foreign resident's document of 5–20 letters and digits), or
+    InvalidInput naming the field ``id_number`` (the number masked in the message)."""
+    try:
+        return _id_number(str(value) if value is not None else None, kind)
+    except _Bad as bad:
+        raise InvalidInput(bad.reason, code="ledger.bad_value", field=bad.field, reason=bad.reason) from None
+
+
+def phone_value(value: Any) -> str | None:
+    """The normalised phone number (mobile or landline, ``+86`` dropped) of one value typed in, None for none, or
+    InvalidInput naming the field ``phone``."""
+    try:
+        return _phone(value)
+    except _Bad as bad:
+        raise InvalidInput(bad.reason, code="ledger.bad_value", field=bad.field, reason=bad.reason) from None
+
+
 @dataclass
 class _Context:
     keys: PersonalKeys
@@ -381,8 +408,7 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
         if gender is None:
             raise _Bad("gender", f"unknown gender {gender_text!r} (男/女)")
     else:
-        gender = None if len(number) != 18 or not number[:17].isdigit() else (
-            "male" if int(number[16]) % 2 else "female")
+        gender = gender_from_id(number)
     tags = []
     for label in TAG_SPLIT.split(_text(get("tags")) or ""):
         if label:
