@@ -159,6 +159,9 @@ class CoverageRowPublic(BaseModel):
     coverage_pct: float = Field(description="the same in percent, 2 decimals")
     flagged: int
     follow_up: int
+    persons_targeted: int = Field(0, ge=0, description="residents of the targeted households")
+    persons_screened: int = Field(0, ge=0, description="residents of the households screened")
+    persons_coverage: float = Field(1.0, ge=0, le=1, description="persons_screened / persons_targeted, 0–1")
 
 
 class CoveragePublic(BaseModel):
@@ -282,7 +285,8 @@ def _campaign(c: campaigns.Campaign) -> CampaignPublic:
 def _coverage_row(r: campaigns.ProgressRow) -> CoverageRowPublic:
     return CoverageRowPublic(level=r.level, code=r.code, name=r.name, targeted=r.targeted, screened=r.screened,
                              coverage=r.ratio, coverage_pct=round(100 * r.ratio, 2), flagged=r.flagged,
-                             follow_up=r.follow_up)
+                             follow_up=r.follow_up, persons_targeted=r.persons_targeted,
+                             persons_screened=r.persons_screened, persons_coverage=r.persons_ratio)
 
 
 # -- endpoints ----------------------------------------------------------------------------------------------------
@@ -381,7 +385,8 @@ def record_visit(campaign_id: Id, body: VisitCreate, session: SessionDep, who: C
 
 
 @api.get("/campaigns/{campaign_id}/coverage", response_model=CoveragePublic, summary="Coverage (排查覆盖率)",
-         description="Households screened / targeted per grid, community and in total, over your part of the campaign.")
+         description="Households screened / targeted per grid, community and in total, over your part of the campaign; "
+                     "with the persons living in them (households' residents).")
 def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CoveragePublic:
     rows = campaigns.progress(session, who, campaign_id)
     return CoveragePublic(campaign_id=campaign_id, total=_coverage_row(rows[-1]),

@@ -307,7 +307,8 @@ class ProgressRow:
 
     ``ratio`` is screened / targeted (0–1; 1 when nothing is targeted; the API calls it the campaign's
     coverage), ``flagged`` visits recorded far from the building, ``follow_up`` visits whose result needs more
-    work (follow_up, refused).
+    work (follow_up, refused). ``persons_targeted`` / ``persons_screened``: the residents of those households
+    (``households.residents``: the ledger's current persons where a ledger was imported, else the count entered).
     """
 
     level: str
@@ -317,14 +318,22 @@ class ProgressRow:
     screened: int
     flagged: int
     follow_up: int
+    persons_targeted: int = 0
+    persons_screened: int = 0
 
     @property
     def ratio(self) -> float:
         return self.screened / self.targeted if self.targeted else 1.0
 
+    @property
+    def persons_ratio(self) -> float:
+        """persons_screened / persons_targeted (0–1; 1 when no one is targeted)."""
+        return self.persons_screened / self.persons_targeted if self.persons_targeted else 1.0
+
 
 def progress(session: Session, who: Principal, campaign_id: int) -> list[ProgressRow]:
-    """Progress of a campaign (households screened / targeted) per grid (by code), per community, and in total,
+    """Progress of a campaign (households and their persons screened / targeted) per grid (by code), per community,
+    and in total,
     over the caller's part of it.
 
     One SQL query (GROUPING SETS over targets left-joined to visits); the total comes last.
@@ -336,9 +345,12 @@ def progress(session: Session, who: Principal, campaign_id: int) -> list[Progres
                g.code, max(g.name) AS grid_name, g.community_code, max(d.name) AS community_name,
                count(*) AS targeted, count(v.household_id) AS screened,
                count(*) FILTER (WHERE v.far_from_building) AS flagged,
-               count(*) FILTER (WHERE v.result IN ('follow_up', 'refused')) AS follow_up
+               count(*) FILTER (WHERE v.result IN ('follow_up', 'refused')) AS follow_up,
+               coalesce(sum(h.residents), 0) AS persons_targeted,
+               coalesce(sum(h.residents) FILTER (WHERE v.household_id IS NOT NULL), 0) AS persons_screened
         FROM campaign_targets t
         JOIN grids g ON g.id = t.grid_id
+        JOIN households h ON h.id = t.household_id
         LEFT JOIN divisions d ON d.code = g.community_code
         LEFT JOIN campaign_visits v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
         WHERE t.campaign_id = :c AND {scope}
@@ -353,7 +365,8 @@ def progress(session: Session, who: Principal, campaign_id: int) -> list[Progres
             level, code, name = "community", r.community_code, r.community_name
         else:
             level, code, name = "campaign", None, None
-        out.append(ProgressRow(level, code, name, r.targeted, r.screened, r.flagged, r.follow_up))
+        out.append(ProgressRow(level, code, name, r.targeted, r.screened, r.flagged, r.follow_up,
+                               int(r.persons_targeted), int(r.persons_screened)))
     if not out:
         out.append(ProgressRow("campaign", None, None, 0, 0, 0, 0))
     return out
