@@ -11,6 +11,9 @@ or workbook at most 20 times the body limit unpacked. Bigger files (a city's bui
 (``gridgov import buildings|streets|residents``), which has no caps. A check and its import each read the file
 whole in the request: about 1 s per 10,000 buildings or ledger rows on a small server.
 
+``POST /api/buildings/estimate`` fills the household counts of buildings that have none (``gridgov estimate``), for
+balanced grids before the ledger is in.
+
 This module's name sorts before ``transfer`` (:func:`api.app.discover_routers` includes routers in module-name
 order): its paths must be matched before ``/api/import/{kind}`` (grids, enclosures).
 """
@@ -21,8 +24,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
+from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
 from api.presenters.imports import LayerImportPublic, ResidentsImportPublic, layer_import, residents_import
 from api.uploads import UploadImport, run_upload, upload_limits, upload_name
 from spatial.access import Principal
@@ -31,9 +35,10 @@ from spatial.io.lines import DEFAULT_SNAP_M, MAX_SNAP_M
 from spatial.io.residents import DEFAULT_MAX_DISTANCE_M, import_residents
 from spatial.io.safe_files import CSV, LEDGER_UPLOAD_SUFFIXES, XLSX, ReadLimits
 from spatial.personal_keys import personal_keys
-from spatial.store import import_bases
+from spatial.store import audit, import_bases
+from spatial.store.occupancy import estimate_occupancy
 
-router = APIRouter(prefix="/api/import", tags=["import · export 导入导出"])
+router = APIRouter(prefix="/api", tags=["import · export 导入导出"])
 
 File_ = Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip of a Shapefile")]
 Reason = Annotated[str, Form(min_length=2, max_length=500, description="recorded in the audit log")]
@@ -75,7 +80,7 @@ def _layer_job(kind: str, session, run, dry_run: bool) -> UploadImport:
         if_match_required=True)
 
 
-@router.post("/buildings", response_model=LayerImportPublic,
+@router.post("/import/buildings", response_model=LayerImportPublic,
              summary="Import buildings (导入楼栋) with a report, checked first",
              description="Building footprints (Polygon/MultiPolygon) from a GeoPackage, GeoJSON or zipped "
                          "Shapefile; fields building/type/use, levels/floors, height, name (see `gridgov import "
@@ -96,7 +101,7 @@ def import_building_file(request: Request, session: SessionDep, settings: Settin
                       reason=reason, dry_run=dry_run, if_match=if_match)
 
 
-@router.post("/streets", response_model=LayerImportPublic,
+@router.post("/import/streets", response_model=LayerImportPublic,
              summary="Import streets (导入道路) with a report, checked first",
              description="A street network from one line layer: a plain road-centreline layer (LineString or "
                          "MultiLineString; fields highway/fclass/道路等级, oneway, name, bridge, tunnel, layer), noded "
@@ -121,7 +126,7 @@ def import_street_file(request: Request, session: SessionDep, settings: Settings
                       reason=reason, dry_run=dry_run, if_match=if_match)
 
 
-@router.post("/residents", response_model=ResidentsImportPublic,
+@router.post("/import/residents", response_model=ResidentsImportPublic,
              summary="Import the residents' ledger (导入实有人口) with every rejected row, checked first",
              description="One row per person, Chinese headers (姓名, 身份证号, 联系电话, 与户主关系, 楼栋编码, 单元, "
                          "楼层, 房号, 人员类型, 标签, 经度, 纬度 …; see `gridgov import residents`), as an .xlsx "
@@ -167,3 +172,21 @@ def import_residents_file(request: Request, session: SessionDep, settings: Setti
             session, "residents", basis, lambda: import_bases.residents_basis(session)),
         suffixes=LEDGER_UPLOAD_SUFFIXES, if_match_required=True)
     return run_upload(request, session, who, response, file, job, reason=reason, dry_run=dry_run, if_match=if_match)
+
+
+class EstimatePublic(BaseModel):
+    estimated: int = Field(ge=0, description="buildings given estimated households and residents")
+
+
+@router.post("/buildings/estimate", response_model=EstimatePublic,
+             summary="Estimate households of buildings without counts (户数估算)",
+             description="What `gridgov estimate` does: buildings with no household count get one estimated from "
+                         "their footprint, storeys and use (marked `occupancy_estimated`), so that balanced grids "
+                         "can be proposed before the residents' ledger is in. Counts already there are kept. "
+                         "Admins only; audited.")
+def estimate(request: Request, session: SessionDep, who: CurrentUser) -> EstimatePublic:
+    audit_refusals_as(request, "estimate", object_type="buildings")
+    _admin(who)
+    count = estimate_occupancy(session)
+    audit.record(session, who, "estimate", object_type="buildings", result=f"{count} buildings estimated")
+    return EstimatePublic(estimated=count)
