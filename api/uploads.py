@@ -22,7 +22,7 @@ from api.deps import audit_refusals_as
 from api.limits import ARCHIVE_INFLATION
 from spatial.access import Principal
 from spatial.settings import Settings
-from spatial.errors import InvalidInput, PreconditionRequired
+from spatial.errors import GridgovError, InvalidInput, PreconditionRequired
 from spatial.io.safe_files import UPLOAD_FORMATS, ReadLimits
 from spatial.store import audit
 
@@ -60,7 +60,8 @@ def upload_name(file: UploadFile) -> str:
 class UploadImport(Generic[R]):
     """One kind of upload import, for :func:`run_upload`. ``check(path)`` runs the import without writing (the
     dry run) and ``write(path)`` writes it, both returning the importer's report ``R``; ``body`` shapes a report
-    as the answer; ``refusal`` says why nothing may be written (None: it may); ``result`` is the audit's line for
+    as the answer; ``refusal`` is the error saying why nothing may be written (None: it may; the report is added to
+    its body); ``result`` is the audit's line for
     a written import; ``basis`` the ETag of what a report was checked against (None: no basis) and
     ``require_basis(report, if_match)`` raises StaleEdit when it changed. ``authorize`` raises Forbidden for a
     caller who may not import this."""
@@ -70,7 +71,7 @@ class UploadImport(Generic[R]):
     check: Callable[[Path], R]
     write: Callable[[Path], R]
     body: Callable[[R], dict[str, Any]]
-    refusal: Callable[[R], str | None]
+    refusal: Callable[[R], GridgovError | None]
     result: Callable[[R], str]
     basis: Callable[[R], str | None] = lambda report: None
     require_basis: Callable[[R, str], None] | None = None
@@ -89,7 +90,7 @@ def run_upload(request: Request, session, who: Principal, response: Response, fi
     job.authorize(who)
     if not dry_run and not if_match and job.if_match_required:
         raise PreconditionRequired("check the file first (dry run) and send its basis as If-Match with the import, "
-                                   "so that what is written is what the report showed")
+                                   "so that what is written is what the report showed", code="import.basis_required")
     with saved_upload(file, job.suffixes) as path:
         report = job.check(path)
         if not dry_run and if_match and job.require_basis is not None:
@@ -102,7 +103,8 @@ def run_upload(request: Request, session, who: Principal, response: Response, fi
     if basis is not None:
         body["basis"] = response.headers["ETag"] = basis
     if refusal is not None:
-        raise InvalidInput(refusal, report=body)
+        refusal.detail["report"] = body
+        raise refusal
     audit.record(session, who, "import", object_type=job.kind, object_id=file.filename, purpose=reason,
                  result="checked" if dry_run else job.result(report))
     return body

@@ -82,7 +82,7 @@ def test_a_new_subdistrict_onboards_through_the_api(app_env, tmp_path, shared_da
     with (tmp_path / "楼栋.gpkg").open("rb") as f:
         stale = client.post("/api/import/buildings", headers={**admin, "If-Match": checked["basis"]},
                             files={"file": ("楼栋.gpkg", f)}, data={"reason": "stale"})
-    assert stale.status_code == 412, stale.text
+    assert stale.status_code == 412 and stale.json()["code"] == "import.stale", stale.text
     with (tmp_path / "楼栋.gpkg").open("rb") as f:
         assert client.post("/api/import/buildings", headers=admin, files={"file": ("楼栋.gpkg", f)},
                            data={"reason": "no basis"}).status_code == 428
@@ -119,6 +119,7 @@ def test_a_new_subdistrict_onboards_through_the_api(app_env, tmp_path, shared_da
     ledger, sizes, bad_lines = write_ledger(tmp_path / "实有人口.xlsx", codes)
     xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     refused, _ = upload(client, admin, "/api/import/residents", ledger, {"reason": "实有人口"}, expect=422, mime=xlsx)
+    assert (refused.json()["code"], refused.json()["count"]) == ("import.rows_rejected", 3)
     report = refused.json()["report"]
     assert report["rejected_count"] == 3 and not report["written"] and report["counts"] is None
     assert [(r["line"], r["column"]) for r in report["rejected"]] == list(zip(bad_lines, ("身份证号", "联系电话",

@@ -109,6 +109,7 @@ def test_the_residents_step_lists_each_rejected_row_then_imports_skipping_them(a
         cells = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(3)]
         assert [(c[0], c[1].split(" ")[0]) for c in cells] == [("5", "身份证号"), ("6", "联系电话"), ("7", "楼栋编码")]
         assert "check digit" in cells[0][2] and "行号" in step.locator("table.rejected thead").inner_text()
+        assert "3 行被拒绝，未写入任何数据" in step.locator(".report .message").inner_text()
         assert step.locator("button.commit").is_disabled() and count(sessions, "SELECT count(*) FROM persons") == 0
 
         step.locator("input[name=skip_errors]").check()

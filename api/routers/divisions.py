@@ -20,7 +20,7 @@ from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName, CrsParam
 from api.uploads import UploadImport, run_upload, upload_limits
 from spatial.access import Principal
-from spatial.errors import Forbidden, OutOfScope, PreconditionRequired
+from spatial.errors import Forbidden, InvalidInput, OutOfScope, PreconditionRequired
 from spatial.geometry.codes import DIVISION_CODE_PATTERN
 from spatial.geometry.crs import from_wgs84, parse_crs
 from spatial.geometry.validate import polygon_from_geojson
@@ -139,7 +139,7 @@ def import_divisions(request: Request, session: SessionDep, settings: SettingsDe
         check=lambda path: import_division_file(session, path, dry_run=True, **options),
         write=lambda path: import_division_file(session, path, dry_run=False, **options),
         body=lambda report: report.as_dict(),
-        refusal=lambda report: f"{len(report.errors)} finding(s) are errors; nothing was written"
+        refusal=lambda report: InvalidInput(f"{len(report.errors)} finding(s) are errors; nothing was written")
         if report.errors else None,
         result=lambda report: f"{report.inserted} inserted, {report.updated} updated, {report.unchanged} unchanged",
         basis=lambda report: store.import_basis(session, report.divisions),

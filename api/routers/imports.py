@@ -35,6 +35,7 @@ from spatial.io.lines import DEFAULT_SNAP_M, MAX_SNAP_M
 from spatial.io.residents import DEFAULT_MAX_DISTANCE_M, import_residents
 from spatial.io.safe_files import CSV, LEDGER_UPLOAD_SUFFIXES, XLSX, ReadLimits
 from spatial.personal_keys import personal_keys
+from spatial.errors import InvalidInput
 from spatial.store import audit, import_bases
 from spatial.store.occupancy import estimate_occupancy
 
@@ -163,8 +164,10 @@ def import_residents_file(request: Request, session: SessionDep, settings: Setti
     job = UploadImport(
         "residents", _admin, check=lambda path: run(path, True), write=lambda path: run(path, False),
         body=lambda report: residents_import(report, skip_errors=skip_errors, dry_run=dry_run),
-        refusal=lambda report: f"{report.issue_count} row(s) rejected; nothing was written (fix them, or import "
-                               "with skip_errors)" if report.issue_count and not skip_errors else None,
+        refusal=lambda report: InvalidInput(f"{report.issue_count} row(s) rejected; nothing was written (fix them, "
+                                            "or import with skip_errors)", code="import.rows_rejected",
+                                            count=report.issue_count)
+        if report.issue_count and not skip_errors else None,
         result=lambda report: f"{report.counts.inserted if report.counts else 0} persons new, "
                               f"{report.issue_count} rows rejected",
         basis=lambda report: import_bases.residents_basis(session),

@@ -25,7 +25,7 @@ from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep
 from api.geojson import CrsParam
 from api.types import DivisionCode, OneOf
 from spatial.personal_keys import personal_keys
-from spatial.errors import Forbidden
+from spatial.errors import Forbidden, InvalidInput
 from spatial.io.export import export_community, export_layer
 from spatial.io.grid_files import import_grid_file
 from spatial.store import audit, plans, tokens
@@ -116,7 +116,7 @@ def import_plan_file(request: Request, kind: Literal["grids", "enclosures"], ses
     job = UploadImport(
         kind, lambda caller: caller.require_role("planner"), check=check, write=lambda path: run(path, False),
         body=lambda report: report.as_dict() | {"file": file.filename},
-        refusal=lambda report: f"{len(report.errors)} feature(s) failed the checks; nothing was written"
+        refusal=lambda report: InvalidInput(f"{len(report.errors)} feature(s) failed the checks; nothing was written")
         if report.errors else None,
         result=lambda report: f"{report.inserted} inserted, {report.updated} updated",
         basis=lambda report: plans.plans_basis(session, communities(report))

@@ -58,4 +58,4 @@ def require_basis(session: Session, key: str, basis: str, current) -> None:
     now = current()
     if basis.strip().removeprefix("W/") != now:
         raise StaleEdit(f"the stored data changed after the dry run (made on {basis}, now {now}): check the file "
-                        "again and review the report", current=now)
+                        "again and review the report", code="import.stale", current=now)
