@@ -83,6 +83,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                       "（经度在前）。",
                                       "The geometry lies outside the service area (lon {x0}…{x1}, lat {y0}…{y1}): "
                                       "check the crs and the axis order (longitude first)."),
+    # -- uploads (onboarding imports) ---------------------------------------------------------------------------
+    "import.rows_rejected": ("{count} 行被拒绝，未写入任何数据：请改正这些行，或勾选“跳过错误行”后导入。",
+                             "{count} row(s) rejected; nothing was written: fix them, or import with skip_errors."),
+    "import.basis_required": ("请先检查文件，再以检查结果导入（缺少检查的依据 If-Match）。", "Check the file first, then "
+                              "import it with the check's basis as If-Match."),
+    "import.stale": ("检查之后数据已有变化，请重新检查文件并核对报告。", "The stored data changed after the check: check "
+                     "the file again and review the report."),
     # -- divisions ---------------------------------------------------------------------------------------------
     "division.unknown": ("行政区划 {division} 不存在。", "Division {division} does not exist."),
     "scope.division_needed": ("请选择行政区划：您的账号没有指定管辖范围。", "Name a division: your account has no area "

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from fixtures.synthetic_city import load_city
 from spatial.access import Principal
+from spatial.personal_keys import PersonalKeys
 from spatial.store import campaigns, users
 from spatial.store.models import User
 from spatial.vocab import HOUSEHOLD_TAGS
@@ -294,3 +295,48 @@ def test_ledger_sheet_and_edits_follow_role_and_scope(env, tmp_path, user, role,
                            {"u": user})
     assert current == 1  # the admin's resident; one added by the caller moved out again
     assert (refused > 0) == (write != 200)
+
+
+# Who may run the onboarding imports (api/routers/imports.py): admins only; everyone else is refused (403) and the
+# refusal is audited. A file is sent, so the refusal is the role's, not a missing form field's.
+ONBOARDING_IMPORTS = {
+    ("POST", "/api/import/buildings"): ("b.geojson", b'{"type": "FeatureCollection", "features": []}'),
+    ("POST", "/api/import/streets"): ("s.geojson", b'{"type": "FeatureCollection", "features": []}'),
+    ("POST", "/api/import/residents"): ("r.csv", "姓名,身份证号,楼栋编码,房号\n".encode()),
+    ("POST", "/api/buildings/estimate"): None,
+}
+
+
+def test_the_onboarding_imports_are_listed_and_exist(operations):
+    assert set(ONBOARDING_IMPORTS) <= set(operations)
+
+
+@pytest.mark.parametrize("operation", sorted(ONBOARDING_IMPORTS))
+def test_only_admins_run_the_onboarding_imports(env, operation):
+    client, sessions, tokens = env
+    method, path = operation
+    upload = ONBOARDING_IMPORTS[operation]
+    with sessions.begin() as s:
+        for name, role, scope in (("planner1", "planner", "440399001000"), ("worker1", "grid_worker", None),
+                                  ("admin1", "admin", None)):
+            user = User(username=name, password_hash=users.hash_password(PASSWORD), role=role, scope_code=scope)
+            s.add(user)
+            s.flush()
+            tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
+
+    def call(name: str, dry_run: str = "true"):
+        files = {"file": upload} if upload else None
+        data = {"reason": "access matrix", "dry_run": dry_run} if upload else None
+        return client.request(method, path, headers=tokens[name], files=files, data=data)
+
+    for name in ("viewer1", "auditor1", "nobody", "planner1", "worker1"):
+        assert call(name).status_code == 403, (name, path)
+    with sessions.begin() as s:
+        refused = s.scalar(text("SELECT count(*) FROM audit_log WHERE action IN ('import', 'estimate') "
+                                "AND result LIKE 'refused 403%'"))
+    assert refused == 5
+    PersonalKeys.load_or_create(client.app.state.settings.personal_key_path, create=True)
+    answer = call("admin1")
+    assert answer.status_code in (200, 422), answer.text  # an empty layer or ledger: checked, or refused as empty
+    if upload:
+        assert call("admin1", dry_run="false").status_code == 428  # the import needs the check's basis

@@ -122,8 +122,8 @@ class CampaignPublic(BaseModel):
     targeted: int = Field(description="households to screen in your scope")
     screened: int
     coverage: float
-    persons_targeted: int = Field(description="current residents (population ledger) of those households")
-    persons_screened: int = Field(description="current residents of the households visited (不漏一人)")
+    persons_targeted: int = Field(ge=0, description="current residents (population ledger) of those households")
+    persons_screened: int = Field(ge=0, description="current residents of the households visited (不漏一人)")
 
 
 class VisitCreate(BaseModel):
@@ -161,9 +161,9 @@ class CoverageRowPublic(BaseModel):
     coverage_pct: float = Field(description="the same in percent, 2 decimals")
     flagged: int
     follow_up: int
-    persons_targeted: int = Field(description="current residents (population ledger) of the targeted households")
-    persons_screened: int = Field(description="current residents of the visited households")
-    persons_coverage: float = Field(description="persons_screened / persons_targeted, 0–1 (1 when none)")
+    persons_targeted: int = Field(ge=0, description="current residents (population ledger) of the targeted households")
+    persons_screened: int = Field(ge=0, description="current residents of the visited households")
+    persons_coverage: float = Field(ge=0, le=1, description="persons_screened / persons_targeted, 0–1 (1 when none)")
 
 
 class CoveragePublic(BaseModel):

@@ -335,12 +335,13 @@ class ProgressRow:
     persons_screened: int = 0
 
     @property
-    def persons_ratio(self) -> float:
-        return self.persons_screened / self.persons_targeted if self.persons_targeted else 1.0
-
-    @property
     def ratio(self) -> float:
         return self.screened / self.targeted if self.targeted else 1.0
+
+    @property
+    def persons_ratio(self) -> float:
+        """persons_screened / persons_targeted (0–1; 1 when no one is targeted)."""
+        return self.persons_screened / self.persons_targeted if self.persons_targeted else 1.0
 
 
 def progress(session: Session, who: Principal, campaign_id: int) -> list[ProgressRow]:
