@@ -129,3 +129,40 @@ def test_the_page_opens_offline_and_sends_a_queued_visit_when_back_online(phone)
     page.wait_for_selector("#queued[hidden]", state="attached", timeout=15_000)
     with sessions() as s:
         assert s.execute(text("SELECT household_id FROM campaign_visits")).scalars().all() == [household]
+
+
+DOT = """() => { const m = field.homes.getLayers()[0], p = field.map.latLngToContainerPoint(m.getLatLng());
+  const r = field.map.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }"""
+
+
+def test_a_tap_on_a_building_opens_its_households_and_the_position_moves_only_when_asked(phone):
+    page, _, _, (lon, lat) = phone
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    type_position(page, float(glon), float(glat), "GCJ-02")
+    typed = page.input_value("#lon")
+    page.locator("#map").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # the map's pan to the position ends
+    page.mouse.click(*page.evaluate(DOT))
+    popup = page.locator(".building-popup")
+    popup.wait_for()
+    building = popup.get_attribute("data-building")
+    listed = page.locator("li.household").evaluate_all("els => els.map(e => e.dataset.id)")
+    offered = popup.locator("button").evaluate_all("els => els.map(e => e.dataset.id)")
+    with_building = page.evaluate(f"() => [...document.querySelectorAll('li.household')].filter(li => {{"
+                                  f"let b = li.previousElementSibling; while (b && !b.classList.contains('building')) "
+                                  f"b = b.previousElementSibling; return b && b.dataset.building === '{building}'; }})"
+                                  f".map(li => li.dataset.id)")
+    assert offered and offered == with_building and set(offered) <= set(listed)
+    assert page.input_value("#lon") == typed and page.input_value("#crs") == "GCJ-02"   # the tap moved nothing
+    popup.locator("button").first.click()
+    page.wait_for_selector(f"#visit[data-household='{offered[0]}']:not([hidden])")
+    page.click("#visit-cancel")
+
+    box = page.locator("#map").bounding_box()
+    page.evaluate("delete document.body.dataset.count")
+    page.mouse.click(box["x"] + 12, box["y"] + box["height"] - 12)                 # a corner: no dot there
+    page.locator("#move-here").wait_for()
+    assert page.input_value("#lon") == typed                                          # not yet
+    page.click("#move-here")
+    page.wait_for_selector("body[data-count]", timeout=15_000)
+    assert page.input_value("#crs") == "EPSG:4326" and page.input_value("#lon") != typed

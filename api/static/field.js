@@ -11,7 +11,8 @@ const LABELS = {
         only_unvisited: "只看未走访", refresh: "刷新附近住户", route: "规划走访路线", nearby: "附近住户",
         record_visit: "登记走访", result: "结果", note: "备注", save: "保存", cancel: "取消",
         note_wgs: "当前位置为 WGS 84 坐标（浏览器/GPS 定位）。", note_gcj: "当前位置为 GCJ-02 坐标（微信、高德、腾讯地图）。",
-        note_tap: "也可在地图上点选位置（WGS 84）。", note_wechat: "在微信中打开：微信地图坐标为 GCJ-02，浏览器定位为 WGS 84。",
+        note_tap: "也可点地图空白处，再点“移到这里”（WGS 84）；点楼栋圆点查看该楼住户。", move_here: "把我的位置移到这里",
+        none_listed: "列表中没有该楼的住户（扩大范围后再试）。", note_wechat: "在微信中打开：微信地图坐标为 GCJ-02，浏览器定位为 WGS 84。",
         no_position: "请先定位或输入位置。", locating: "正在定位…", locate_failed: "无法定位：", bad_position: "请输入两个数字",
         households_found: "户", none_found: "附近没有您负责的住户", progress: "我的网格排查进度",
         no_campaign: "当前没有进行中的排查任务", screened: "已排查", targeted: "应排查", flagged: "远距离登记",
@@ -27,7 +28,8 @@ const LABELS = {
         refresh: "Refresh nearby", route: "Plan my route", nearby: "Households nearby", record_visit: "Record a visit",
         result: "Result", note: "Note", save: "Save", cancel: "Cancel",
         note_wgs: "The position is WGS 84 (browser / GPS location).", note_gcj: "The position is GCJ-02 (WeChat, Amap, Tencent maps).",
-        note_tap: "You can also tap the map (WGS 84).", note_wechat: "Opened in WeChat: WeChat maps use GCJ-02; browser location is WGS 84.",
+        note_tap: "You can also tap an empty spot of the map, then “Move here” (WGS 84); tap a building's dot for its households.",
+        move_here: "Move my position here", none_listed: "No household of this building is in the list (widen the radius).", note_wechat: "Opened in WeChat: WeChat maps use GCJ-02; browser location is WGS 84.",
         no_position: "Locate yourself or type a position first.", locating: "Locating…", locate_failed: "Cannot locate: ",
         bad_position: "Type two numbers", households_found: "households", none_found: "No households of yours nearby",
         progress: "Screening progress of my grids", no_campaign: "No open screening campaign",
@@ -52,14 +54,20 @@ const state = { pos: null, wgs: null, campaign: null, nearby: null, household: n
 
 const map = L.map("map", { preferCanvas: true, zoomControl: true }).setView([22.6, 114.0], 16);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
-const grids = L.geoJSON(null, { style: { color: "#1f3b5a", weight: 2, fillOpacity: 0.04 } }).addTo(map);
+// The background layers take no taps, so that a tap reaches a building's dot drawn under a footprint loaded later,
+// or the map itself (offerPosition).
+const grids = L.geoJSON(null, { style: { color: "#1f3b5a", weight: 2, fillOpacity: 0.04 }, interactive: false }).addTo(map);
 const streets = L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#9e9e9e" : "#d7c29e",
-                                                      weight: f.properties.car ? 4 : 2 }) }).addTo(map);
-const buildings = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#c8b59a", fillOpacity: 0.5 } }).addTo(map);
+                                                      weight: f.properties.car ? 4 : 2 }), interactive: false }).addTo(map);
+const buildings = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#c8b59a", fillOpacity: 0.5 },
+                                    interactive: false }).addTo(map);
 const homes = L.layerGroup().addTo(map);
-const routeLine = L.polyline([], { color: "#d32f2f", weight: 4, opacity: 0.8 }).addTo(map);
-const here = L.circleMarker([0, 0], { radius: 8, color: "#fff", weight: 3, fillColor: "#1565c0", fillOpacity: 1 });
-const ring = L.circle([0, 0], { radius: 200, color: "#1565c0", weight: 1, fill: false, dashArray: "4 4" });
+const routeLine = L.polyline([], { color: "#d32f2f", weight: 4, opacity: 0.8, interactive: false }).addTo(map);
+// "My position" and its radius take no taps: a tap through them reaches the building dot underneath.
+const here = L.circleMarker([0, 0], { radius: 8, color: "#fff", weight: 3, fillColor: "#1565c0", fillOpacity: 1,
+                                      interactive: false });
+const ring = L.circle([0, 0], { radius: 200, color: "#1565c0", weight: 1, fill: false, dashArray: "4 4",
+                                interactive: false });
 
 function crsNote() {
   const wechat = /MicroMessenger/i.test(navigator.userAgent) ? " " + t("note_wechat") : "";
@@ -141,9 +149,48 @@ function drawHomes(data) {
     L.circleMarker([b.location[1], b.location[0]], { radius: 7, weight: 2, color: "#fff",
       fillColor: left ? "#ef6c00" : "#2e7d32", fillOpacity: 0.95 })
       .bindTooltip(`${esc(b.name || b.code || "#" + b.id)} · ${b.households}${left ? " / " + left : ""}`)
-      .on("click", () => document.querySelector(`li[data-building="${b.id}"]`)?.scrollIntoView({ behavior: "smooth" }))
+      .on("click", (e) => { L.DomEvent.stopPropagation(e); openBuilding(b, e.latlng); })
       .addTo(homes);
   }
+}
+
+// A tap on a building's dot: a popup with that building's households of the list, each opening its sheet; the
+// position stays where it was (issue 19 item 2).
+function openBuilding(b, latlng) {
+  const mine = (state.nearby?.households || []).filter((h) => h.building_id === b.id);
+  const box = document.createElement("div");
+  box.className = "building-popup";
+  box.dataset.building = b.id;
+  box.innerHTML = `<b>${esc(b.name || b.code || "#" + b.id)}</b> · ${b.households} ${esc(t("households_unit"))}` +
+    (mine.length ? "" : `<p class="note">${esc(t("none_listed"))}</p>`);
+  const list = document.createElement("ul");
+  mine.forEach((h) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.id = h.id;
+    button.textContent = `${h.unit}${t("unit")} ${h.room} ${h.head_name || ""}` +
+      (h.status ? ` · ${label(h.visit_result) || label(h.status)}` : "");
+    button.addEventListener("click", () => { map.closePopup(); openVisit(h); });
+    item.appendChild(button);
+    list.appendChild(item);
+  });
+  box.appendChild(list);
+  L.popup({ maxWidth: 260 }).setLatLng(latlng).setContent(box).openOn(map);
+}
+
+// A tap on the map elsewhere offers to move the position there (WGS 84, as the map is drawn); nothing moves until
+// the worker says so.
+function offerPosition(latlng) {
+  const box = document.createElement("div");
+  box.className = "position-popup";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.id = "move-here";
+  button.textContent = t("move_here");
+  button.addEventListener("click", () => { map.closePopup(); setPosition(latlng.lng, latlng.lat, "EPSG:4326"); });
+  box.appendChild(button);
+  L.popup().setLatLng(latlng).setContent(box).openOn(map);
 }
 
 function label(l) { return l ? (gridgov.state.lang === "zh" ? l.zh : l.en) : ""; }
@@ -297,7 +344,7 @@ function wire() {
   $("visit").addEventListener("submit", saveVisit);
   $("reveal-go").addEventListener("click", reveal);
   $("visit-cancel").addEventListener("click", () => { $("visit").hidden = true; });
-  map.on("click", (e) => setPosition(e.latlng.lng, e.latlng.lat, "EPSG:4326"));
+  map.on("click", (e) => offerPosition(e.latlng));
   window.addEventListener("gridgov:ledger-changed", () => {  // a correction (field_ledger.js): new counts and heads
     loadProgress().catch(() => {});
     if (state.pos) search().catch(() => {});
@@ -323,3 +370,4 @@ wire();
 gridgov.setup(LABELS, start);
 network();
 showQueue();
+window.field = { map, homes };  // for the page tests: where the dots are drawn
