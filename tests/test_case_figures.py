@@ -108,9 +108,9 @@ def december(db, by: str, who: Principal = CENTRE) -> dict:
 
 
 WEST = dict(due=6, closed=5, closed_on_time=4, redone=1, extended=1, closure_rate=0.8333, on_time_rate=0.6667,
-            redo_rate=0.2, extension_rate=0.1667, avg_step_minutes=round(790 / 38, 1), avg_satisfaction=4.0)
+            redo_rate=0.2, extension_rate=0.1667, avg_step_minutes=round(790 / 38, 1), rated=4, avg_satisfaction=4.0)
 EAST = dict(due=4, closed=2, closed_on_time=0, redone=0, extended=1, closure_rate=0.5, on_time_rate=0.0,
-            redo_rate=0.0, extension_rate=0.25, avg_step_minutes=round(1910 / 15, 1), avg_satisfaction=3.5)
+            redo_rate=0.0, extension_rate=0.25, avg_step_minutes=round(1910 / 15, 1), rated=2, avg_satisfaction=3.5)
 
 
 def check(row, expected: dict) -> None:
