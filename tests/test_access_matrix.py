@@ -34,6 +34,11 @@ PUBLIC = {  # what anyone may read: how to log in, the service's health and voca
 RESIDENTS = {  # residents report problems without an account (rate-limited) and follow them by tracking code
     ("GET", "/api/cases/categories"), ("GET", "/api/cases/workflow"), ("POST", "/api/public/cases"),
     ("GET", "/api/public/cases/{tracking_code}"),
+    # by tracking code: the reporter's photos (added within an hour), their rating after closure (once), joining
+    # a duplicate nearby; and the photos staff took, which Open311 publishes as media_url
+    ("POST", "/api/public/cases/{tracking_code}/photos"), ("GET", "/api/public/cases/{tracking_code}/photos/{photo_id}"),
+    ("POST", "/api/public/cases/{tracking_code}/rating"), ("POST", "/api/public/cases/{tracking_code}/merge"),
+    ("GET", "/api/public/media/{key}.jpg"),
     # Open311 GeoReport v2 (the same cases for Open311 clients; no personal data in its public view)
     ("GET", "/open311/v2/discovery.{format}"), ("GET", "/open311/v2/services.{format}"),
     ("GET", "/open311/v2/services/{service_code}.{format}"), ("POST", "/open311/v2/requests.{format}"),

@@ -151,13 +151,3 @@ def public_media(session: Session, key: str) -> Photo:
         raise NotFound("no published photo has this address", code="case.photo_missing", photo=key[:20])
     return Photo(_info(row), bytes(row.bytes), row.media_type)
 
-
-def media_keys(session: Session, tracking_codes: list[str]) -> dict[str, str]:
-    """tracking code → the ``public_key`` of its case's first published photo (cases without one absent)."""
-    if not tracking_codes:
-        return {}
-    rows = session.execute(text("""
-        SELECT DISTINCT ON (c.tracking_code) c.tracking_code, p.public_key
-        FROM cases c JOIN case_photos p ON p.case_id = c.id AND p.public_key IS NOT NULL
-        WHERE c.tracking_code = ANY(:codes) ORDER BY c.tracking_code, p.id"""), {"codes": tracking_codes}).all()
-    return {r.tracking_code: r.public_key for r in rows}

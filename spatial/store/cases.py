@@ -658,6 +658,8 @@ class PublicCase:
     updated_at: datetime
     deadline: datetime | None
     closed_at: datetime | None
+    media_key: str | None = None
+    """The ``public_key`` of the case's first published photo (staff's, :mod:`spatial.store.case_photos`)."""
 
     @property
     def closed(self) -> bool:
@@ -702,9 +704,12 @@ def public_cases(session: Session, *, tracking_codes: list[str] | None = None,
         SELECT c.tracking_code, c.category_code, k.name AS category, k.department, c.state, ST_X(c.location) AS lon,
                ST_Y(c.location) AS lat, concat_ws(' · ', d.name, g.name) AS place, c.reported_at, c.deadline,
                c.closed_at, GREATEST(c.reported_at, (SELECT max(e.at) FROM case_events e WHERE e.case_id = c.id))
-                   AS updated_at
+                   AS updated_at,
+               (SELECT p.public_key FROM case_photos p WHERE p.case_id = c.id AND p.public_key IS NOT NULL
+                ORDER BY p.id LIMIT 1) AS media_key
         FROM {_FROM} LEFT JOIN divisions d ON d.code = c.community_code
         WHERE {" AND ".join(where)} ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"""), params).all()
     return [PublicCase(r.tracking_code, r.category_code, r.category, r.department, r.state, flow.STATES[r.state][0],
-                       r.lon, r.lat, r.place or None, r.reported_at, r.updated_at, r.deadline, r.closed_at)
+                       r.lon, r.lat, r.place or None, r.reported_at, r.updated_at, r.deadline, r.closed_at,
+                       r.media_key)
             for r in rows]

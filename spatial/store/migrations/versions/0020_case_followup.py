@@ -53,11 +53,11 @@ ALTER TABLE users ADD COLUMN department text CHECK (length(department) BETWEEN 1
 ALTER TABLE users DROP CONSTRAINT users_role_check;
 ALTER TABLE users ADD CONSTRAINT users_role_check
     CHECK (role IN ('admin', 'planner', 'inspector', 'grid_worker', 'viewer', 'auditor', 'department'));
-ALTER TABLE users ADD CONSTRAINT users_department_check CHECK ((role = 'department') = (department IS NOT NULL));
+ALTER TABLE users ADD CONSTRAINT users_department_role CHECK ((role = 'department') = (department IS NOT NULL));
 """
 
 DOWNGRADE = """
-ALTER TABLE users DROP CONSTRAINT users_department_check;
+ALTER TABLE users DROP CONSTRAINT users_department_role;
 DELETE FROM users WHERE role = 'department';
 ALTER TABLE users DROP CONSTRAINT users_role_check;
 ALTER TABLE users ADD CONSTRAINT users_role_check
