@@ -106,6 +106,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.photo_pixels": ("照片尺寸不符：{width} × {height} 像素；最多 {max_megapixels} 百万像素。",
                           "The photo's size does not fit: {width} × {height} pixels; at most {max_megapixels} "
                           "megapixels."),
+    "case.photo_bomb": ("照片声明的像素超过 {max_megapixels} 百万，已拒收（未解码）。",
+                        "The photo declares more than {max_megapixels} megapixels: refused unread."),
     "case.photo_broken": ("照片无法读取（文件可能已损坏），请重新拍摄或换一张。",
                           "The photo cannot be read (the file may be damaged): take it again or send another."),
     "case.photo_count": ("每件事件最多 {max_photos} 张照片。", "A case holds at most {max_photos} photos."),

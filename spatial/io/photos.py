@@ -60,8 +60,9 @@ def sniff(data: bytes) -> str | None:
 
 def clean_photo(data: bytes) -> CleanPhoto:
     """Check ``data`` (module docstring) and return it re-encoded. PayloadTooLarge (413) past :data:`MAX_BYTES`;
-    InvalidInput (422, code ``case.photo_type``, ``case.photo_pixels``, ``case.photo_broken``) for what is not a
-    JPEG/PNG/WebP, too many or too few pixels, or an image that does not decode."""
+    InvalidInput (422, code ``case.photo_type``, ``case.photo_pixels``, ``case.photo_bomb``, ``case.photo_broken``)
+    for what is not a JPEG/PNG/WebP, too many or too few pixels (``photo_bomb``: so many that Pillow refuses to
+    open it, twice :data:`MAX_PIXELS`), or an image that does not decode."""
     if len(data) > MAX_BYTES:
         raise PayloadTooLarge(f"a photo is at most {MAX_BYTES // 1_000_000} MB; this one has "
                               f"{len(data) / 1_000_000:.1f} MB", code="case.photo_size",
@@ -72,7 +73,7 @@ def clean_photo(data: bytes) -> CleanPhoto:
                            code="case.photo_type", field="photo")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check below
             with Image.open(io.BytesIO(data), formats=[kind]) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS or min(width, height) < MIN_SIDE:
@@ -85,8 +86,11 @@ def clean_photo(data: bytes) -> CleanPhoto:
                 rgb = upright.convert("RGB")
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError:
+        raise InvalidInput(f"the photo declares more than {MAX_PIXELS // 1_000_000} million pixels (a decompression "
+                           "bomb, or no phone photo): refused unread", code="case.photo_bomb", field="photo",
+                           max_megapixels=MAX_PIXELS // 1_000_000) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"the photo cannot be read as a {kind} image ({type(exc).__name__}): send it again, "
                            "or another one", code="case.photo_broken", field="photo") from None
     rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
