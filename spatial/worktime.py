@@ -96,6 +96,9 @@ class WorkCalendar:
         if self.holidays & self.workdays:
             clash = min(self.holidays & self.workdays)
             raise ValueError(f"{clash} is both a day off and a working day")
+        object.__setattr__(self, "_day_minutes", sum(_minutes(start, end) for start, end in self.periods))
+        object.__setattr__(self, "_period_seconds", tuple(
+            (s.hour * 3600 + s.minute * 60, e.hour * 3600 + e.minute * 60) for s, e in self.periods))
 
     @property
     def minutes_per_day(self) -> int:
@@ -151,19 +154,32 @@ class WorkCalendar:
         raise ValueError(f"{minutes:g} working minutes do not fit in {MAX_SCAN_DAYS} days of this calendar")
 
     def working_minutes(self, a: datetime, b: datetime) -> float:
-        """Working minutes from ``a`` to ``b`` (negative when ``b`` is before ``a``)."""
-        a, b = _local(a), _local(b)
-        if b < a:
-            return -self.working_minutes(b, a)
-        total = timedelta(0)
-        day = a.date()
-        while day <= b.date():
-            for open_, close in self._open(day):
-                lo, hi = max(open_, a), min(close, b)
-                if hi > lo:
-                    total += hi - lo
-            day += timedelta(days=1)
-        return total.total_seconds() / 60
+        """Working minutes from ``a`` to ``b`` (negative when ``b`` is before ``a``): the difference of
+        :meth:`clock` at both, so that a span of years costs no more than one of minutes."""
+        return self.clock(b) - self.clock(a)
+
+    def clock(self, instant: datetime) -> float:
+        """Working minutes from 1 January :data:`CLOCK_BASE_YEAR` 00:00 local time to ``instant`` (aware): the
+        working days before its day times :attr:`minutes_per_day`, plus the working minutes of its own day
+        before it. Asia/Shanghai keeps UTC+8 all year, so local days start at UTC 16:00 of the day before. For
+        an instant before the base year the days are counted back, one by one."""
+        seconds = _local(instant).timestamp() + _UTC_OFFSET_S
+        ordinal, in_day = divmod(seconds, 86_400)
+        day = date.fromordinal(int(ordinal) + _EPOCH_ORDINAL)
+        before = self._workdays_before(day)
+        today = 0.0
+        if self.is_workday(day):
+            for start_s, end_s in self._period_seconds:
+                if in_day > start_s:
+                    today += min(in_day, end_s) - start_s
+        return before * self._day_minutes + today / 60
+
+    def _workdays_before(self, day: date) -> int:
+        """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it)."""
+        if day.year < CLOCK_BASE_YEAR:
+            return -sum(self.is_workday(d) for d in _days(day, date(CLOCK_BASE_YEAR, 1, 1)))
+        prefix = _year_prefix(self.holidays, self.workdays, day.year)
+        return _years_before(self.holidays, self.workdays, day.year) + prefix[day.timetuple().tm_yday - 1]
 
     def remaining(self, now: datetime, deadline: datetime, *, natural: bool = False) -> float:
         """Minutes left until ``deadline`` (negative: overdue by that much), in working minutes unless
@@ -171,6 +187,36 @@ class WorkCalendar:
         if natural:
             return (_local(deadline) - _local(now)).total_seconds() / 60
         return self.working_minutes(now, deadline)
+
+
+CLOCK_BASE_YEAR = 2000
+_UTC_OFFSET_S = 8 * 3600
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _days(first: date, stop: date) -> Iterable[date]:
+    """Every day from ``first`` up to the day before ``stop``."""
+    for n in range((stop - first).days):
+        yield first + timedelta(days=n)
+
+
+@lru_cache(maxsize=4096)
+def _year_prefix(holidays: frozenset[date], workdays: frozenset[date], year: int) -> tuple[int, ...]:
+    """Working days of ``year`` before each of its days: entry i counts the first i days (i = 0 … days)."""
+    calendar = WorkCalendar(holidays=holidays, workdays=workdays)
+    counts = [0]
+    for day in _days(date(year, 1, 1), date(year + 1, 1, 1)):
+        counts.append(counts[-1] + calendar.is_workday(day))
+    return tuple(counts)
+
+
+@lru_cache(maxsize=4096)
+def _years_before(holidays: frozenset[date], workdays: frozenset[date], year: int) -> int:
+    """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the end of ``year`` - 1."""
+    total = 0
+    for y in range(CLOCK_BASE_YEAR, year):
+        total += _year_prefix(holidays, workdays, y)[-1]
+    return total
 
 
 def _minutes(start: time, end: time) -> int:

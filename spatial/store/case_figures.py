@@ -201,9 +201,10 @@ def _step_minutes(events: list[Any], calendar) -> dict[str | None, list[float]]:
     for e in events:
         if e.case_id != case_id:
             case_id, state, since = e.case_id, None, None
+        at = calendar.clock(e.at)  # working minutes since a fixed origin: one call per event, not per stay end
         if state in flow.CLOCKS and since is not None:
-            found[e.key].append(calendar.working_minutes(since, e.at))
-        state, since = e.to_state, e.at
+            found[e.key].append(at - since)
+        state, since = e.to_state, at
     return found
 
 
