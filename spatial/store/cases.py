@@ -476,9 +476,16 @@ def _view(session: Session, case_id: int, calendar: WorkCalendar, now: datetime)
     return _as_view(row, calendar, now)
 
 
-def _as_view(row: Any, calendar: WorkCalendar, now: datetime) -> CaseView:
-    remaining = None if row.deadline is None else round(calendar.remaining(now, row.deadline,
-                                                                       natural=row.clock_natural), 1)
+def _as_view(row: Any, calendar: WorkCalendar, now: datetime, now_clock: float | None = None) -> CaseView:
+    """The caller's view of a row of :data:`_COLUMNS`; ``now_clock``: ``calendar.clock(now)`` when the caller
+    makes many views at one instant (a list), to compute it once."""
+    if row.deadline is None:
+        remaining = None
+    elif row.clock_natural:
+        remaining = round(calendar.remaining(now, row.deadline, natural=True), 1)
+    else:
+        now_clock = calendar.clock(now) if now_clock is None else now_clock
+        remaining = round(calendar.clock(row.deadline) - now_clock, 1)
     return CaseView(
         id=row.id, tracking_code=row.tracking_code, category_code=row.category_code, category=row.category,
         lon=row.lon, lat=row.lat, grid_code=row.grid_code, community_code=row.community_code,
@@ -539,7 +546,8 @@ def list_cases(session: Session, who: Principal, *, state: str | None = None, ov
                                 "ORDER BY c.deadline NULLS LAST, c.id LIMIT :limit OFFSET :offset"),
                            {**params, "limit": limit, "offset": offset}).all()
     calendar = work_calendar(session)
-    return total, [_as_view(r, calendar, now) for r in rows]
+    now_clock = calendar.clock(now)
+    return total, [_as_view(r, calendar, now, now_clock) for r in rows]
 
 
 def history(session: Session, who: Principal, case_id: int) -> list[dict[str, Any]]:
