@@ -72,8 +72,9 @@ def env(app_env):
         load_city(s, households=300, seed=7)
         for name, role, scope in (("viewer1", "viewer", "440399001000"), ("nobody", "planner", None),
                                   ("auditor1", "auditor", None), ("viewer2", "viewer", COMMUNITY),
-                                  ("auditor2", "auditor", "440399001000")):
-            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
+                                  ("auditor2", "auditor", "440399001000"), ("dept1", "department", "440399001000")):
+            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope,
+                        department="城市管理和综合执法局" if role == "department" else None)
             s.add(user)
             s.flush()
             tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
@@ -208,7 +209,7 @@ def household_data(response, tmp_path) -> list[str]:
 HOUSEHOLD_LAYERS = {"layer": "buildings", "name": "buildings", "collectionId": "buildings", "kind": "buildings"}
 
 
-@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2"])
+@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2", "dept1"])  # dept1: a department (责任部门)
 def test_viewers_and_auditors_with_an_area_get_no_household_data_from_any_operation(env, operations, name,
                                                                                      tmp_path):
     client, sessions, tokens = env

@@ -111,6 +111,9 @@ def change_user(session: Session, username: str, *, role: str | None = None, sco
         raise NotFound(f"no user {username}" if USERNAME.fullmatch(username) else "no such user")
     if role is not None and role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if role is not None and (role == "department") != (user.department is not None):
+        raise InvalidInput("a department's account is created as one (with its department's name); other roles "
+                           "cannot become or stop being one", code="user.department", field="role")
     account = {"who": who, "actor": actor, "reason": reason}
     changes = [(name, getattr(user, name), value or None)
                for name, value in (("role", role), ("scope_code", scope_code), ("display_name", display_name))
