@@ -541,10 +541,14 @@ def list_cases(session: Session, who: Principal, *, state: str | None = None, ov
         where.append("g.code = :grid_code")
         params["grid_code"] = grid_code
     clause = " AND ".join(where)
-    total = session.execute(text(f"SELECT count(*) FROM {_FROM} WHERE {clause}"), params).scalar_one()
-    rows = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE {clause} "
+    rows = session.execute(text(f"SELECT {_COLUMNS}, count(*) OVER () AS total_rows FROM {_FROM} WHERE {clause} "
                                 "ORDER BY c.deadline NULLS LAST, c.id LIMIT :limit OFFSET :offset"),
                            {**params, "limit": limit, "offset": offset}).all()
+    if rows:  # the count of every matching row comes with the page, in one statement
+        total = rows[0].total_rows
+    else:  # a page past the end (or none at all): counted apart
+        total = session.execute(text(f"SELECT count(*) FROM {_FROM} WHERE {clause}"), params).scalar_one() \
+            if offset else 0
     calendar = work_calendar(session)
     now_clock = calendar.clock(now)
     return total, [_as_view(r, calendar, now, now_clock) for r in rows]
