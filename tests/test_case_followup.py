@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from PIL import Image
@@ -16,7 +16,7 @@ from sqlalchemy import text
 from spatial.access import Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope, PayloadTooLarge
 from spatial.io import photos as photo_io
-from spatial.store import case_followup, case_photos, cases
+from spatial.store import case_figures, case_followup, case_photos, cases
 from spatial.worktime import LOCAL
 from tests import factories
 from tests.test_cases_store import point
@@ -226,6 +226,11 @@ def test_the_reporter_rates_once_after_closure_and_staff_record_a_call_back(town
                      {"id": other.id}).one()
     assert tuple(row) == ("phone", "worker1")
     assert [h["action"] for h in cases.history(db, people["centre"], other.id)][-1] == "rate"
+    # both ratings in the figures, whichever way they came: (4 + 2) / 2, per grid and per worker
+    for by, key in (("grid", west.code), ("worker", "worker1"), ("month", "2026-12")):
+        [row] = case_figures.case_figures(db, people["centre"], by=by, date_from=date(2026, 12, 1),
+                                          date_to=date(2026, 12, 31)).rows
+        assert (row.key, row.closed, row.rated, row.avg_satisfaction) == (key, 2, 2, 3.0), by
 
 
 # -- supervision and escalation -----------------------------------------------------------------------------------
