@@ -12,9 +12,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from tests import test_case_pages as pages
 from tests.conftest import open_logged_in
 from tests.test_case_followup import jpeg_with_gps
-from tests.test_case_pages import PASSWORD, PHONE, bearer, console_errors, position, resident, town  # noqa: F401
+from tests.test_case_pages import PASSWORD, PHONE, bearer, position
+
+town, resident = pages.town, pages.resident  # the pages' fixtures: a community, a resident's phone
 
 pytestmark = pytest.mark.browser
 
