@@ -66,15 +66,23 @@ class Limit:
         return f"{self.amount} {zh}" if lang == "zh" else f"{self.amount} {en}"
 
 
-@lru_cache(maxsize=None)
-def _official(day: date) -> bool | None:
-    """Whether ``day`` is an official working day, or None when chinese-calendar has no data for its year."""
-    import chinese_calendar
+@lru_cache(maxsize=1)
+def _official_days() -> tuple[frozenset[date], frozenset[date], int, int]:
+    """chinese-calendar's days off and adjusted working days, and the first and last year it knows (its own
+    ``is_workday`` checks that range by a min/max over every holiday on each call: too slow for a calendar of
+    years, so its tables are read once)."""
+    from chinese_calendar.constants import holidays, workdays
 
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
+    return frozenset(holidays), frozenset(workdays), min(holidays).year, max(holidays).year
+
+
+def _official(day: date) -> bool | None:
+    """Whether ``day`` is an official working day, or None when chinese-calendar has no data for its year (the
+    rule of ``chinese_calendar.is_workday``: an adjusted working day, or Monday–Friday and no holiday)."""
+    holidays, workdays, first, last = _official_days()
+    if not first <= day.year <= last:
         return None
+    return day in workdays or (day.weekday() <= 4 and day not in holidays)
 
 
 @dataclass(frozen=True)
