@@ -214,10 +214,20 @@ def _version(header: str | None, case_id: int) -> int | None:
 
 
 def _public(view: store.CaseView, coords: CoordSys) -> CasePublic:
-    x, y = transform_xy(view.lon, view.lat, WGS84, coords)
+    return _publics([view], coords)[0]
+
+
+def _publics(views: list[store.CaseView], coords: CoordSys) -> list[CasePublic]:
+    """The views as answered, their positions transformed to ``coords`` in one call for the whole page."""
+    if not views:
+        return []
+    xs, ys = transform_xy([v.lon for v in views], [v.lat for v in views], WGS84, coords)
     digits = 7 if coords.is_geographic else 2
-    fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
-    return CasePublic(**fields, location=[round(float(x), digits), round(float(y), digits)])
+    answered = []
+    for view, x, y in zip(views, xs.tolist(), ys.tolist(), strict=True):
+        fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
+        answered.append(CasePublic(**fields, location=[round(x, digits), round(y, digits)]))
+    return answered
 
 
 def _answer(view: store.CaseView, coords: CoordSys, response: Response) -> CasePublic:
@@ -351,7 +361,7 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> CasePage:
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
                                    supervised=supervised, open_only=open_only, limit=limit, offset=offset)
-    return CasePage(total=total, cases=[_public(v, coords) for v in page])
+    return CasePage(total=total, cases=_publics(page, coords))
 
 
 @router.get("/api/cases/figures", response_model=FiguresPublic, response_model_by_alias=True,
