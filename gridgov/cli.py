@@ -13,7 +13,7 @@
     gridgov estimate             estimate households/residents of buildings that have no counts
     gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
     gridgov export community FILE --community CODE   a community bundle (.gpkg or .zip)
-    gridgov user create NAME --role ROLE [--scope CODE] [--grid CODE ...]
+    gridgov user create NAME --role ROLE [--scope CODE] [--grid CODE ...] [--department NAME]
     gridgov user change NAME [--role ROLE] [--scope CODE] [--grid CODE ... | --no-grids];  user password NAME
     gridgov user deactivate|activate NAME
     gridgov token create NAME --user U [--days N];  token list [--user U];  token revoke ID
@@ -515,16 +515,18 @@ _PASSWORD_HELP = "prompted for when not given; use --password - to read it from 
 @click.option("--scope", "scope_code", default=None, help="division code whose subtree the user sees")
 @click.option("--grid", "grids", multiple=True, help="grid code assigned to the user (repeatable)")
 @click.option("--display-name", default=None)
+@click.option("--department", default=None, help="role department: the department's name, as cases are "
+                                                  "dispatched to it (e.g. 城市管理和综合执法局)")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help=_PASSWORD_HELP)
 @click.option("--reason", default="create user", show_default=True, help="why (written to the audit log)")
 @click.pass_obj
 def user_create(settings: Settings, username: str, role: str, scope_code: str | None, grids: tuple[str, ...],
-                display_name: str | None, password: str, reason: str) -> None:
+                display_name: str | None, department: str | None, password: str, reason: str) -> None:
     from spatial.store.users import create_user
 
     with _reported_errors(), _transaction(settings, _operator(), reason) as session:
         create_user(session, username, _password(password), role, scope_code=scope_code, display_name=display_name,
-                    grid_codes=grids, reason=reason)
+                    grid_codes=grids, reason=reason, department=department)
     click.echo(f"created {role} {username}")
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from spatial.errors import Forbidden
 from spatial.geometry.codes import scope_prefix
 
-ROLE_RANK = {"viewer": 0, "auditor": 0, "grid_worker": 1, "inspector": 2, "planner": 2, "admin": 9}
+ROLE_RANK = {"viewer": 0, "auditor": 0, "department": 1, "grid_worker": 1, "inspector": 2, "planner": 2, "admin": 9}
 HOUSEHOLD_ROLES = ("grid_worker", "planner", "inspector")
 """The roles that read household data within their area (admin reads all); every other role reads none."""
 
@@ -73,6 +73,9 @@ class Principal:
     client_addr: str | None = None
     token_id: int | None = None
     """The personal access token the caller authenticated with (HTTP Basic; read-only), None for a login."""
+    department: str | None = None
+    """For the role ``department`` (责任部门): the department's name, as cases are dispatched to it (a category's
+    ``department``). Such a caller sees and handles only the cases dispatched to the department or to them."""
 
     @property
     def code_prefix(self) -> str | None:

@@ -10,6 +10,8 @@ The workflow of Chinese digital city management (GB/T 30428: 信息采集、案�
     rejected        deferred (挂账) ←defer─ registered | dispatched | handling       verified ─close→ closed
                     deferred ─resume→ handling,  deferred ─close→ closed           closed ─reopen→ registered
 
+    reported | registered ─merge→ merged (合并: a duplicate of another open case, which carries on for both)
+
 Extensions (延期) do not change the state: ``request_extension`` and then ``approve_extension`` or
 ``refuse_extension`` while the case is dispatched or handling (:data:`EXTENSION_STATES`); an approved one
 moves the deadline of the running clock. Who may take an action (reporter, dispatcher, handler, verifier) is
@@ -17,7 +19,7 @@ the store's business, with the caller's role and grids; this module only knows w
 
 Each open state runs the clock of one step (:data:`CLOCKS`); the step's limit comes from the case's category
 (:mod:`spatial.worktime` counts it in working time). ``deferred`` (long-term register) runs no clock, and the
-terminal states ``closed`` and ``rejected`` none either.
+terminal states ``closed``, ``rejected`` and ``merged`` none either.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ STATES: dict[str, tuple[str, str]] = {
     "closed": ("已结案", "closed"),
     "rejected": ("不予立案", "not accepted"),
     "deferred": ("挂账", "long-term register"),
+    "merged": ("已合并", "merged into another report of the same problem"),
 }
-TERMINAL = frozenset({"closed", "rejected"})
+TERMINAL = frozenset({"closed", "rejected", "merged"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ ACTIONS: dict[str, Action] = {
                 needs_note=True),
     "resume": _a("deferred", "handling", "恢复处置", "resume handling"),
     "reopen": _a("closed", "registered", "重新立案", "reopen", needs_note=True),
+    "merge": _a("reported registered", "merged", "合并", "merge into the same problem's open case"),
 }
 
 EXTENSION_STATES = frozenset({"dispatched", "handling"})

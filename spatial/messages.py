@@ -128,6 +128,44 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- inspection --------------------------------------------------------------------------------------------
     "coverage.threshold_range": ("距离阈值须在 {min_m} 到 {max_m} 米之间，当前为 {got}。",
                                  "The distance threshold must be between {min_m} and {max_m} m, got {got}."),
+    # -- cases: photos, duplicates, satisfaction, supervision, departments (issue 15) ---------------------------
+    "case.tracking_code": ("没有找到这个查询码，请核对（10 位字母和数字，不含 0、O、1、I）。",
+                           "No report has this code: check it (10 letters and digits, no 0, O, 1 or I)."),
+    "case.photo_size": ("照片过大：每张最多 {max_mb} MB。", "The photo is too large: at most {max_mb} MB each."),
+    "case.photo_type": ("只能上传 JPEG、PNG 或 WebP 照片（按文件内容判断，而非文件名）。",
+                        "Only JPEG, PNG or WebP photos (judged by their content, not their name)."),
+    "case.photo_pixels": ("照片尺寸不符：{width} × {height} 像素；最多 {max_megapixels} 百万像素。",
+                          "The photo's size does not fit: {width} × {height} pixels; at most {max_megapixels} "
+                          "megapixels."),
+    "case.photo_bomb": ("照片声明的像素超过 {max_megapixels} 百万，已拒收（未解码）。",
+                        "The photo declares more than {max_megapixels} megapixels: refused unread."),
+    "case.photo_broken": ("照片无法读取（文件可能已损坏），请重新拍摄或换一张。",
+                          "The photo cannot be read (the file may be damaged): take it again or send another."),
+    "case.photo_count": ("每件事件最多 {max_photos} 张照片。", "A case holds at most {max_photos} photos."),
+    "case.photo_late": ("照片须在上报后一小时内、立案前补充；如需补充请致电社区工作站。",
+                        "Photos are added within an hour of the report, before it is registered; call the community "
+                        "office to add more."),
+    "case.photo_role": ("{role} 角色不能为事件添加照片。", "The role {role} adds no photos to cases."),
+    "case.photo_finished": ("事件已办结，不能再添加照片（如需补充请先重新立案）。",
+                            "The case is finished: reopen it to add photos."),
+    "case.photo_missing": ("没有找到这张照片。", "This photo is not here."),
+    "case.merge_into": ("事件 {into} 不是可合并的同类在办事件。", "Case {into} is no open case of the same category to "
+                        "merge into."),
+    "case.merge_late": ("该事件已立案，是否合并由指挥中心决定。", "The report is registered: the dispatch centre decides "
+                        "on merging now."),
+    "case.rating_score": ("满意度请选择 1（很不满意）到 5（很满意）。", "Satisfaction is 1 (very dissatisfied) to 5 "
+                          "(very satisfied)."),
+    "case.rating_comment": ("评价最多 {max_chars} 字。", "A comment has at most {max_chars} characters."),
+    "case.rated": ("该事件已评价过（每件只能评价一次）。", "This case has been rated already (once per report)."),
+    "case.rating_early": ("事件结案后才能评价。", "A case is rated after it is closed."),
+    "case.callback_role": ("电话回访由本网格网格员、辖区规划员或督查员、承办部门登记。",
+                           "A phone call-back is recorded by the case's grid worker, a planner or inspector of its "
+                           "area, or the department that handled it."),
+    "case.supervise_note": ("请填写督办要求（1–500 字）。", "Say what is to be done by when (1 to 500 characters)."),
+    "case.supervise_area": ("只能督办本辖区的事件。", "Leaders supervise the cases of their own area."),
+    "case.supervise_finished": ("事件已办结，无需督办。", "The case is finished: nothing to supervise."),
+    "user.department": ("责任部门账号须填写部门名称（1–64 字），其他角色不填。",
+                        "A department's account names its department (1 to 64 characters); other roles none."),
 }
 
 

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
         default=None, description="where each seal appends the chain's head, outside the database "
         "(default: data_dir/audit-anchors.txt); 'gridgov audit verify' checks the chain against it")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    case_duplicate_m: float = Field(default=50.0, ge=1, le=1000, description="an open case of the same category "
+                                    "within this many metres (measured in metric_srid) of a new report is offered "
+                                    "as its duplicate, to the reporter and the dispatcher")
     import_max_features: int = Field(default=100_000, ge=1, description="features per layer an uploaded file may "
                                      "hold (413 beyond); the command line's imports have no cap")
     workers: int = Field(default=1, ge=1, le=64, description="web server processes; on n cores, about n")

@@ -14,6 +14,7 @@ ROLES = MappingProxyType({
     "grid_worker": ("网格员", "Grid worker"),
     "viewer": ("查看者", "Viewer"),
     "auditor": ("审计员", "Auditor"),
+    "department": ("责任部门", "Department"),
 })
 
 DIVISION_LEVELS = MappingProxyType({

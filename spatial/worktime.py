@@ -25,12 +25,14 @@ limits (urgent safety cases handled round the clock) count every minute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 Unit = Literal["work_minutes", "work_hours", "work_days", "natural_minutes", "natural_hours"]
@@ -64,15 +66,23 @@ class Limit:
         return f"{self.amount} {zh}" if lang == "zh" else f"{self.amount} {en}"
 
 
-@lru_cache(maxsize=None)
-def _official(day: date) -> bool | None:
-    """Whether ``day`` is an official working day, or None when chinese-calendar has no data for its year."""
-    import chinese_calendar
+@lru_cache(maxsize=1)
+def _official_days() -> tuple[frozenset[date], frozenset[date], int, int]:
+    """chinese-calendar's days off and adjusted working days, and the first and last year it knows (its own
+    ``is_workday`` checks that range by a min/max over every holiday on each call: too slow for a calendar of
+    years, so its tables are read once)."""
+    from chinese_calendar.constants import holidays, workdays
 
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
+    return frozenset(holidays), frozenset(workdays), min(holidays).year, max(holidays).year
+
+
+def _official(day: date) -> bool | None:
+    """Whether ``day`` is an official working day, or None when chinese-calendar has no data for its year (the
+    rule of ``chinese_calendar.is_workday``: an adjusted working day, or Monday–Friday and no holiday)."""
+    holidays, workdays, first, last = _official_days()
+    if not first <= day.year <= last:
         return None
+    return day in workdays or (day.weekday() <= 4 and day not in holidays)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,9 @@ class WorkCalendar:
         if self.holidays & self.workdays:
             clash = min(self.holidays & self.workdays)
             raise ValueError(f"{clash} is both a day off and a working day")
+        object.__setattr__(self, "_day_minutes", sum(_minutes(start, end) for start, end in self.periods))
+        object.__setattr__(self, "_period_seconds", tuple(
+            (s.hour * 3600 + s.minute * 60, e.hour * 3600 + e.minute * 60) for s, e in self.periods))
 
     @property
     def minutes_per_day(self) -> int:
@@ -151,19 +164,47 @@ class WorkCalendar:
         raise ValueError(f"{minutes:g} working minutes do not fit in {MAX_SCAN_DAYS} days of this calendar")
 
     def working_minutes(self, a: datetime, b: datetime) -> float:
-        """Working minutes from ``a`` to ``b`` (negative when ``b`` is before ``a``)."""
-        a, b = _local(a), _local(b)
-        if b < a:
-            return -self.working_minutes(b, a)
-        total = timedelta(0)
-        day = a.date()
-        while day <= b.date():
-            for open_, close in self._open(day):
-                lo, hi = max(open_, a), min(close, b)
-                if hi > lo:
-                    total += hi - lo
-            day += timedelta(days=1)
-        return total.total_seconds() / 60
+        """Working minutes from ``a`` to ``b`` (negative when ``b`` is before ``a``): the difference of
+        :meth:`clock` at both, so that a span of years costs no more than one of minutes."""
+        return self.clock(b) - self.clock(a)
+
+    def clock(self, instant: datetime) -> float:
+        """Working minutes from 1 January :data:`CLOCK_BASE_YEAR` 00:00 local time to ``instant`` (aware): the
+        working days before its day times :attr:`minutes_per_day`, plus the working minutes of its own day
+        before it. Asia/Shanghai keeps UTC+8 all year, so local days start at UTC 16:00 of the day before. For
+        an instant before the base year the days are counted back, one by one."""
+        seconds = _local(instant).timestamp() + _UTC_OFFSET_S
+        ordinal, in_day = divmod(seconds, 86_400)
+        day = date.fromordinal(int(ordinal) + _EPOCH_ORDINAL)
+        before = self._workdays_before(day)
+        today = 0.0
+        if self.is_workday(day):
+            for start_s, end_s in self._period_seconds:
+                if in_day > start_s:
+                    today += min(in_day, end_s) - start_s
+        return before * self._day_minutes + today / 60
+
+    def clocks(self, unix_seconds: Sequence[float]) -> np.ndarray:
+        """:meth:`clock` of many instants given as Unix seconds, as an array: one calendar lookup per distinct
+        day between the first and the last, the rest in numpy (the figures read thousands of events)."""
+        local = np.asarray(unix_seconds, dtype=float) + _UTC_OFFSET_S
+        if local.size == 0:
+            return np.zeros(0)
+        days = np.floor(local / 86_400).astype(np.int64)
+        in_day = local - days * 86_400.0
+        first = int(days.min())
+        span = [date.fromordinal(first + n + _EPOCH_ORDINAL) for n in range(int(days.max()) - first + 1)]
+        before = np.array([self._workdays_before(d) for d in span], dtype=float)[days - first]
+        open_ = np.array([self.is_workday(d) for d in span], dtype=bool)[days - first]
+        today = sum(np.clip(in_day - start_s, 0, end_s - start_s) for start_s, end_s in self._period_seconds)
+        return before * self._day_minutes + np.where(open_, today, 0.0) / 60
+
+    def _workdays_before(self, day: date) -> int:
+        """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it)."""
+        if day.year < CLOCK_BASE_YEAR:
+            return -sum(self.is_workday(d) for d in _days(day, date(CLOCK_BASE_YEAR, 1, 1)))
+        prefix = _year_prefix(self.holidays, self.workdays, day.year)
+        return _years_before(self.holidays, self.workdays, day.year) + prefix[day.timetuple().tm_yday - 1]
 
     def remaining(self, now: datetime, deadline: datetime, *, natural: bool = False) -> float:
         """Minutes left until ``deadline`` (negative: overdue by that much), in working minutes unless
@@ -171,6 +212,36 @@ class WorkCalendar:
         if natural:
             return (_local(deadline) - _local(now)).total_seconds() / 60
         return self.working_minutes(now, deadline)
+
+
+CLOCK_BASE_YEAR = 2000
+_UTC_OFFSET_S = 8 * 3600
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _days(first: date, stop: date) -> Iterable[date]:
+    """Every day from ``first`` up to the day before ``stop``."""
+    for n in range((stop - first).days):
+        yield first + timedelta(days=n)
+
+
+@lru_cache(maxsize=4096)
+def _year_prefix(holidays: frozenset[date], workdays: frozenset[date], year: int) -> tuple[int, ...]:
+    """Working days of ``year`` before each of its days: entry i counts the first i days (i = 0 … days)."""
+    calendar = WorkCalendar(holidays=holidays, workdays=workdays)
+    counts = [0]
+    for day in _days(date(year, 1, 1), date(year + 1, 1, 1)):
+        counts.append(counts[-1] + calendar.is_workday(day))
+    return tuple(counts)
+
+
+@lru_cache(maxsize=4096)
+def _years_before(holidays: frozenset[date], workdays: frozenset[date], year: int) -> int:
+    """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the end of ``year`` - 1."""
+    total = 0
+    for y in range(CLOCK_BASE_YEAR, year):
+        total += _year_prefix(holidays, workdays, y)[-1]
+    return total
 
 
 def _minutes(start: time, end: time) -> int:

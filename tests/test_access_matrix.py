@@ -35,6 +35,11 @@ PUBLIC = {  # what anyone may read: how to log in, the service's health and voca
 RESIDENTS = {  # residents report problems without an account (rate-limited) and follow them by tracking code
     ("GET", "/api/cases/categories"), ("GET", "/api/cases/workflow"), ("POST", "/api/public/cases"),
     ("GET", "/api/public/cases/{tracking_code}"),
+    # by tracking code: the reporter's photos (added within an hour), their rating after closure (once), joining
+    # a duplicate nearby; and the photos staff took, which Open311 publishes as media_url
+    ("POST", "/api/public/cases/{tracking_code}/photos"), ("GET", "/api/public/cases/{tracking_code}/photos/{photo_id}"),
+    ("POST", "/api/public/cases/{tracking_code}/rating"), ("POST", "/api/public/cases/{tracking_code}/merge"),
+    ("GET", "/api/public/media/{key}.jpg"),
     # Open311 GeoReport v2 (the same cases for Open311 clients; no personal data in its public view)
     ("GET", "/open311/v2/discovery.{format}"), ("GET", "/open311/v2/services.{format}"),
     ("GET", "/open311/v2/services/{service_code}.{format}"), ("POST", "/open311/v2/requests.{format}"),
@@ -68,8 +73,9 @@ def env(app_env):
         load_city(s, households=300, seed=7)
         for name, role, scope in (("viewer1", "viewer", "440399001000"), ("nobody", "planner", None),
                                   ("auditor1", "auditor", None), ("viewer2", "viewer", COMMUNITY),
-                                  ("auditor2", "auditor", "440399001000")):
-            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope)
+                                  ("auditor2", "auditor", "440399001000"), ("dept1", "department", "440399001000")):
+            user = User(username=name, password_hash=password_hash, role=role, scope_code=scope,
+                        department="城市管理和综合执法局" if role == "department" else None)
             s.add(user)
             s.flush()
             tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
@@ -204,7 +210,7 @@ def household_data(response, tmp_path) -> list[str]:
 HOUSEHOLD_LAYERS = {"layer": "buildings", "name": "buildings", "collectionId": "buildings", "kind": "buildings"}
 
 
-@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2"])
+@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2", "dept1"])  # dept1: a department (责任部门)
 def test_viewers_and_auditors_with_an_area_get_no_household_data_from_any_operation(env, operations, name,
                                                                                      tmp_path):
     client, sessions, tokens = env

@@ -108,9 +108,9 @@ def december(db, by: str, who: Principal = CENTRE) -> dict:
 
 
 WEST = dict(due=6, closed=5, closed_on_time=4, redone=1, extended=1, closure_rate=0.8333, on_time_rate=0.6667,
-            redo_rate=0.2, extension_rate=0.1667, avg_step_minutes=round(790 / 38, 1), avg_satisfaction=4.0)
+            redo_rate=0.2, extension_rate=0.1667, avg_step_minutes=round(790 / 38, 1), rated=4, avg_satisfaction=4.0)
 EAST = dict(due=4, closed=2, closed_on_time=0, redone=0, extended=1, closure_rate=0.5, on_time_rate=0.0,
-            redo_rate=0.0, extension_rate=0.25, avg_step_minutes=round(1910 / 15, 1), avg_satisfaction=3.5)
+            redo_rate=0.0, extension_rate=0.25, avg_step_minutes=round(1910 / 15, 1), rated=2, avg_satisfaction=3.5)
 
 
 def check(row, expected: dict) -> None:
@@ -142,7 +142,7 @@ def test_per_community_subdistrict_category_and_department(town):
     db, *_ = town
     everything = dict(due=10, closed=7, closed_on_time=4, redone=1, extended=2, closure_rate=0.7, on_time_rate=0.4,
                       redo_rate=0.1429, extension_rate=0.2, avg_step_minutes=round(2700 / 53, 1),
-                      avg_satisfaction=round(23 / 6, 2))
+                      rated=6, avg_satisfaction=round(23 / 6, 2))
     [community] = december(db, "community").values()
     assert (community.key, community.label) == (factories.COMMUNITY, "测试社区")
     check(community, everything)
@@ -154,13 +154,15 @@ def test_per_community_subdistrict_category_and_department(town):
     # garbage: 1, 2, 3, 10, 12, 15; stays 120 + 150 + 140 + 0 + 80 + 150 over 6 + 6 + 8 + 0 + 6 + 6
     check(by_category["environment.garbage"], dict(due=6, closed=4, closed_on_time=2, redone=1, extended=1,
                                                    closure_rate=0.6667, on_time_rate=0.3333, redo_rate=0.25,
-                                                   avg_step_minutes=round(640 / 32, 1), avg_satisfaction=4.33))
+                                                   avg_step_minutes=round(640 / 32, 1), rated=3,
+                                                   avg_satisfaction=4.33))
     assert by_category["environment.garbage"].label == "垃圾堆放"
     check(by_category["disputes"], dict(due=2, closed=1, closed_on_time=1, avg_step_minutes=round(200 / 9, 1)))
     by_department = december(db, "department")
     assert set(by_department) == {"城市管理和综合执法局", "司法所", "市场监督管理局"}
     check(by_department["城市管理和综合执法局"], dict(due=7, closed=5, extended=2, extension_rate=0.2857))
-    check(by_department["市场监督管理局"], dict(due=1, closed=1, on_time_rate=0.0, avg_satisfaction=2.0))
+    check(by_department["市场监督管理局"], dict(due=1, closed=1, on_time_rate=0.0, rated=1,
+                                                       avg_satisfaction=2.0))
 
 
 def test_per_month_in_shanghai_time(town):
@@ -168,7 +170,8 @@ def test_per_month_in_shanghai_time(town):
     result = figures.case_figures(db, CENTRE, by="month", date_from=date(2026, 11, 1), date_to=date(2027, 1, 31))
     rows = {r.key: r for r in result.rows}
     assert list(rows) == ["2026-11", "2026-12", "2027-01"]
-    check(rows["2026-11"], dict(due=1, closed=1, closed_on_time=1, avg_step_minutes=20.0, avg_satisfaction=1.0))
+    check(rows["2026-11"], dict(due=1, closed=1, closed_on_time=1, avg_step_minutes=20.0, rated=1,
+                                     avg_satisfaction=1.0))
     check(rows["2026-12"], dict(due=10, closed=7))
     check(rows["2027-01"], dict(due=1, closed=0, closure_rate=0.0, avg_step_minutes=10.0))  # case 6: 10, 10
 

@@ -29,6 +29,8 @@ MOVES = {
     ("handling", "deferred"): "defer",
     ("deferred", "handling"): "resume",
     ("closed", "registered"): "reopen",
+    ("reported", "merged"): "merge",
+    ("registered", "merged"): "merge",
 }
 
 
@@ -44,9 +46,10 @@ def test_every_pair_of_states(source, target):
 
 
 def test_an_illegal_move_lists_the_allowed_ones_in_its_message():
-    with pytest.raises(Conflict, match="allowed now: register, reject") as refused:
+    with pytest.raises(Conflict, match="allowed now: register, reject, merge") as refused:
         flow.next_state("reported", "close")
-    assert refused.value.detail == {"state": "reported", "action": "close", "allowed": ["register", "reject"]}
+    assert refused.value.detail == {"state": "reported", "action": "close",
+                                    "allowed": ["register", "reject", "merge"]}
     with pytest.raises(Conflict, match="nothing, it is finished"):
         flow.next_state("rejected", "reopen")
 

@@ -132,7 +132,7 @@ def test_case_tiles_carry_no_personal_data_and_their_overdue_flag_follows_the_cl
     with sessions.begin() as s:
         case = cases.report_case(s, None, category="environment.garbage", lon=lon, lat=lat, description="楼下垃圾三天没清",
                                  reporter_name=NAME, reporter_phone=PHONE, client_addr="10.1.2.3")
-        s.execute(text("UPDATE cases SET deadline = now() + interval '1 second' WHERE id = :id"), {"id": case.id})
+        s.execute(text("UPDATE cases SET deadline = clock_timestamp() + interval '1 second' WHERE id = :id"), {"id": case.id})
     t = tile_at(16, 50, 50)
     url = f"/tiles/cases/{t.z}/{t.x}/{t.y}.mvt"
     first = client.get(url, headers=headers)

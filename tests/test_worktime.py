@@ -4,7 +4,7 @@ the adjusted working Saturday and Sunday (调休), natural-time limits, and a ye
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from hypothesis import given
@@ -118,3 +118,22 @@ def test_an_extension_adds_up(start, first, extra):
     """An extension of ``extra`` minutes after a limit of ``first`` ends where ``first + extra`` would."""
     once = CAL.add_working_minutes(CAL.add_working_minutes(start, first), extra)
     assert once == CAL.add_working_minutes(start, first + extra)
+
+
+def test_the_clock_of_many_instants_is_the_clock_of_each():
+    """WorkCalendar.clocks (numpy, for the figures) agrees with clock() and with the day-by-day count of working
+    minutes, over years, days off and the admin's 调休 days."""
+    import random
+
+    from spatial.worktime import LOCAL, WorkCalendar
+
+    calendar = WorkCalendar(holidays=frozenset({date(2026, 12, 3)}), workdays=frozenset({date(2026, 12, 6)}))
+    rng = random.Random(4)
+    start = datetime(2024, 1, 1, tzinfo=LOCAL)
+    instants = [start + timedelta(seconds=rng.randint(0, 4 * 365 * 86400)) for _ in range(500)]
+    instants += [datetime(2026, 12, d, h, m, tzinfo=LOCAL) for d in (2, 3, 6) for h, m in ((9, 0), (12, 0), (13, 59),
+                                                                                            (18, 0), (23, 59))]
+    many = calendar.clocks([t.timestamp() for t in instants])
+    assert [round(x, 6) for x in many] == [round(calendar.clock(t), 6) for t in instants]
+    assert calendar.working_minutes(datetime(2026, 12, 2, 17, 0, tzinfo=LOCAL),
+                                    datetime(2026, 12, 6, 10, 0, tzinfo=LOCAL)) == 60 + 420 + 60  # Wed 17–18, Fri, Sun 9–10

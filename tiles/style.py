@@ -51,7 +51,7 @@ def _paint(layer: TileLayer) -> list[dict[str, Any]]:
         return [{**base, "id": name, "type": "circle", "paint": {
             "circle-radius": ["case", overdue, 7, 5], "circle-stroke-width": ["case", overdue, 3, 1],
             "circle-stroke-color": ["case", overdue, "#d32f2f", "#ffffff"],
-            "circle-color": ["match", ["get", "state"], ["closed", "rejected"], "#9e9e9e", "deferred", "#8d6e63",
+            "circle-color": ["match", ["get", "state"], ["closed", "rejected", "merged"], "#9e9e9e", "deferred", "#8d6e63",
                              "#1976d2"]}}]
     if layer.geometry_type in ("LineString", "MultiLineString"):
         return [{**base, "id": name, "type": "line", "paint": {

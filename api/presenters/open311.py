@@ -82,7 +82,8 @@ class ServiceRequest(BaseModel):
     zipcode: None = None
     lat: float
     long: float
-    media_url: None = Field(None, description="photos are not published")
+    media_url: str | None = Field(None, description="the first photo staff took while handling the case (a "
+                                                    "resident's photo is never published)")
 
 
 class Open311Error(BaseModel):
@@ -108,8 +109,13 @@ def notice(case: PublicCase) -> str:
             f"(keep the tracking code to follow the case).")
 
 
-def service_request(case: PublicCase) -> ServiceRequest:
+MEDIA_PATH = "api/public/media/{key}.jpg"
+
+
+def service_request(case: PublicCase, base_url: str = "/") -> ServiceRequest:
+    """The Open311 view of ``case``; ``base_url`` (ending in '/') makes its ``media_url`` absolute."""
     return ServiceRequest(
+        media_url=base_url + MEDIA_PATH.format(key=case.media_key) if case.media_key else None,
         service_request_id=case.tracking_code, status="closed" if case.closed else "open",
         status_notes=case.state_label, service_name=case.category, service_code=case.category_code,
         agency_responsible=case.department, service_notice=notice(case), requested_datetime=case.reported_at,

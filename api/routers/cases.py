@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, File, Header, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep, client_address
@@ -21,8 +21,9 @@ from spatial import case_flow as flow
 from spatial.errors import InvalidInput, StaleEdit
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_xy
 from spatial.geometry.validate import position_from_xy
+from spatial.io import photos as photo_io
 from spatial.store import case_figures as figures_store
-from spatial.store import case_hotspots
+from spatial.store import case_followup, case_hotspots, case_photos
 from spatial.store import cases as store
 from spatial.worktime import UNITS
 
@@ -63,6 +64,41 @@ class CaseAction(BaseModel):
     assignee: str | None = Field(None, min_length=1, max_length=64, description="dispatch: a user name or a "
                                                                                 "department")
     extension: Extension | None = Field(None, description="request_extension: how much more time")
+    into: BigId | None = Field(None, description="merge: the id of the open case of the same category that "
+                                                 "carries on (see GET /api/cases/{id}/duplicates)")
+
+
+class Rating(BaseModel):
+    score: int = Field(ge=1, le=5, description="1 very dissatisfied … 5 very satisfied (满意度)")
+    comment: str | None = Field(None, max_length=500)
+
+
+class Supervision(BaseModel):
+    note: str = Field(min_length=1, max_length=500, pattern=r"\S", description="what is to be done by when")
+
+
+class MergeChoice(BaseModel):
+    into: BigId = Field(description="the id of one of the duplicates offered with the report")
+
+
+class Duplicate(BaseModel):
+    id: int
+    state: str
+    state_label: str
+    reported_at: datetime
+    distance_m: float = Field(description="metres, in the deployment's metric CRS")
+
+
+class PhotoPublic(BaseModel):
+    id: int
+    case_id: int
+    stage: str = Field(description="the case's state when the photo was added")
+    by: str = Field(description="'resident' or the user name")
+    at: datetime
+    width: int
+    height: int
+    size: int = Field(description="bytes of the stored JPEG")
+    public: bool = Field(description="published as the Open311 media_url (staff photos only)")
 
 
 class CalendarDay(BaseModel):
@@ -97,8 +133,42 @@ class CasePublic(BaseModel):
     reported_at: datetime
     closed_at: datetime | None
     allowed: list[str] = Field(description="actions the workflow allows now")
-    duplicates: list[dict[str, Any]] = Field(default_factory=list, description="open cases of the same category "
-                                                                               "within 50 m (at report time)")
+    duplicate_of: int | None = Field(None, description="merged: the case that carries on")
+    supervised: dict[str, Any] | None = Field(None, description="flagged by a leader (督办): at, by, note")
+    satisfaction: int | None = Field(None, description="the reporter's rating 1–5 after closure (回访)")
+    duplicates: list[Duplicate] = Field(default_factory=list, description="open cases of the same category within "
+                                                                          "case_duplicate_m metres (at report time)")
+
+
+class EscalationCase(BaseModel):
+    id: int
+    category: str
+    state: str
+    state_label: str
+    unit: str | None = Field(description="the unit one level below the caller's division it lies in")
+    unit_name: str | None
+    grid_code: str | None
+    community_code: str | None
+    holder: str = Field(description="who must act now: the assignee, or the step's role")
+    deadline: datetime | None
+    late_min: float | None = Field(description="working minutes past the deadline; null: flagged, not late")
+    supervised: dict[str, Any] | None
+
+
+class EscalationUnit(BaseModel):
+    unit: str | None
+    name: str | None
+    cases: int
+    late: int
+    flagged: int
+
+
+class EscalationList(BaseModel):
+    level: str = Field(description="the caller's level: all, district, subdistrict or community")
+    unit_level: str = Field(description="what a unit is: subdistrict, community or grid")
+    total: int
+    units: list[EscalationUnit]
+    cases: list[EscalationCase]
 
 
 class CasePage(BaseModel):
@@ -144,10 +214,20 @@ def _version(header: str | None, case_id: int) -> int | None:
 
 
 def _public(view: store.CaseView, coords: CoordSys) -> CasePublic:
-    x, y = transform_xy(view.lon, view.lat, WGS84, coords)
+    return _publics([view], coords)[0]
+
+
+def _publics(views: list[store.CaseView], coords: CoordSys) -> list[CasePublic]:
+    """The views as answered, their positions transformed to ``coords`` in one call for the whole page."""
+    if not views:
+        return []
+    xs, ys = transform_xy([v.lon for v in views], [v.lat for v in views], WGS84, coords)
     digits = 7 if coords.is_geographic else 2
-    fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
-    return CasePublic(**fields, location=[round(float(x), digits), round(float(y), digits)])
+    answered = []
+    for view, x, y in zip(views, xs.tolist(), ys.tolist(), strict=True):
+        fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
+        answered.append(CasePublic(**fields, location=[round(x, digits), round(y, digits)]))
+    return answered
 
 
 def _answer(view: store.CaseView, coords: CoordSys, response: Response) -> CasePublic:
@@ -155,11 +235,34 @@ def _answer(view: store.CaseView, coords: CoordSys, response: Response) -> CaseP
     return _public(view, coords)
 
 
-def _report(session, who, body: CaseReport, request: Request, kind: str | None) -> store.CaseView:
+def _report(session, settings, who, body: CaseReport, request: Request, kind: str | None) -> store.CaseView:
     lon, lat = position_from_xy(body.x, body.y, parse_crs(body.crs))
     return store.report_case(session, who, category=body.category, lon=lon, lat=lat, description=body.description,
                              reporter_kind=kind, reporter_name=body.reporter_name, reporter_phone=body.reporter_phone,
-                             client_addr=client_address(request))
+                             client_addr=client_address(request), duplicate_within_m=settings.case_duplicate_m,
+                             metric_srid=settings.metric_srid)
+
+
+def _read_photo(photo: UploadFile) -> bytes:
+    """The upload's bytes, read no further than one past the cap (PayloadTooLarge then, from clean_photo)."""
+    return photo.file.read(photo_io.MAX_BYTES + 1)
+
+
+def _jpeg(photo: case_photos.Photo, *, public: bool = False) -> Response:
+    return Response(photo.data, media_type=photo.media_type, headers={
+        "Cache-Control": "public, max-age=86400" if public else "private, max-age=300",
+        "Content-Disposition": f'inline; filename="case-photo-{photo.info.id}.jpg"'})
+
+
+def _photo_public(info: case_photos.PhotoInfo) -> PhotoPublic:
+    return PhotoPublic(**vars(info))
+
+
+PhotoFile = Annotated[UploadFile, File(description=f"a JPEG, PNG or WebP photo (by content), at most "
+                                                   f"{photo_io.MAX_BYTES // 1_000_000} MB and "
+                                                   f"{photo_io.MAX_PIXELS // 1_000_000} megapixels; stored "
+                                                   "re-encoded, without EXIF/GPS")]
+TrackingCode = Annotated[str, Path(min_length=10, max_length=10, pattern=r"^[0-9A-Za-z]{10}$")]
 
 
 # -- residents, without an account ----------------------------------------------------------------------------------
@@ -185,12 +288,12 @@ def workflow() -> dict[str, Any]:
 @router.post("/api/public/cases", status_code=201, summary="A resident reports a problem (居民上报)",
              description="No account needed. At most 10 reports an hour from one client address and 5 under one "
                          "phone number (429 beyond). Keep the tracking code to follow the case.")
-def report_public(body: CaseReport, request: Request, session: SessionDep) -> dict[str, Any]:
+def report_public(body: CaseReport, request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     store.require_report_allowance(session, address=client_address(request), phone=body.reporter_phone)
-    view = _report(session, None, body, request, "resident")
+    view = _report(session, settings, None, body, request, "resident")
     return {"tracking_code": view.tracking_code, "state": view.state, "state_label": view.state_label,
             "category": view.category, "department": view.department, "deadline": view.deadline,
-            "duplicates": len(view.duplicates)}
+            "duplicates": [Duplicate(**d).model_dump() for d in view.duplicates]}
 
 
 @router.get("/api/public/cases/{tracking_code}", summary="Follow a case by its tracking code (进度查询)")
@@ -198,13 +301,52 @@ def track(tracking_code: Annotated[str, Path(min_length=10, max_length=10)], ses
     return store.track(session, tracking_code)
 
 
+@router.post("/api/public/cases/{tracking_code}/photos", status_code=201, response_model=PhotoPublic,
+             summary="The resident adds a photo to their report (随手拍照片)",
+             description=f"Within an hour of reporting and before it is registered; at most "
+                         f"{case_photos.MAX_PER_CASE} photos a case. 413 past the size, 422 for what is not a "
+                         "JPEG/PNG/WebP image or has too many pixels, 409 too late or too many.")
+def add_photo_public(tracking_code: TrackingCode, photo: PhotoFile, session: SessionDep) -> PhotoPublic:
+    return _photo_public(case_photos.add_by_code(session, tracking_code, _read_photo(photo)))
+
+
+@router.get("/api/public/cases/{tracking_code}/photos/{photo_id}", response_class=Response,
+            summary="A photo of the resident's own case (JPEG)")
+def photo_public(tracking_code: TrackingCode, photo_id: BigId, session: SessionDep) -> Response:
+    return _jpeg(case_photos.photo_by_code(session, tracking_code, photo_id))
+
+
+@router.post("/api/public/cases/{tracking_code}/rating", summary="Rate the closed case (回访满意度)",
+             description="Once, after closure: 409 before it is closed and for a second rating.")
+def rate_public(tracking_code: TrackingCode, body: Rating, session: SessionDep) -> dict[str, Any]:
+    return case_followup.rate_by_code(session, tracking_code, body.score, body.comment)
+
+
+@router.post("/api/public/cases/{tracking_code}/merge", summary="Join the report to an open case nearby (合并)",
+             description="Right after reporting, while it is still only reported: into one of the duplicates "
+                         "the report answer offered. Both reports are kept; this code then shows that case's "
+                         "progress.")
+def merge_public(tracking_code: TrackingCode, body: MergeChoice, session: SessionDep,
+                 settings: SettingsDep) -> dict[str, Any]:
+    return store.merge_reported(session, tracking_code, body.into, within_m=settings.case_duplicate_m,
+                                metric_srid=settings.metric_srid)
+
+
+@router.get("/api/public/media/{key}.jpg", response_class=Response,
+            summary="A published photo of a case (Open311 media_url)",
+            description="Only the photos staff took while handling a case; a resident's photo is never published.")
+def media(key: Annotated[str, Path(min_length=16, max_length=16, pattern=r"^[A-Za-z0-9_-]{16}$")],
+          session: SessionDep) -> Response:
+    return _jpeg(case_photos.public_media(session, key), public=True)
+
+
 # -- staff ----------------------------------------------------------------------------------------------------------
 
 
 @router.post("/api/cases", status_code=201, response_model=CasePublic, summary="Report a case (上报事件)")
-def report(body: StaffReport, request: Request, session: SessionDep, who: CurrentUser, response: Response
-           ) -> CasePublic:
-    return _answer(_report(session, who, body, request, body.reporter_kind), parse_crs(body.crs), response)
+def report(body: StaffReport, request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser,
+           response: Response) -> CasePublic:
+    return _answer(_report(session, settings, who, body, request, body.reporter_kind), parse_crs(body.crs), response)
 
 
 @router.get("/api/cases", response_model=CasePage, summary="Cases in your area, most urgent first (事件列表)")
@@ -213,11 +355,13 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
                overdue: Annotated[bool, Query(description="only open cases past their deadline (督办)")] = False,
                mine: Annotated[bool, Query(description="only cases assigned to you")] = False,
                grid: Annotated[str | None, Query(pattern=r"^\d{14}$")] = None,
+               supervised: Annotated[bool, Query(description="only open cases flagged by a leader (督办)")] = False,
+               open_only: Annotated[bool, Query(alias="open", description="only cases not finished")] = False,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> CasePage:
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
-                                   limit=limit, offset=offset)
-    return CasePage(total=total, cases=[_public(v, coords) for v in page])
+                                   supervised=supervised, open_only=open_only, limit=limit, offset=offset)
+    return CasePage(total=total, cases=_publics(page, coords))
 
 
 @router.get("/api/cases/figures", response_model=FiguresPublic, response_model_by_alias=True,
@@ -259,6 +403,20 @@ def hotspots(session: SessionDep, settings: SettingsDep, who: CurrentUser, out_c
     return feature_collection(found, out_crs, numberReturned=len(found))
 
 
+@router.get("/api/cases/escalations", response_model=EscalationList,
+            summary="Late and flagged cases for the level above (督办)",
+            description="Planners, inspectors and admins: the open cases of your area past their deadline or "
+                        "flagged by a leader, per unit one level below your division (a subdistrict sees its "
+                        "communities, a community its grids), with who holds each and how late it is in working "
+                        "minutes.")
+def escalations(session: SessionDep, who: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> EscalationList:
+    found = case_followup.escalations(session, who, limit=limit, offset=offset)
+    return EscalationList(level=found.level, unit_level=found.unit_level, total=found.total,
+                          units=[EscalationUnit(**u) for u in found.units],
+                          cases=[EscalationCase(**vars(c)) for c in found.cases])
+
+
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
 def get_case(case_id: BigId, session: SessionDep, who: CurrentUser,
              response: Response, coords: CrsDep) -> CasePublic:
@@ -276,8 +434,52 @@ def act(case_id: BigId, body: CaseAction, session: SessionDep,
         who: CurrentUser, response: Response, coords: CrsDep, if_match: IfMatch = None) -> CasePublic:
     extension = store.parse_limit(body.extension.amount, body.extension.unit) if body.extension else None
     view = store.act(session, who, case_id, body.action, version=_version(if_match, case_id), note=body.note,
-                     assignee=body.assignee, extension=extension)
+                     assignee=body.assignee, extension=extension, into=body.into)
     return _answer(view, coords, response)
+
+
+@router.get("/api/cases/{case_id}/duplicates", response_model=list[Duplicate],
+            summary="Open cases of the same category nearby (疑似重复)",
+            description="Within case_duplicate_m metres (default 50, in the deployment's metric CRS); merge one "
+                        "with the action merge and into.")
+def duplicates(case_id: BigId, session: SessionDep, settings: SettingsDep, who: CurrentUser) -> list[Duplicate]:
+    return [Duplicate(**d) for d in store.case_duplicates(session, who, case_id, within_m=settings.case_duplicate_m,
+                                                          metric_srid=settings.metric_srid)]
+
+
+@router.post("/api/cases/{case_id}/photos", status_code=201, response_model=PhotoPublic,
+             summary="Add a photo to a case (现场照片)",
+             description="Grid workers, planners, inspectors, departments and admins who see the case, while it "
+                         "is open. 413 past the size, 422 for what is not a JPEG/PNG/WebP image, 409 on a "
+                         "finished case or past the number of photos.")
+def add_photo(case_id: BigId, photo: PhotoFile, session: SessionDep, who: CurrentUser) -> PhotoPublic:
+    return _photo_public(case_photos.add_photo(session, who, case_id, _read_photo(photo)))
+
+
+@router.get("/api/cases/{case_id}/photos", response_model=list[PhotoPublic], summary="The photos of a case")
+def photos(case_id: BigId, session: SessionDep, who: CurrentUser) -> list[PhotoPublic]:
+    return [_photo_public(p) for p in case_photos.photos_of(session, who, case_id)]
+
+
+@router.get("/api/cases/{case_id}/photos/{photo_id}", response_class=Response, summary="One photo of a case (JPEG)",
+            description="A resident's photo read by staff is audited.")
+def photo(case_id: BigId, photo_id: BigId, session: SessionDep, who: CurrentUser) -> Response:
+    return _jpeg(case_photos.get_photo(session, who, case_id, photo_id))
+
+
+@router.post("/api/cases/{case_id}/callback", response_model=CasePublic, summary="Record a phone call-back (电话回访)",
+             description="The reporter's satisfaction 1–5 after closure, as said on the phone; once per case (409 "
+                         "after any rating).")
+def callback(case_id: BigId, body: Rating, session: SessionDep, who: CurrentUser, response: Response,
+             coords: CrsDep) -> CasePublic:
+    return _answer(case_followup.record_callback(session, who, case_id, body.score, body.comment), coords, response)
+
+
+@router.post("/api/cases/{case_id}/supervise", response_model=CasePublic, summary="Flag a case for supervision (督办)",
+             description="Planners, inspectors and admins of the case's area, on an open case.")
+def supervise(case_id: BigId, body: Supervision, session: SessionDep, who: CurrentUser, response: Response,
+              coords: CrsDep) -> CasePublic:
+    return _answer(case_followup.supervise(session, who, case_id, body.note), coords, response)
 
 
 @router.put("/api/cases/calendar/{day}", status_code=204, summary="Enter a working day or day off (工作日历)",

@@ -4,8 +4,10 @@ tracking code. Answers are :mod:`api.presenters.open311`; the rules are :mod:`sp
 
 No account and no API key: residents post as on ``POST /api/public/cases``, under the same rate limit
 (``api_key`` and ``jurisdiction_id`` are accepted and ignored). A request needs ``lat`` and ``long`` (WGS 84):
-an ``address_string`` alone is refused (400), gridgov does not geocode. ``email`` and ``media_url`` are not
-stored as such (no column for them): a media URL is appended to the description, for the dispatchers.
+an ``address_string`` alone is refused (400), gridgov does not geocode. ``email`` and a posted ``media_url`` are
+not stored as such: a media URL is appended to the description, for the dispatchers (gridgov never fetches it).
+A request's ``media_url`` is the first photo staff took while handling the case (``/api/public/media/…``); a
+resident's photo is never published.
 
 Errors are Open311's (``[{"code": 400, "description": "…"}]``, ``<errors><error>…``) in the format the path asks
 for: the application's error handlers decide status and message (and roll back, and audit) as everywhere, and
@@ -162,7 +164,7 @@ def post_request(  # optional members are typed without None: a form has no null
             description="Newest first, at most 1000. Without dates: the last 90 days. service_request_id (tracking "
                         "codes) overrides every other filter. No personal data.")
 def get_requests(
-        format: FormatPath, session: SessionDep,
+        format: FormatPath, request: Request, session: SessionDep,
         service_request_id: Annotated[str | None, Query(max_length=2200, description="comma-separated")] = None,
         service_code: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
         start_date: Annotated[Instant | None, Query()] = None,
@@ -174,19 +176,19 @@ def get_requests(
         session, tracking_codes=_list(service_request_id), category_codes=_list(service_code),
         start=_instant(start_date), end=_instant(end_date),
         closed=None if len(statuses) == 2 else statuses == {"closed"})
-    return _render(format, "service_requests", [present.service_request(c) for c in found])
+    return _render(format, "service_requests", [present.service_request(c, str(request.base_url)) for c in found])
 
 
 @router.get("/requests/{service_request_id}.{format}", response_model=list[present.ServiceRequest],
             responses={200: _XML}, summary="Open311: one service request")
 def get_request(service_request_id: Annotated[str, Path(max_length=64)], format: FormatPath,
-                session: SessionDep,
+                request: Request, session: SessionDep,
                 jurisdiction_id: Jurisdiction = None
                 ) -> Response:
     found = store.public_cases(session, tracking_codes=[service_request_id])
     if not found:
         raise NotFound("no request has this id: check it (10 letters and digits, no 0, O, 1 or I)")
-    return _render(format, "service_requests", [present.service_request(found[0])])
+    return _render(format, "service_requests", [present.service_request(found[0], str(request.base_url))])
 
 
 def _list(value: str | None) -> list[str] | None:

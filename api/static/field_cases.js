@@ -2,6 +2,8 @@
 // with the working time left; a case sheet with the actions the worker may take now (labels from
 // GET /api/cases/workflow), sent with If-Match (a 409 or 412 says why and reloads the case); "report a case here"
 // from the position set on the field tab (sessionStorage "gridgov.field.position", in the CRS it was taken in).
+// Cases flagged by a leader (督办) carry a tag; the sheet shows the case's photos (fetched with the token, shown as
+// data: URLs, which the CSP allows) and adds one (before/after handling) from the phone's camera.
 // Kept apart from field.js; registered with gridgov.part() before field.js calls gridgov.setup().
 "use strict";
 (() => {
@@ -15,7 +17,8 @@
           no_clock: "不计时", need_note: "请填写理由", stale: "该事件刚被他人更新，已重新加载，请核对后再操作。",
           not_now: "该事件当前状态不能进行此操作，已重新加载。", done: "已完成：", reported: "已上报事件",
           no_position: "请先定位（外勤页“定位我”或在此定位）", position: "位置", no_actions: "您现在无需处理此事件",
-          grid: "网格", assignee: "承办", loading: "加载中…" },
+          grid: "网格", assignee: "承办", loading: "加载中…", supervised: "督办", add_photo: "添加照片",
+          photo_added: "照片已保存", photos: "照片", filter_supervised: "督办件" },
     en: { tab_field: "Field", tab_cases: "Cases", case_filter: "Show", filter_all: "My grids and my cases",
           filter_mine: "Assigned to me", filter_overdue: "Overdue", filter_dispatched: "To accept",
           filter_handling: "Being handled", filter_feedback: "To verify", refresh_cases: "Refresh",
@@ -28,7 +31,8 @@
           not_now: "This action is not possible in the case's state now: it was reloaded.", done: "Done: ",
           reported: "Case reported", no_position: "Locate yourself first (field tab or here)", position: "Position",
           no_actions: "Nothing for you to do on this case now", grid: "grid", assignee: "assignee",
-          loading: "Loading…" },
+          loading: "Loading…", supervised: "Supervised", add_photo: "Add a photo", photo_added: "Photo stored",
+          photos: "Photos", filter_supervised: "Supervised" },
   };
   const HANDLE = new Set(["accept", "return", "report_back", "request_extension"]);  // the assignee's
   const VERIFY = new Set(["verify", "verify_fail"]);  // someone else's, in the worker's grid
@@ -78,6 +82,7 @@
     const choice = $("case-filter").value, params = new URLSearchParams({ crs: "EPSG:4326", limit: 200 });
     if (choice === "mine") params.set("mine", "true");
     else if (choice === "overdue") params.set("overdue", "true");
+    else if (choice === "supervised") params.set("supervised", "true");
     else if (choice.startsWith("state:")) params.set("state", choice.slice(6));
     return params;
   }
@@ -94,10 +99,12 @@
     for (const c of page.cases) {
       const item = document.createElement("li");
       item.className = "case" + (c.overdue ? " overdue" : "");
-      Object.assign(item.dataset, { id: c.id, state: c.state, overdue: c.overdue ? "1" : "0" });
+      Object.assign(item.dataset, { id: c.id, state: c.state, overdue: c.overdue ? "1" : "0",
+                                    supervised: c.supervised ? "1" : "0" });
       const mine = c.assignee === state.me.username ? `<span class="tag mine">${esc(t("mine"))}</span>` : "";
+      const flag = c.supervised ? `<span class="tag supervised" title="${esc(c.supervised.note)}">${esc(t("supervised"))}</span>` : "";
       const urgent = c.priority === "urgent" ? `<span class="tag urgent">急</span>` : "";
-      item.innerHTML = `<span class="what">${urgent}${esc(c.category)} ${mine}</span>` +
+      item.innerHTML = `<span class="what">${urgent}${flag}${esc(c.category)} ${mine}</span>` +
         `<span class="state s-${esc(c.state)}">${esc(stateLabel(c.state))}</span>` +
         `<span class="desc">${esc(c.description)}</span>` +
         `<span class="left${c.overdue ? " overdue" : ""}">${esc(timeLeft(c.remaining_min))}</span>` +
@@ -124,6 +131,9 @@
     $("case-title").textContent = `#${c.id} ${c.category} · ${stateLabel(c.state)}`;
     $("case-what").innerHTML = `${esc(c.description)}<br><small>${esc(t("grid"))} ${esc(c.grid_code || "")} · ` +
       `${esc(t("assignee"))} ${esc(c.assignee || "—")} · ${esc(c.department)}</small>`;
+    $("case-supervised").hidden = !c.supervised;
+    if (c.supervised) $("case-supervised").textContent = `${t("supervised")}: ${c.supervised.note} (${c.supervised.by}, ${fmt(c.supervised.at)})`;
+    $("case-photo-add").hidden = ["closed", "rejected", "merged"].includes(c.state);
     $("case-clock").innerHTML = c.deadline
       ? `<span class="left${c.overdue ? " overdue" : ""}">${esc(timeLeft(c.remaining_min))}</span> · ${esc(t("deadline"))} ${esc(fmt(c.deadline))}`
       : esc(t("no_clock"));
@@ -147,6 +157,39 @@
     $("case-note").value = "";
     renderCase(data, events);
     $("case-message").textContent = message;
+    showPhotos(id).catch(() => {});
+  }
+
+  // The case's photos as data: URLs (an <img> cannot send the bearer token).
+  async function showPhotos(id) {
+    const list = await api(`/api/cases/${id}/photos`);
+    const urls = await Promise.all(list.map(async (p) => {
+      const response = await fetch(`/api/cases/${id}/photos/${p.id}`, { headers: { Authorization: "Bearer " + gridgov.token() } });
+      if (!response.ok) return null;
+      const blob = await response.blob();
+      return new Promise((resolve) => { const r = new FileReader(); r.onload = () => resolve(r.result); r.readAsDataURL(blob); });
+    }));
+    if (!state.current || state.current.id !== id) return;
+    $("case-photos").innerHTML = list.map((p, i) => (urls[i]
+      ? `<img alt="${esc(t("photos"))} ${esc(p.id)}" data-photo="${esc(p.id)}" src="${urls[i]}">` : "")).join("");
+    $("case-sheet").dataset.photos = String(list.length);
+  }
+
+  async function addPhoto() {
+    const file = $("case-photo").files[0], c = state.current;
+    if (!file || !c) return;
+    const form = new FormData();
+    form.append("photo", file, file.name);
+    let response;
+    try {
+      response = await fetch(`/api/cases/${c.id}/photos`, { method: "POST", body: form,
+                                                             headers: { Authorization: "Bearer " + gridgov.token() } });
+    } catch (error) { $("case-message").textContent = error.message; return; }
+    const body = await response.json().catch(() => ({}));
+    $("case-photo").value = "";
+    if (!response.ok) { $("case-message").textContent = gridgov.say(body) || String(response.status); return; }
+    $("case-message").textContent = t("photo_added");
+    await showPhotos(c.id);
   }
 
   async function act(action) {
@@ -220,6 +263,7 @@
     $("case-refresh").addEventListener("click", () => loadCases().catch((e) => { $("case-status").textContent = e.message; }));
     $("case-actions").addEventListener("click", (e) => { const b = e.target.closest("button[data-action]"); if (b) act(b.dataset.action); });
     $("case-close").addEventListener("click", () => { $("case-sheet").hidden = true; });
+    $("case-photo").addEventListener("change", () => addPhoto().catch((e) => { $("case-message").textContent = e.message; }));
     $("case-here").addEventListener("click", () => openReport().catch((e) => { $("case-status").textContent = e.message; }));
     $("report-locate").addEventListener("click", locateHere);
     $("report-cancel").addEventListener("click", () => { $("case-report").hidden = true; });

@@ -1,6 +1,7 @@
-// gridgov residents' pages, no account: /report (问题上报: category, position, description, optional contact →
-// a tracking code) and /report/track (进度查询: the steps of a case by its code, no personal data). Chinese first,
-// English as secondary text. Positions are sent with their CRS named: browser geolocation and taps on this map
+// gridgov residents' pages, no account: /report (问题上报: category, position, description, optional photos and
+// contact → a tracking code; photos sent one by one right after, by the code; nearby open cases of the same kind
+// offered to join) and /report/track (进度查询: the steps of a case by its code, no personal data; its photos; the
+// satisfaction rating once it is closed, 回访). Chinese first, English as secondary text. Positions are sent with their CRS named: browser geolocation and taps on this map
 // (no basemap, plain Web Mercator of WGS 84) are both EPSG:4326.
 "use strict";
 (() => {
@@ -17,6 +18,9 @@
     const loc = (body.errors || []).map((e) => e.loc.join("."));
     const about = (name) => body.field === name || loc.some((l) => l.endsWith(name));
     if (status === 0) return ["网络连接失败，请检查网络后重试。", "No connection: check the network and try again."];
+    const said = body.code && body.code.startsWith("case.") ? gridgov.say(body) : null;
+    if (said && said !== body.detail) return [said, body.detail];
+    if (status === 413) return ["照片过大：每张最多 5 MB。", "The photo is too large: at most 5 MB each."];
     if (status === 429) return ["提交太频繁了，请一小时后再试，或直接致电社区工作站。",
                                 "Too many reports from here: please try again in an hour, or call the community office."];
     if (status === 404) return ["没有找到这个查询码，请核对（10 位字母和数字，不含 0、O、1、I）。",
@@ -43,9 +47,10 @@
 
   async function call(method, path, body) {
     let response;
+    const form = body instanceof FormData;
     try {
-      response = await fetch(path, { method, headers: body ? { "Content-Type": "application/json" } : {},
-                                     body: body ? JSON.stringify(body) : undefined });
+      response = await fetch(path, { method, headers: body && !form ? { "Content-Type": "application/json" } : {},
+                                     body: form ? body : body ? JSON.stringify(body) : undefined });
     } catch (error) {
       return { status: 0, data: {} };
     }
@@ -108,23 +113,69 @@
                      description: $("description").value.trim(),
                      reporter_name: $("reporter-name").value.trim() || null,
                      reporter_phone: $("reporter-phone").value.replace(/\s/g, "") || null };
+      const files = Array.from($("photos").files || []);
+      if (files.length > 3) { showError(["最多选择 3 张照片。", "Choose at most 3 photos."]); return; }
       $("submit").disabled = true;
       const { ok, status, data } = await call("POST", "/api/public/cases", body);
+      if (!ok) { $("submit").disabled = false; showError(explain(status, data), status); return; }
+      const sent = await sendPhotos(data.tracking_code, files);
       $("submit").disabled = false;
-      if (!ok) { showError(explain(status, data), status); return; }
       $("report").hidden = true;
       $("done").hidden = false;
       $("code").textContent = data.tracking_code;
       $("track-link").href = "/report/track?code=" + encodeURIComponent(data.tracking_code);
-      const more = data.duplicates ? `附近已有 ${data.duplicates} 件同类问题在处理。` : "";
+      const more = data.duplicates.length ? `附近已有 ${data.duplicates.length} 件同类问题在处理。` : "";
       $("done-info").innerHTML = bilingual(`${data.category}：由${data.department}处理，当前状态「${data.state_label}」。${more}`,
                                            "Keep the code to follow the case; it is all you need.");
+      showPhotos(sent, files.length);
+      showDuplicates(data.tracking_code, data.duplicates);
       document.body.dataset.code = data.tracking_code;
       window.scrollTo(0, 0);
     }
 
+    // Each photo in its own request after the report (the report stands without them): [{ok, status, data}].
+    async function sendPhotos(code, files) {
+      const answers = [];
+      for (const file of files) {
+        const form = new FormData();
+        form.append("photo", file, file.name);
+        answers.push(await call("POST", `/api/public/cases/${encodeURIComponent(code)}/photos`, form));
+      }
+      return answers;
+    }
+
+    function showPhotos(answers, count) {
+      const box = $("photos-info");
+      box.hidden = count === 0;
+      const stored = answers.filter((a) => a.ok).length;
+      const refused = answers.filter((a) => !a.ok).map((a) => explain(a.status, a.data));
+      box.innerHTML = bilingual(`已上传照片 ${stored} 张。`, `${stored} photo(s) stored.`) +
+        refused.map(([zhText, en]) => `<br><span class="error">${bilingual(`有一张照片未收下：${zhText}`, en)}</span>`).join("");
+      document.body.dataset.photos = String(stored);
+      document.body.dataset.photosRefused = String(refused.length);
+    }
+
+    function showDuplicates(code, found) {
+      $("duplicates").hidden = !found.length;
+      $("duplicate-list").innerHTML = found.map((d) => `<li>${bilingual(`相距 ${Math.round(d.distance_m)} 米，${d.state_label}，` +
+        `上报于 ${fmt(d.reported_at)}`, `${Math.round(d.distance_m)} m away`)}<button type="button" class="join" data-into="${esc(d.id)}">` +
+        `${bilingual("是同一问题，合并跟进", "Same problem: join it")}</button></li>`).join("");
+      for (const b of document.querySelectorAll("#duplicate-list button.join")) {
+        b.addEventListener("click", async () => {
+          const { ok, status, data } = await call("POST", `/api/public/cases/${encodeURIComponent(code)}/merge`,
+                                                  { into: Number(b.dataset.into) });
+          if (!ok) { showError(explain(status, data), status); return; }
+          $("duplicates").hidden = true;
+          $("done-info").innerHTML = bilingual(`已合并到附近同一问题的事件，当前状态「${data.state_label}」；用原查询码即可查看进度。`,
+                                               "Joined the case nearby: follow it with the same code.");
+          document.body.dataset.merged = "1";
+        });
+      }
+    }
+
     function again() {
       $("description").value = "";
+      $("photos").value = "";
       $("done").hidden = true;
       $("report").hidden = false;
       delete document.body.dataset.code;
@@ -154,12 +205,38 @@
       $("result-state").innerHTML = bilingual(data.state_label, english[data.state]);
       $("result-what").innerHTML = bilingual(`${data.category} · ${data.department}` +
         (data.closed_at ? ` · 结案于 ${fmt(data.closed_at)}` : ""), `reported ${fmt(data.reported_at)}`);
-      $("steps").innerHTML = data.steps.map((s) =>
-        `<li data-state="${esc(s.state)}">${bilingual(s.label, english[s.state])}<time datetime="${esc(s.at)}">${esc(fmt(s.at))}</time></li>`).join("");
+      const merged = { merge: ["已合并到同一问题的事件", "merged into the case of the same problem"],
+                       merged_in: ["同一问题的另一份上报已合并", "another report of the same problem joined"] };
+      $("steps").innerHTML = data.steps.map((s) => {
+        const [zhText, en] = merged[s.action] || [s.label, english[s.state]];
+        return `<li data-state="${esc(s.state)}">${bilingual(zhText, en)}<time datetime="${esc(s.at)}">${esc(fmt(s.at))}</time></li>`;
+      }).join("");
+      $("result-photos").innerHTML = data.photos.map((id) =>
+        `<img alt="照片 photo ${esc(id)}" src="/api/public/cases/${encodeURIComponent(code)}/photos/${esc(id)}">`).join("");
       $("result").hidden = false;
+      $("rating").hidden = !data.may_rate;
+      $("rated").hidden = data.rating === null || data.rating === undefined;
+      if (!$("rated").hidden) $("rated").innerHTML = bilingual(`您的评价：${data.rating} 分，感谢反馈。`, `Your rating: ${data.rating} of 5. Thank you.`);
+      state.code = code;
       document.body.dataset.tracked = data.state;
     }
+    const state = { code: null };
+
+    async function rate(event) {
+      event.preventDefault();
+      showError(null);
+      const chosen = document.querySelector("#stars input:checked");
+      if (!chosen) { showError(["请选择 1 到 5 分。", "Choose 1 to 5."]); return; }
+      $("rating-send").disabled = true;
+      const { ok, status, data } = await call("POST", `/api/public/cases/${encodeURIComponent(state.code)}/rating`,
+                                              { score: Number(chosen.value), comment: $("rating-comment").value.trim() || null });
+      $("rating-send").disabled = false;
+      if (!ok) { showError(explain(status, data), status); return; }
+      await lookUp();
+      document.body.dataset.rated = String(data.rating);
+    }
     $("track").addEventListener("submit", lookUp);
+    $("rating").addEventListener("submit", rate);
     call("GET", "/api/cases/workflow").then(({ ok, data }) => {
       if (ok) english = Object.fromEntries(Object.entries(data.states).map(([k, v]) => [k, v.en]));
       const code = new URLSearchParams(location.search).get("code");

@@ -4,19 +4,29 @@ The workflow is :mod:`spatial.case_flow` (what follows what), the clock :mod:`sp
 the Chinese work calendar); this module adds who may do what, places a case in its grid, and writes every
 transition to ``case_events``. Locations are EPSG:4326 (lon, lat); distances in metres (geography).
 
-Who (until dedicated dispatcher and department roles exist):
+Who:
 
 * **report**: anyone signed in (a grid worker, a building head's account, an inspector…), or a resident without
   an account through the public page (``who`` None, ``reporter_kind`` 'resident');
 * **dispatch** (register, reject, dispatch, defer, resume, close, reopen, approve or refuse an extension):
   planners and admins whose area holds the case — the command centre (指挥中心);
-* **handle** (accept, return, report back, request an extension): the case's assignee (a user name), or an
-  admin;
+* **handle** (accept, return, report back, request an extension): the case's assignee (a user name, or the
+  department of a ``department`` account), or an admin;
 * **verify** (verify, send back for redo): a grid worker of the case's grid, or a planner or admin of its area,
   but never the one who handled it.
 
+* **merge** (合并, a duplicate into the open case of the same problem): as dispatch; or the resident who has
+  just reported it, by tracking code, into one of the duplicates they were offered (:func:`merge_reported`).
+
 Visibility: a case is visible to whom its grid or community is in :attr:`Principal.area`, and to its assignee
-and reporter. Reporter name and phone are personal data and leave masked (:mod:`spatial.privacy`).
+and reporter. A ``department`` account (责任部门) sees only the cases ever dispatched to its department or to
+itself, whatever its scope code. Reporter name and phone are personal data and leave masked
+(:mod:`spatial.privacy`).
+
+Duplicates: an open case (not closed, rejected, merged or itself merged) of the same category within
+``duplicate_within_m`` metres, measured in the deployment's metric CRS (``metric_srid``, default EPSG:4547).
+A merge keeps both reports: the merged one points to the kept one (``duplicate_of``, state ``merged``), both
+get an event naming the other, and the merged report's tracking code shows the kept case's progress.
 
 A case's grid and community are fixed when it is reported: a later redraw of the grids does not move it
 (:func:`where_now` says where it would fall today).
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -36,7 +47,7 @@ from sqlalchemy.orm import Session
 
 from spatial import case_flow as flow
 from spatial.access import Principal
-from spatial.errors import Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit, TooManyRequests
+from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit, TooManyRequests
 from spatial.privacy import mask_name, mask_phone
 from spatial.store import audit
 from spatial.store.scope import scope_sql
@@ -48,6 +59,7 @@ HANDLE = frozenset({"accept", "return", "report_back", "request_extension"})
 VERIFY = frozenset({"verify", "verify_fail"})
 REPORTER_KINDS = ("resident", "grid_worker", "building_head", "department", "patrol")
 DUPLICATE_WITHIN_M = 50.0
+METRIC_SRID = 4547
 TRACKING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out over the phone
 RESTART = frozenset({"verify_fail", "resume", "reopen", "return"})  # these start the step's clock afresh
 
@@ -94,6 +106,9 @@ class CaseView:
     reported_at: datetime
     closed_at: datetime | None
     allowed: list[str]
+    duplicate_of: int | None = None
+    supervised: dict[str, Any] | None = None
+    satisfaction: int | None = None
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -123,12 +138,12 @@ def categories(session: Session, *, active_only: bool = True) -> list[Category]:
     rows = session.execute(text(
         "SELECT code, parent_code, name, name_en, department, priority, limits, active FROM case_categories "
         "ORDER BY code")).all()
-    by_code = {r.code: r for r in rows}
+    by_key = {r.code: r for r in rows}
 
     def limits(code: str | None) -> dict[str, Limit]:
         if code is None:
             return {}
-        row = by_code[code]
+        row = by_key[code]
         own = {step: Limit(int(v[0]), v[1]) for step, v in (row.limits or {}).items()}
         return {**limits(row.parent_code), **own}
 
@@ -150,12 +165,13 @@ def _category(session: Session, code: str) -> Category:
 def report_case(session: Session, who: Principal | None, *, category: str, lon: float, lat: float,
                 description: str, reporter_kind: str | None = None, reporter_name: str | None = None,
                 reporter_phone: str | None = None, client_addr: str | None = None, now: datetime | None = None,
-                duplicate_within_m: float = DUPLICATE_WITHIN_M) -> CaseView:
+                duplicate_within_m: float = DUPLICATE_WITHIN_M, metric_srid: int = METRIC_SRID) -> CaseView:
     """Record a new case at (lon, lat) in EPSG:4326; its grid and community are where the point lies today.
 
     ``who`` None is a resident without an account. Refused (InvalidInput) outside every community gridgov
     serves, for an unknown category or an empty description. The answer lists open cases of the same category
-    within ``duplicate_within_m`` metres (``duplicates``), for the reporter and the dispatcher to merge."""
+    within ``duplicate_within_m`` metres in ``metric_srid`` (``duplicates``), for the reporter and the
+    dispatcher to merge."""
     now = _now(now)
     cat = _category(session, category)
     description = (description or "").strip()
@@ -194,22 +210,39 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
     _event(session, case_id, who.username if who else "resident", "report", None, "reported", note=None,
            deadline_after=deadline, at=now)
     view = _view(session, case_id, calendar, now)
-    view.duplicates = _duplicates(session, case_id, cat.code, lon, lat, duplicate_within_m)
+    view.duplicates = duplicates_near(session, cat.code, lon, lat, within_m=duplicate_within_m,
+                                      metric_srid=metric_srid, besides=case_id)
     return view
 
 
-def _duplicates(session: Session, case_id: int, category: str, lon: float, lat: float, within_m: float) -> list[dict]:
+def duplicates_near(session: Session, category: str, lon: float, lat: float, *, within_m: float = DUPLICATE_WITHIN_M,
+                    metric_srid: int = METRIC_SRID, besides: int | None = None) -> list[dict[str, Any]]:
+    """The open cases of ``category`` (none merged, ``besides`` left out) within ``within_m`` metres of (lon, lat)
+    EPSG:4326, measured in ``metric_srid``, nearest first, at most 10: ``id``, ``state``, ``state_label``,
+    ``reported_at`` and ``distance_m``. No tracking code (it is the reporter's secret). The search box in degrees
+    (the GiST index on ``location``) is widened by a fifth over the metre radius, then measured exactly."""
+    margin = within_m * 1.2 / (111_320 * max(0.2, math.cos(math.radians(lat))))
     rows = session.execute(text("""
-        SELECT c.id, c.tracking_code, c.state,
-               ST_Distance(c.location::geography, ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography) AS d
-        FROM cases c
-        WHERE c.id <> :id AND c.category_code = :category AND c.state NOT IN ('closed', 'rejected')
+        WITH p AS (SELECT ST_SetSRID(ST_Point(:lon, :lat), 4326) AS g)
+        SELECT c.id, c.state, c.reported_at,
+               ST_Distance(ST_Transform(c.location, CAST(:srid AS integer)), ST_Transform(p.g, CAST(:srid AS integer))) AS d
+        FROM cases c, p
+        WHERE c.location && ST_Expand(p.g, :margin) AND c.id IS DISTINCT FROM CAST(:besides AS bigint)
+          AND c.category_code = :category AND c.state NOT IN ('closed', 'rejected', 'merged')
           AND c.duplicate_of IS NULL
-          AND ST_DWithin(c.location::geography, ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography, :within)
-        ORDER BY d LIMIT 10"""), {"id": case_id, "category": category, "lon": lon, "lat": lat,
-                                  "within": within_m}).all()
-    return [{"id": r.id, "tracking_code": r.tracking_code, "state": r.state, "distance_m": round(r.d, 1)}
-            for r in rows]
+          AND ST_DWithin(ST_Transform(c.location, CAST(:srid AS integer)), ST_Transform(p.g, CAST(:srid AS integer)), :within)
+        ORDER BY d, c.id LIMIT 10"""), {"besides": besides, "category": category, "lon": lon, "lat": lat,
+                                        "within": within_m, "srid": metric_srid, "margin": margin}).all()
+    return [{"id": r.id, "state": r.state, "state_label": flow.STATES[r.state][0], "reported_at": r.reported_at,
+             "distance_m": round(r.d, 1)} for r in rows]
+
+
+def case_duplicates(session: Session, who: Principal, case_id: int, *, within_m: float = DUPLICATE_WITHIN_M,
+                    metric_srid: int = METRIC_SRID) -> list[dict[str, Any]]:
+    """The dispatcher's view: :func:`duplicates_near` of a visible case (OutOfScope, 404, otherwise)."""
+    view = get_case(session, who, case_id)
+    return duplicates_near(session, view.category_code, view.lon, view.lat, within_m=within_m,
+                           metric_srid=metric_srid, besides=case_id)
 
 
 def require_report_allowance(session: Session, *, address: str | None, phone: str | None,
@@ -232,13 +265,14 @@ def require_report_allowance(session: Session, *, address: str | None, phone: st
 
 def act(session: Session, who: Principal, case_id: int, action: str, *, version: int | None = None,
         note: str | None = None, assignee: str | None = None, extension: Limit | None = None,
-        now: datetime | None = None) -> CaseView:
+        into: int | None = None, now: datetime | None = None) -> CaseView:
     """Take ``action`` on a case (see the module docstring for who may). ``version``: the version the caller
     saw (StaleEdit, 412, when it changed); a transition the workflow does not allow is a Conflict (409) listing
-    the allowed actions. ``dispatch`` needs ``assignee``; ``request_extension`` needs ``extension``; actions
-    that need a reason (:attr:`spatial.case_flow.Action.needs_note`) need ``note``."""
+    the allowed actions. ``dispatch`` needs ``assignee``; ``request_extension`` needs ``extension``; ``merge``
+    needs ``into``, the open case of the same category that carries on; actions that need a reason
+    (:attr:`spatial.case_flow.Action.needs_note`) need ``note``."""
     now = _now(now)
-    row = _locked(session, who, case_id)
+    row = locked_case(session, who, case_id)
     if version is not None and version != row.version:
         raise StaleEdit(f"case {case_id} changed since you loaded it (version {version}, now {row.version}): "
                         "reload it and try again", current_version=row.version)
@@ -256,6 +290,10 @@ def act(session: Session, who: Principal, case_id: int, action: str, *, version:
         changes["assignee"] = assignee
     elif action == "return":
         changes["assignee"] = None
+    elif action == "merge":
+        kept = _merge_target(session, who, row, into)
+        changes["duplicate_of"] = kept.id
+        note = note or f"merged into case {kept.id}"
     if action == "request_extension":
         if extension is None:
             raise InvalidInput("request_extension needs the extension asked for (amount and unit)", field="extension")
@@ -288,17 +326,74 @@ def act(session: Session, who: Principal, case_id: int, action: str, *, version:
     _event(session, case_id, who.username, action, row.state, target, note=note,
            assignee=changes.get("assignee", row.assignee), deadline_before=row.deadline,
            deadline_after=changes.get("deadline", row.deadline), late_minutes=late, at=now)
+    if action == "merge":
+        _merged_in(session, kept, row, who.username, now)
     return _view(session, case_id, calendar, now)
+
+
+def _merge_target(session: Session, who: Principal | None, row: Any, into: int | None) -> Any:
+    """The case ``row`` may be merged into: another open, unmerged case of the same category, locked; visible to
+    ``who`` (None: the resident, who names one of the duplicates offered). InvalidInput otherwise."""
+    if into is None or into == row.id:
+        raise InvalidInput("merge needs the case to merge into (another case's id)", code="case.merge_into",
+                           field="into")
+    if who is None:
+        found = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id FOR UPDATE OF c"),
+                                {"id": into}).one_or_none()
+    else:
+        visible, params = _visible(who)
+        found = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id AND {visible} FOR UPDATE OF c"),
+                                {**params, "id": into}).one_or_none()
+    if (found is None or found.category_code != row.category_code or found.state in flow.TERMINAL
+            or found.duplicate_of is not None):
+        raise InvalidInput(f"case {into} is no open case of the same category to merge into", code="case.merge_into",
+                           field="into", into=into)
+    return found
+
+
+def _merged_in(session: Session, kept: Any, merged: Any, actor: str, now: datetime) -> None:
+    """The kept case's event of a merge (its state unchanged): the merged report's reporter now follows it."""
+    _event(session, kept.id, actor, "merged_in", kept.state, kept.state, at=now,
+           note=f"case {merged.id} ({merged.reporter_kind}) merged in: the same problem", assignee=kept.assignee)
+    session.execute(text("UPDATE cases SET version = version + 1 WHERE id = :id"), {"id": kept.id})
+
+
+def merge_reported(session: Session, tracking_code: str, into: int, *, within_m: float = DUPLICATE_WITHIN_M,
+                   metric_srid: int = METRIC_SRID, now: datetime | None = None) -> dict[str, Any]:
+    """The resident who has just reported merges their report (still ``reported``, made without an account)
+    into ``into``, one of the duplicates offered (:func:`duplicates_near` at its place now). NotFound for an
+    unknown code; Conflict (409) once it is registered or merged; InvalidInput for a case that is not offered.
+    Answers :func:`track` of the report (now showing the kept case's progress)."""
+    now = _now(now)
+    row = by_code(session, tracking_code, lock=True)
+    if row.reporter_user is not None:
+        raise NotFound(NO_SUCH_CODE, code="case.tracking_code")
+    target = flow.next_state(row.state, "merge")
+    if row.state != "reported":
+        raise Conflict("the report is already registered: the dispatcher decides on merging now",
+                       code="case.merge_late", state=row.state)
+    offered = {d["id"] for d in duplicates_near(session, row.category_code, row.lon, row.lat, within_m=within_m,
+                                                metric_srid=metric_srid, besides=row.id)}
+    if into not in offered:
+        raise InvalidInput(f"case {into} is not one of the duplicates offered for this report", code="case.merge_into",
+                           field="into", into=into)
+    kept = _merge_target(session, None, row, into)
+    _update(session, row.id, {"state": target, "duplicate_of": kept.id, "clock_step": None, "clock_started_at": None,
+                              "deadline": None, "clock_natural": False})
+    _event(session, row.id, "resident", "merge", row.state, target, note=f"merged into case {kept.id}",
+           deadline_before=row.deadline, at=now)
+    _merged_in(session, kept, row, "resident", now)
+    return track(session, tracking_code, now=now)
 
 
 def _may(session: Session, who: Principal, row: Any, action: str) -> None:
     """Forbidden unless ``who`` may take ``action`` on the case ``row`` (module docstring)."""
     if who.role == "admin":
         return
-    if action in DISPATCH:
+    if action in DISPATCH or action == "merge":
         who.require_role("planner")
     elif action in HANDLE:
-        if row.assignee != who.username:
+        if row.assignee not in _holders(who):
             raise Forbidden(f"only the case's assignee ({row.assignee or 'nobody yet'}) handles it")
     elif action in VERIFY:
         if row.assignee == who.username:
@@ -347,16 +442,27 @@ def _event(session: Session, case_id: int, actor: str, action: str, source: str 
 _COLUMNS = """c.id, c.tracking_code, c.category_code, k.name AS category, k.department, ST_X(c.location) AS lon,
     ST_Y(c.location) AS lat, g.code AS grid_code, c.grid_id, c.community_code, c.description, c.reporter_kind,
     c.reporter_user, c.reporter_name, c.reporter_phone, c.state, c.priority, c.assignee, c.clock_step, c.clock_natural, c.deadline,
-    c.extension_requested, c.extensions, c.redos, c.version, c.reported_at, c.closed_at"""
+    c.extension_requested, c.extensions, c.redos, c.version, c.reported_at, c.closed_at, c.duplicate_of,
+    c.supervised_at, c.supervised_by, c.supervision_note, c.satisfaction, c.satisfaction_at"""
 _FROM = "cases c JOIN case_categories k ON k.code = c.category_code LEFT JOIN grids g ON g.id = c.grid_id"
 
 
+def _holders(who: Principal) -> list[str]:
+    """The assignee names that are the caller: their user name, and a department account's department."""
+    return [who.username, who.department] if who.role == "department" and who.department else [who.username]
+
+
 def _visible(who: Principal) -> tuple[str, dict[str, Any]]:
+    """SQL predicate (on ``cases c``) of the cases ``who`` sees (module docstring), and its parameters."""
+    if who.role == "department":
+        return ("(c.assignee = ANY(CAST(:holders AS text[])) OR c.reporter_user = :me OR EXISTS ("
+                "SELECT 1 FROM case_events e WHERE e.action = 'dispatch' AND e.case_id = c.id "
+                "AND e.assignee = ANY(CAST(:holders AS text[]))))"), {"holders": _holders(who), "me": who.username}
     area, params = scope_sql(who.area, grid_col="c.grid_id", community_col="c.community_code")
     return f"({area} OR c.assignee = :me OR c.reporter_user = :me)", {**params, "me": who.username}
 
 
-def _locked(session: Session, who: Principal, case_id: int) -> Any:
+def locked_case(session: Session, who: Principal, case_id: int) -> Any:
     visible, params = _visible(who)
     row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id AND {visible} FOR UPDATE OF c"),
                           {**params, "id": case_id}).one_or_none()
@@ -370,9 +476,16 @@ def _view(session: Session, case_id: int, calendar: WorkCalendar, now: datetime)
     return _as_view(row, calendar, now)
 
 
-def _as_view(row: Any, calendar: WorkCalendar, now: datetime) -> CaseView:
-    remaining = None if row.deadline is None else round(calendar.remaining(now, row.deadline,
-                                                                       natural=row.clock_natural), 1)
+def _as_view(row: Any, calendar: WorkCalendar, now: datetime, now_clock: float | None = None) -> CaseView:
+    """The caller's view of a row of :data:`_COLUMNS`; ``now_clock``: ``calendar.clock(now)`` when the caller
+    makes many views at one instant (a list), to compute it once."""
+    if row.deadline is None:
+        remaining = None
+    elif row.clock_natural:
+        remaining = round(calendar.remaining(now, row.deadline, natural=True), 1)
+    else:
+        now_clock = calendar.clock(now) if now_clock is None else now_clock
+        remaining = round(calendar.clock(row.deadline) - now_clock, 1)
     return CaseView(
         id=row.id, tracking_code=row.tracking_code, category_code=row.category_code, category=row.category,
         lon=row.lon, lat=row.lat, grid_code=row.grid_code, community_code=row.community_code,
@@ -381,7 +494,10 @@ def _as_view(row: Any, calendar: WorkCalendar, now: datetime) -> CaseView:
         priority=row.priority, assignee=row.assignee, department=row.department, clock_step=row.clock_step,
         deadline=row.deadline, remaining_min=remaining, overdue=remaining is not None and remaining < 0,
         extension_requested=row.extension_requested, version=row.version, reported_at=row.reported_at,
-        closed_at=row.closed_at, allowed=flow.allowed(row.state))
+        closed_at=row.closed_at, allowed=flow.allowed(row.state), duplicate_of=row.duplicate_of,
+        supervised=None if row.supervised_at is None else {"at": row.supervised_at, "by": row.supervised_by,
+                                                           "note": row.supervision_note},
+        satisfaction=row.satisfaction)
 
 
 def get_case(session: Session, who: Principal, case_id: int, *, now: datetime | None = None) -> CaseView:
@@ -395,10 +511,11 @@ def get_case(session: Session, who: Principal, case_id: int, *, now: datetime | 
 
 
 def list_cases(session: Session, who: Principal, *, state: str | None = None, overdue: bool = False,
-               mine: bool = False, grid_code: str | None = None, limit: int = 100, offset: int = 0,
-               now: datetime | None = None) -> tuple[int, list[CaseView]]:
+               mine: bool = False, grid_code: str | None = None, supervised: bool = False, open_only: bool = False,
+               limit: int = 100, offset: int = 0, now: datetime | None = None) -> tuple[int, list[CaseView]]:
     """(total, one page) of the caller's visible cases, most urgent deadline first. ``overdue``: open cases past
-    their running step's deadline (the supervision list, 督办); ``mine``: assigned to the caller."""
+    their running step's deadline (the supervision list, 督办); ``mine``: assigned to the caller (or their
+    department); ``supervised``: flagged by a leader (督办) and still open; ``open_only``: not finished."""
     if state is not None and state not in flow.STATES:
         raise InvalidInput(f"state must be one of {', '.join(flow.STATES)}", field="state")
     if not 1 <= limit <= 1000:
@@ -413,17 +530,28 @@ def list_cases(session: Session, who: Principal, *, state: str | None = None, ov
         where.append("c.deadline < :now AND c.state NOT IN ('closed', 'rejected', 'deferred')")
         params["now"] = now
     if mine:
-        where.append("c.assignee = :me")
+        where.append("c.assignee = ANY(CAST(:holders AS text[]))")
+        params["holders"] = _holders(who)
+    if supervised:
+        where.append("c.supervised_at IS NOT NULL")
+    if supervised or open_only:
+        where.append("c.state <> ALL(CAST(:terminal AS text[]))")
+        params["terminal"] = sorted(flow.TERMINAL)
     if grid_code:
         where.append("g.code = :grid_code")
         params["grid_code"] = grid_code
     clause = " AND ".join(where)
-    total = session.execute(text(f"SELECT count(*) FROM {_FROM} WHERE {clause}"), params).scalar_one()
-    rows = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE {clause} "
+    rows = session.execute(text(f"SELECT {_COLUMNS}, count(*) OVER () AS total_rows FROM {_FROM} WHERE {clause} "
                                 "ORDER BY c.deadline NULLS LAST, c.id LIMIT :limit OFFSET :offset"),
                            {**params, "limit": limit, "offset": offset}).all()
+    if rows:  # the count of every matching row comes with the page, in one statement
+        total = rows[0].total_rows
+    else:  # a page past the end (or none at all): counted apart
+        total = session.execute(text(f"SELECT count(*) FROM {_FROM} WHERE {clause}"), params).scalar_one() \
+            if offset else 0
     calendar = work_calendar(session)
-    return total, [_as_view(r, calendar, now) for r in rows]
+    now_clock = calendar.clock(now)
+    return total, [_as_view(r, calendar, now, now_clock) for r in rows]
 
 
 def history(session: Session, who: Principal, case_id: int) -> list[dict[str, Any]]:
@@ -435,19 +563,45 @@ def history(session: Session, who: Principal, case_id: int) -> list[dict[str, An
     return [dict(r) for r in rows]
 
 
-def track(session: Session, tracking_code: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """What a reporter without an account sees by tracking code: category, state, steps with their times — no
-    personal data, no note of the handlers, no assignee name."""
-    row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.tracking_code = :code"),
+NO_SUCH_CODE = "no case has this tracking code: check it (10 letters and digits, no 0, O, 1 or I)"
+
+
+def by_code(session: Session, tracking_code: str, *, lock: bool = False) -> Any:
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.tracking_code = :code"
+                               + (" FOR UPDATE OF c" if lock else "")),
                           {"code": tracking_code.strip().upper()}).one_or_none()
     if row is None:
-        raise NotFound("no case has this tracking code: check it (10 letters and digits, no 0, O, 1 or I)")
-    steps = session.execute(text("SELECT at, to_state FROM case_events WHERE case_id = :id ORDER BY at, id"),
-                            {"id": row.id}).all()
-    return {"tracking_code": row.tracking_code, "category": row.category, "department": row.department,
-            "state": row.state, "state_label": flow.STATES[row.state][0], "reported_at": row.reported_at,
-            "closed_at": row.closed_at, "deadline": row.deadline,
-            "steps": [{"at": at, "state": s, "label": flow.STATES[s][0]} for at, s in steps]}
+        raise NotFound(NO_SUCH_CODE, code="case.tracking_code")
+    return row
+
+
+def track(session: Session, tracking_code: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """What a reporter without an account sees by tracking code: category, state, steps with their times — no
+    personal data, no note of the handlers, no assignee name. A report merged into another case (``merged``
+    true) shows the kept case's state and steps after its own; ``merged_reports`` counts the reports merged into
+    the case. ``photos``: the ids of the case's photos (:func:`spatial.store.case_photos.public_photo`);
+    ``rating``: the satisfaction given (None), and ``may_rate`` whether it may be given now (closed, not yet)."""
+    row = by_code(session, tracking_code)
+    own = row
+    if row.duplicate_of is not None:
+        row = session.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = :id"), {"id": row.duplicate_of}).one()
+    ids = [own.id] if own.id == row.id else [own.id, row.id]
+    steps = session.execute(text(
+        "SELECT case_id, at, action, to_state FROM case_events WHERE case_id = ANY(:ids) ORDER BY at, id"),
+        {"ids": ids}).all()
+    extra = session.execute(text("""
+        SELECT (SELECT count(*) FROM cases WHERE duplicate_of = :id) AS merged,
+               (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM case_photos WHERE case_id = ANY(:ids)) AS photos"""),
+        {"id": row.id, "ids": ids}).one()
+    return {"tracking_code": own.tracking_code, "category": row.category, "department": row.department,
+            "state": row.state, "state_label": flow.STATES[row.state][0], "reported_at": own.reported_at,
+            "closed_at": row.closed_at, "deadline": row.deadline, "merged": own.id != row.id,
+            "merged_reports": extra.merged, "photos": list(extra.photos),
+            "rating": own.satisfaction, "may_rate": row.state == "closed" and own.satisfaction is None,
+            "steps": [{"at": at, "state": s, "label": flow.STATES[s][0],
+                       "action": action if action in ("merge", "merged_in") else None}
+                      for case_id, at, action, s in steps
+                      if case_id == own.id or action != "report"]}
 
 
 def where_now(session: Session, case_id: int) -> dict[str, Any]:
@@ -466,7 +620,11 @@ def where_now(session: Session, case_id: int) -> dict[str, Any]:
 
 
 def _now(now: datetime | None) -> datetime:
+    """``now``, or the current instant (UTC) when None."""
     return now if now is not None else datetime.now(timezone.utc)
+
+
+now_or = _now
 
 
 def _inet(address: str | None) -> str | None:
@@ -512,6 +670,8 @@ class PublicCase:
     updated_at: datetime
     deadline: datetime | None
     closed_at: datetime | None
+    media_key: str | None = None
+    """The ``public_key`` of the case's first published photo (staff's, :mod:`spatial.store.case_photos`)."""
 
     @property
     def closed(self) -> bool:
@@ -556,9 +716,12 @@ def public_cases(session: Session, *, tracking_codes: list[str] | None = None,
         SELECT c.tracking_code, c.category_code, k.name AS category, k.department, c.state, ST_X(c.location) AS lon,
                ST_Y(c.location) AS lat, concat_ws(' · ', d.name, g.name) AS place, c.reported_at, c.deadline,
                c.closed_at, GREATEST(c.reported_at, (SELECT max(e.at) FROM case_events e WHERE e.case_id = c.id))
-                   AS updated_at
+                   AS updated_at,
+               (SELECT p.public_key FROM case_photos p WHERE p.case_id = c.id AND p.public_key IS NOT NULL
+                ORDER BY p.id LIMIT 1) AS media_key
         FROM {_FROM} LEFT JOIN divisions d ON d.code = c.community_code
         WHERE {" AND ".join(where)} ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"""), params).all()
     return [PublicCase(r.tracking_code, r.category_code, r.category, r.department, r.state, flow.STATES[r.state][0],
-                       r.lon, r.lat, r.place or None, r.reported_at, r.updated_at, r.deadline, r.closed_at)
+                       r.lon, r.lat, r.place or None, r.reported_at, r.updated_at, r.deadline, r.closed_at,
+                       r.media_key)
             for r in rows]

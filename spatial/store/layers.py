@@ -82,7 +82,7 @@ _GRID_COLUMNS = {
 # running step's deadline at read time (the transaction's now()), as the supervision list (督办) counts it.
 CASE_SOURCE = """(SELECT c.id, c.category_code, k.name AS category, c.state, c.priority, c.deadline, c.reported_at,
                          c.location, g.code AS grid_code, c.community_code,
-                         c.state NOT IN ('closed', 'rejected', 'deferred') AS open
+                         c.state NOT IN ('closed', 'rejected', 'merged', 'deferred') AS open
                   FROM cases c JOIN case_categories k ON k.code = c.category_code
                   LEFT JOIN grids g ON g.id = c.grid_id
                   WHERE c.duplicate_of IS NULL) t"""

@@ -69,15 +69,19 @@ def _grid_codes(session: Session, user: User) -> list[str]:
 
 def create_user(session: Session, username: str, password: str, role: str, *, scope_code: str | None = None,
                 display_name: str | None = None, grid_codes: tuple[str, ...] = (), who: Principal | None = None,
-                actor: str | None = None, reason: str | None = None) -> User:
+                actor: str | None = None, reason: str | None = None, department: str | None = None) -> User:
     """Create a user, optionally assigned to grids (by grid code), and audit it (``user_create``, by ``who`` or
-    ``actor``: see :func:`_audit_account`). InvalidInput for a bad name, role or password; Conflict if the name is
-    taken."""
+    ``actor``: see :func:`_audit_account`). ``department``: the department's name, required for (and only for)
+    the role ``department``. InvalidInput for a bad name, role or password; Conflict if the name is taken."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    department = (department or "").strip() or None
+    if (role == "department") != (department is not None) or (department and len(department) > 64):
+        raise InvalidInput("a department's account names its department (1 to 64 characters); other roles none",
+                           code="user.department", field="department")
     check_username(username)
     user = User(username=username, password_hash=hash_password(password), role=role, scope_code=scope_code,
-                display_name=display_name)
+                display_name=display_name, department=department)
     try:
         with session.begin_nested():
             session.add(user)
@@ -107,6 +111,9 @@ def change_user(session: Session, username: str, *, role: str | None = None, sco
         raise NotFound(f"no user {username}" if USERNAME.fullmatch(username) else "no such user")
     if role is not None and role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if role is not None and (role == "department") != (user.department is not None):
+        raise InvalidInput("a department's account is created as one (with its department's name); other roles "
+                           "cannot become or stop being one", code="user.department", field="role")
     account = {"who": who, "actor": actor, "reason": reason}
     changes = [(name, getattr(user, name), value or None)
                for name, value in (("role", role), ("scope_code", scope_code), ("display_name", display_name))
@@ -241,4 +248,4 @@ def principal_for_token(session: Session, token: str, client_addr: str | None = 
 def principal_for_user(session: Session, user: User, client_addr: str | None = None) -> Principal:
     grid_ids = session.scalars(select(GridAssignment.grid_id).where(GridAssignment.user_id == user.id)).all()
     return Principal(user_id=user.id, username=user.username, role=user.role, scope_code=user.scope_code,
-                     grid_ids=frozenset(grid_ids), client_addr=client_addr)
+                     grid_ids=frozenset(grid_ids), client_addr=client_addr, department=user.department)
