@@ -1,7 +1,8 @@
 """Risk zones (风险区域 · 五色图): designate, change and lift; the level of a building, unit, household or person at
 time t; households and persons per level; the households of a zone; suggestions from rules.
 
-* **What a zone is drawn on** (``target_kind``): a division (code), an enclosure (id), a grid (code), a building
+* **What a zone is drawn on** (``target_kind``): a division (code; one without a boundary of its own takes the
+  union of its communities'), an enclosure (id), a grid (code), a building
   (id), a unit of a building (building id + unit) or a drawn polygon (GeoJSON, EPSG:4326). Its boundary is a
   snapshot of the target's geometry when designated (EPSG:4326 MultiPolygon); later redraws of the grid or division
   do not move the zone.
@@ -185,8 +186,12 @@ def resolve_target(session: Session, kind: str, ref: str | None, *, unit: str | 
             division_level(ref)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        r = _one(session, "SELECT code, level, name, ST_AsBinary(boundary) AS wkb FROM divisions WHERE code = :c",
-                 {"c": ref}, f"division {ref} (with a boundary)")
+        r = _one(session, """
+            SELECT d.code, d.level, d.name, ST_AsBinary(coalesce(d.boundary, (
+                       SELECT ST_Multi(ST_Union(c.boundary)) FROM divisions c
+                       WHERE c.level = 'community' AND c.code LIKE :prefix))) AS wkb
+            FROM divisions d WHERE d.code = :c""",
+                 {"c": ref, "prefix": scope_prefix(ref) + "%"}, f"division {ref} (with a boundary)")
         return Target(kind, ref, None, None, ref if r.level == "community" else None, ref, bytes(r.wkb), r.name)
     if kind == "grid":
         r = _one(session, "SELECT code, name, community_code, ST_AsBinary(boundary) AS wkb FROM grids "
@@ -738,7 +743,7 @@ def area_figures(session: Session, who: Principal, division_code: str, rules: Se
         who.require_scope(division_code)
     when = _at(session, at)
     scope, params = grid_scope(who.area)
-    rows = session.execute(text(_figures_sql(by).format(scope=scope)),
+    rows = session.execute(text(_figures_sql(by).replace("{scope}", scope)),
                            {**params, "prefix": scope_prefix(division_code) + "%", "at": when,
                             "since": when - timedelta(days=window_days)}).all()
     out = {}

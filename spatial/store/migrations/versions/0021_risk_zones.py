@@ -28,7 +28,7 @@ from sqlalchemy import text
 revision = "0021"
 down_revision = "0018"
 branch_labels = None
-depends_on = None
+depends_on = ("0004",)  # campaigns (a branch of its own from 0001)
 
 TARGETS = ("division", "enclosure", "grid", "building", "unit", "polygon")
 CHANGES = ("designate", "change", "lift")
