@@ -455,6 +455,15 @@ def _at(session: Session, at: datetime | None) -> datetime:
     return _instant(at, _now(session))
 
 
+def visible_building(session: Session, who: Principal, building_id: int) -> None:
+    """OutOfScope unless the building lies in the caller's area (:attr:`Principal.area`)."""
+    predicate, params = building_scope(who.area)
+    if not session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM buildings b WHERE b.id = :b AND {predicate})"),
+                          {**params, "b": building_id}):
+        raise OutOfScope(f"no building {building_id} in your area", code="risk_zones.target_missing",
+                         what=f"building {building_id}")
+
+
 def building_level(session: Session, building_id: int, at: datetime | None = None, *, unit: str | None = None,
                    household_id: int | None = None) -> LevelAnswer:
     """The level of a building (or of one of its units) at ``at`` (default now). Building levels are not personal
