@@ -106,6 +106,8 @@ class CampaignCreate(BaseModel):
                                    description="metres: visits recorded farther than this from the building are "
                                                "flagged")
     description: Text(2000) | None = None
+    risk_zone_id: Id | None = Field(None, description="a risk zone: its households now (instead of grid_codes or "
+                                                       "division_code)")
 
 
 class CampaignPublic(BaseModel):
@@ -122,6 +124,7 @@ class CampaignPublic(BaseModel):
     targeted: int = Field(description="households to screen in your scope")
     screened: int
     coverage: float
+    risk_zone_id: int | None = Field(None, description="the risk zone whose households it targets")
 
 
 class VisitCreate(BaseModel):
@@ -276,7 +279,7 @@ def _campaign(c: campaigns.Campaign) -> CampaignPublic:
                           status=_label(CAMPAIGN_STATUSES, c.status), flag_distance_m=c.flag_distance_m,
                           created_by=c.created_by, created_at=c.created_at, closed_at=c.closed_at,
                           grid_ids=list(c.grid_ids), targeted=c.targeted, screened=c.screened,
-                          coverage=c.screened / c.targeted if c.targeted else 1.0)
+                          coverage=c.screened / c.targeted if c.targeted else 1.0, risk_zone_id=c.risk_zone_id)
 
 
 def _coverage_row(r: campaigns.ProgressRow) -> CoverageRowPublic:
@@ -353,7 +356,7 @@ def list_campaigns(session: SessionDep, who: CurrentUser,
 def open_campaign(body: CampaignCreate, session: SessionDep, who: CurrentUser) -> CampaignPublic:
     return _campaign(campaigns.open_campaign(session, who, body.name, grid_codes=body.grid_codes,
                                          division_code=body.division_code, flag_distance_m=body.flag_distance_m,
-                                         description=body.description))
+                                         description=body.description, risk_zone_id=body.risk_zone_id))
 
 
 @api.get("/campaigns/{campaign_id}", response_model=CampaignPublic, summary="One campaign (排查任务详情)")

@@ -701,6 +701,23 @@ def zone_sheet(session: Session, who: Principal, zone_id: int, *, metric_srid: i
             "area_m2": round(float(area), 1), "at": when}
 
 
+def enclosure_of(session: Session, who: Principal, zone_id: int) -> int:
+    """The enclosure to site checkpoints around a zone: the zone's own (an enclosure zone), else the smallest
+    enclosure holding (99% of) the zone's boundary. InvalidInput when there is none: draw the enclosure first."""
+    zone = get_zone(session, who, zone_id)
+    if zone.target_kind == "enclosure":
+        return int(zone.target_ref)
+    found = session.scalar(text("""
+        WITH z AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4326) AS g)
+        SELECT e.id FROM enclosures e, z WHERE e.boundary && z.g
+          AND ST_Area(ST_Intersection(e.boundary, z.g)) >= 0.99 * ST_Area(z.g)
+        ORDER BY ST_Area(e.boundary), e.id LIMIT 1"""), {"wkb": shapely.to_wkb(zone.boundary)})
+    if found is None:
+        raise InvalidInput(f"risk zone {zone_id} lies in no enclosure: draw the enclosure first",
+                           code="risk_zones.no_enclosure", zone=zone_id)
+    return found
+
+
 # -- suggestions ----------------------------------------------------------------------------------------------------
 
 
