@@ -60,7 +60,8 @@ class Campaign:
 
 
 _CAMPAIGN_COLUMNS = ("c.id, c.name, c.description, c.division_code, c.status, c.flag_distance_m, c.created_by, "
-                     "c.created_at, c.closed_at, c.risk_zone_id")
+                     "c.created_at, c.closed_at, "
+                     "(SELECT rc.zone_id FROM risk_zone_campaigns rc WHERE rc.campaign_id = c.id) AS risk_zone_id")
 
 
 def campaign_sql(who: Principal, *, chosen: bool) -> str:
@@ -130,10 +131,13 @@ def open_campaign(session: Session, who: Principal, name: str, *, grid_codes: Se
     grid_ids = (sorted({g for _, g in zone_targets}) if zone_targets is not None
                 else _campaign_grids(session, who, tuple(grid_codes), division_code))
     campaign_id = session.execute(text("""
-        INSERT INTO campaigns (name, description, division_code, flag_distance_m, created_by, risk_zone_id)
-        VALUES (:name, :description, :division, :flag, :by, :zone) RETURNING id"""),
+        INSERT INTO campaigns (name, description, division_code, flag_distance_m, created_by)
+        VALUES (:name, :description, :division, :flag, :by) RETURNING id"""),
         {"name": name, "description": description, "division": division_code, "flag": flag_distance_m,
-         "by": who.username, "zone": risk_zone_id}).scalar_one()
+         "by": who.username}).scalar_one()
+    if risk_zone_id is not None:
+        session.execute(text("INSERT INTO risk_zone_campaigns (campaign_id, zone_id) VALUES (:c, :z)"),
+                        {"c": campaign_id, "z": risk_zone_id})
     session.execute(text("INSERT INTO campaign_grids (campaign_id, grid_id) SELECT :c, unnest(CAST(:g AS integer[]))"),
                     {"c": campaign_id, "g": grid_ids})
     if zone_targets is not None:

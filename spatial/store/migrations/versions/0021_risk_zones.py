@@ -12,7 +12,8 @@
   time T closes the running period at T and opens a new one; a lift closes it and records a zero-length 'lift'
   period. The level of anything at time t is read from the periods containing t (never from the current row), so
   the map's time slider and OGC ``datetime`` replay the past as it was designated.
-* ``campaigns.risk_zone_id``: a screening campaign opened over a zone's households.
+* ``risk_zone_campaigns``: the screening campaigns opened over a zone's households (campaign id → zone; campaigns
+  are on a branch of their own, migration 0004, so there is no foreign key to them).
 * Tile triggers (the function of migration 0011) on ``risk_zone_versions``: layer ``risk_zones``.
 
 Revision ID: 0021
@@ -28,7 +29,7 @@ from sqlalchemy import text
 revision = "0021"
 down_revision = "0018"
 branch_labels = None
-depends_on = ("0004",)  # campaigns (a branch of its own from 0001)
+depends_on = None
 
 TARGETS = ("division", "enclosure", "grid", "building", "unit", "polygon")
 CHANGES = ("designate", "change", "lift")
@@ -108,7 +109,11 @@ CREATE INDEX risk_zone_versions_time_idx ON risk_zone_versions (valid_from, vali
 CREATE TRIGGER risk_zone_versions_no_delete BEFORE DELETE ON risk_zone_versions
     FOR EACH ROW EXECUTE FUNCTION refuse_change('the history of risk zones is kept');
 
-ALTER TABLE campaigns ADD COLUMN risk_zone_id integer REFERENCES risk_zones (id);
+-- campaigns live on a branch of their own (0004), so no foreign key to them here; campaigns are never deleted
+CREATE TABLE risk_zone_campaigns (
+    campaign_id  integer PRIMARY KEY,
+    zone_id      integer NOT NULL REFERENCES risk_zones (id)
+);
 """
 
 TILES = ("SELECT ST_Extent(boundary) FROM %s", ["risk_zones"])
@@ -140,5 +145,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("ALTER TABLE campaigns DROP COLUMN IF EXISTS risk_zone_id")
-    op.execute("DROP TABLE IF EXISTS risk_zone_versions, risk_zones, risk_schemes CASCADE")
+    op.execute("DROP TABLE IF EXISTS risk_zone_campaigns, risk_zone_versions, risk_zones, risk_schemes CASCADE")
