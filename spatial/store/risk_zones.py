@@ -5,7 +5,8 @@ time t; households and persons per level; the households of a zone; suggestions 
   union of its communities'), an enclosure (id), a grid (code), a building
   (id), a unit of a building (building id + unit) or a drawn polygon (GeoJSON, EPSG:4326). Its boundary is a
   snapshot of the target's geometry when designated (EPSG:4326 MultiPolygon); later redraws of the grid or division
-  do not move the zone.
+  do not move the zone. A drawn polygon belongs to the community it overlaps most; its ``scope_code`` (who may
+  change it) is the smallest division holding every community it overlaps.
 * **Who belongs to it**: a building and all its households belong to an area zone (division, enclosure, grid,
   polygon) when the building's point on surface (``ST_PointOnSurface(footprint)``) lies in the zone's boundary; a
   building zone holds its building; a unit zone only the households of that unit (``households.unit``). The
@@ -225,17 +226,25 @@ def resolve_target(session: Session, kind: str, ref: str | None, *, unit: str | 
         return Target(kind, ref, r.id, unit, r.community_code, r.community_code, bytes(r.wkb), label)
     wkb = shapely.to_wkb(shapely.multipolygons(shapely.get_parts(polygon)) if polygon.geom_type == "Polygon"
                          else polygon)
-    r = session.execute(text("""
+    rows = session.execute(text("""
         WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4326) AS g)
-        SELECT (SELECT d.code FROM divisions d, p WHERE d.boundary && p.g
-                  AND ST_Area(ST_Intersection(d.boundary, p.g)) >= 0.99 * ST_Area(p.g)
-                ORDER BY CASE d.level WHEN 'community' THEN 0 WHEN 'subdistrict' THEN 1 ELSE 2 END LIMIT 1) AS scope,
-               (SELECT d.code FROM divisions d, p WHERE d.level = 'community' AND d.boundary && p.g
-                ORDER BY ST_Area(ST_Intersection(d.boundary, p.g)) DESC LIMIT 1) AS community"""),
-        {"wkb": wkb}).one()
-    if r.scope is None:
-        raise InvalidInput("the polygon lies outside every division with a boundary", code="risk_zones.outside")
-    return Target(kind, None, None, None, r.community, r.scope, wkb, "")
+        SELECT d.code FROM divisions d, p WHERE d.level = 'community' AND d.boundary && p.g
+          AND ST_Area(ST_Intersection(d.boundary, p.g)) > 0
+        ORDER BY ST_Area(ST_Intersection(d.boundary, p.g)) DESC"""), {"wkb": wkb}).scalars().all()
+    if not rows:
+        raise InvalidInput("the polygon lies outside every community", code="risk_zones.outside")
+    scope = common_division(rows)
+    return Target(kind, None, None, None, rows[0], scope, wkb, "")
+
+
+def common_division(codes: Sequence[str]) -> str:
+    """The smallest division holding every community of ``codes``: the community, its subdistrict or district."""
+    if len(set(codes)) == 1:
+        return codes[0]
+    if len({c[:9] for c in codes}) == 1:
+        return codes[0][:9] + "000"
+    return codes[0][:6] + "000000"
+
 
 
 def _may_write(who: Principal, scope_code: str, roles: Sequence[str]) -> None:
