@@ -534,29 +534,38 @@ def person_level(session: Session, who: Principal, person_id: int, at: datetime 
 
 # -- households and persons per level -----------------------------------------------------------------------------
 
-_PER_HOUSEHOLD = f"""
-WITH zv AS (SELECT v.zone_id, v.severity, v.building_id, v.unit, v.boundary FROM risk_zone_versions v
-            WHERE {IN_FORCE}),
-bs AS (SELECT b.id, b.grid_id, b.community_code, b.footprint FROM buildings b
-       WHERE b.community_code LIKE :prefix AND {{scope}}),
-area AS (SELECT bs.id, max(zv.severity) AS severity FROM bs JOIN zv ON zv.building_id IS NULL
-         AND zv.boundary && bs.footprint AND ST_Intersects(zv.boundary, ST_PointOnSurface(bs.footprint))
-         GROUP BY bs.id),
-own AS (SELECT zv.building_id AS id, zv.unit, max(zv.severity) AS severity FROM zv JOIN bs ON bs.id = zv.building_id
+_PER_UNIT = f"""
+WITH zv AS MATERIALIZED (SELECT v.zone_id, v.severity, v.building_id, v.unit, v.boundary FROM risk_zone_versions v
+                         WHERE {IN_FORCE}),
+bs AS MATERIALIZED (SELECT b.id, b.grid_id, b.community_code FROM buildings b
+                    WHERE b.community_code LIKE :prefix AND {{scope}}),
+area AS (SELECT b.id, max(zv.severity) AS severity
+         FROM zv JOIN buildings b ON zv.building_id IS NULL AND b.footprint && zv.boundary
+              AND ST_Intersects(zv.boundary, ST_PointOnSurface(b.footprint))
+         WHERE b.community_code LIKE :prefix AND {{scope}} GROUP BY b.id),
+own AS (SELECT zv.building_id AS id, zv.unit, max(zv.severity) AS severity FROM zv WHERE zv.building_id IS NOT NULL
         GROUP BY zv.building_id, zv.unit),
 ledger AS (SELECT p.household_id, count(*) AS persons FROM persons p JOIN households h ON h.id = p.household_id
            JOIN bs ON bs.id = h.building_id
            WHERE (p.moved_in IS NULL OR p.moved_in <= CAST(:at AS timestamptz)::date)
              AND (p.moved_out IS NULL OR p.moved_out > CAST(:at AS timestamptz)::date)
            GROUP BY p.household_id),
-hh AS (SELECT h.id, bs.grid_id, bs.community_code, coalesce(l.persons, h.residents) AS persons,
+units AS (SELECT h.building_id, h.unit, count(*) AS households, sum(coalesce(l.persons, h.residents)) AS persons
+          FROM households h JOIN bs ON bs.id = h.building_id LEFT JOIN ledger l ON l.household_id = h.id
+          GROUP BY h.building_id, h.unit),
+hh AS (SELECT u.households, u.persons, bs.grid_id, bs.community_code,
               greatest(a.severity, ob.severity, ou.severity) AS severity
-       FROM households h JOIN bs ON bs.id = h.building_id
-       LEFT JOIN area a ON a.id = h.building_id
-       LEFT JOIN own ob ON ob.id = h.building_id AND ob.unit IS NULL
-       LEFT JOIN own ou ON ou.id = h.building_id AND ou.unit = h.unit
-       LEFT JOIN ledger l ON l.household_id = h.id)
+       FROM units u JOIN bs ON bs.id = u.building_id
+       LEFT JOIN area a ON a.id = u.building_id
+       LEFT JOIN own ob ON ob.id = u.building_id AND ob.unit IS NULL
+       LEFT JOIN own ou ON ou.id = u.building_id AND ou.unit = u.unit)
 """
+"""Per unit of every building of ``:prefix`` in scope: households, persons and the severity at ``:at`` (households of
+a unit share its level, so the 100,000 households of a subdistrict are summed per unit before any join)."""
+
+_NO_JIT = text("SELECT set_config('jit', 'off', true)")
+"""JIT compilation took half a second of a one-second statement on a subdistrict: the planner's cost of the spatial
+join is high although the join is small. Off for the transaction of the figures."""
 
 
 @dataclass(frozen=True)
@@ -587,8 +596,9 @@ def per_level(session: Session, who: Principal, division_code: str, *, at: datet
     scope, params = building_scope(who.area, "b")
     key = "g.code" if by == "grid" else "hh.community_code"
     join = "JOIN grids g ON g.id = hh.grid_id" if by == "grid" else ""
-    rows = session.execute(text(_PER_HOUSEHOLD.format(scope=scope) + f"""
-        SELECT {key} AS code, hh.severity, count(*) AS households, coalesce(sum(hh.persons), 0) AS persons
+    session.execute(_NO_JIT)
+    rows = session.execute(text(_PER_UNIT.format(scope=scope) + f"""
+        SELECT {key} AS code, hh.severity, sum(hh.households) AS households, coalesce(sum(hh.persons), 0) AS persons
         FROM hh {join} GROUP BY 1, 2 ORDER BY 1, 2 DESC NULLS LAST"""),
         {**params, "at": when, "prefix": scope_prefix(division_code) + "%"}).all()
     return when, [LevelCount(r.code, r.severity, r.households, int(r.persons)) for r in rows]
