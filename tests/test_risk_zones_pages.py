@@ -97,3 +97,20 @@ def test_the_printable_zone_sheet(town, browser, tmp_path):
     assert page.locator("#sheet-households").inner_text() == "0" and "李*" not in page.content()
     context.close()
     assert not errors, errors
+
+
+def test_the_wall_screen_colours_communities_by_their_highest_zone(town, browser):
+    base, _, _ = town
+    context, page, errors = open_logged_in(browser, f"{base}/screen?division={factories.SUBDISTRICT}", "viewer1",
+                                           PASSWORD, viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 1", timeout=20_000)
+    assert page.locator("#kpi-risk .value").inner_text().startswith("2")
+    assert page.locator("#communities tbody td.risk-level").get_attribute("data-severity") == "5"
+    assert "红色" in page.locator("#communities tbody td.risk-level").inner_text()
+    page.wait_for_function("() => document.body.dataset.riskColoured === '1'", timeout=30_000)
+    colour = page.evaluate("() => screenPage.map.getPaintProperty('risk-communities', 'fill-color')")
+    assert colour[:3] == ["match", ["get", "code"], factories.COMMUNITY] and colour[3] == "#d32f2f"
+    assert page.evaluate("() => document.documentElement.scrollWidth <= 1920 && "
+                         "document.documentElement.scrollHeight <= 1080")
+    context.close()
+    assert not errors, errors

@@ -241,3 +241,19 @@ def test_level_resolution_on_plain_data():
         rl.Rule("rumours", 1, "red")
     s = rl.suggest("x", {"cases:epidemic": 0}, (rl.Rule("cases", 1, "yellow", ("epidemic",)),), scheme)
     assert (s.status, s.level, s.incomplete) == ("none", None, False)
+
+
+def test_the_screen_counts_zones_per_community(town):
+    from datetime import datetime, timezone
+
+    from spatial.store import screen
+
+    db, t, now = town
+    rz.designate(db, PLANNER, target_kind="division", target_ref=factories.SUBDISTRICT, level="blue", reason="r")
+    rz.designate(db, PLANNER, target_kind="building", target_ref=str(t["b1"].id), level="red", reason="r")
+    rz.designate(db, PLANNER, target_kind="unit", target_ref=str(t["b1"].id), unit="2", level="red", reason="r")
+    viewer = Principal(8, "v", "viewer", scope_code=factories.SUBDISTRICT)
+    f = screen.screen_figures(db, viewer, factories.SUBDISTRICT, at=datetime.now(timezone.utc))
+    [c] = f.communities
+    assert (c.risk_severity, c.risk_zones) == (5, {"5": 2, "2": 1})
+    assert (f.total.risk_severity, f.total.risk_zones) == (5, {"5": 2, "2": 1})

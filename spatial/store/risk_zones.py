@@ -641,6 +641,28 @@ def levels_per_community(session: Session, who: Principal, division_code: str | 
     return [out[k] for k in sorted(out)]
 
 
+def zones_per_community(session: Session, codes: Sequence[str], at: datetime) -> dict[str | None, dict[str, Any]]:
+    """Zones in force at ``at`` per community of ``codes``, by severity, and the highest severity (None: no zone):
+    a zone counts for its community, and a zone over a subdistrict or district (no community of its own) for every
+    community in it. Key None: the distinct zones of all ``codes`` together. Counts only, no household: the
+    command-centre screen colours communities by it (:mod:`spatial.store.screen`), every poll."""
+    rows = session.execute(text(f"""
+        SELECT d.code, v.zone_id, v.severity FROM divisions d
+        JOIN risk_zones z ON z.community_code = d.code
+                          OR (z.community_code IS NULL AND d.code LIKE {_ZONE_PREFIX.format(c="z.scope_code")} || '%')
+        JOIN risk_zone_versions v ON v.zone_id = z.id AND {IN_FORCE}
+        WHERE d.code = ANY(CAST(:codes AS text[]))"""), {"codes": list(codes), "at": at}).all()
+    out: dict[str | None, dict[str, Any]] = {}
+    seen: set[int] = set()
+    for code, zone_id, severity in rows:
+        for key in (code,) if zone_id in seen else (code, None):
+            entry = out.setdefault(key, {"severity": None, "zones": {}})
+            entry["zones"][str(severity)] = entry["zones"].get(str(severity), 0) + 1
+            entry["severity"] = severity if entry["severity"] is None else max(entry["severity"], severity)
+        seen.add(zone_id)
+    return out
+
+
 # -- the households of a zone ---------------------------------------------------------------------------------------
 
 _HOUSEHOLD_COLUMNS = """h.id, h.building_id, b.code AS building_code, b.name AS building_name, b.grid_id, h.unit,
