@@ -133,6 +133,9 @@ def test_the_layer_and_the_ogc_collection_as_of_a_time(town):
                  json={"level": "green", "reason": "好转", "at": (start + timedelta(days=5)).isoformat()})
     now = client.get("/api/layers/risk_zones", headers=h["viewer1"]).json()
     assert [f["properties"]["level"] for f in now["features"]] == ["green"]
+    by_severity = client.get("/api/layers/risk_zones", headers=h["viewer1"], params={"severity": "1"}).json()
+    assert len(by_severity["features"]) == 1
+    assert client.get("/api/layers/risk_zones", headers=h["viewer1"], params={"level": "red"}).json()["features"] == []
     then = client.get("/api/layers/risk_zones", headers=h["viewer1"],
                       params={"as_of": (start + timedelta(days=2)).isoformat()}).json()
     assert [(f["properties"]["level"], f["properties"]["colour"]) for f in then["features"]] == [("orange", "#f57c00")]
