@@ -166,6 +166,48 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.supervise_finished": ("事件已办结，无需督办。", "The case is finished: nothing to supervise."),
     "user.department": ("责任部门账号须填写部门名称（1–64 字），其他角色不填。",
                         "A department's account names its department (1 to 64 characters); other roles none."),
+    # -- risk zones --------------------------------------------------------------------------------------------
+    "risk_zones.scheme": ("没有分级方案 {scheme}；可用方案：{schemes}。", "No level scheme {scheme}; schemes are "
+                          "{schemes}."),
+    "risk_zones.level": ("分级方案 {scheme} 中没有等级 {level}；可选：{levels}。", "Scheme {scheme} has no level "
+                         "{level}; its levels are {levels}."),
+    "risk_zones.target": ("风险区域只能划定在 {kinds} 之上，不能是 {kind}。", "A zone is drawn on one of {kinds}, "
+                          "not {kind}."),
+    "risk_zones.target_ref": ("请指明划定对象：绘制的区域须提供图形，其他对象须提供编码或编号。",
+                              "Send a geometry for a drawn polygon, and a code or id for any other target."),
+    "risk_zones.unit": ("单元区域须同时指明楼栋和单元（只有单元区域才指明单元）。", "A unit zone names its building and "
+                        "its unit (and only a unit zone names a unit)."),
+    "risk_zones.target_missing": ("未找到划定对象：{what}。", "Not found: {what}."),
+    "risk_zones.outside": ("该对象不在任何社区内，无法确定管辖范围。", "This target lies in no community: its area "
+                           "cannot be decided."),
+    "risk_zones.naive_time": ("时间须带时区（如 2026-12-03T08:00:00+08:00）。", "Times need a time zone (e.g. "
+                              "2026-12-03T08:00:00+08:00)."),
+    "risk_zones.reason": ("请填写原因：风险区域的每次划定和调整都会记录原因。", "Say why: every designation and change "
+                          "of a zone is recorded with a reason."),
+    "risk_zones.period": ("结束时间须晚于开始（或生效）时间。", "The end must be after the start (or the time the "
+                          "change takes effect)."),
+    "risk_zones.name": ("区域名称不能超过 200 个字符。", "A zone's name is limited to 200 characters."),
+    "risk_zones.not_found": ("未找到风险区域 {zone}，或不在您的管辖范围内。", "No risk zone {zone} in your area."),
+    "risk_zones.stale": ("风险区域 {zone} 已被他人更新（当前第 {current_version} 版，您基于第 {your_version} 版），"
+                         "请刷新后重试。", "Zone {zone} is at version {current_version}, your change was made on "
+                         "version {your_version}: reload and redo it."),
+    "risk_zones.ended": ("风险区域 {zone} 已解除或已到期，请重新划定。", "Zone {zone} has ended (lifted or past its "
+                         "end): designate a new zone."),
+    "risk_zones.redraw": ("只有绘制的区域可以修改边界；其他对象请重新划定。", "Only a drawn polygon's boundary can be "
+                          "redrawn; designate the new target instead."),
+    "risk_zones.no_change": ("没有需要调整的内容：请给出新的等级、结束时间或边界。", "Nothing to change: send a new "
+                             "level, end or boundary."),
+    "risk_zones.household_missing": ("未找到住户 {household}，或不在您的管辖范围内。", "No household {household} in "
+                                     "your area."),
+    "risk_zones.person_missing": ("人员 {person} 在该时间不住在您管辖范围内的任何住户。", "Person {person} lived in "
+                                  "no household of your area at that time."),
+    "risk_zones.by": ("统计只能按网格或社区。", "Figures are per grid or per community."),
+    "risk_zones.limit": ("条数上限为 {max}。", "At most {max} rows."),
+    "risk_zones.window": ("统计时段须为 1 至 {max} 天。", "The window is 1 to {max} days."),
+    "risk_zones.rule": ("规则有误：{problem}", "A rule is wrong: {problem}"),
+    "risk_zones.no_enclosure": ("风险区域 {zone} 不在任何围合区域内：请先绘制围合，再做卡口选址。",
+                                "Zone {zone} lies in no enclosure: draw the enclosure first, then site checkpoints."),
+    "risk_zones.empty": ("风险区域 {zone} 内目前没有住户。", "Zone {zone} holds no household now."),
 }
 
 

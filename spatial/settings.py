@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         "comma-separated (e.g. 127.0.0.1,10.0.0.0/8). Empty (default): the header is ignored and the client is "
         "the connection's peer (api.proxies)")
 
+    risk_scheme: str = Field(default="five_colour", pattern=r"^[a-z][a-z0-9_]{1,39}$", description="the level "
+                             "scheme risk zones use unless one is named (a row of risk_schemes: five_colour 五色图, "
+                             "control 封控/管控/防范)")
+    risk_zone_roles: tuple[str, ...] = Field(default=("planner",), description="roles that designate, change and "
+                                             "lift risk zones within their area (admin always may), as a JSON list")
     basemaps: tuple[dict[str, Any], ...] | dict[str, dict[str, Any]] = Field(
         default=(), description="basemap tile services offered under the map pages (off on each page until chosen), "
         "as a JSON list of objects or a [basemaps.<name>] table each: name_zh, name_en, url_template ({z} {x} {y}, "

@@ -65,7 +65,8 @@ EXCLUDED = {
 
 # Operations that end an object's life; run after all the others (see _fuzz).
 ENDINGS = {("POST", "/api/field/campaigns/{campaign_id}/close"), ("DELETE", "/api/inspection/openings/{opening_id}"),
-           ("POST", "/api/grids/{code}/retire"), ("POST", "/api/grids/merge")}
+           ("POST", "/api/grids/{code}/retire"), ("POST", "/api/grids/merge"),
+           ("POST", "/api/risk-zones/{zone_id}/lift")}
 
 SCALE = float(os.environ.get("GRIDGOV_FUZZ_SCALE", "1"))
 RANDOM = SCALE != 1
@@ -116,6 +117,7 @@ def fuzz_env(pg_server, template_url, tmp_path_factory) -> Iterator[FuzzEnv]:
             load_demo(session)
             password = _demo_users(session, data_dir / "demo-credentials.txt")
             subdistrict = session.scalar(select(models.Division.code).where(models.Division.level == "subdistrict"))
+            building = session.scalar(text("SELECT min(id) FROM buildings WHERE community_code IS NOT NULL"))
         app = create_app(Settings(database_url=url, data_dir=data_dir), engine=engine)
         with TestClient(app) as client:
             headers = {user: login(client, user, password) for user in ("admin", "worker")}
@@ -124,6 +126,11 @@ def fuzz_env(pg_server, template_url, tmp_path_factory) -> Iterator[FuzzEnv]:
                                    json={"name": "fuzz", "division_code": subdistrict})
             assert campaign.status_code == 201, campaign.text
             assert client.get("/api/inspection/enclosures", headers=headers["admin"]).status_code == 200
+            # and risk zones: one over the subdistrict, one on a building (with a history)
+            for target in ({"target_kind": "division", "target_ref": subdistrict, "level": "blue"},
+                           {"target_kind": "building", "target_ref": str(building), "level": "red"}):
+                zone = client.post("/api/risk-zones", headers=headers["admin"], json={**target, "reason": "fuzz"})
+                assert zone.status_code == 201, zone.text
             with make_sessionmaker(owner)() as session:
                 known = _known_ids(session)
             yield FuzzEnv(app, headers, known)
@@ -152,6 +159,9 @@ def _known_ids(session) -> dict[str, list[Any]]:
         "enclosure_id": first("SELECT id FROM enclosures ORDER BY id LIMIT 4"),
         "opening_id": first("SELECT id FROM openings ORDER BY id LIMIT 12"),
         "household_id": first("SELECT id FROM households ORDER BY id LIMIT 4"),
+        "zone_id": first("SELECT id FROM risk_zones ORDER BY id"),
+        "building_id": first("SELECT id FROM buildings ORDER BY id LIMIT 2"),
+        "risk_zone_id": first("SELECT id FROM risk_zones ORDER BY id"),
     }
     return {
         **ids, "code": grids + divisions,

@@ -99,7 +99,7 @@ def test_error_bodies_carry_the_code_and_its_fields(app_env):
     body = client.get("/api/inspection/coverage?threshold_m=5", headers=auth).json()   # refused by the parameter
     assert (body["code"], body["field"], body["ge"]) == ("validation.greater_than_equal", "threshold_m", "10")
     assert render(body["code"], body) == "threshold_m 须不小于 10。"
-    body = client.post("/api/inspection/siting", headers=auth, json={"threshold_m": 5}).json()
+    body = client.post("/api/risk-zones", headers=auth, json={"level": "red"}).json()  # no target_kind
     assert body["code"] == "validation.missing" and render(body["code"], body).startswith("缺少必填项")
     unknown = client.get("/api/inspection/enclosures/999999/none", headers=auth).json()
     assert unknown["code"] == unknown["error"] == "NotFound"                 # kinds are their own code

@@ -119,6 +119,14 @@ def _cases(s, ids):
                       reporter_name="张三丰", reporter_phone="13812345678")
 
 
+def _risk_zones(s, ids):
+    from spatial.access import Principal
+    from spatial.store import risk_zones
+
+    risk_zones.designate(s, Principal(0, "admin1", "admin"), target_kind="grid", target_ref=ids["west_code"],
+                         level="red", reason="确诊病例", name="新风险区")
+
+
 # layer -> (zoom, the write, how the tile shows it)
 CASES = {
     "divisions": (14, _divisions, lambda fs: any(f["properties"].get("name") == "改名社区" for f in fs)),
@@ -129,6 +137,8 @@ CASES = {
     "enclosures": (15, _enclosures, lambda fs: any(f["properties"].get("name") == "新围合" for f in fs)),
     "checkpoints": (16, _checkpoints, lambda fs: any(f["properties"].get("name") == "北门" for f in fs)),
     "cases": (16, _cases, lambda fs: any(f["properties"].get("category") == "垃圾堆放" for f in fs)),
+    "risk_zones": (15, _risk_zones, lambda fs: any(f["properties"].get("name") == "新风险区"
+                                                   and f["properties"].get("colour") == "#d32f2f" for f in fs)),
 }
 
 

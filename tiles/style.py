@@ -3,7 +3,8 @@
 URLs are built by the caller (the router knows the host); ``tile_url`` is a template with ``{z}/{x}/{y}``.
 Colours follow the map page: grids blue, micro-grids teal, buildings grey (urban village buildings warm),
 enclosures orange, checkpoints by status (staffed green, sealed red, unstaffed amber), cases blue when open and
-grey when finished, with a red ring when overdue.
+grey when finished, with a red ring when overdue; risk zones in their level's colour (五色图: red, orange, yellow,
+blue, green), more opaque the higher the level.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ WORLD = [-180.0, -85.0511, 180.0, 85.0511]
 _FIELD_TYPES = {"households": "Number", "residents": "Number", "levels": "Number", "version": "Number",
                 "buildings": "Number", "seq": "Number", "grid_id": "Number", "staff_count": "Number",
                 "enclosure_id": "Number", "urban_village": "Boolean", "occupancy_estimated": "Boolean",
-                "oneway": "Boolean", "foot": "Boolean", "car": "Boolean", "open": "Boolean", "overdue": "Boolean"}
+                "oneway": "Boolean", "foot": "Boolean", "car": "Boolean", "open": "Boolean", "overdue": "Boolean",
+                "severity": "Number"}
 
 
 def vector_layer(layer: TileLayer) -> dict[str, Any]:
@@ -53,6 +55,12 @@ def _paint(layer: TileLayer) -> list[dict[str, Any]]:
             "circle-stroke-color": ["case", overdue, "#d32f2f", "#ffffff"],
             "circle-color": ["match", ["get", "state"], ["closed", "rejected", "merged"], "#9e9e9e", "deferred", "#8d6e63",
                              "#1976d2"]}}]
+    if name == "risk_zones":  # each zone in its level's colour (its scheme's), more opaque the higher the level
+        return [{**base, "id": f"{name}-fill", "type": "fill", "paint": {
+                    "fill-color": ["coalesce", ["get", "colour"], "#9e9e9e"],
+                    "fill-opacity": ["interpolate", ["linear"], ["get", "severity"], 1, 0.15, 5, 0.4]}},
+                {**base, "id": f"{name}-line", "type": "line", "paint": {
+                    "line-color": ["coalesce", ["get", "colour"], "#616161"], "line-width": 2}}]
     if layer.geometry_type in ("LineString", "MultiLineString"):
         return [{**base, "id": name, "type": "line", "paint": {
             "line-color": "#9e9e9e", "line-width": ["interpolate", ["linear"], ["zoom"], 13, 0.5, 18, 3]}}]

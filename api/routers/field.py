@@ -106,6 +106,8 @@ class CampaignCreate(BaseModel):
                                    description="metres: visits recorded farther than this from the building are "
                                                "flagged")
     description: Text(2000) | None = None
+    risk_zone_id: Id | None = Field(None, description="a risk zone: its households now (instead of grid_codes or "
+                                                       "division_code)")
 
 
 class CampaignPublic(BaseModel):
@@ -124,6 +126,7 @@ class CampaignPublic(BaseModel):
     coverage: float
     persons_targeted: int = Field(ge=0, description="current residents (population ledger) of those households")
     persons_screened: int = Field(ge=0, description="current residents of the households visited (不漏一人)")
+    risk_zone_id: int | None = Field(None, description="the risk zone whose households it targets")
 
 
 class VisitCreate(BaseModel):
@@ -282,7 +285,8 @@ def _campaign(c: campaigns.Campaign) -> CampaignPublic:
                           created_by=c.created_by, created_at=c.created_at, closed_at=c.closed_at,
                           grid_ids=list(c.grid_ids), targeted=c.targeted, screened=c.screened,
                           coverage=c.screened / c.targeted if c.targeted else 1.0,
-                          persons_targeted=c.persons_targeted, persons_screened=c.persons_screened)
+                          persons_targeted=c.persons_targeted, persons_screened=c.persons_screened,
+                          risk_zone_id=c.risk_zone_id)
 
 
 def _coverage_row(r: campaigns.ProgressRow) -> CoverageRowPublic:
@@ -360,7 +364,7 @@ def list_campaigns(session: SessionDep, who: CurrentUser,
 def open_campaign(body: CampaignCreate, session: SessionDep, who: CurrentUser) -> CampaignPublic:
     return _campaign(campaigns.open_campaign(session, who, body.name, grid_codes=body.grid_codes,
                                          division_code=body.division_code, flag_distance_m=body.flag_distance_m,
-                                         description=body.description))
+                                         description=body.description, risk_zone_id=body.risk_zone_id))
 
 
 @api.get("/campaigns/{campaign_id}", response_model=CampaignPublic, summary="One campaign (排查任务详情)")

@@ -27,7 +27,7 @@ from spatial.analysis.siting import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from spatial.errors import InvalidInput
 from spatial.geometry.crs import CoordSys, parse_crs
 from spatial.geometry.validate import position_from_xy
-from spatial.store import coverage, enclosure_siting, patrols
+from spatial.store import coverage, enclosure_siting, patrols, risk_zones
 from spatial.store.opening_scan import MAX_FROM_PERIMETER_LIMIT_M, MIN_DISTANCE_M
 from spatial.store.tours import MAX_STOPS
 from spatial.store import openings as op
@@ -125,7 +125,8 @@ class CheckpointCreate(BaseModel):
 
 
 class SitingIn(BaseModel):
-    enclosure_id: Id
+    enclosure_id: Id | None = Field(None, description="the enclosure (or risk_zone_id)")
+    risk_zone_id: Id | None = Field(None, description="a risk zone: its enclosure, or the smallest holding it")
     problem: Literal["set_cover", "max_cover"] = Field(
         "set_cover", description="set_cover: fewest checkpoints covering everyone; max_cover: p covering the most")
     p: int | None = Field(None, ge=1, le=10_000, description="checkpoints to staff (max_cover)")
@@ -347,7 +348,10 @@ def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "che
                          "straight-line. Writes nothing.")
 def site_checkpoints(body: SitingIn, session: SessionDep, who: CurrentUser, settings: SettingsDep) -> SitingPublic:
     coords = parse_crs(body.crs)
-    r = enclosure_siting.plan_siting(session, who, body.enclosure_id, problem=body.problem,
+    if (body.enclosure_id is None) == (body.risk_zone_id is None):
+        raise InvalidInput("name either an enclosure_id or a risk_zone_id")
+    enclosure_id = body.enclosure_id or risk_zones.enclosure_of(session, who, body.risk_zone_id)
+    r = enclosure_siting.plan_siting(session, who, enclosure_id, problem=body.problem,
                                      threshold_m=body.threshold_m, distance=body.distance, p=body.p,
                                      candidates=body.candidates, keep_opening_ids=body.keep_opening_ids,
                                      time_limit_s=body.time_limit_s, solver=body.solver,

@@ -48,6 +48,13 @@ def inspector_report_page(request: Request) -> HTMLResponse:
     return _page(request, "inspector_report.html")
 
 
+@router.get("/risk-zones/{zone_id}/sheet", response_class=HTMLResponse)
+def risk_zone_sheet_page(request: Request, zone_id: int) -> HTMLResponse:
+    """The printable zone sheet (区域清单): boundary on a map, level and period, households per grid (and the masked
+    list for household roles), checkpoints around it, a print button; data from /api/risk-zones/{zone_id}/sheet."""
+    return _page(request, "risk_zone_sheet.html")
+
+
 @router.get("/screen", response_class=HTMLResponse)
 def screen_page(request: Request) -> HTMLResponse:
     """The command centre's wall screen (大屏, 1920×1080): map and live figures per community (?division=code)."""

@@ -40,6 +40,10 @@ class CommunityFiguresPublic(BaseModel):
     overdue_cases: int
     openings: OpeningFigures = Field(description="the inspector's figures of the community's enclosures")
     staffed_now: int = Field(description="checkpoints staffed at this minute (their schedule, Asia/Shanghai)")
+    risk_severity: int | None = Field(None, ge=1, le=9, description="the highest severity of the risk zones in force "
+                                                                   "(1–9, the schemes' shared scale); null: none")
+    risk_zones: dict[str, int] = Field({}, description="risk zones in force by severity (a zone over a subdistrict "
+                                                       "counts for each of its communities; the total counts it once)")
 
 
 class ScreenPublic(BaseModel):
@@ -56,7 +60,7 @@ REFRESH_S = 20
 
 @router.get("/figures", response_model=ScreenPublic, summary="Live figures per community (大屏数据)",
             description="Households, persons, screening coverage of the open campaigns, open and overdue cases, "
-                        "openings and checkpoints (staffed now) per community of a division in the caller's area, "
+                        "openings and checkpoints (staffed now), risk zones in force by level per community of a division in the caller's area, "
                         "and their total. `division` defaults to the caller's own area.")
 def figures(session: SessionDep, who: CurrentUser, settings: SettingsDep,
             division: Annotated[DivisionCode | None, Query(description="a district, subdistrict or community "

@@ -3,6 +3,8 @@
 // cases (a red ring when past their deadline) and the hot spots where one kind of case keeps coming back.
 // All data comes from this server's /api/layers in EPSG:4326; no basemap unless one is configured and chosen
 // (then its tiles come through this server, and under a GCJ-02 one the layers are drawn shifted: common.js).
+// Risk zones (五色图) are drawn in their level's colour; a slider replays the last 28 days day by day (the layer as
+// in force then: GET /api/layers/risk_zones?as_of=), with a legend of every scheme's levels.
 "use strict";
 const LABELS = {
   zh: { title: "网格化服务管理地图", communities: "社区", grids: "网格", buildings: "楼栋 (放大后显示)", streets: "道路与步道",
@@ -12,7 +14,10 @@ const LABELS = {
         openings: "出入口", unguarded: "放行缺口", street: "道路",
         in_range: "户数在 300–500 之间", out_range: "户数超出范围", estimated: "(估算)",
         cases: "待办事件", hotspots: "事件高发点位", overdue: "超期", category: "类别", state: "状态",
-        priority: "优先级", reported: "上报时间", count: "事件数" },
+        priority: "优先级", reported: "上报时间", count: "事件数",
+        zones: "风险区域", zone_title: "风险区域（五色图）", zone_now: "当前", zone_days_ago: "{n} 天前",
+        zone_play: "回放近 28 天", zone_stop: "停止", zone_day: "日期", zone_count: "区域数", level: "等级",
+        valid_from: "起始", valid_to: "截止", until_lifted: "至解除", reason: "原因", sheet: "打印区域清单" },
   en: { title: "Community grid map", communities: "Communities", grids: "Grids",
         buildings: "Buildings (zoom in)", streets: "Streets and footpaths", enclosures: "Enclosures",
         checkpoints: "Openings and checkpoints", households: "Households", residents: "Residents", levels: "Levels",
@@ -21,13 +26,17 @@ const LABELS = {
         openings: "Openings", unguarded: "Unguarded", street: "Street",
         in_range: "300–500 households", out_range: "households out of range", estimated: "(estimated)",
         cases: "Open cases", hotspots: "Case hot spots", overdue: "Overdue", category: "Category", state: "State",
-        priority: "Priority", reported: "Reported", count: "Cases" },
+        priority: "Priority", reported: "Reported", count: "Cases",
+        zones: "Risk zones", zone_title: "Risk zones (five colours)", zone_now: "now", zone_days_ago: "{n} days ago",
+        zone_play: "Replay the last 28 days", zone_stop: "Stop", zone_day: "Day", zone_count: "Zones", level: "Level",
+        valid_from: "From", valid_to: "To", until_lifted: "until lifted", reason: "Reason", sheet: "Print zone sheet" },
 };
 const { t, esc, api } = gridgov;
 
 const map = L.map("map", { preferCanvas: true, zoomControl: true, zoomSnap: 0.25 }).setView([22.565, 114.072], 15);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const layers = {
+  zones: L.geoJSON(null, { style: zoneStyle, onEachFeature: (f, l) => l.bindPopup(() => zonePopup(f.properties)) }),
   communities: L.geoJSON(null, { style: { color: "#555", weight: 3, fill: false, dashArray: "6 4" },
                                  onEachFeature: (f, l) => l.bindTooltip(esc(gridgov.state.lang === "zh" ? f.properties.name : f.properties.name_en || f.properties.name)) }),
   grids: L.geoJSON(null, { style: gridStyle, onEachFeature: (f, l) => l.bindPopup(() => gridPopup(f.properties)) }),
@@ -45,6 +54,8 @@ const layers = {
                            onEachFeature: (f, l) => l.bindPopup(() => casePopup(f.properties)) }),
 };
 const OVERDUE_RING = "#d32f2f", CASE_FILL = "#1976d2";
+const REPLAY_DAYS = 28, REPLAY_STEP_MS = 700, DAY_MS = 86400e3;
+let replay = null;
 let control = null;
 
 function gridStyle(f) {
@@ -54,6 +65,16 @@ function gridStyle(f) {
 function caseStyle(p) {  // overdue: a thick red ring around the dot
   return p.overdue ? { radius: 7, weight: 3, color: OVERDUE_RING, fillColor: CASE_FILL, fillOpacity: 1 }
                    : { radius: 5, weight: 1, color: "#fff", fillColor: CASE_FILL, fillOpacity: 1 };
+}
+function zoneStyle(f) {  // the level's colour, more opaque the higher the level
+  const p = f.properties;
+  return { color: p.colour || "#757575", weight: 2, fillColor: p.colour || "#9e9e9e", fillOpacity: 0.12 + 0.06 * (p.severity || 1) };
+}
+function zonePopup(p) {
+  const level = gridgov.state.lang === "zh" ? p.label_zh : p.label_en;
+  return `<b>${esc(p.name)}</b><table>${row("level", level)}${row("valid_from", new Date(p.valid_from).toLocaleString())}` +
+         `${row("valid_to", p.valid_to ? new Date(p.valid_to).toLocaleString() : t("until_lifted"))}${row("reason", p.reason)}</table>` +
+         `<a href="/risk-zones/${encodeURIComponent(p.id)}/sheet" target="_blank" rel="noopener">${esc(t("sheet"))}</a>`;
 }
 function row(key, value) { return `<tr><th>${esc(t(key))}</th><td>${esc(value)}</td></tr>`; }
 function gridPopup(p) {
@@ -125,6 +146,55 @@ function summarize(grids, checkpoints, cases) {
   map.attributionControl.addAttribution("© OpenStreetMap contributors (imported data) · synthetic demo data");
 }
 
+// -- risk zones: legend, slider over the last 28 days, replay ---------------------------------------------------
+async function zonePanel() {
+  const schemes = await api("/api/risk-zones/schemes").catch(() => []);
+  const name = (x) => (gridgov.state.lang === "zh" ? x.label_zh : x.label_en);
+  const legend = schemes.map((s) => `<div class="zone-legend" data-scheme="${esc(s.name)}">${esc(name(s))}: ` +
+    s.levels.map((l) => `<i style="background:${esc(l.colour)}"></i>${esc(name(l))}`).join(" ") + "</div>").join("");
+  document.getElementById("zone-panel").innerHTML =
+    `<div><b>${esc(t("zone_title"))}</b> · ${esc(t("zone_count"))} <b id="zone-count">0</b></div>${legend}` +
+    `<label>${esc(t("zone_day"))} <input id="zone-day" type="range" min="-${REPLAY_DAYS}" max="0" step="1" value="0"></label>` +
+    ` <output id="zone-when" for="zone-day">${esc(t("zone_now"))}</output> ` +
+    `<button id="zone-play" type="button">${esc(t("zone_play"))}</button>`;
+  document.getElementById("zone-day").addEventListener("input", (e) => loadZones(Number(e.target.value)).catch(console.error));
+  document.getElementById("zone-play").addEventListener("click", () => (replay ? stopReplay() : startReplay()));
+}
+
+async function loadZones(day) {  // day: 0 now, -n n days ago (the layer as in force then)
+  const asOf = day < 0 ? `&as_of=${encodeURIComponent(new Date(Date.now() + day * DAY_MS).toISOString())}` : "";
+  const fc = await api(`/api/layers/risk_zones?limit=10000${asOf}`);
+  fc.features.sort((a, b) => a.properties.severity - b.properties.severity);  // the highest drawn last, on top
+  layers.zones.clearLayers().addData(fc);
+  const when = document.getElementById("zone-when"), slider = document.getElementById("zone-day");
+  if (slider && Number(slider.value) !== day) slider.value = String(day);
+  if (when) when.textContent = day === 0 ? t("zone_now") : `${t("zone_days_ago").replace("{n}", -day)} · ` +
+    new Date(Date.now() + day * DAY_MS).toLocaleDateString(gridgov.state.lang === "zh" ? "zh-CN" : "en-GB");
+  document.getElementById("zone-count").textContent = fc.features.length;
+  document.body.dataset.zones = fc.features.length;
+  document.body.dataset.zoneDay = day;
+  document.body.dataset.zoneLevels = fc.features.map((f) => f.properties.level).join(",");
+}
+
+function startReplay() {  // from 28 days ago to today, one day per step, then stop on today
+  let day = -REPLAY_DAYS;
+  document.getElementById("zone-play").textContent = t("zone_stop");
+  const step = async () => {
+    await loadZones(day).catch(console.error);
+    if (day >= 0) { stopReplay(); return; }
+    day += 1;
+    replay = setTimeout(step, REPLAY_STEP_MS);
+  };
+  replay = setTimeout(step, 0);
+}
+function stopReplay() {
+  clearTimeout(replay);
+  replay = null;
+  const button = document.getElementById("zone-play");
+  if (button) button.textContent = t("zone_play");
+  document.body.dataset.replayed = "1";
+}
+
 function buildControl() {
   if (control) control.remove();
   const overlays = {};
@@ -135,7 +205,11 @@ function buildControl() {
 async function start() {
   buildControl();
   await basemaps.control(map).catch(console.error);
+  stopReplay();
+  delete document.body.dataset.replayed;
+  await zonePanel();
   await loadStatic();
+  await loadZones(0);
   await loadInView();
 }
 

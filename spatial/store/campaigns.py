@@ -26,7 +26,7 @@ from spatial import privacy
 from spatial.access import Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope
 from spatial.geometry.codes import division_level, scope_prefix
-from spatial.store import audit
+from spatial.store import audit, risk_zones
 from spatial.store.engine import cached_text
 from spatial.store.household_reads import HouseholdView, audit_read
 from spatial.store.scope import campaign_scope, grid_scope
@@ -58,10 +58,12 @@ class Campaign:
     screened: int = 0
     persons_targeted: int = 0
     persons_screened: int = 0
+    risk_zone_id: int | None = None
 
 
 _CAMPAIGN_COLUMNS = ("c.id, c.name, c.description, c.division_code, c.status, c.flag_distance_m, c.created_by, "
-                     "c.created_at, c.closed_at")
+                     "c.created_at, c.closed_at, "
+                     "(SELECT rc.zone_id FROM risk_zone_campaigns rc WHERE rc.campaign_id = c.id) AS risk_zone_id")
 
 
 def campaign_sql(who: Principal, *, chosen: bool) -> str:
@@ -108,9 +110,12 @@ def current_campaign_id(session: Session, who: Principal) -> int | None:
 
 def open_campaign(session: Session, who: Principal, name: str, *, grid_codes: Sequence[str] = (),
                   division_code: str | None = None, flag_distance_m: float = DEFAULT_FLAG_DISTANCE_M,
-                  description: str | None = None) -> Campaign:
+                  description: str | None = None, risk_zone_id: int | None = None) -> Campaign:
     """Open a screening campaign over ``grid_codes`` or every current grid of ``division_code`` (a community or
-    subdistrict), targeting every household in their buildings now. Planners (within their scope) and admins.
+    subdistrict), targeting every household in their buildings now; or over the risk zone ``risk_zone_id``,
+    targeting the households in the zone now (:func:`spatial.store.risk_zones.zone_household_grids`; a household
+    whose building has no grid cannot be targeted and is left out) in the grids holding them, each of which must lie
+    in the caller's area. Planners (within their scope) and admins.
 
     ``flag_distance_m`` (metres, 1–5000): visits recorded farther than this from the building are flagged.
     """
@@ -118,29 +123,56 @@ def open_campaign(session: Session, who: Principal, name: str, *, grid_codes: Se
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("a campaign needs a name of 1–200 characters")
-    if bool(grid_codes) == bool(division_code):
-        raise InvalidInput("open a campaign over either a list of grid codes or one division code")
+    if sum(map(bool, (grid_codes, division_code, risk_zone_id))) != 1:
+        raise InvalidInput("open a campaign over either a list of grid codes, one division code or one risk zone")
     if not (math.isfinite(flag_distance_m) and 1 <= flag_distance_m <= 5000):
         raise InvalidInput(f"flag_distance_m must be between 1 and 5000 m, got {flag_distance_m}")
     if description is not None and len(description) > 2000:
         raise InvalidInput("the description is limited to 2000 characters")
-    grid_ids = _campaign_grids(session, who, tuple(grid_codes), division_code)
+    zone_targets = _zone_targets(session, who, risk_zone_id) if risk_zone_id is not None else None
+    grid_ids = (sorted({g for _, g in zone_targets}) if zone_targets is not None
+                else _campaign_grids(session, who, tuple(grid_codes), division_code))
     campaign_id = session.execute(text("""
         INSERT INTO campaigns (name, description, division_code, flag_distance_m, created_by)
         VALUES (:name, :description, :division, :flag, :by) RETURNING id"""),
         {"name": name, "description": description, "division": division_code, "flag": flag_distance_m,
          "by": who.username}).scalar_one()
+    if risk_zone_id is not None:
+        session.execute(text("INSERT INTO risk_zone_campaigns (campaign_id, zone_id) VALUES (:c, :z)"),
+                        {"c": campaign_id, "z": risk_zone_id})
     session.execute(text("INSERT INTO campaign_grids (campaign_id, grid_id) SELECT :c, unnest(CAST(:g AS integer[]))"),
                     {"c": campaign_id, "g": grid_ids})
-    targeted = session.execute(text("""
-        INSERT INTO campaign_targets (campaign_id, household_id, grid_id)
-        SELECT :c, h.id, b.grid_id FROM households h JOIN buildings b ON b.id = h.building_id
-        WHERE b.grid_id = ANY(CAST(:g AS integer[]))"""), {"c": campaign_id, "g": grid_ids}).rowcount
+    if zone_targets is not None:
+        targeted = session.execute(text("""
+            INSERT INTO campaign_targets (campaign_id, household_id, grid_id)
+            SELECT :c, t.h, t.g FROM unnest(CAST(:h AS bigint[]), CAST(:g AS integer[])) AS t(h, g)"""),
+            {"c": campaign_id, "h": [h for h, _ in zone_targets], "g": [g for _, g in zone_targets]}).rowcount
+    else:
+        targeted = session.execute(text("""
+            INSERT INTO campaign_targets (campaign_id, household_id, grid_id)
+            SELECT :c, h.id, b.grid_id FROM households h JOIN buildings b ON b.id = h.building_id
+            WHERE b.grid_id = ANY(CAST(:g AS integer[]))"""), {"c": campaign_id, "g": grid_ids}).rowcount
     if targeted == 0:
         raise InvalidInput("there are no households in these grids to screen")
     audit.record(session, who, "open_campaign", object_type="campaign", object_id=campaign_id,
                  purpose=f"{name}: {len(grid_ids)} grids, {targeted} households")
     return get_campaign(session, who, campaign_id)
+
+
+def _zone_targets(session: Session, who: Principal, zone_id: int) -> list[tuple[int, int]]:
+    """(household id, grid id) of the households in the risk zone now, each grid in the caller's area."""
+    risk_zones.get_zone(session, who, zone_id)
+    now = session.execute(text("SELECT now()")).scalar_one()
+    pairs = [(h, g) for h, g in risk_zones.zone_household_grids(session, zone_id, now) if g is not None]
+    if not pairs:
+        raise InvalidInput(f"risk zone {zone_id} holds no household now", code="risk_zones.empty", zone=zone_id)
+    scope, params = grid_scope(who.area)
+    outside = session.execute(text(f"SELECT g.code FROM grids g WHERE g.id = ANY(:ids) AND NOT ({scope}) "
+                                   "ORDER BY g.code"), {**params, "ids": sorted({g for _, g in pairs})}).scalars().all()
+    if outside:
+        raise Forbidden(f"risk zone {zone_id} has households in grids {', '.join(outside[:10])} outside your area",
+                        code="scope.outside_area", what=", ".join(outside[:10]), area=who.scope_code or "")
+    return pairs
 
 
 def _campaign_grids(session: Session, who: Principal, grid_codes: tuple[str, ...],

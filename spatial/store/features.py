@@ -6,9 +6,10 @@ household counts are NULL outside the caller's household scope, in the propertie
 come back in EPSG:4326 (lon, lat); the caller converts them to the requested CRS. Paging is by ``offset``
 over the layer's key, so pages are stable while the data do not change.
 
-``datetime`` applies to layers with history (grids): it reads the plan in force at that instant from
+``datetime`` applies to layers with history (grids, risk zones): it reads the plan in force at that instant from
 ``grid_versions`` — the same rows as :func:`spatial.store.layers.grid_plan_as_of` — with the layer's usual
-columns (the building and household counts are today's, computed for the grid as it was drawn then).
+columns (the building and household counts are today's, computed for the grid as it was drawn then); for risk
+zones, the period of each zone's history containing that instant (``risk_zone_versions``).
 """
 
 from __future__ import annotations
@@ -133,5 +134,5 @@ def time_extent(session: Session, name: str) -> tuple[str | None, str | None] | 
     spec = layer(name)
     if not spec.history:
         return None
-    first = session.execute(text("SELECT min(valid_from) FROM grid_versions")).scalar_one()
+    first = session.execute(text(spec.history_first)).scalar_one()
     return (first.isoformat() if first else None, None)

@@ -57,6 +57,7 @@ class Layer:
     tile_geom: str | None = None             # a stored EPSG:3857 copy of ``geom`` for tiles (None: transformed per row)
     counts: tuple[str, ...] = ()             # per-building household counts: NULL outside the caller's household scope
     tile_window_s: int = 0                   # attributes change with the clock (overdue): cached tiles at most this old
+    history_first: str = "SELECT min(valid_from) FROM grid_versions"  # the first instant of ``history``
 
     def tile_attributes(self, zoom: int) -> tuple[str, ...]:
         """Attribute names carried by tiles at ``zoom`` (fewer at overview zooms, to keep tiles small)."""
@@ -94,6 +95,22 @@ _CASE_COLUMNS = {
     "overdue": "coalesce(t.open AND t.deadline < now(), false)", "grid_code": "t.grid_code",
     "community_code": "t.community_code", "reported_at": "t.reported_at",
 }
+
+# Risk zones in force at ``{at}`` (now() for the current layer, ``:at`` as of a time): one row per zone, the period
+# of its history containing that instant (spatial.store.risk_zones), with its level's colour from its scheme.
+_RISK_ZONES = """(SELECT v.zone_id AS id, z.name, z.target_kind, z.target_ref, z.community_code, z.scope_code, v.version,
+                         v.scheme, v.level, v.severity, v.valid_from, v.valid_to, v.author, v.reason, v.boundary,
+                         l.value->>'colour' AS colour, l.value->>'label_zh' AS label_zh,
+                         l.value->>'label_en' AS label_en
+                  FROM risk_zone_versions v JOIN risk_zones z ON z.id = v.zone_id
+                  JOIN risk_schemes s ON s.name = v.scheme
+                  CROSS JOIN LATERAL (SELECT value FROM jsonb_array_elements(s.levels) WHERE value->>'level' = v.level
+                                      LIMIT 1) l
+                  WHERE v.valid_from <= {at} AND (v.valid_to IS NULL OR v.valid_to > {at})) t"""
+_RISK_ZONE_COLUMNS = {c: f"t.{c}" for c in (
+    "id", "name", "target_kind", "target_ref", "community_code", "scope_code", "version", "scheme", "level",
+    "severity", "colour", "label_zh", "label_en", "valid_from", "valid_to", "author", "reason")}
+_RISK_ZONE_COLUMNS["area_m2"] = "round(ST_Area(ST_Transform(t.boundary, :srid))::numeric, 1)"
 
 LAYERS: dict[str, Layer] = {
     "divisions": Layer("divisions t", "boundary", "code", {
@@ -143,6 +160,14 @@ LAYERS: dict[str, Layer] = {
                    tile_columns=("category_code", "category", "state", "state_label", "priority", "open", "overdue",
                                  "grid_code"), overview_columns=("category_code", "state", "overdue"),
                    tile_window_s=60),
+    "risk_zones": Layer(_RISK_ZONES.format(at="now()"), "boundary", "id", _RISK_ZONE_COLUMNS,
+                        ("level", "scheme", "severity", "community_code", "target_kind"), "风险区域", "Risk zones",
+                        geometry_type="MultiPolygon", min_zoom=10, detail_zoom=14,
+                        tile_columns=("name", "level", "severity", "colour", "label_zh", "label_en", "target_kind",
+                                      "version", "community_code"),
+                        overview_columns=("level", "severity", "colour"),
+                        history=_RISK_ZONES.format(at=":at"), tile_window_s=60,
+                        history_first="SELECT min(valid_from) FROM risk_zone_versions"),
 }
 
 
@@ -161,11 +186,15 @@ def layer(name: str) -> Layer:
 
 def read_layer(session: Session, name: str, *, scope: Scope, bbox: tuple[float, float, float, float] | None = None,
                where: dict[str, Any] | None = None, limit: int = 1000, offset: int = 0,
-               metric_srid: int = 4547) -> list[Feature]:
+               metric_srid: int = 4547, at: datetime | None = None) -> list[Feature]:
     """Features of layer ``name`` intersecting ``bbox`` (lon/lat, EPSG:4326) and matching ``where``
     (equality on the layer's filter fields), ordered by key, at most ``limit`` (≤ 10,000); counts outside the
-    household ``scope`` of the caller NULL (:func:`visible_columns`)."""
+    household ``scope`` of the caller NULL (:func:`visible_columns`). ``at``: as in force then, from the layer's
+    history (InvalidInput for a layer without one)."""
     spec = layer(name)
+    if at is not None and not spec.history:
+        raise InvalidInput(f"layer {name} has no history: as_of applies to "
+                           f"{', '.join(n for n, s in LAYERS.items() if s.history)}")
     unknown = set(where or {}) - set(spec.filters)
     if unknown:
         raise InvalidInput(f"layer {name} cannot be filtered by {', '.join(sorted(unknown))}; "
@@ -174,7 +203,8 @@ def read_layer(session: Session, name: str, *, scope: Scope, bbox: tuple[float, 
     for i, (field, value) in enumerate((where or {}).items()):
         clauses.append(f"t.{field} = :w{i}")
         params[f"w{i}"] = value
-    return select_features(session, spec, spec.source, clauses, {**params, "srid": metric_srid}, scope=scope,
+    source = spec.history if at is not None else spec.source
+    return select_features(session, spec, source, clauses, {**params, "srid": metric_srid, "at": at}, scope=scope,
                            limit=limit, offset=offset)
 
 

@@ -5,7 +5,9 @@ persons (current residents of the population ledger, 实有人口; 0 where no le
 (households visited / targeted, all open campaigns together); open and overdue cases (open: not closed or
 rejected; overdue: open and past their working-time deadline); openings of the enclosures with the inspector's
 definitions (:func:`spatial.store.openings.opening_counts`) plus the checkpoints staffed *now* (their schedule
-covers this minute of the week, Asia/Shanghai). Only counts, never a household or a person: a viewer may see them.
+covers this minute of the week, Asia/Shanghai); the risk zones in force per level and the highest level
+(:func:`spatial.store.risk_zones.zones_per_community`), which the screen colours communities by. Only counts, never a
+household or a person: a viewer may see them.
 
 Costs: four grouped statements (households/persons, campaigns, cases, enclosures) and the openings of the
 division's enclosures read once; the screen polls it (``api/static/screen.js``).
@@ -24,6 +26,7 @@ from spatial.case_flow import TERMINAL
 from spatial.errors import NotFound
 from spatial.geometry.codes import scope_prefix
 from spatial.store import openings as op
+from spatial.store import risk_zones
 from spatial.store.scope import building_scope, grid_scope
 from spatial.worktime import LOCAL
 
@@ -45,6 +48,8 @@ class CommunityFigures:
     overdue_cases: int = 0
     openings: dict[str, int] = field(default_factory=lambda: op.opening_counts([]))
     staffed_now: int = 0
+    risk_severity: int | None = None
+    risk_zones: dict[str, int] = field(default_factory=dict)
 
     @property
     def coverage(self) -> float | None:
@@ -125,8 +130,14 @@ def screen_figures(session: Session, who: Principal, division: str, *, at: datet
         rows[code].openings = op.opening_counts(found)
         rows[code].staffed_now = sum(1 for o in found if o.status == "checkpoint" and o.checkpoint
                                      and o.checkpoint.staffed and minute in o.checkpoint.schedule)
+    zones = risk_zones.zones_per_community(session, codes, at)
+    for code, entry in zones.items():
+        if code in rows:
+            rows[code].risk_severity, rows[code].risk_zones = entry["severity"], entry["zones"]
     communities = list(rows.values())
     total = CommunityFigures(None, head.name)
+    if None in zones:
+        total.risk_severity, total.risk_zones = zones[None]["severity"], zones[None]["zones"]
     for c in communities:
         for key in ("households", "persons", "targeted", "screened", "open_cases", "overdue_cases", "staffed_now"):
             setattr(total, key, getattr(total, key) + getattr(c, key))
