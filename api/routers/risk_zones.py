@@ -168,7 +168,7 @@ class LevelCountPublic(BaseModel):
     persons: int = Field(ge=0)
 
 
-class FiguresPublic(BaseModel):
+class ZoneFiguresPublic(BaseModel):
     division: str
     by: Literal["grid", "community"]
     at: datetime
@@ -331,12 +331,12 @@ def person_level(person_id: BigId, session: SessionDep, who: CurrentUser, at: At
     return _answer(store.person_level(session, who, person_id, at), store.schemes(session))
 
 
-@router.get("/figures", response_model=FiguresPublic, summary="Households and persons per level (分级户数人数)",
+@router.get("/figures", response_model=ZoneFiguresPublic, summary="Households and persons per level (分级户数人数)",
             description="Per grid (or community) of a subdistrict or community in your area, at a time.")
 def figures(session: SessionDep, who: CurrentUser, division: Annotated[DivisionCode, Query()], at: At = None,
-            by: Annotated[Literal["grid", "community"], Query()] = "grid") -> FiguresPublic:
+            by: Annotated[Literal["grid", "community"], Query()] = "grid") -> ZoneFiguresPublic:
     when, rows = store.per_level(session, who, division, at=at, by=by)
-    return FiguresPublic(division=division, by=by, at=when,
+    return ZoneFiguresPublic(division=division, by=by, at=when,
                          rows=[LevelCountPublic(code=r.code, severity=r.severity, households=r.households,
                                                 persons=r.persons) for r in rows])
 
@@ -430,3 +430,4 @@ def zone_sheet(zone_id: Id, session: SessionDep, who: CurrentUser, settings: Set
                        residents=sum(int(g["residents"]) for g in sheet["grids"]),
                        grids=[{**g, "residents": int(g["residents"])} for g in sheet["grids"]],
                        checkpoints=checkpoints)
+
