@@ -113,6 +113,9 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
      "community with a layer that has community codes"),
     (r"POST /api/cases/\{case_id\}/actions", {409}, "Conflict", r"is not possible for a case",
      "the workflow's order (the allowed actions are listed)"),
+    # -- the caller's account: a division given or the caller's own area (the admin of the run has none)
+    (r"GET /api/screen/figures", {422}, "InvalidInput", r"your account has no area of its own",
+     "division may be left out by a caller with an area of their own"),
     # -- Open311 (errors as its list of {code, description}, seen here as error "Open311")
     (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"is not in any community gridgov serves",
      "a position in a community (the map)"),
