@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections import Counter, defaultdict
 from typing import Any
 from xml.etree import ElementTree
@@ -36,6 +37,7 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import CHECKS as REGISTRY
 from schemathesis.checks import load_all_checks
 from schemathesis.core.failures import Failure
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.hypothesis.builder import HypothesisTestConfig, HypothesisTestMode, create_test
 
 from tests.test_fuzz_api import (  # noqa: F401 - fuzz_env is a fixture
@@ -50,6 +52,9 @@ FULL = os.environ.get("GRIDGOV_CONTRACT") == "1"
 EXAMPLES = 10 if FULL else 5
 MINIMUM_REQUESTS = 4000 if FULL else 3500
 
+ONLY = os.environ.get("GRIDGOV_CONTRACT_ONLY", "")
+"""A regular expression over "METHOD /path": run only the operations it finds (to look into one failure)."""
+
 _ANY = r".*"
 _GRID_EDITS = r"(PATCH|POST|PUT) /api/grids(/merge|/\{code\}(/boundary|/split|/retire|/revert)?)"
 UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
@@ -62,6 +67,8 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (_ANY, {400}, "UnknownCRS", r"Unknown coordinate system '[^']*\d'", "an EPSG code PROJ does not know"),
     (r"GET /ogc/.*", {400}, "InvalidInput", r"filter|CQL2|cql2|not an RFC 3339 instant",
      "a CQL2 text that does not parse (a grammar), a calendar date that does not exist"),
+    (r"GET /ogc/.*", {400}, "InvalidInput", r"bbox '[^']*' is reversed",
+     "a bbox's lower corner below its upper corner (one number compared with another)"),
     # -- the stored data: versions, existence and kind of what a value names
     (_ANY, {412}, "StaleEdit", r"", "the version sent is not the stored one"),
     (_ANY, {422}, "InvalidInput", r"is not a community code|no households (in|live)|nothing left to visit|"
@@ -131,6 +138,12 @@ over "METHOD /path"), statuses, the answer's ``error``, a pattern its ``detail``
 def _checks() -> list:
     load_all_checks()
     return [check for check in REGISTRY.get_all() if check.__name__ not in STATEFUL]
+
+
+def _component(failure: Failure) -> str:
+    """What a failure says was invalid about the case (schemathesis' "Invalid component: ..."), if it says."""
+    found = re.search(r"Invalid component:.*", str(getattr(failure, "message", "") or ""), re.S)
+    return f" ({found.group(0)[:200]})" if found else ""
 
 
 def _failures_of(exc: BaseException) -> list[Failure]:
@@ -212,6 +225,15 @@ def _unstatable(label: str, status: int, text: str) -> str | None:
     return None
 
 
+def _spoils_authorization(case) -> bool:
+    """Whether a negative case's mutations leave out or change the Authorization header: it is then sent as
+    generated, without the admin's token (which would put the header back, and the case be accepted)."""
+    data = case.meta.phase.data if case.meta is not None else None
+    return any(m.parameter_location == ParameterLocation.HEADER
+               and "authorization" in f"{m.parameter} {m.original_value} {m.new_value}".lower()
+               for m in getattr(data, "mutations", None) or ())
+
+
 def _caller(env: FuzzEnv, op, known: dict[str, list[Any]], checks: list,
             found: dict[str, dict[str, list[str]]], explained: Counter, doc: dict):
     """The test function of ``op``: send the case as admin, record every failed check in ``found`` (a refusal of
@@ -224,11 +246,12 @@ def _caller(env: FuzzEnv, op, known: dict[str, list[Any]], checks: list,
     def call(case) -> None:
         if case.meta is None or case.meta.generation.mode.is_positive:
             _steer(case, known, versioned, accept)
+        sent_headers = {} if _spoils_authorization(case) else headers
         env.requests["admin"] += 1
-        response = case.call(headers=headers)
+        response = case.call(headers=sent_headers)
         env.statuses["admin", _label(op)][response.status_code] += 1
         try:
-            case.validate_response(response, checks=checks, headers=headers)
+            case.validate_response(response, checks=checks, headers=sent_headers)
         except (Failure, BaseExceptionGroup) as exc:
             sent = {"path": case.path_parameters, "query": case.query, "body": case.body}
             for failure in _failures_of(exc):
@@ -247,7 +270,7 @@ def _caller(env: FuzzEnv, op, known: dict[str, list[Any]], checks: list,
                     explained["two schemes on one header: the valid bearer stays while the check spoils Basic"] += 1
                     continue
                 found[kind][_label(op)].append(
-                    f"{response.status_code} {failure.title} | sent {sent!r:.400} | got {_text(response)}")
+                    f"{response.status_code} {failure.title}{_component(failure)} | sent {sent!r:.400} | got {_text(response)}")
 
     return call
 
@@ -262,7 +285,7 @@ def _contract_run(env: FuzzEnv) -> tuple[dict[str, dict[str, list[str]]], Counte
     explained: Counter = Counter()
     for endings in (False, True):
         for op in _operations(schema):
-            if ((op.method.upper(), op.path) in ENDINGS) != endings:
+            if ((op.method.upper(), op.path) in ENDINGS) != endings or not re.search(ONLY, _label(op)):
                 continue
             call = _caller(env, op, known, checks, found, explained, schema.raw_schema)
             config = HypothesisTestConfig(
@@ -270,9 +293,11 @@ def _contract_run(env: FuzzEnv) -> tuple[dict[str, dict[str, list[str]]], Counte
                 settings=settings(max_examples=max(1, round(EXAMPLES * SCALE)), deadline=None, database=None,
                                   derandomize=not RANDOM, suppress_health_check=list(HealthCheck),
                                   phases=[Phase.explicit, Phase.generate]))
+            started = time.monotonic()
             create_test(operation=op, test_func=call, config=config)()
             if VERBOSE:
-                print(f"{_label(op)}: {dict(env.statuses['admin', _label(op)])}", flush=True)
+                print(f"{_label(op)}: {time.monotonic() - started:.1f} s {dict(env.statuses['admin', _label(op)])}",
+                      flush=True)
     return found, explained
 
 
@@ -298,4 +323,4 @@ def test_the_openapi_document_states_what_the_code_enforces(fuzz_env):
     print("refusals a schema cannot state:", dict(explained.most_common()))
     print(_report(found))
     assert not found, _report(found)
-    assert statuses[500] == 0 and fuzz_env.requests.total() >= MINIMUM_REQUESTS
+    assert statuses[500] == 0 and (ONLY or fuzz_env.requests.total() >= MINIMUM_REQUESTS)
