@@ -7,6 +7,8 @@ connected piece of the walking network, seeded) a closed tour from the first sto
 * **gridgov** — ``tsp.solve_tsp`` as ``plan_tour`` calls it (Held-Karp up to 13 stops; beyond, the exact
   subtour-elimination MIP for 0.2–2 s on symmetric walking costs, then OR-Tools guided local search if unproven);
 * **OR-Tools GLS 5 s / 30 s** — the same solver given more time;
+* **LKH-3 (elkai), 1 and 10 runs** — the strongest known heuristic (Helsgaun's LKH-3 through the ``elkai`` package
+  of the ``bench`` extra), on the same matrix in decimetres;
 * **pgr_TSP** — pgRouting's own, on ``pgr_dijkstraCostMatrix`` of the same graph (its order is re-costed on our
   matrix, so every row is measured the same way);
 * **exact** — ``spatial.analysis.tsp.solve_symmetric`` (a Dantzig–Fulkerson–Johnson MIP, subtour cuts added until
@@ -74,6 +76,18 @@ def or_tools(cost: np.ndarray, seconds: float) -> float:
     return solution.cost
 
 
+def lkh(cost: np.ndarray, runs: int) -> float | None:
+    """LKH-3's closed tour on ``cost`` (decimetres, as integers), re-costed on ``cost``; None without elkai."""
+    try:
+        import elkai
+    except ImportError:
+        return None
+    tour = elkai.DistanceMatrix(np.rint(cost * 10).astype(int).tolist()).solve_tsp(runs=runs)
+    start = tour.index(0)
+    order = (tour[start:-1] + tour[:start])[1:]
+    return tsp.tour_cost(cost, order, start=0, closed=True)
+
+
 def tours(session: Session, stops: list[int], where: dict, args) -> None:
     rng = np.random.default_rng(11)
     print(f"{'stops':>5} {'solver':<18} {'length m':>10} {'vs best':>8} {'time':>8}")
@@ -93,14 +107,20 @@ def tours(session: Session, stops: list[int], where: dict, args) -> None:
                 started = time.perf_counter()
                 rows.append((f"OR-Tools GLS {seconds:g} s", or_tools(cost, seconds), time.perf_counter() - started,
                              False))
+        for runs in (1, 10):
+            started = time.perf_counter()
+            length = lkh(cost, runs)
+            if length is not None:
+                rows.append((f"LKH-3 {runs} run{'s' if runs > 1 else ''}", length, time.perf_counter() - started, False))
         started = time.perf_counter()
         order, reported = pgr_tsp(session, graph)
         rows.append(("pgr_TSP", tsp.tour_cost(cost, order, start=0, closed=True), time.perf_counter() - started,
                      False))
-        started = time.perf_counter()
-        exact = tsp.solve_symmetric(cost, closed=True, time_limit_s=args.exact_time_limit)
-        rows.append(("exact (DFJ, SCIP)", exact.cost if exact else float("nan"), time.perf_counter() - started,
-                     exact is not None))
+        if n + 1 <= tsp.SYMMETRIC_MAX_STOPS:
+            started = time.perf_counter()
+            exact = tsp.solve_symmetric(cost, closed=True, time_limit_s=args.exact_time_limit)
+            rows.append(("exact (DFJ, SCIP)", exact.cost if exact else float("nan"), time.perf_counter() - started,
+                         exact is not None))
         best = min(r[1] for r in rows if np.isfinite(r[1]))
         for name, length, seconds, proven in rows:
             gap = (length / best - 1) * 100 if np.isfinite(length) else float("nan")

@@ -8,6 +8,7 @@
     gridgov import grids|enclosures FILE [--dry-run]
     gridgov import divisions FILE [--layer L] [--field code=XZQDM ...] [--crs GCJ-02] [--dry-run] [--reason R]
     gridgov import residents FILE.xlsx|.csv [--mapping M.toml] [--crs C] [--skip-errors] [--dry-run]
+                                 exit 0 all written, 1 rows skipped (--skip-errors), 2 refused: nothing written
     gridgov keys init|rotate     the key file sealing ID and phone numbers at rest
     gridgov estimate             estimate households/residents of buildings that have no counts
     gridgov export LAYER FILE    write a layer to GeoJSON, GeoPackage or Shapefile
@@ -315,7 +316,9 @@ def _import_grid_file(settings: Settings, kind: str, path: Path, layer: str | No
 @import_.command("residents", help="A population ledger (实有人口): one row per person, Chinese headers (姓名, "
                                    "身份证号, 联系电话, 与户主关系, 楼栋编码, 单元, 楼层, 房号, 人员类型, 标签, 经度, 纬度 …). "
                                    "Every rejected row is listed; nothing is written if any is, unless --skip-errors. "
-                                   "Exit 1 on rejected rows.")
+                                   "Exit status: 0 every row written; 1 rejected rows skipped, the others written "
+                                   "(--skip-errors); 2 refused, nothing written (rejected rows without --skip-errors, "
+                                   "or a file that cannot be read). A --dry-run exits as the import would.")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="TOML file naming the columns (see spatial.io.residents)")
@@ -339,7 +342,16 @@ def import_residents(settings: Settings, path: Path, mapping: Path | None, crs: 
             report = run(session, path, keys, mapping=mapping, crs=crs, skip_errors=skip_errors, dry_run=dry_run,
                          area=area, as_of=as_of.date() if as_of else None, max_distance_m=max_distance_m)
     click.echo(report.summary())
-    sys.exit(1 if report.issue_count else 0)
+    sys.exit(residents_exit_status(report.issue_count, skip_errors))
+
+
+def residents_exit_status(rejected: int, skip_errors: bool) -> int:
+    """``gridgov import residents``' exit status: 0 no row rejected (all written, or would be in a dry run), 1
+    rows rejected and skipped (the others written), 2 rows rejected and nothing written (without --skip-errors;
+    also the status of any refusal, :func:`_reported_errors`)."""
+    if not rejected:
+        return 0
+    return 1 if skip_errors else 2
 
 
 @import_.command("grids", help="Grids drawn elsewhere, checked like an edit (inside the community, no overlap); "
@@ -679,7 +691,8 @@ def campaign_open(settings: Settings, name: str, division_code: str | None, grid
     click.echo(f"campaign {opened.id} open: {len(opened.grid_ids)} grids, {opened.targeted:,} households")
 
 
-@campaign.command("coverage", help="Households screened / targeted per grid, community and in total.")
+@campaign.command("coverage", help="Households (and their persons) screened / targeted per grid, community and in "
+                                    "total.")
 @click.argument("campaign_id", type=int)
 @click.pass_obj
 def campaign_coverage(settings: Settings, campaign_id: int) -> None:
@@ -689,7 +702,8 @@ def campaign_coverage(settings: Settings, campaign_id: int) -> None:
         rows = progress(session, _shell_admin(), campaign_id)
     for r in rows:
         click.echo(f"{r.level:<10} {r.code or '(total)':<15} {r.screened:>9,} / {r.targeted:>9,}  "
-                   f"{100 * r.ratio:6.2f}%  flagged {r.flagged}")
+                   f"{100 * r.ratio:6.2f}%  persons {r.persons_screened:,} / {r.persons_targeted:,}  "
+                   f"flagged {r.flagged}")
 
 
 

@@ -83,6 +83,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                       "（经度在前）。",
                                       "The geometry lies outside the service area (lon {x0}…{x1}, lat {y0}…{y1}): "
                                       "check the crs and the axis order (longitude first)."),
+    # -- uploads (onboarding imports) ---------------------------------------------------------------------------
+    "import.rows_rejected": ("{count} 行被拒绝，未写入任何数据：请改正这些行，或勾选“跳过错误行”后导入。",
+                             "{count} row(s) rejected; nothing was written: fix them, or import with skip_errors."),
+    "import.basis_required": ("请先检查文件，再以检查结果导入（缺少检查的依据 If-Match）。", "Check the file first, then "
+                              "import it with the check's basis as If-Match."),
+    "import.stale": ("检查之后数据已有变化，请重新检查文件并核对报告。", "The stored data changed after the check: check "
+                     "the file again and review the report."),
     # -- divisions ---------------------------------------------------------------------------------------------
     "division.unknown": ("行政区划 {division} 不存在。", "Division {division} does not exist."),
     "scope.division_needed": ("请选择行政区划：您的账号没有指定管辖范围。", "Name a division: your account has no area "
@@ -93,7 +100,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "merge.needs_two": ("合并至少需要两个网格。", "A merge needs at least two grids."),
     "plan.overlaps": ("与相邻网格重叠 {count} 处", "{count} overlap(s) with neighbouring grids"),
     "plan.outside": ("超出社区范围 {count} 处", "{count} part(s) outside the community"),
+    "plan.households_out_of_range": ("网格 {grid} 将有 {households} 户，超出 {low}–{high} 户的范围",
+                                     "Grid {grid} would hold {households} households, outside {low}–{high}"),
+    "plan.gaps": ("{count} 处未被网格覆盖，共 {area_m2} m²", "{count} piece(s) of land no grid covers, {area_m2} m² in all"),
     "plan.cut_buildings": ("{count} 栋楼被网格边界切开", "{count} building(s) cut by a grid boundary"),
+    # -- the population ledger, corrected on the spot (动态更新) --------------------------------------------------
+    "ledger.bad_value": ("{field} 填写有误：{reason}", "{field}: {reason}"),
+    "ledger.stale": ("该户信息已被他人修改（现为第 {version} 版），已重新载入，请核对后再改。",
+                     "Someone else changed this household (now version {version}): it was reloaded, check it and "
+                     "try again."),
+    "ledger.version_missing": ("请先载入该户信息再修改（缺少版本号 If-Match）。",
+                               "Load the household first, then change it (If-Match with its version is missing)."),
+    "ledger.lives_here": ("此人已登记在本户。", "This person is registered in this household already."),
+    "ledger.lives_elsewhere": ("此人登记在您管辖范围以外的另一户：请该户所在网格先办理迁出。",
+                               "This person is registered in another household outside your area: that grid "
+                               "should mark them moved out first."),
+    "ledger.second_head": ("本户已有户主 {head}：请先更改原户主的关系。",
+                           "This household has a head already ({head}): change their relation first."),
+    "ledger.head_first": ("该户尚未录入实有人口，请先添加户主。",
+                          "This household is not in the population ledger yet: add the head of household first."),
+    "ledger.moved_out_already": ("此人已于 {moved_out} 迁出。", "This person moved out on {moved_out} already."),
+    "ledger.no_person": ("本户没有编号为 {person} 的在住人员。", "No current resident {person} in this household."),
+    "ledger.room_taken": ("该楼栋已有 {unit} 单元 {room} 号住户。",
+                          "That building has a household in unit {unit}, room {room} already."),
+    "ledger.bad_date": ("日期须在 {earliest} 至 {latest} 之间。", "The date must lie between {earliest} and {latest}."),
+    "ledger.nothing_to_change": ("没有要更改的内容。", "Nothing to change."),
     # -- inspection --------------------------------------------------------------------------------------------
     "coverage.threshold_range": ("距离阈值须在 {min_m} 到 {max_m} 米之间，当前为 {got}。",
                                  "The distance threshold must be between {min_m} and {max_m} m, got {got}."),

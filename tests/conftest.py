@@ -27,7 +27,8 @@ from spatial.store import migrate
 from spatial.store.cluster import LocalCluster
 from spatial.store.engine import make_engine, normalize_url
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+"""``../shared/data`` beside the checkout, or ``$SHARED_DATA_DIR`` (a worktree elsewhere)."""
 TEMPLATE = "gridgov_test_template"
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from fixtures.synthetic_city import load_city
 from spatial.access import Principal
+from spatial.personal_keys import PersonalKeys
 from spatial.store import campaigns, users
 from spatial.store.models import User
 from spatial.vocab import HOUSEHOLD_TAGS
@@ -228,3 +229,114 @@ def test_viewers_and_auditors_with_an_area_get_no_household_data_from_any_operat
     assert answered > 20  # the walk did read something
     for url in ("/api/field/campaigns/1/unvisited", "/api/field/nearby", f"/api/export/communities/{COMMUNITY}"):
         assert client.get(url, headers=tokens[name], params={"lon": lon, "lat": lat}).status_code == 403, url
+
+
+# -- the population ledger corrected on the spot (issue 14 §2): who may read a household sheet and edit it --------
+
+LEDGER_WRITES = ("add_person", "correct_household", "change_person", "move_out")
+LEDGER_ROWS = [  # (user, role, scope code, grid, expected GET, expected writes)
+    ("viewer1", None, None, None, 403, 403),               # viewers: never household data
+    ("auditor2", None, None, None, 403, 403),
+    ("worker_own", "grid_worker", None, GRID, 200, 200),  # a grid worker in their own grid
+    ("worker_other", "grid_worker", None, "other", 404, 404),  # ... and not in another one
+    ("inspector1", "inspector", COMMUNITY, None, 200, 403),  # inspectors read, do not edit
+    ("planner1", "planner", COMMUNITY, None, 200, 200),     # planners in their area
+    ("planner_far", "planner", "far", None, 404, 404),      # ... and not in another community
+    ("admin1", "admin", None, None, 200, 200),
+]
+
+
+@pytest.mark.parametrize("user, role, scope, grid, read, write", LEDGER_ROWS, ids=[r[0] for r in LEDGER_ROWS])
+def test_ledger_sheet_and_edits_follow_role_and_scope(env, tmp_path, user, role, scope, grid, read, write):
+    from spatial.personal_keys import PersonalKeys
+    from tests import factories
+    from tests.test_residents import id_number
+
+    client, sessions, tokens = env
+    PersonalKeys.create(tmp_path / "personal.key")  # where the app's settings look (data_dir)
+    with sessions.begin() as s:
+        other = s.scalar(text("SELECT code FROM grids WHERE community_code = :c AND code <> :g ORDER BY code LIMIT 1"),
+                         {"c": COMMUNITY, "g": GRID})
+        if scope == "far":
+            scope = factories.community(s).code  # a community of another district
+        specs = [("admin1", "admin", None, None)] + ([(user, role, scope, other if grid == "other" else grid)]
+                                                      if role and user != "admin1" else [])
+        made = factories.users_with_grids(s, specs, users.hash_password(PASSWORD))
+        tokens = {**tokens, **{n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]}
+                               for n, u in made.items()}}
+        household = s.scalar(text("SELECT h.id FROM households h JOIN buildings b ON b.id = h.building_id "
+                                  "JOIN grids g ON g.id = b.grid_id WHERE g.code = :g ORDER BY h.id LIMIT 1"),
+                             {"g": GRID})
+    url = f"/api/field/households/{household}"
+    admin = tokens["admin1"]
+
+    def fresh() -> dict:
+        return {**tokens[user], "If-Match": client.get(url, headers=admin).headers["ETag"]}
+
+    first = client.post(f"{url}/persons", headers={**admin, "If-Match": client.get(url, headers=admin).headers["ETag"]},
+                        json={"name": "孙一", "id_number": id_number(901), "relation": "head"})
+    assert first.status_code == 201, first.text
+    resident = next(p["id"] for p in first.json()["persons"] if p["name"] == "孙*")
+    assert client.get(url, headers=tokens[user]).status_code == read
+    added = client.post(f"{url}/persons", headers=fresh(), json={"name": "孙二", "id_number": id_number(902)})
+    answers = {"add_person": added.status_code,
+               "correct_household": client.patch(url, headers=fresh(), json={"floor": 7}).status_code,
+               "change_person": client.patch(f"{url}/persons/{resident}", headers=fresh(),
+                                             json={"phone": "13711112222"}).status_code}
+    target = next((p["id"] for p in added.json()["persons"] if p["name"] == "孙*" and p["id"] != resident), resident) \
+        if added.status_code == 201 else resident
+    answers["move_out"] = client.post(f"{url}/persons/{target}/move-out", headers=fresh(), json={}).status_code
+    expected = {w: (201 if w == "add_person" and write == 200 else write) for w in LEDGER_WRITES}
+    assert answers == expected
+    with sessions.begin() as s:
+        current = s.scalar(text("SELECT count(*) FROM persons WHERE household_id = :h AND moved_out IS NULL"),
+                           {"h": household})
+        refused = s.scalar(text("SELECT count(*) FROM audit_log WHERE username = :u AND result LIKE 'refused%'"),
+                           {"u": user})
+    assert current == 1  # the admin's resident; one added by the caller moved out again
+    assert (refused > 0) == (write != 200)
+
+
+# Who may run the onboarding imports (api/routers/imports.py): admins only; everyone else is refused (403) and the
+# refusal is audited. A file is sent, so the refusal is the role's, not a missing form field's.
+ONBOARDING_IMPORTS = {
+    ("POST", "/api/import/buildings"): ("b.geojson", b'{"type": "FeatureCollection", "features": []}'),
+    ("POST", "/api/import/streets"): ("s.geojson", b'{"type": "FeatureCollection", "features": []}'),
+    ("POST", "/api/import/residents"): ("r.csv", "姓名,身份证号,楼栋编码,房号\n".encode()),
+    ("POST", "/api/buildings/estimate"): None,
+}
+
+
+def test_the_onboarding_imports_are_listed_and_exist(operations):
+    assert set(ONBOARDING_IMPORTS) <= set(operations)
+
+
+@pytest.mark.parametrize("operation", sorted(ONBOARDING_IMPORTS))
+def test_only_admins_run_the_onboarding_imports(env, operation):
+    client, sessions, tokens = env
+    method, path = operation
+    upload = ONBOARDING_IMPORTS[operation]
+    with sessions.begin() as s:
+        for name, role, scope in (("planner1", "planner", "440399001000"), ("worker1", "grid_worker", None),
+                                  ("admin1", "admin", None)):
+            user = User(username=name, password_hash=users.hash_password(PASSWORD), role=role, scope_code=scope)
+            s.add(user)
+            s.flush()
+            tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
+
+    def call(name: str, dry_run: str = "true"):
+        files = {"file": upload} if upload else None
+        data = {"reason": "access matrix", "dry_run": dry_run} if upload else None
+        return client.request(method, path, headers=tokens[name], files=files, data=data)
+
+    for name in ("viewer1", "auditor1", "nobody", "planner1", "worker1"):
+        assert call(name).status_code == 403, (name, path)
+    with sessions.begin() as s:
+        refused = s.scalar(text("SELECT count(*) FROM audit_log WHERE action IN ('import', 'estimate') "
+                                "AND result LIKE 'refused 403%'"))
+    assert refused == 5
+    PersonalKeys.load_or_create(client.app.state.settings.personal_key_path, create=True)
+    answer = call("admin1")
+    assert answer.status_code in (200, 422), answer.text  # an empty layer or ledger: checked, or refused as empty
+    if upload:
+        assert call("admin1", dry_run="false").status_code == 428  # the import needs the check's basis

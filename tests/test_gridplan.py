@@ -107,6 +107,18 @@ def test_workload_flags_grids_out_of_range():
     c = community([(20, 20), (60, 20), (300, 20)], households=200)
     report = gp.check_plan(c, {}, CODES, households_range=(300, 500))
     assert [(w.households, w.in_range) for w in report.workload] == [(400, True), (200, False)]
+    assert not any(w.touched for w in report.workload) and report.warning_codes() == []  # nothing changed
+
+
+def test_a_merge_beyond_the_range_warns_for_the_grid_it_makes_and_lists_only_touched_grids():
+    c = community([(20, 20), (60, 20), (300, 20)], households=200)
+    report = gp.check_plan(c, gp.plan_merge(c, [1, 2]), CODES, households_range=(300, 500))
+    assert report.ok  # may be saved...
+    assert report.warning_codes() == [{"code": "plan.households_out_of_range", "grid": CODES[1], "households": 600,
+                                       "low": 300, "high": 500}]  # ...but not in silence
+    assert [(w.grid, w.touched) for w in report.workload] == [(CODES[1], True)]
+    moved = gp.check_plan(c, {1: box(0, 0, 400, 200), 2: None}, CODES)
+    assert {w.grid for w in moved.workload if w.touched} == {CODES[1]}
 
 
 @settings(max_examples=60, deadline=None)

@@ -165,14 +165,14 @@ def test_a_new_subdistrict_onboards_through_the_command_line(fresh_db_url, tmp_p
     ledger, sizes, bad_lines = write_ledger(tmp_path / "实有人口.xlsx", codes)
     out = gridgov(env, "keys", "init")
     assert (data / "personal.key").is_file() and oct((data / "personal.key").stat().st_mode & 0o777) == "0o600"
-    out = gridgov(env, "import", "residents", str(ledger), code=1)
+    out = gridgov(env, "import", "residents", str(ledger), code=2)  # refused: nothing written
     assert "3 rejected" in out and "nothing written" in out
     for line, column in zip(bad_lines, ("身份证号", "联系电话", "楼栋编码")):
         assert f"line {line}, column {column}" in out, out
     assert scalar(sessions, "SELECT count(*) FROM persons") == 0
-    out = gridgov(env, "import", "residents", str(ledger), "--skip-errors", code=1)
+    out = gridgov(env, "import", "residents", str(ledger), "--skip-errors", code=1)  # 1: written, rows skipped
     persons_written = sum(sizes.values())
-    assert f"{persons_written} new" in out and "line 36, column 楼栋编码" in out, out  # exit 1: rows were rejected
+    assert f"{persons_written} new" in out and "line 36, column 楼栋编码" in out, out
     assert scalar(sessions, "SELECT count(*) FROM persons WHERE moved_out IS NULL") == persons_written
     assert scalar(sessions, "SELECT count(*) FROM households") == len(sizes)
 

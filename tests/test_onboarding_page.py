@@ -1,6 +1,7 @@
 """The onboarding page (新街道上线) in a real headless Chromium: an admin uploads the subdistrict and its
 communities, then drawn grids; each file is checked first (report shown, nothing written), then imported; a bad
-file is refused with the feature and the reason shown."""
+file is refused with the feature and the reason shown. The residents' step shows every rejected row of a ledger
+(line, column, reason), writes nothing, and imports the good rows once "skip rejected rows" is ticked."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 import shapely
 from sqlalchemy import text
 
+from spatial.personal_keys import PersonalKeys
 from spatial.store import users
+from tests import factories
 from tests.conftest import open_logged_in
 from tests.test_onboarding import MID, SUB, WEST, X0, Y0, Y1, write_divisions
+from tests.test_residents import bad_check, family, person, write_xlsx
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -59,7 +63,7 @@ def test_an_admin_uploads_divisions_then_grids_checking_each_first(live_server, 
         assert "新增 4" in step.locator(".report").inner_text()
         assert count(sessions, f"SELECT count(*) FROM divisions WHERE code LIKE '{SUB[:9]}%'") == 3
 
-        assert "gridgov import buildings" in page.locator("#step-cli pre").inner_text()
+        assert "gridgov import buildings" in page.locator("#cli").inner_text()
         step = page.locator("#step-grids")
         step.locator("input[name=file]").set_input_files(str(grids))
         step.locator("input[name=community]").fill(WEST)
@@ -76,6 +80,53 @@ def test_an_admin_uploads_divisions_then_grids_checking_each_first(live_server, 
         assert page.locator("header").inner_text().startswith("Bring your own subdistrict")
         assert "inserted 2" in page.locator("#step-grids .report").inner_text()  # the reports follow the language
         page.screenshot(path=str(tmp_path / "onboarding.png"), full_page=True)
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+def test_the_residents_step_lists_each_rejected_row_then_imports_skipping_them(app_env, live_server, browser,
+                                                                                tmp_path):
+    client, _ = app_env
+    base, sessions = live_server
+    with sessions.begin() as s:
+        users.create_user(s, "admin1", PASSWORD, "admin")
+        west, _ = factories.two_grids(s)
+        code = factories.building(s, west, 10, 10, number=1).code
+    PersonalKeys.load_or_create(client.app.state.settings.personal_key_path, create=True)
+    ledger = write_xlsx(tmp_path / "实有人口.xlsx", family(code, "101", 1) + [
+        person("坏校验", bad_check(20), code=code, room="301"),
+        person("坏电话", "110101199003074477", phone="12345", code=code, room="302"),
+        person("无此楼", "110101199003074514", code=code[:-5] + "99999", room="303")])
+    context, page, errors = open_logged_in(browser, base + "/onboarding", "admin1", PASSWORD, locale="zh-CN")
+    try:
+        step = page.locator("#step-residents")
+        step.locator("input[name=file]").set_input_files(str(ledger))
+        step.locator("button[value=true]").click()
+        page.wait_for_selector("#step-residents .report[data-state=refused]")
+        rows = step.locator("table.rejected tbody tr")
+        assert rows.count() == 3
+        cells = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(3)]
+        assert [(c[0], c[1].split(" ")[0]) for c in cells] == [("5", "身份证号"), ("6", "联系电话"), ("7", "楼栋编码")]
+        assert "check digit" in cells[0][2] and "行号" in step.locator("table.rejected thead").inner_text()
+        assert "3 行被拒绝，未写入任何数据" in step.locator(".report .message").inner_text()
+        assert step.locator("button.commit").is_disabled() and count(sessions, "SELECT count(*) FROM persons") == 0
+
+        step.locator("input[name=skip_errors]").check()
+        step.locator("button[value=true]").click()
+        page.wait_for_selector("#step-residents .report[data-state=checked]")
+        assert "新增人员 3" in step.locator(".report").inner_text() and rows.count() == 3
+        assert count(sessions, "SELECT count(*) FROM persons") == 0
+        step.locator("button.commit").click()
+        page.wait_for_selector("#step-residents .report[data-state=written]")
+        assert "已写入" in step.locator(".report").inner_text()
+        assert count(sessions, "SELECT count(*) FROM persons") == 3
+
+        page.click("#lang")
+        page.wait_for_function("() => document.documentElement.lang === 'en'")
+        assert "Reason" in step.locator("table.rejected thead").inner_text()
+        assert "persons new 3" in step.locator(".report").inner_text()
+        page.screenshot(path=str(tmp_path / "onboarding-residents.png"), full_page=True)
     finally:
         context.close()
     assert not errors, errors

@@ -46,7 +46,13 @@ def test_redraw_preview_save_reload_and_stale_second_browser(site, browser, tmp_
     page, errors = open_planner(browser, site)
     preview(page, 250)
     assert page.locator("#moved-count").inner_text() == "1"
-    assert "无重叠" in page.locator("#report-status").inner_text()
+    assert page.locator("#moved li").all_inner_texts() == ["02 → 01: 1 栋 · 150 户"]
+    # the east grid is left with no household: it may be saved, but the report says so in amber
+    status = page.locator("#report-status")
+    assert status.get_attribute("data-level") == "warn", status.inner_text()
+    assert "将有 0 户" in status.inner_text() and "300–500" in status.inner_text()
+    assert page.locator("#report table tr").count() == 1 + 2         # the two grids the change touches
+    assert page.locator("#save").is_enabled()
     page.fill("#reason", "把市场街划入西网格")
     page.click("#save")
     page.wait_for_function("() => document.getElementById('message').textContent.includes('已保存')")
@@ -63,3 +69,23 @@ def test_redraw_preview_save_reload_and_stale_second_browser(site, browser, tmp_
     stale_page.wait_for_function("() => document.getElementById('message').textContent.length > 0")
     assert "已被他人修改" in stale_page.locator("#message").inner_text()
     assert not errors and not stale_errors
+
+
+def test_a_change_that_moves_nothing_lists_one_grid_and_a_building_shows_its_counts(site, browser):
+    page, errors = open_planner(browser, site)
+    preview(page, 200)  # the west grid's own boundary again: nothing moves, no grid is touched
+    status = page.locator("#report-status")
+    assert status.get_attribute("data-level") == "good" and "无重叠" in status.inner_text()
+    assert page.locator("#moved li").count() == 0 and page.locator("#report table tr").count() == 1
+    page.click("#cancel")
+    point = page.evaluate("""() => {
+      const layer = planner.buildingsLayer.getLayers().find((l) => l.feature.properties.households === 200);
+      const p = planner.map.latLngToContainerPoint(layer.getBounds().getCenter());
+      const box = planner.map.getContainer().getBoundingClientRect();
+      return [box.left + p.x, box.top + p.y];
+    }""")
+    page.mouse.click(*point)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "户数 200" in popup.inner_text() and "人口 500" in popup.inner_text() and "01 ·" in popup.inner_text()
+    assert not errors

@@ -129,7 +129,7 @@ def test_a_split_line_drawn_inside_the_grid_previews_two_parts_and_saves(walk, t
     page.wait_for_function(f"() => Number(document.body.dataset.preview || 0) > {before}")
     assert page.locator("#grid").input_value() == GRID14
     assert page.locator("body").get_attribute("data-proposed") == "2"
-    assert page.locator("#report table tr").count() == 1 + 19        # the workload of 18 grids and the new one
+    assert page.locator("#report table tr").count() == 1 + 2         # the workload of grid 14 and the new one
     page.screenshot(path=str(tmp_path / "split-preview.png"))
 
     page.fill("#reason", "沿中间巷道拆分")
@@ -223,3 +223,44 @@ def test_switching_community_clears_the_panel_and_the_page_speaks_the_chosen_lan
     assert "<svg" in icon.text()
     linked = page.evaluate("() => document.querySelector('link[rel=icon]').href")
     assert page.request.get(linked).status == 200
+
+
+def test_a_balanced_plan_beside_the_grids_adopted_with_a_reason_then_micro_grids(walk, tmp_path):
+    _, page, problems = walk
+    page.select_option("#community", SHAWEI)
+    page.wait_for_function("() => document.getElementById('grid').options.length === 1 + 5")
+    assert page.locator("#adopt").is_disabled()
+    page.fill("#plan-low", "150")   # 沙尾's five grids hold too few households for 300–500 (the figures say so)
+    page.fill("#plan-high", "450")
+    page.click("#propose")
+    page.wait_for_function("() => Number(document.body.dataset.proposals || 0) > 0", timeout=60_000)
+    figures = {row.get_attribute("data-figure"): row.locator("td").all_inner_texts()[1:]
+               for row in page.locator("#plan-figures tr[data-figure]").all()}
+    now, planned = zip(*figures.values())
+    assert figures["grid_count"][0] == "5"
+    proposed = int(figures["grid_count"][1])
+    assert page.locator(".plan-label").count() == proposed > 0     # drawn beside the current grids
+    assert int(figures["in_range"][1].rstrip("%")) >= int(figures["in_range"][0].rstrip("%"))
+    page.screenshot(path=str(tmp_path / "proposal.png"))
+
+    page.click("#adopt")
+    assert page.locator("#auto-message").inner_text() == "请填写采用原因"
+    page.fill("#adopt-reason", "按150–450户均衡沙尾社区")
+    page.click("#adopt")
+    page.wait_for_function("() => document.getElementById('auto-message').textContent.startsWith('已采用')")
+    assert page.locator("#auto-message").inner_text().startswith(f"已采用：{proposed} 新网格 · 5 撤销网格")
+    page.wait_for_function(f"() => document.getElementById('grid').options.length === 1 + {proposed}")
+    page.wait_for_function("() => !document.querySelector('.plan-label')")   # labels fade out (200 ms)
+    assert page.locator("#adopt").is_disabled()
+
+    first = page.locator("#grid option").nth(1).get_attribute("value")
+    choose_grid(page, first)
+    page.click("#regenerate")
+    page.wait_for_function("() => document.getElementById('micro-report').textContent.includes('微网格')")
+    made = int(page.locator("#micro-report").inner_text().split()[1])
+    page.wait_for_function(f"() => document.querySelectorAll('.micro-label').length === {made}")
+    assert made > 0 and page.locator("#show-micro").is_checked()
+    page.uncheck("#show-micro")
+    page.wait_for_function("() => !document.querySelector('.micro-label')")
+    page.screenshot(path=str(tmp_path / "micro-grids.png"))
+    assert not problems, problems

@@ -271,6 +271,34 @@ def test_cli_import_and_the_dump_holds_no_plaintext(fresh_db_url, tmp_path, engi
         assert persons.find_by_id_number(s, keys, rows[5][1])[0]["name"] == "林5"
 
 
+def test_cli_exit_status_says_whether_anything_was_written(fresh_db_url, tmp_path):
+    """0: every row written; 1: rejected rows skipped, the rest written; 2: refused, nothing written. A dry run
+    exits as the import would."""
+    sessions = make_sessionmaker(make_engine(fresh_db_url, pool_size=1))
+    with sessions.begin() as s:
+        west, _ = factories.two_grids(s)
+        code = factories.building(s, west, 10, 10, number=1).code
+    good = write_xlsx(tmp_path / "good.xlsx", family(code, "101", 1))
+    mixed = write_xlsx(tmp_path / "mixed.xlsx", family(code, "201", 10) + [
+        person("坏校验", bad_check(20), code=code, room="301")])
+    env = {"GRIDGOV_DATABASE_URL": fresh_db_url, "GRIDGOV_DATA_DIR": str(tmp_path)}
+    assert CliRunner().invoke(main, ["keys", "init"], env=env).exit_code == 0
+
+    def status(*args: str) -> int:
+        return CliRunner().invoke(main, ["import", "residents", *args], env=env).exit_code
+
+    def stored() -> int:
+        with sessions() as s:
+            return s.execute(text("SELECT count(*) FROM persons")).scalar_one()
+
+    assert (status(str(good), "--dry-run"), stored()) == (0, 0)
+    assert (status(str(good)), stored()) == (0, 3)
+    assert (status(str(mixed), "--dry-run"), status(str(mixed)), stored()) == (2, 2, 3)
+    assert (status(str(mixed), "--dry-run", "--skip-errors"), stored()) == (1, 3)
+    assert (status(str(mixed), "--skip-errors"), stored()) == (1, 6)
+    assert status(str(tmp_path / "absent.xlsx")) == 2  # click: no such file
+
+
 def test_api_nearby_masks_and_reveal_opens_a_ledger_household_for_its_grid_worker(app_env, tmp_path):
     from spatial.store import users
     from tests.factories import users_with_grids

@@ -12,6 +12,7 @@ The network, in metres east/north of the test origin (tests/factories.py), lanes
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from pyproj import Transformer
 from shapely.geometry import LineString, Point
 
 from spatial.analysis import tsp
-from spatial.analysis.tsp import solve_tsp, tour_cost
+from spatial.analysis.tsp import polish_cycle, solve_tsp, tour_cost
 from spatial.errors import InvalidInput
 from spatial.store import bulk, network
 from spatial.store.tours import Stop, plan_tour
@@ -192,3 +193,29 @@ def test_the_route_geometry_is_one_line_through_the_legs(net):
     to_m = Transformer.from_crs(4326, 4547, always_xy=True)
     metric = shapely.transform(tour.geometry, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
     assert metric.length == pytest.approx(tour.length_m, rel=0.002)
+
+
+def test_polishing_never_lengthens_a_tour_and_reaches_a_local_optimum():
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 1000, (60, 2))
+    cost = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1))
+    cycle = rng.permutation(60)
+    polished = polish_cycle(cost, cycle, time.perf_counter() + 30)
+    length = lambda t: float(cost[t, np.roll(t, -1)].sum())
+    assert sorted(polished.tolist()) == list(range(60)) and length(polished) < 0.5 * length(cycle)
+    again = polish_cycle(cost, polished, time.perf_counter() + 30)
+    assert length(again) == pytest.approx(length(polished))  # no improving 2-opt or or-opt move is left
+    for i in range(60):                                        # 2-opt optimal: no two edges cross
+        for j in range(i + 2, 60 - (i == 0)):
+            a, b, c, d = polished[i], polished[(i + 1) % 60], polished[j], polished[(j + 1) % 60]
+            assert cost[a, c] + cost[b, d] >= cost[a, b] + cost[c, d] - 1e-9
+
+
+def test_large_closed_walking_tours_are_polished_and_open_ones_kept_as_searched():
+    rng = np.random.default_rng(8)
+    points = rng.uniform(0, 2000, (150, 2))
+    cost = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1))
+    closed = solve_tsp(cost, closed=True, time_limit_s=0.5)
+    assert closed.method in {"or-tools-gls", "or-tools-gls+2opt"} and sorted(closed.order) == list(range(1, 150))
+    assert closed.cost == pytest.approx(tour_cost(cost, closed.order, start=0, closed=True))
+    assert solve_tsp(cost, time_limit_s=0.3).method == "or-tools-gls"

@@ -16,16 +16,15 @@ from fastapi import APIRouter, File, Form, Header, Path, Request, Response, Uplo
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, audit_refusals_as
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.geojson import CrsName, CrsParam
-from api.uploads import saved_upload, upload_limits
+from api.uploads import UploadImport, run_upload, upload_limits
 from spatial.access import Principal
 from spatial.errors import Forbidden, InvalidInput, OutOfScope, PreconditionRequired
 from spatial.geometry.codes import DIVISION_CODE_PATTERN
 from spatial.geometry.crs import from_wgs84, parse_crs
 from spatial.geometry.validate import polygon_from_geojson
 from spatial.io.division_files import import_division_file
-from spatial.store import audit
 from spatial.store import divisions as store
 
 router = APIRouter(prefix="/api/divisions", tags=["divisions · 行政区划"])
@@ -130,27 +129,22 @@ def import_divisions(request: Request, session: SessionDep, settings: SettingsDe
                      dry_run: Annotated[bool, Form()] = False,
                      if_match: Annotated[str | None, Header(description="the `basis` of the dry run")] = None,
                      ) -> dict:
-    audit_refusals_as(request, "import", object_type="divisions", object_id=file.filename, purpose=reason)
-    _admin(who)
     fields = {role: name for role, name in (("code", code_field), ("name", name_field), ("level", level_field))
               if name}
     options = dict(layer=layer, fields=fields, crs=crs, district_name=district_name, actor=who.username,
                    reason=reason, metric_srid=settings.metric_srid, limits=upload_limits(settings),
                    name=file.filename)
-    with saved_upload(file) as path:
-        report = import_division_file(session, path, dry_run=True, **options)
-        if if_match and not dry_run:
-            store.require_import_basis(session, report.divisions, if_match)
-        if not dry_run and not report.errors:
-            report = import_division_file(session, path, dry_run=False, **options)
-    body = report.as_dict()
-    body["basis"] = response.headers["ETag"] = store.import_basis(session, report.divisions)
-    if report.errors:
-        raise InvalidInput(f"{len(report.errors)} finding(s) are errors; nothing was written", report=body)
-    audit.record(session, who, "import", object_type="divisions", object_id=file.filename, purpose=reason,
-                 result="checked" if dry_run else
-                 f"{report.inserted} inserted, {report.updated} updated, {report.unchanged} unchanged")
-    return body
+    job = UploadImport(
+        "divisions", _admin,
+        check=lambda path: import_division_file(session, path, dry_run=True, **options),
+        write=lambda path: import_division_file(session, path, dry_run=False, **options),
+        body=lambda report: report.as_dict(),
+        refusal=lambda report: InvalidInput(f"{len(report.errors)} finding(s) are errors; nothing was written")
+        if report.errors else None,
+        result=lambda report: f"{report.inserted} inserted, {report.updated} updated, {report.unchanged} unchanged",
+        basis=lambda report: store.import_basis(session, report.divisions),
+        require_basis=lambda report, basis: store.require_import_basis(session, report.divisions, basis))
+    return run_upload(request, session, who, response, file, job, reason=reason, dry_run=dry_run, if_match=if_match)
 
 
 @router.post("", status_code=201, summary="Create a division (新建街道/社区)")

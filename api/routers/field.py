@@ -122,6 +122,8 @@ class CampaignPublic(BaseModel):
     targeted: int = Field(description="households to screen in your scope")
     screened: int
     coverage: float
+    persons_targeted: int = Field(ge=0, description="current residents (population ledger) of those households")
+    persons_screened: int = Field(ge=0, description="current residents of the households visited (不漏一人)")
 
 
 class VisitCreate(BaseModel):
@@ -159,6 +161,9 @@ class CoverageRowPublic(BaseModel):
     coverage_pct: float = Field(description="the same in percent, 2 decimals")
     flagged: int
     follow_up: int
+    persons_targeted: int = Field(ge=0, description="current residents (population ledger) of the targeted households")
+    persons_screened: int = Field(ge=0, description="current residents of the visited households")
+    persons_coverage: float = Field(ge=0, le=1, description="persons_screened / persons_targeted, 0–1 (1 when none)")
 
 
 class CoveragePublic(BaseModel):
@@ -276,13 +281,15 @@ def _campaign(c: campaigns.Campaign) -> CampaignPublic:
                           status=_label(CAMPAIGN_STATUSES, c.status), flag_distance_m=c.flag_distance_m,
                           created_by=c.created_by, created_at=c.created_at, closed_at=c.closed_at,
                           grid_ids=list(c.grid_ids), targeted=c.targeted, screened=c.screened,
-                          coverage=c.screened / c.targeted if c.targeted else 1.0)
+                          coverage=c.screened / c.targeted if c.targeted else 1.0,
+                          persons_targeted=c.persons_targeted, persons_screened=c.persons_screened)
 
 
 def _coverage_row(r: campaigns.ProgressRow) -> CoverageRowPublic:
     return CoverageRowPublic(level=r.level, code=r.code, name=r.name, targeted=r.targeted, screened=r.screened,
                              coverage=r.ratio, coverage_pct=round(100 * r.ratio, 2), flagged=r.flagged,
-                             follow_up=r.follow_up)
+                             follow_up=r.follow_up, persons_targeted=r.persons_targeted,
+                             persons_screened=r.persons_screened, persons_coverage=r.persons_ratio)
 
 
 # -- endpoints ----------------------------------------------------------------------------------------------------
@@ -381,7 +388,9 @@ def record_visit(campaign_id: Id, body: VisitCreate, session: SessionDep, who: C
 
 
 @api.get("/campaigns/{campaign_id}/coverage", response_model=CoveragePublic, summary="Coverage (排查覆盖率)",
-         description="Households screened / targeted per grid, community and in total, over your part of the campaign.")
+         description="Households screened / targeted per grid, community and in total, over your part of the campaign; "
+                     "beside them the persons (不漏一人): current residents of the ledger in the targeted and in the "
+                     "visited households.")
 def coverage(campaign_id: Id, session: SessionDep, who: CurrentUser) -> CoveragePublic:
     rows = campaigns.progress(session, who, campaign_id)
     return CoveragePublic(campaign_id=campaign_id, total=_coverage_row(rows[-1]),

@@ -28,7 +28,9 @@ def vocabularies() -> dict[str, dict[str, dict[str, str]]]:
     tables = {"roles": vocab.ROLES, "division_levels": vocab.DIVISION_LEVELS, "grid_kinds": vocab.GRID_KINDS,
               "building_uses": vocab.BUILDING_USES, "household_tags": vocab.HOUSEHOLD_TAGS,
               "enclosure_kinds": vocab.ENCLOSURE_KINDS, "checkpoint_kinds": vocab.CHECKPOINT_KINDS,
-              "checkpoint_statuses": vocab.CHECKPOINT_STATUSES}
+              "checkpoint_statuses": vocab.CHECKPOINT_STATUSES, "person_relations": vocab.PERSON_RELATIONS,
+              "residence_kinds": vocab.RESIDENCE_KINDS, "person_tags": vocab.PERSON_TAGS,
+              "move_out_reasons": vocab.MOVE_OUT_REASONS}
     return {name: {k: {"zh": zh, "en": en} for k, (zh, en) in table.items()} for name, table in tables.items()}
 
 

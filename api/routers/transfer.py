@@ -20,8 +20,8 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from fastapi.responses import FileResponse
 
 from api.downloads import attachment, scratch
-from api.uploads import saved_upload, upload_limits
-from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep, audit_refusals_as
+from api.uploads import UploadImport, run_upload, upload_limits
+from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep
 from api.geojson import CrsParam
 from api.types import DivisionCode, OneOf
 from spatial.personal_keys import personal_keys
@@ -97,28 +97,30 @@ def import_plan_file(request: Request, kind: Literal["grids", "enclosures"], ses
                      dry_run: Annotated[bool, Form()] = False,
                      if_match: Annotated[str | None, Header(description="grids: the `basis` of the dry run")] = None,
                      ) -> dict:
-    audit_refusals_as(request, "import", object_type=kind, object_id=file.filename, purpose=reason)
-    who.require_role("planner")
     limits = upload_limits(settings)
-    with saved_upload(file) as path:
-        report = import_grid_file(session, path, kind, layer=layer, community=community, actor=who.username,
-                              reason=reason, dry_run=True, metric_srid=settings.metric_srid, limits=limits)
+
+    def run(path: Path, dry_run: bool):
+        return import_grid_file(session, path, kind, layer=layer, community=community, actor=who.username,
+                                reason=reason, dry_run=dry_run, metric_srid=settings.metric_srid, limits=limits)
+
+    def check(path: Path):
+        report = run(path, True)
         outside = [c or "(no community)" for c in report.communities if not who.may_see_code(c or "(none)")]
         if outside:
             raise Forbidden(f"the file touches communities outside your scope: {', '.join(outside)}")
-        communities = [c for c in report.communities if c]
-        if kind == "grids" and if_match and not dry_run:
-            plans.require_basis(session, communities, if_match, "the dry run")
-        if not dry_run and not report.errors:
-            report = import_grid_file(session, path, kind, layer=layer, community=community, actor=who.username,
-                                  reason=reason, dry_run=False, metric_srid=settings.metric_srid, limits=limits)
-    body = report.as_dict()
-    body["file"] = file.filename
-    if kind == "grids" and communities:
-        body["basis"] = response.headers["ETag"] = plans.plans_basis(session, communities)
-    if report.errors:
-        raise InvalidInput(f"{len(report.errors)} feature(s) failed the checks; nothing was written", report=body)
-    audit.record(session, who, "import", object_type=kind, object_id=file.filename, purpose=reason,
-                 result="checked" if dry_run else f"{report.inserted} inserted, {report.updated} updated")
-    return body
+        return report
 
+    def communities(report) -> list[str]:
+        return [c for c in report.communities if c]
+
+    job = UploadImport(
+        kind, lambda caller: caller.require_role("planner"), check=check, write=lambda path: run(path, False),
+        body=lambda report: report.as_dict() | {"file": file.filename},
+        refusal=lambda report: InvalidInput(f"{len(report.errors)} feature(s) failed the checks; nothing was written")
+        if report.errors else None,
+        result=lambda report: f"{report.inserted} inserted, {report.updated} updated",
+        basis=lambda report: plans.plans_basis(session, communities(report))
+        if kind == "grids" and communities(report) else None,
+        require_basis=lambda report, basis: plans.require_basis(session, communities(report), basis, "the dry run")
+        if kind == "grids" else None)
+    return run_upload(request, session, who, response, file, job, reason=reason, dry_run=dry_run, if_match=if_match)

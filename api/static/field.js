@@ -19,7 +19,7 @@ const LABELS = {
         pending: "待上传", route_total: "全程", minutes: "分钟", route_none: "没有需要走访的住户", unit: "单元",
         far: "⚠ 登记位置距楼栋较远", distance: "距离", walk_distance: "步行", loading: "加载中…",
         reveal: "查看完整信息（需说明理由，将记录审计）", reveal_go: "查看", reveal_reason: "理由，如：电话联系户主",
-        reveal_need: "请填写理由（至少 4 个字）" },
+        reveal_need: "请填写理由（至少 4 个字）", persons: "人", households_unit: "户" },
   en: { title: "Field work", locate: "Locate me", online: "online", offline: "offline", lon: "Longitude x",
         lat: "Latitude y", crs: "Coordinates", crs_wgs: "WGS 84 (GPS, browser location)",
         crs_gcj: "GCJ-02 (WeChat, Amap, Tencent)", set_position: "Use as my position", radius: "Radius",
@@ -37,7 +37,8 @@ const LABELS = {
         minutes: "min", route_none: "Nothing left to visit", unit: "unit", far: "⚠ recorded far from the building",
         distance: "distance", walk_distance: "walk", loading: "Loading…",
         reveal: "Show full details (give a reason; audited)", reveal_go: "Show",
-        reveal_reason: "reason, e.g. phone the head of household", reveal_need: "Give a reason (at least 4 characters)" },
+        reveal_reason: "reason, e.g. phone the head of household", reveal_need: "Give a reason (at least 4 characters)",
+        persons: "persons", households_unit: "households" },
 };
 const RESULTS = ["normal", "follow_up", "vacant", "moved_out", "refused"];
 const RESULT_LABELS = { zh: ["已排查·正常", "已排查·需跟进", "空置房", "已搬离", "拒绝配合"],
@@ -94,12 +95,14 @@ async function loadProgress() {
   const box = $("progress");
   if (!state.campaign) { box.innerHTML = `<b>${esc(t("progress"))}</b><p class="note">${esc(t("no_campaign"))}</p>`; return; }
   const c = state.campaign, pct = c.targeted ? (100 * c.screened / c.targeted) : 100;
-  box.dataset.screened = c.screened;
-  box.dataset.targeted = c.targeted;
+  Object.assign(box.dataset, { screened: c.screened, targeted: c.targeted, personsScreened: c.persons_screened,
+                               personsTargeted: c.persons_targeted });
   box.innerHTML = `<b>${esc(t("progress"))}</b> · ${esc(c.name)}` +
     `<div class="bar"><i style="width:${pct.toFixed(2)}%"></i></div>` +
     `<div class="figures">${esc(t("screened"))} <b id="screened">${c.screened}</b> / ${esc(t("targeted"))} ` +
-    `<b id="targeted">${c.targeted}</b> · <b id="coverage">${pct.toFixed(2)}%</b></div>`;
+    `<b id="targeted">${c.targeted}</b> ${esc(t("households_unit"))} · <b id="coverage">${pct.toFixed(2)}%</b></div>` +
+    `<div class="figures">${esc(t("screened"))} <b id="persons-screened">${c.persons_screened}</b> / ` +
+    `${esc(t("targeted"))} <b id="persons-targeted">${c.persons_targeted}</b> ${esc(t("persons"))}</div>`;
 }
 
 async function search() {
@@ -178,6 +181,7 @@ function renderList(data) {
 
 function openVisit(h) {
   state.household = h;
+  $("visit").dataset.household = h.id;  // for the ledger editor (field_ledger.js)
   $("visit-who").textContent = `${h.building_name || h.building_code} · ${h.unit}${t("unit")} ${h.room} · ${h.head_name || ""}`;
   $("visit-error").textContent = "";
   $("visit-note").value = "";
@@ -294,6 +298,10 @@ function wire() {
   $("reveal-go").addEventListener("click", reveal);
   $("visit-cancel").addEventListener("click", () => { $("visit").hidden = true; });
   map.on("click", (e) => setPosition(e.latlng.lng, e.latlng.lat, "EPSG:4326"));
+  window.addEventListener("gridgov:ledger-changed", () => {  // a correction (field_ledger.js): new counts and heads
+    loadProgress().catch(() => {});
+    if (state.pos) search().catch(() => {});
+  });
   window.addEventListener("online", network);
   window.addEventListener("offline", network);
 }

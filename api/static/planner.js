@@ -9,7 +9,8 @@ const LABELS = {
         moved: "变更网格的楼栋", ok_report: "无重叠、无越界、无切割楼栋", saved: "已保存", need_reason: "请填写修改原因",
         stale: "该网格已被他人修改，请刷新后重新编辑", conflict: "未保存：", none: "无", choose: "—",
         handed_over: "网格员随地块调整", unchanged: "未改变边界", choose_grid: "请先选择网格",
-        split_suffix: "（拆分）" },
+        split_suffix: "（拆分）", touched: "涉及的网格", new_grid: "新网格", buildings_unit: "栋", households_unit: "户",
+        levels: "层数" },
   en: { title: "Grid planning", community: "Community", grid: "Grid", edit: "Edit boundary", split: "Draw split line",
         new_name: "New grid name", merge_with: "Merge with", merge: "Preview merge", move_shared: "Move shared boundaries of neighbours",
         reason: "Reason for the change", save: "Save", cancel: "Cancel", history: "History", revert: "Revert to this version",
@@ -18,7 +19,9 @@ const LABELS = {
         moved: "Buildings changing grid", ok_report: "No overlap, nothing outside, no building cut", saved: "Saved",
         need_reason: "Please give a reason", stale: "Someone else changed this grid: reload and edit again",
         conflict: "Not saved: ", none: "none", choose: "—", handed_over: "Grid workers moved with their land",
-        unchanged: "The boundary did not change", choose_grid: "Choose a grid first", split_suffix: " (split)" },
+        unchanged: "The boundary did not change", choose_grid: "Choose a grid first", split_suffix: " (split)",
+        touched: "Grids the change touches", new_grid: "new grid", buildings_unit: "buildings", households_unit: "households",
+        levels: "Floors" },
 };
 // Leaflet-Geoman's hints while drawing a split line, in Chinese (its own 'zh' table is partial and generic);
 // the page only draws lines, so the hints speak of the split line. Keys as in Geoman 2.20's English table.
@@ -47,7 +50,13 @@ map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const gridsLayer = L.geoJSON(null, { style: gridStyle, onEachFeature: (f, l) => l.on("click", () => {
   if (!busy()) selectGrid(f.properties.code);
 }) }).addTo(map);
-const buildingsLayer = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#8fa9c9", fillOpacity: 0.6 }, pmIgnore: true, interactive: false }).addTo(map);
+// Buildings open a popup with their counts; while a line is drawn or a boundary edited the click is Geoman's.
+const buildingsLayer = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#8fa9c9", fillOpacity: 0.6 }, pmIgnore: true,
+  onEachFeature: (f, l) => l.on("click", (e) => {
+    if (busy()) return;
+    L.DomEvent.stopPropagation(e);
+    L.popup().setLatLng(e.latlng).setContent(buildingPopup(f)).openOn(map);
+  }) }).addTo(map);
 const reportLayer = L.geoJSON(null, { style: reportStyle, pmIgnore: true, interactive: false }).addTo(map);
 const state = { community: null, grid: null, etag: null, grids: [], pending: null, editing: null, previews: 0 };
 const busy = () => map.pm.globalDrawModeEnabled() || state.editing !== null;
@@ -75,7 +84,10 @@ async function loadCommunities() {
 }
 
 async function loadCommunity(code) {
-  if (code !== state.community) resetPanel();
+  if (code !== state.community) {
+    resetPanel();
+    document.dispatchEvent(new CustomEvent("planner:community", { detail: code }));
+  }
   else cancel();  // handles off before their layers go
   state.community = code;
   const grids = await api(`/api/layers/grids?community_code=${code}&limit=1000`);
@@ -103,9 +115,11 @@ function resetPanel() {
 
 async function selectGrid(code) {
   cancel();
+  const changed = state.grid !== (code || null);
   state.grid = code || null;
   $("grid").value = code || "";
   gridsLayer.setStyle(gridStyle);
+  if (changed) document.dispatchEvent(new CustomEvent("planner:grid", { detail: state.grid }));
   if (!code) { $("grid-info").textContent = ""; $("history").innerHTML = ""; $("new-name").value = ""; return; }
   $("new-name").value = defaultNewName(code);
   const { data, headers } = await request("GET", `/api/grids/${code}`);
@@ -152,7 +166,6 @@ async function runPreview() {
     if (seq !== state.previews || pending !== state.pending) return;  // a newer change was previewed meanwhile
     showReport(data);
     if (pending.line) reportLayer.addData({ type: "Feature", geometry: pending.line, properties: { what: "line" } });
-    $("save").disabled = false;
     document.body.dataset.preview = String(Number(document.body.dataset.preview || 0) + 1);
   } catch (error) { if (seq === state.previews) showError(error); }
 }
@@ -175,6 +188,10 @@ async function mergeEdit() {
     { codes: [code, other], preview, reason: $("reason").value }, { "If-Match": `${state.etag}, ${tag}` }));
 }
 
+// The report of a previewed change: red when the server would refuse to save it (overlaps, land outside the
+// community, cut buildings; 保存 stays off), amber when it may be saved but a touched grid falls outside the
+// households range or land is left uncovered, green otherwise. Moved buildings are counted per pair of grids; the
+// workload table lists the grids the change touches.
 function showReport(result) {
   const r = result.report;
   reportLayer.clearLayers();
@@ -185,13 +202,42 @@ function showReport(result) {
   const proposed = result.grids.features.filter((f) => !f.properties.retired);
   proposed.forEach((f) => add(f.geometry, "proposed"));
   document.body.dataset.proposed = String(proposed.length);
-  const rows = r.workload.map((w) => `<tr class="${w.in_range ? "" : "warn"}"><td>${esc(w.grid.slice(-2))}</td><td>${w.households}</td>` +
+  const warnings = r.warning_codes || [];
+  const level = !r.ok ? "bad" : warnings.length ? "warn" : "good";
+  const said = (items) => items.map((item) => gridgov.say({ detail: item.code, ...item })).join("；");
+  const status = !r.ok ? said(r.problem_codes) : warnings.length ? said(warnings) : t("ok_report");
+  const touched = r.workload.filter((w) => w.touched !== false);
+  const rows = touched.map((w) => `<tr class="${w.in_range ? "" : "warn"}"><td>${esc(w.grid.slice(-2))}</td><td>${w.households}</td>` +
     `<td>${w.workers}</td><td>${w.households_per_worker ? Math.round(w.households_per_worker) : "–"}</td></tr>`).join("");
   $("report").innerHTML =
-    `<p class="${r.ok ? "" : "bad"}" id="report-status">${esc(r.ok ? t("ok_report") : r.problems.join("; "))}</p>` +
+    `<p class="${level}" id="report-status" data-level="${level}">${esc(status)}</p>` +
     `<p>${esc(t("gaps"))}: ${r.gaps.area_m2} m² · ${esc(t("overlaps"))}: ${r.overlaps.length} · ${esc(t("cut"))}: ${r.cut_buildings.length}</p>` +
-    `<p>${esc(t("moved"))}: <span id="moved-count">${r.moved_buildings.length}</span> ${r.moved_buildings.slice(0, 8).map((m) => esc((m.old_code || "#" + m.id) + " → " + (m.new_code || "–"))).join(", ")}</p>` +
-    `<table><tr><th>${esc(t("grid"))}</th><th>${esc(t("households"))}</th><th>${esc(t("workers"))}</th><th>${esc(t("per_worker"))}</th></tr>${rows}</table>`;
+    `<p>${esc(t("moved"))}: <span id="moved-count">${r.moved_buildings.length}</span></p><ul id="moved">${movedGroups(r.moved_buildings)}</ul>` +
+    `<table><caption>${esc(t("touched"))}</caption><tr><th>${esc(t("grid"))}</th><th>${esc(t("households"))}</th>` +
+    `<th>${esc(t("workers"))}</th><th>${esc(t("per_worker"))}</th></tr>${rows}</table>`;
+  $("save").disabled = !r.ok;
+}
+
+// "14 → 19: 12 栋 · 205 户" per pair of grids (last two digits of the codes; "新" for a grid the change creates).
+function movedGroups(moved) {
+  const groups = new Map();
+  moved.forEach((m) => {
+    const key = `${m.from_grid ? m.from_grid.slice(-2) : "–"} → ${m.to_grid ? m.to_grid.slice(-2) : t("new_grid")}`;
+    const g = groups.get(key) || { buildings: 0, households: 0 };
+    g.buildings += 1; g.households += m.households;
+    groups.set(key, g);
+  });
+  return [...groups].map(([key, g]) => `<li>${esc(key)}: ${g.buildings} ${esc(t("buildings_unit"))} · ` +
+    `${g.households} ${esc(t("households_unit"))}</li>`).join("");
+}
+
+// A building's popup: name or code, its grid, households and residents (planners read counts in their scope).
+function buildingPopup(f) {
+  const p = f.properties, grid = state.grids.find((g) => g.properties.id === p.grid_id);
+  return `<b>${esc(p.name || p.code || "#" + p.id)}</b><br>${esc(p.code || "")}<br>` +
+    `${esc(t("grid"))}: ${esc(grid ? grid.properties.code.slice(-2) + " · " + grid.properties.name : "–")}<br>` +
+    `${esc(t("households"))} ${p.households ?? "–"} · ${esc(t("residents"))} ${p.residents ?? "–"}` +
+    (p.levels ? ` · ${esc(t("levels"))} ${p.levels}` : "");
 }
 
 function showError(error) {
@@ -377,5 +423,5 @@ $("history").addEventListener("click", (e) => {
     { version: Number(version), preview, reason: $("reason").value, move_shared_boundary: $("move-shared").checked }, { "If-Match": state.etag }));
 });
 
-window.planner = { boundaryEdit, splitEdit, selectGrid, state, map, layerOf, reachBoundary };  // the same entry points the map handlers use
+window.planner = { boundaryEdit, splitEdit, selectGrid, loadCommunity, state, map, layerOf, reachBoundary, buildingsLayer };  // the same entry points the map handlers use
 gridgov.setup(LABELS, start);

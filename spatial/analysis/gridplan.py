@@ -233,6 +233,9 @@ class Workload:
     residents: int
     workers: int
     in_range: bool
+    touched: bool = True
+    """Whether the change redraws this grid (by more than the report's tolerance), makes it, or moves buildings
+    into or out of it: the grids a planner looks at; the others are listed for the whole picture."""
 
     @property
     def households_per_worker(self) -> float | None:
@@ -263,6 +266,7 @@ class Report:
 
         return {
             "ok": self.ok, "problems": self.problems(), "problem_codes": self.problem_codes(),
+            "warning_codes": self.warning_codes(),
             "tolerance_m2": self.tolerance_m2,
             "households_range": list(self.households_range),
             "gaps": {"area_m2": round(sum(p.area_m2 for p in self.gaps), 1), "pieces": pieces(self.gaps)},
@@ -281,6 +285,17 @@ class Report:
     def problems(self) -> list[str]:
         """The problems in English (:meth:`problem_codes` in the catalogue's words)."""
         return [render(p["code"], p, "en") for p in self.problem_codes()]
+
+    def warning_codes(self) -> list[dict]:
+        """What the change may save but a planner should see first, as message codes with their fields: each
+        touched grid whose households fall outside ``households_range``, and uncovered land."""
+        low, high = self.households_range
+        found = [{"code": "plan.households_out_of_range", "grid": w.grid, "households": w.households,
+                  "low": low, "high": high} for w in self.workload if w.touched and not w.in_range]
+        area = round(sum(p.area_m2 for p in self.gaps), 1)
+        if area:
+            found.append({"code": "plan.gaps", "count": len(self.gaps), "area_m2": area})
+        return found
 
 
 def check_plan(c: Community, plan: Plan, codes: dict[int, str], *, tolerance_m2: float = DEFAULT_TOLERANCE_M2,
@@ -301,12 +316,15 @@ def check_plan(c: Community, plan: Plan, codes: dict[int, str], *, tolerance_m2:
                            int(b.households[i])) for i in np.flatnonzero(best != b.grid_ids)]
     workload = []
     low, high = households_range
+    moved_between = {g for m in moved for g in (m.from_grid, m.to_grid)}  # grid codes
+    redrawn = {gid for gid, geom in plan.items() if geom is None or gid not in c.grids
+               or shapely.area(shapely.symmetric_difference(geom, c.grids[gid].geom)) > tolerance_m2}
     for gid in ids:
         mine = best == gid
         households = int(b.households[mine].sum())
         worker_count = c.grids[gid].workers if gid in c.grids else 0
         workload.append(Workload(codes[gid], households, int(b.residents[mine].sum()), worker_count,
-                                 low <= households <= high))
+                                 low <= households <= high, gid in redrawn or codes[gid] in moved_between))
     return Report(tolerance_m2, households_range, gaps, overlaps, outside,
                   [(int(b.ids[i]), b.codes[i]) for i in np.flatnonzero(cut)], moved, workload,
                   {int(b.ids[i]): int(best[i]) for i in range(len(b))})

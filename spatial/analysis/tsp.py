@@ -27,6 +27,7 @@ from spatial.errors import InvalidInput
 
 EXACT_MAX_STOPS = 13       # Held-Karp up to this many stops
 SYMMETRIC_MAX_STOPS = 400  # the size the MIP of solve_symmetric accepts
+MIP_TRY_MAX_STOPS = 120    # solve_tsp tries the MIP up to this many stops; beyond it rarely proves in seconds
 _SCALE = 10                #  OR-Tools works on integers: decimetres
 _BIG = 10**9               #  an arc that must not be used
 
@@ -36,7 +37,8 @@ class TspSolution:
     """A visiting order of matrix indexes, from ``start`` through every other index (and ``end`` if given).
 
     ``order`` lists the stops only (start and end excluded); ``cost`` is the tour's total in matrix units;
-    ``optimal`` says whether it is proven optimal; ``method`` is 'trivial', 'held-karp', 'exact-dfj' or 'or-tools-gls'.
+    ``optimal`` says whether it is proven optimal; ``method`` is 'trivial', 'held-karp', 'exact-dfj', 'or-tools-gls' or
+    'or-tools-gls+2opt' (polished by :func:`polish_cycle`).
     """
 
     order: tuple[int, ...]
@@ -76,7 +78,8 @@ def solve_tsp(cost: np.ndarray, *, start: int = 0, end: int | None = None, close
         solution = _held_karp(cost, start, end, closed, stops)
     else:
         limit = time_limit_s if time_limit_s is not None else min(2.0, 0.2 + 0.01 * len(stops))
-        solution = _exact_symmetric(cost, start, end, closed, limit) or _or_tools(cost, start, end, closed, limit)
+        exact = _exact_symmetric(cost, start, end, closed, limit) if len(stops) <= MIP_TRY_MAX_STOPS else None
+        solution = exact or _polished(cost, _or_tools(cost, start, end, closed, limit), start, closed, limit)
     if not np.isfinite(solution.cost):
         raise InvalidInput("no order visits every stop: some of them cannot be reached from the others")
     return solution
@@ -86,8 +89,8 @@ def _exact_symmetric(cost: np.ndarray, start: int, end: int | None, closed: bool
     """For symmetric matrices (walking): the proven optimum if the subtour-elimination MIP finds it within
     ``limit`` seconds (80 stops on a real network: ~1 s, where guided local search lands 1–2% above), else None."""
     finite = np.isfinite(cost)
-    if not finite.all() or not np.allclose(cost, cost.T):
-        return None
+    if cost.shape[0] + 1 > SYMMETRIC_MAX_STOPS or not finite.all() or not np.allclose(cost, cost.T):
+        return None  # too large for the model (with its dummy stop), or one-way costs
     return solve_symmetric(cost, start=start, end=end, closed=closed, time_limit_s=limit)
 
 
@@ -147,7 +150,11 @@ def _or_tools(cost: np.ndarray, start: int, end: int | None, closed: bool, time_
     transit = routing.RegisterTransitMatrix(scaled.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(transit)
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    first = routing_enums_pb2.FirstSolutionStrategy
+    # Christofides starts closer on symmetric (walking) costs: on Shatou, 500 stops, 82.4 km against 91.5 km after
+    # the same 1.5 s of guided local search; path-cheapest-arc on one-way costs, where Christofides has no ground.
+    symmetric = bool(np.isfinite(cost).all() and np.allclose(cost, cost.T))
+    params.first_solution_strategy = first.CHRISTOFIDES if symmetric else first.PATH_CHEAPEST_ARC
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     params.time_limit.FromMilliseconds(max(1, int(time_limit_s * 1000)))
     solution = routing.SolveWithParameters(params)
@@ -163,6 +170,78 @@ def _or_tools(cost: np.ndarray, start: int, end: int | None, closed: bool, time_
         order = [i for i in order if i != end]
     total = tour_cost(cost, order, start=start, end=end, closed=closed)
     return TspSolution(tuple(order), total, False, "or-tools-gls")
+
+
+def _polished(cost: np.ndarray, solution: TspSolution, start: int, closed: bool, limit: float) -> TspSolution:
+    """A closed tour on symmetric finite costs improved by :func:`polish_cycle` for up to ``limit`` seconds (the
+    solution as it was for other tours: 2-opt reverses legs, which one-way costs forbid)."""
+    if not closed or not solution.order or not np.isfinite(cost).all() or not np.allclose(cost, cost.T):
+        return solution
+    cycle = polish_cycle(cost, np.array((start, *solution.order)), time.perf_counter() + limit)
+    at = int(np.flatnonzero(cycle == start)[0])
+    order = tuple(int(i) for i in np.roll(cycle, -at)[1:])
+    total = tour_cost(cost, order, start=start, closed=True)
+    return TspSolution(order, total, False, "or-tools-gls+2opt") if total < solution.cost else solution
+
+
+def polish_cycle(cost: np.ndarray, cycle: np.ndarray, deadline: float) -> np.ndarray:
+    """Best-improvement local search on a closed tour of a symmetric matrix: each round evaluates every 2-opt move
+    (reverse a stretch) and every or-opt move (carry a run of 1–3 stops elsewhere, either way round) at once in
+    numpy (O(n²) per round) and applies the best, until none improves or ``deadline`` (``time.perf_counter()``) is
+    passed. Guided local search leaves tours of hundreds of stops where one round still finds 1–10% (Shatou, 500
+    stops: 83.8 → 81.5 km in 2 s).
+
+    >>> m = np.array([[0, 1, 5, 4], [1, 0, 1, 5], [5, 1, 0, 1], [4, 5, 1, 0]], dtype=float)
+    >>> polish_cycle(m, np.array([0, 2, 1, 3]), time.perf_counter() + 1).tolist()
+    [0, 1, 2, 3]
+    """
+    t = np.asarray(cycle)
+    n = len(t)
+    if n < 5:
+        return _held_karp_cycle(cost, t)
+    idx = np.arange(n)
+    offset = (idx[None, :] - idx[:, None]) % n
+    two_opt = np.triu(np.ones((n, n), bool), 2)
+    two_opt[0, n - 1] = False                      # the same edge pair, seen from the other end
+    # an or-opt run of L stops from position i may not go after positions i-1 … i+L-1 (its own edges)
+    own = {run: (offset >= n - 1) | (offset <= run - 1) for run in (1, 2, 3)}
+    while time.perf_counter() < deadline:
+        a, b = t, np.roll(t, -1)
+        edge = cost[a, b]
+        gain = np.where(two_opt, cost[np.ix_(a, a)] + cost[np.ix_(b, b)] - edge[:, None] - edge[None, :], np.inf)
+        k = int(np.argmin(gain))
+        best = (gain.flat[k], 0, k, False)
+        for run in (1, 2, 3):
+            first, last = t, t[(idx + run - 1) % n]
+            before, after = t[(idx - 1) % n], t[(idx + run) % n]
+            saved = cost[before, first] + cost[last, after] - cost[before, after]
+            for reverse in (False, True):
+                head, tail = (last, first) if reverse else (first, last)
+                delta = cost[np.ix_(head, a)] + cost[np.ix_(tail, b)] - edge[None, :] - saved[:, None]
+                delta[own[run]] = np.inf
+                k = int(np.argmin(delta))
+                if delta.flat[k] < best[0]:
+                    best = (delta.flat[k], run, k, reverse)
+        change, run, k, reverse = best
+        if change > -1e-9:
+            break
+        i, j = divmod(k, n)
+        if run == 0:
+            t = np.concatenate([t[:i + 1], t[i + 1:j + 1][::-1], t[j + 1:]])
+        else:
+            rotated = np.roll(t, -i)
+            moved, rest = rotated[:run][::-1] if reverse else rotated[:run], rotated[run:]
+            at = (j - i - run) % n                  # where position j lies in the rest
+            t = np.concatenate([rest[:at + 1], moved, rest[at + 1:]])
+    return t
+
+
+def _held_karp_cycle(cost: np.ndarray, cycle: np.ndarray) -> np.ndarray:
+    """The best closed order of a handful of stops, from the cycle's first."""
+    first = int(cycle[0])
+    rest = [int(i) for i in cycle[1:]]
+    best = min(itertools.permutations(rest), key=lambda o: tour_cost(cost, o, start=first, closed=True))
+    return np.array((first, *best))
 
 
 # -- the exact model for symmetric matrices -----------------------------------------------------------------------

@@ -52,10 +52,11 @@ from sqlalchemy.orm import Session
 
 from spatial import privacy
 from spatial.access import Scope
-from spatial.errors import InvalidInput
+from spatial.errors import InvalidInput, PayloadTooLarge
 from spatial.geometry.codes import is_valid_id_number
 from spatial.geometry.crs import WGS84, transform_xy
 from spatial.io.report import ImportReport
+from spatial.io.safe_files import COMMAND_LINE, ReadLimits, vet_ledger
 from spatial.personal_keys import PersonalKeys
 from spatial.store import audit
 from spatial.store import persons as store
@@ -195,15 +196,18 @@ class ResidentsReport(ImportReport):
 # -- reading ------------------------------------------------------------------------------------------------------
 
 
-def _rows(path: Path, name: str, mapping: Mapping) -> Iterator[list[Any]]:
-    """The rows of the file (header included) as lists of cell values, streamed."""
+def _rows(path: Path, name: str, mapping: Mapping, limits: ReadLimits) -> Iterator[list[Any]]:
+    """The rows of the file (header included) as lists of cell values, streamed; the file vetted first
+    (:func:`spatial.io.safe_files.vet_ledger`, at most ``limits.max_unpacked_bytes`` unpacked from a workbook)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise InvalidInput(f"{name}: a ledger must be {', '.join(SUFFIXES)}")
+    _, encoding = vet_ledger(path, max_unpacked_bytes=limits.max_unpacked_bytes, name=name)
     if suffix == ".csv":
-        yield from _csv_rows(path, name)
+        with open(path, encoding=encoding, newline="") as f:
+            yield from csv.reader(f)
         return
-    if suffix in (".xlsx", ".xlsm", ".ods") and not zipfile.is_zipfile(path):
+    if suffix == ".ods" and not zipfile.is_zipfile(path):
         raise InvalidInput(f"{name} is not a {suffix[1:]} spreadsheet (its content is no zip archive)")
     from python_calamine import CalamineWorkbook
 
@@ -213,20 +217,6 @@ def _rows(path: Path, name: str, mapping: Mapping) -> Iterator[list[Any]]:
     except Exception as exc:  # calamine raises its own exception types for unreadable files and missing sheets
         raise InvalidInput(f"cannot read {name}: {str(exc)[:200]}") from None
     yield from sheet.iter_rows()
-
-
-def _csv_rows(path: Path, name: str) -> Iterator[list[str]]:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            with open(path, encoding=encoding, newline="") as f:
-                f.read(1 << 16)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise InvalidInput(f"{name} is neither UTF-8 nor GB18030 text")
-    with open(path, encoding=encoding, newline="") as f:
-        yield from csv.reader(f)
 
 
 def _letter(index: int) -> str:
@@ -349,6 +339,33 @@ def _phone(value: Any) -> str | None:
                         f"{privacy.mask_phone(phone)}")
 
 
+def gender_from_id(number: str) -> str | None:
+    """'male' / 'female' from the 17th character of an 18-character ID number (odd: male); None for another
+    document."""
+    if len(number) != 18 or not number[:17].isdigit():
+        return None
+    return "male" if int(number[16]) % 2 else "female"
+
+
+def id_number_value(value: Any, kind: str = "registered") -> str:
+    """The normalised ID number (upper-case X) of one value typed in (not a spreadsheet's): the ledger's checks
+    (18 characters, GB 11643 check character; a foreign resident's document of 5–20 letters and digits), or
+    InvalidInput naming the field ``id_number`` (the number masked in the message)."""
+    try:
+        return _id_number(str(value) if value is not None else None, kind)
+    except _Bad as bad:
+        raise InvalidInput(bad.reason, code="ledger.bad_value", field=bad.field, reason=bad.reason) from None
+
+
+def phone_value(value: Any) -> str | None:
+    """The normalised phone number (mobile or landline, ``+86`` dropped) of one value typed in, None for none, or
+    InvalidInput naming the field ``phone``."""
+    try:
+        return _phone(value)
+    except _Bad as bad:
+        raise InvalidInput(bad.reason, code="ledger.bad_value", field=bad.field, reason=bad.reason) from None
+
+
 @dataclass
 class _Context:
     keys: PersonalKeys
@@ -381,8 +398,7 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
         if gender is None:
             raise _Bad("gender", f"unknown gender {gender_text!r} (男/女)")
     else:
-        gender = None if len(number) != 18 or not number[:17].isdigit() else (
-            "male" if int(number[16]) % 2 else "female")
+        gender = gender_from_id(number)
     tags = []
     for label in TAG_SPLIT.split(_text(get("tags")) or ""):
         if label:
@@ -459,12 +475,14 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
                      crs: str | None = None, skip_errors: bool = False, dry_run: bool = False,
                      area: str = "buildings", as_of: date | None = None, scope: Scope = Scope(everything=True),
                      max_distance_m: float | None = None, name: str | None = None, actor: str = "cli",
-                     batch: int = 20_000) -> ResidentsReport:
+                     limits: ReadLimits = COMMAND_LINE, batch: int = 20_000) -> ResidentsReport:
     """Import the ledger at ``path`` (module docstring). ``crs`` of the 经度/纬度 columns (default: the
     mapping's, else EPSG:4326); ``area`` 'buildings' or 'communities' (who is marked moved out when absent);
     ``as_of`` the date of moves and move-outs the ledger does not date (default today); ``scope`` limits the
     buildings rows may be placed in (others are unknown); ``name`` the file's name in messages (an upload's);
-    ``actor`` is audited with the counts. Returns the report; raises InvalidInput for an unreadable file."""
+    ``actor`` is audited with the counts; ``limits``: at most ``max_features`` rows (PayloadTooLarge beyond, nothing
+    written) and ``max_unpacked_bytes`` unpacked from a workbook (uploads; the command line has no caps). Returns
+    the report; raises InvalidInput for an unreadable file."""
     started = time.perf_counter()
     path = Path(path)
     name = name or path.name
@@ -480,7 +498,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
                            "'gridgov keys rotate' again before importing")
     report = ResidentsReport(name, ("persons",), f"ledger:{name}", dry_run=dry_run)
     tally = report.tally("persons")
-    rows = _rows(path, name, mapping)
+    rows = _rows(path, name, mapping, limits)
     for _ in range(mapping.header_row - 1):
         next(rows, None)
     header = next(rows, None)
@@ -496,6 +514,10 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
             if not any(c not in (None, "") for c in cells):
                 continue
             tally.read += 1
+            if limits.max_features is not None and tally.read > limits.max_features:
+                raise PayloadTooLarge(f"{name} has more than {limits.max_features:,} rows; at most "
+                                      f"{limits.max_features:,} are accepted here (split the file)",
+                                      max_features=limits.max_features)
             try:
                 chunk.append(_row(cells, line, ctx))
             except _Bad as bad:

@@ -56,6 +56,8 @@ class Campaign:
     grid_ids: tuple[int, ...] = ()
     targeted: int = 0
     screened: int = 0
+    persons_targeted: int = 0
+    persons_screened: int = 0
 
 
 _CAMPAIGN_COLUMNS = ("c.id, c.name, c.description, c.division_code, c.status, c.flag_distance_m, c.created_by, "
@@ -174,9 +176,16 @@ def get_campaign(session: Session, who: Principal, campaign_id: int) -> Campaign
     return found[0]
 
 
+# The current residents (population ledger) of a campaign target ``t``: households without ledger rows count none.
+_PERSONS = """LEFT JOIN LATERAL (SELECT count(*) AS n FROM persons p
+                               WHERE p.household_id = t.household_id AND p.moved_out IS NULL) pc ON true"""
+
+
 def list_campaigns(session: Session, who: Principal, *, status: str | None = None,
                    campaign_id: int | None = None) -> list[Campaign]:
-    """Campaigns with a grid in the caller's scope, newest first, with targeted/screened counts of that part."""
+    """Campaigns with a grid in the caller's scope, newest first, with targeted/screened counts of that part:
+    households, and persons (不漏一人: the current residents of the population ledger living in the targeted
+    households now, and in those visited; households not in the ledger count no person)."""
     if status is not None and status not in ("open", "closed"):
         raise InvalidInput("status must be 'open' or 'closed'")
     visible, params = campaign_scope(who.area)
@@ -185,12 +194,15 @@ def list_campaigns(session: Session, who: Principal, *, status: str | None = Non
         SELECT {_CAMPAIGN_COLUMNS},
                (SELECT array_agg(cg.grid_id ORDER BY cg.grid_id) FROM campaign_grids cg JOIN grids g ON g.id = cg.grid_id
                  WHERE cg.campaign_id = c.id AND {scope}) AS grid_ids,
-               s.targeted, s.screened
+               s.targeted, s.screened, s.persons_targeted, s.persons_screened
         FROM campaigns c
         CROSS JOIN LATERAL (
-            SELECT count(*) AS targeted, count(v.household_id) AS screened
+            SELECT count(*) AS targeted, count(v.household_id) AS screened,
+                   CAST(coalesce(sum(pc.n), 0) AS bigint) AS persons_targeted,
+                   CAST(coalesce(sum(pc.n) FILTER (WHERE v.household_id IS NOT NULL), 0) AS bigint) AS persons_screened
             FROM campaign_targets t JOIN grids g ON g.id = t.grid_id
             LEFT JOIN campaign_visits v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
+            {_PERSONS}
             WHERE t.campaign_id = c.id AND {scope}) s
         WHERE {visible} AND (CAST(:status AS text) IS NULL OR c.status = :status)
           AND (CAST(:cid AS integer) IS NULL OR c.id = :cid)
@@ -307,7 +319,9 @@ class ProgressRow:
 
     ``ratio`` is screened / targeted (0–1; 1 when nothing is targeted; the API calls it the campaign's
     coverage), ``flagged`` visits recorded far from the building, ``follow_up`` visits whose result needs more
-    work (follow_up, refused).
+    work (follow_up, refused). ``persons_targeted`` / ``persons_screened``: the current residents (population
+    ledger) of the targeted / the visited households (不漏一人), counted now (a resident added or moved out since
+    the visit counts as the ledger says today).
     """
 
     level: str
@@ -317,15 +331,22 @@ class ProgressRow:
     screened: int
     flagged: int
     follow_up: int
+    persons_targeted: int = 0
+    persons_screened: int = 0
 
     @property
     def ratio(self) -> float:
         return self.screened / self.targeted if self.targeted else 1.0
 
+    @property
+    def persons_ratio(self) -> float:
+        """persons_screened / persons_targeted (0–1; 1 when no one is targeted)."""
+        return self.persons_screened / self.persons_targeted if self.persons_targeted else 1.0
+
 
 def progress(session: Session, who: Principal, campaign_id: int) -> list[ProgressRow]:
-    """Progress of a campaign (households screened / targeted) per grid (by code), per community, and in total,
-    over the caller's part of it.
+    """Progress of a campaign (households screened / targeted, and their persons: :class:`ProgressRow`) per grid
+    (by code), per community, and in total, over the caller's part of it.
 
     One SQL query (GROUPING SETS over targets left-joined to visits); the total comes last.
     """
@@ -336,11 +357,14 @@ def progress(session: Session, who: Principal, campaign_id: int) -> list[Progres
                g.code, max(g.name) AS grid_name, g.community_code, max(d.name) AS community_name,
                count(*) AS targeted, count(v.household_id) AS screened,
                count(*) FILTER (WHERE v.far_from_building) AS flagged,
-               count(*) FILTER (WHERE v.result IN ('follow_up', 'refused')) AS follow_up
+               count(*) FILTER (WHERE v.result IN ('follow_up', 'refused')) AS follow_up,
+               coalesce(sum(pc.n), 0) AS persons_targeted,
+               coalesce(sum(pc.n) FILTER (WHERE v.household_id IS NOT NULL), 0) AS persons_screened
         FROM campaign_targets t
         JOIN grids g ON g.id = t.grid_id
         LEFT JOIN divisions d ON d.code = g.community_code
         LEFT JOIN campaign_visits v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
+        {_PERSONS}
         WHERE t.campaign_id = :c AND {scope}
         GROUP BY GROUPING SETS ((g.community_code, g.code), (g.community_code), ())
         ORDER BY GROUPING(g.community_code), GROUPING(g.code), g.community_code, g.code"""),
@@ -353,7 +377,8 @@ def progress(session: Session, who: Principal, campaign_id: int) -> list[Progres
             level, code, name = "community", r.community_code, r.community_name
         else:
             level, code, name = "campaign", None, None
-        out.append(ProgressRow(level, code, name, r.targeted, r.screened, r.flagged, r.follow_up))
+        out.append(ProgressRow(level, code, name, r.targeted, r.screened, r.flagged, r.follow_up,
+                               int(r.persons_targeted), int(r.persons_screened)))
     if not out:
         out.append(ProgressRow("campaign", None, None, 0, 0, 0, 0))
     return out

@@ -160,6 +160,8 @@ class Household(Base):
     head_id_number: Mapped[str | None] = mapped_column(String(18))
     head_phone: Mapped[str | None] = mapped_column(String(11))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    """Bumped by the database on every change of the row or of its persons (migration 0019): the ETag of edits."""
 
     building: Mapped[Building] = relationship()
 

@@ -246,10 +246,22 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
     return c
 
 
+_STAGED_IDS = "SELECT household_id AS id FROM stage_persons UNION SELECT household_id FROM stage_touched"
+
+
 def _refresh_households(session: Session) -> int:
     """Recompute the ledger-derived columns of the households staged or touched; rows changed."""
-    return session.execute(text("""
-        WITH ids AS (SELECT household_id AS id FROM stage_persons UNION SELECT household_id FROM stage_touched),
+    return _refresh(session, _STAGED_IDS, {})
+
+
+def refresh_households(session: Session, household_ids: Sequence[int]) -> int:
+    """Recompute residents, head (name; masked ID and mobile) and tags of these households from their current
+    persons (after an edit of the ledger); rows changed."""
+    return _refresh(session, "SELECT unnest(CAST(:ids AS bigint[])) AS id", {"ids": list(household_ids)})
+
+
+def _refresh(session: Session, ids_sql: str, params: dict[str, Any]) -> int:
+    return session.execute(text("WITH ids AS (" + ids_sql + ")," + """
         current AS (SELECT p.* FROM persons p JOIN ids ON ids.id = p.household_id WHERE p.moved_out IS NULL),
         counts AS (
             SELECT household_id AS id, least(50, count(*)) AS residents,
@@ -271,7 +283,7 @@ def _refresh_households(session: Session) -> int:
         FROM derived d
         WHERE h.id = d.id AND (h.residents, h.head_name, h.head_id_number, h.head_phone, h.tags)
               IS DISTINCT FROM (d.residents, d.head_name, d.head_id, d.head_phone, d.tags)"""),
-        {"tags": list(HOUSEHOLD_TAGS)}).rowcount
+        {**params, "tags": list(HOUSEHOLD_TAGS)}).rowcount
 
 
 # -- lookups ------------------------------------------------------------------------------------------------------
