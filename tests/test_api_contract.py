@@ -116,7 +116,9 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"POST /api/inspection/siting", {422}, "InvalidInput", r"maximal covering needs p|must be kept, more than p|"
      r"must be between 1 and", "p with max_cover, at most the candidates, at least the kept ones"),
     (r"POST /api/plans/(propose|adopt)", {422}, "InvalidInput", r"bad household range", "low ≤ high"),
-    (r"POST /api/(import/\{kind\}|divisions/import)", {422}, "InvalidInput", r"upload a \.gpkg",
+    (r"POST /api/(import/.*|divisions/import)", {428}, "PreconditionRequired", r"basis as If-Match",
+     "If-Match (the dry run's basis) is required unless dry_run: true (428 as RFC 6585 says)"),
+    (r"POST /api/(import/.*|divisions/import)", {422}, "InvalidInput", r"upload a (\.gpkg|file ending in)",
      "the uploaded file's name (OpenAPI cannot constrain a multipart file name)"),
     # -- cases: where a point lies, what is stored, and the workflow's order
     (r".* /(api|open311)/.*cases.*|POST /open311/.*", {422}, "InvalidInput",
