@@ -15,11 +15,12 @@ stored value could make it valid. Every failure is collected (not only the first
 test reports them by kind and operation; ``GRIDGOV_FUZZ_SCALE`` and ``GRIDGOV_FUZZ_VERBOSE`` work as there.
 
 Requests the schema allows that the code refuses for a reason JSON Schema cannot state are listed in
-:data:`UNSTATABLE`, each with the reason (only the map, the stored data and one value depending on another);
+:data:`UNSTATABLE`, each with the reason (the map, the stored data, the caller's account, one value and another);
 every other failure of every check fails the test, as does a 500. The normal suite draws 3 generated cases per
 operation (the full run 10) on top of the coverage cases, sends at most :data:`HEAVY`'s count of schema-valid
-cases of the slowest operations and lowers solver times and list lengths (:data:`CHEAPER`): about 6,000 requests,
-some 2.5 minutes of CPU (see the test's figures in docs/decisions/0002-where-sql-lives.md). ``GRIDGOV_CONTRACT=1``
+cases of the slowest operations and lowers solver times and list lengths (:data:`CHEAPER`): about 6,500 requests,
+some 2 minutes of the test process's CPU after a 20-second setup (4 to 5 minutes of wall time on a 2-core machine
+shared with other work; 10 minutes before the budgets). ``GRIDGOV_CONTRACT=1``
 sends every case (several minutes): run it, and ``GRIDGOV_FUZZ_SCALE=10`` (new random cases each time), after
 changing a model or a router;
 ``GRIDGOV_CONTRACT_ONLY=<regular expression>`` runs the operations it finds.
