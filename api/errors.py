@@ -54,6 +54,13 @@ KIND_SHOWN = {errors.OutOfScope: "NotFound"}
 """The ``error`` kind a client sees, where it is not the class name."""
 
 
+_ISSUE = {"type": "object", "required": ["loc", "msg", "type"], "properties": {
+    "loc": {"type": "array", "items": {"type": "string"}, "description": "where: body, query, path or header, "
+                                                                         "then the member's path"},
+    "msg": {"type": "string", "description": "what is wrong (English)"},
+    "type": {"type": "string", "description": "pydantic's error type, e.g. string_too_long"}}}
+
+
 class ErrorBody(BaseModel):
     """The body of every error response (4xx and 503)."""
 
@@ -63,6 +70,10 @@ class ErrorBody(BaseModel):
                                   "{placeholders} filled from the other fields of this body; the kind where the "
                                   "error has no code of its own")
     detail: str = Field(description="what is wrong, for a person (English)")
+    field: str = Field(default=None, description="invalid input: the parameter or body member at fault (the last "
+                                                 "part of its location); absent where no one value is")
+    errors: list[dict[str, Any]] = Field(default=None, description="request validation (422): every problem found",
+                                         json_schema_extra={"items": _ISSUE})
 
 
 _ERROR_JSON = {"application/json": {"schema": ErrorBody.model_json_schema()}}

@@ -84,8 +84,8 @@ class AuditPagePublic(BaseModel):
 class AccessTokenCreate(BaseModel):
     """A new personal access token (read-only: OGC API, tiles and exports)."""
 
-    name: str = Field(min_length=1, max_length=64,
-                      description="what it is for, e.g. 'QGIS office PC' (1–64 characters)")
+    name: str = Field(min_length=1, max_length=64, pattern=r"\S",
+                      description="what it is for, e.g. 'QGIS office PC' (1–64 characters, not only white space)")
     days: int = Field(default=90, ge=1, le=365, description="lifetime in days (1–365, default 90)")
     scopes: list[Literal["read"]] = Field(default=["read"], min_length=1, max_length=1,
                                           description="only 'read': tokens never change anything")

@@ -175,6 +175,9 @@ def test_bad_templates_are_refused_with_every_problem_named(db):
         forms.check_definition("x3", {**good, "sql": "SELECT * FROM persons"})
     with pytest.raises(InvalidInput, match="source must be one of"):
         forms.check_definition("x4", {**good, "source": "users"})
+    with pytest.raises(InvalidInput, match="value None must be one of true"):  # a vocabulary of booleans (was a 500)
+        forms.check_definition("x5", {"title": "t", "source": "campaign_progress", "columns": ["targeted"],
+                                      "filters": [{"filter": "unscreened", "value": None}]})
 
 
 def test_an_admin_adds_a_form_over_http_and_it_runs_without_code(app_env, tmp_path):

@@ -140,7 +140,7 @@ class Filter:
 def _one_of(vocabulary: Mapping[str, Any]) -> Callable[[Any], str]:
     def read(value: Any) -> str:
         if not isinstance(value, str | bool) or value not in vocabulary:
-            raise ValueError(f"one of {', '.join(vocabulary)}")
+            raise ValueError("one of " + ", ".join(json.dumps(k) if isinstance(k, bool) else k for k in vocabulary))
         return value
     return read
 
