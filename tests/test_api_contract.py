@@ -109,13 +109,20 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
      "reason with reveal=true"),
     (r"PATCH /api/inspection/openings/\{opening_id\}", {422}, "InvalidInput",
      r"nothing to change|applies to status 'checkpoint' only", "at least one change; checkpoint with that status"),
-    (r"POST /api/field/campaigns", {422}, "InvalidInput", r"either a list of grid codes or one division code|"
-     r"over a community or subdistrict", "grid_codes or division_code, one of them (district: admins only)"),
+    (r"POST /api/field/campaigns", {422}, "InvalidInput", r"either a list of grid codes(,| or) one division code|"
+     r"over a community or subdistrict", "grid_codes, division_code or risk_zone_id, one of them (district: admins only)"),
+    # -- risk zones: what a designation names depends on its kind, levels on the scheme configured
+    (r"(PATCH|POST) /api/risk-zones/\{zone_id\}(/lift)?", {428}, "PreconditionRequired", r"If-Match",
+     "a change or lift needs If-Match (428 as RFC 6585 says, not 422 as a required header would be)"),
+    (r"POST /api/risk-zones(/suggestions)?", {422}, "InvalidInput", r"names its building and its unit|send a geometry "
+     r"for a drawn polygon|has no level|no level scheme|division code must be",
+     "a target's reference by its kind; a level of the scheme stored in the database (schemes are data)"),
     (r"POST /api/inspection/patrols/streets", {422}, "InvalidInput", r"give grid_id or grid_code", "one of two"),
     (r"POST /api/inspection/patrols", {422}, "InvalidInput", r"choose at least one|stops per patrol",
      "1–300 stops over three lists"),
     (r"POST /api/inspection/siting", {422}, "InvalidInput", r"maximal covering needs p|must be kept, more than p|"
-     r"must be between 1 and", "p with max_cover, at most the candidates, at least the kept ones"),
+     r"must be between 1 and|either an enclosure_id or a risk_zone_id",
+     "p with max_cover, at most the candidates, at least the kept ones; an enclosure or a zone"),
     (r"POST /api/plans/(propose|adopt)", {422}, "InvalidInput", r"bad household range", "low ≤ high"),
     (r"POST /api/(import/.*|divisions/import)", {428}, "PreconditionRequired", r"basis as If-Match",
      "If-Match (the dry run's basis) is required unless dry_run: true (428 as RFC 6585 says)"),
