@@ -579,11 +579,9 @@ class LevelCount:
     persons: int
 
 
-def per_level(session: Session, who: Principal, division_code: str, *, at: datetime | None = None,
-              by: str = "grid") -> tuple[datetime, list[LevelCount]]:
-    """Households and persons per severity at ``at`` in each grid (``by`` 'grid': current grid codes) or community
-    of ``division_code`` (a subdistrict or community; the caller's area). Workload figures, like per-grid totals:
-    they follow ``who.area``, and rows are sorted by code then severity (highest first, no zone last)."""
+def _check_figures_area(who: Principal, division_code: str, by: str) -> None:
+    """The checks shared by the per-area figures: ``by`` is 'grid' or 'community', ``division_code`` a division
+    code, inside the caller's area (grid workers: their grids decide, so no division check)."""
     if by not in ("grid", "community"):
         raise InvalidInput("figures are per grid or per community", code="risk_zones.by")
     try:
@@ -592,6 +590,14 @@ def per_level(session: Session, who: Principal, division_code: str, *, at: datet
         raise InvalidInput(str(exc)) from None
     if not who.area.grid_ids:
         who.require_scope(division_code)
+
+
+def per_level(session: Session, who: Principal, division_code: str, *, at: datetime | None = None,
+              by: str = "grid") -> tuple[datetime, list[LevelCount]]:
+    """Households and persons per severity at ``at`` in each grid (``by`` 'grid': current grid codes) or community
+    of ``division_code`` (a subdistrict or community; the caller's area). Workload figures, like per-grid totals:
+    they follow ``who.area``, and rows are sorted by code then severity (highest first, no zone last)."""
+    _check_figures_area(who, division_code, by)
     when = _at(session, at)
     scope, params = building_scope(who.area, "b")
     key = "g.code" if by == "grid" else "hh.community_code"
@@ -800,14 +806,7 @@ def area_figures(session: Session, who: Principal, division_code: str, rules: Se
     area has no ledger). Areas: current grids or communities of ``division_code`` in the caller's area."""
     if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise InvalidInput(f"the window is 1–{MAX_WINDOW_DAYS} days", code="risk_zones.window", max=MAX_WINDOW_DAYS)
-    if by not in ("grid", "community"):
-        raise InvalidInput("figures are per grid or per community", code="risk_zones.by")
-    try:
-        division_level(division_code)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    if not who.area.grid_ids:
-        who.require_scope(division_code)
+    _check_figures_area(who, division_code, by)
     when = _at(session, at)
     scope, params = grid_scope(who.area)
     rows = session.execute(text(_figures_sql(by).replace("{scope}", scope)),
