@@ -338,6 +338,47 @@ def test_the_seed_figure_99_53_percent(s):
     assert round(100 * total.ratio, 2) == 99.53
 
 
+COUNTED = """SELECT n.grid_id, n.targeted, n.screened FROM campaign_grid_counts n WHERE n.campaign_id = :c
+             ORDER BY n.grid_id"""
+RECOUNTED = """SELECT t.grid_id, count(*) AS targeted, count(v.household_id) AS screened
+               FROM campaign_targets t LEFT JOIN campaign_visits v ON v.campaign_id = t.campaign_id
+                                                                 AND v.household_id = t.household_id
+               WHERE t.campaign_id = :c GROUP BY t.grid_id ORDER BY t.grid_id"""
+
+
+def test_the_databases_counters_per_campaign_and_grid_follow_every_write(s):
+    """campaign_grid_counts (migration 0022) equals a recount after the bulk opening, visits one by one and in bulk,
+    a duplicate visit (not counted twice) and targets deleted."""
+    c = campaigns.open_campaign(s, PLANNER, "排查", division_code=COMMUNITY)
+
+    def same() -> list:
+        counted = [tuple(r) for r in s.execute(text(COUNTED), {"c": c.id})]
+        # a grid whose targets were all deleted keeps a row of zeros; the recount has no row for it
+        assert [r for r in counted if r[1]] == [tuple(r) for r in s.execute(text(RECOUNTED), {"c": c.id})]
+        return counted
+
+    assert sum(t for _, t, _ in same()) == HOUSEHOLDS
+    household, (lon, lat) = a_household(s, 1)
+    campaigns.record_visit(s, worker(s, 1), c.id, household, result="normal", lon=lon, lat=lat)
+    visit_many(s, c.id, 1, 6)
+    with pytest.raises(Conflict):
+        campaigns.record_visit(s, worker(s, 1), c.id, household, result="normal", lon=lon, lat=lat)
+    s.execute(text("""
+        INSERT INTO campaign_visits (campaign_id, household_id, result, visited_at, worker, worker_position,
+                                     distance_m, far_from_building)
+        SELECT campaign_id, household_id, 'normal', now(), 'w', ST_SetSRID(ST_Point(113.8, 22.68), 4326), 0, false
+        FROM campaign_targets t WHERE campaign_id = :c AND grid_id = :g
+          AND NOT EXISTS (SELECT 1 FROM campaign_visits v WHERE v.campaign_id = t.campaign_id
+                          AND v.household_id = t.household_id)
+        ORDER BY household_id LIMIT 40
+        ON CONFLICT ON CONSTRAINT campaign_visits_once DO NOTHING"""), {"c": c.id, "g": grid_id(s, 3)})
+    s.execute(text("DELETE FROM campaign_targets t WHERE campaign_id = :c AND grid_id = :g AND NOT EXISTS "
+                   "(SELECT 1 FROM campaign_visits v WHERE v.campaign_id = t.campaign_id "
+                   "AND v.household_id = t.household_id)"), {"c": c.id, "g": grid_id(s, 2)})
+    counted = dict((g, (t, n)) for g, t, n in same())
+    assert counted[grid_id(s, 1)][1] == 7 and counted[grid_id(s, 3)][1] == 40 and counted[grid_id(s, 2)] == (0, 0)
+
+
 def test_unvisited_lists_what_is_left_masked_and_audited(s):
     c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
     visit_many(s, c.id, 1, 30)

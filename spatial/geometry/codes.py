@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from operator import mul
 
 _ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _ID_CHECK = "10X98765432"
+_ID_SHAPE = re.compile(r"\d{17}[\dX]")
 
 
 def division_level(code: str) -> str:
@@ -87,8 +89,9 @@ def building_code(grid: str, number: int) -> str:
 
 def id_check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character of the first 17 digits of a citizen ID."""
-    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
+    if len(first17) != 17:
+        raise ValueError(f"an ID number's check character follows 17 digits, got {len(first17)} characters")
+    return _ID_CHECK[sum(map(mul, map(int, first17), _ID_WEIGHTS)) % 11]
 
 
 def is_valid_id_number(value: str) -> bool:
@@ -97,7 +100,7 @@ def is_valid_id_number(value: str) -> bool:
     >>> is_valid_id_number("11010519491231002X"), is_valid_id_number("110105194912310021")
     (True, False)
     """
-    return bool(re.fullmatch(r"\d{17}[\dX]", value or "")) and id_check_char(value[:17]) == value[17]
+    return bool(_ID_SHAPE.fullmatch(value or "")) and id_check_char(value[:17]) == value[17]
 
 
 def reading_order(points: Sequence[tuple[float, float]], row_tolerance: float) -> list[int]:

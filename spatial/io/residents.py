@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 from spatial import privacy
 from spatial.access import Scope
 from spatial.errors import InvalidInput, PayloadTooLarge
-from spatial.geometry.codes import is_valid_id_number
+from spatial.geometry.codes import id_check_char
 from spatial.geometry.crs import WGS84, transform_xy
 from spatial.io.report import ImportReport
 from spatial.io.safe_files import COMMAND_LINE, ReadLimits, vet_ledger
@@ -320,7 +320,7 @@ def _id_number(value: Any, kind: str) -> str:
         return number
     if not ID_NUMBER.fullmatch(number):
         raise _Bad("id_number", f"an ID number has 17 digits and a check digit or X ({len(number)} characters given)")
-    if not is_valid_id_number(number):
+    if id_check_char(number[:17]) != number[17]:
         raise _Bad("id_number", f"bad check digit in {privacy.mask_id_number(number)} (GB 11643)")
     return number
 
@@ -375,6 +375,9 @@ class _Context:
     known: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # every field's cell index; a field the file lacks reads the None appended after the last column
+        self.width = max(self.columns.values(), default=-1) + 1
+        self.index = {f: self.columns.get(f, self.width) for f in FIELDS}
         self.kinds = {**KIND_LABELS, **self.mapping.kinds}
         self.relations = {**RELATION_LABELS, **self.mapping.relations}
         self.tags = {**TAG_LABELS, **self.mapping.tags}
@@ -382,7 +385,9 @@ class _Context:
 
 def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
     """One staged row (:data:`spatial.store.persons.STAGE_FIELDS`; lon/lat still in the source CRS); _Bad."""
-    get = lambda f: cells[ctx.columns[f]] if f in ctx.columns and ctx.columns[f] < len(cells) else None  # noqa: E731
+    cells = [*cells[:ctx.width], *([None] * (ctx.width + 1 - min(len(cells), ctx.width)))]
+    index = ctx.index
+    get = lambda f: cells[index[f]]  # noqa: E731
     name = _text(get("name"))
     if not name:
         raise _Bad("name", "no name")

@@ -220,7 +220,7 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
         INSERT INTO stage_touched SELECT household_id FROM closed""")
     for heads in ("<>", "="):  # demoted heads first: at most one current head per household at any moment
         c.updated += run(f"""
-            UPDATE persons p SET name = s.name, gender = s.gender, relation = s.relation, kind = s.kind,
+            WITH changed AS (UPDATE persons p SET name = s.name, gender = s.gender, relation = s.relation, kind = s.kind,
                    phone_sealed = CASE WHEN p.phone_hash IS NOT DISTINCT FROM s.phone_hash THEN p.phone_sealed
                                        ELSE s.phone_sealed END,
                    phone_masked = s.phone_masked, phone_hash = s.phone_hash, tags = s.tags,
@@ -228,16 +228,20 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
                    moved_in = coalesce(s.moved_in, p.moved_in), origin = :origin, updated_at = now()
             FROM stage_persons s
             WHERE {_SAME} AND s.moved_out IS NULL AND p.household_id = s.household_id AND s.relation {heads} 'head'
-              AND {_CHANGED}""")
-    c.inserted = run(f"""{_INSERT}
+              AND {_CHANGED}
+            RETURNING p.household_id)
+            INSERT INTO stage_touched SELECT household_id FROM changed""")
+    c.inserted = run(f"""WITH added AS ({_INSERT}
         WHERE s.moved_out IS NULL
           AND NOT EXISTS (SELECT 1 FROM persons p WHERE {_SAME} AND p.household_id = s.household_id)
-        ORDER BY s.line""")
-    c.history = run(f"""{_INSERT}
+        ORDER BY s.line RETURNING household_id)
+        INSERT INTO stage_touched SELECT household_id FROM added""")
+    c.history = run(f"""WITH added AS ({_INSERT}
         WHERE s.moved_out IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id_number_hash = s.id_hash
                           AND p.household_id = s.household_id AND p.moved_out >= s.moved_out)
-        ORDER BY s.line""")
+        ORDER BY s.line RETURNING household_id)
+        INSERT INTO stage_touched SELECT household_id FROM added""")
     if c.inserted + c.history > 1000:  # the statistics of the transaction's start would plan a million rows as none
         _raw(session, "ANALYZE persons")
     c.unchanged = session.execute(text("SELECT count(*) FROM stage_persons WHERE moved_out IS NULL")).scalar_one() \
@@ -246,12 +250,14 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
     return c
 
 
-_STAGED_IDS = "SELECT household_id AS id FROM stage_persons UNION SELECT household_id FROM stage_touched"
+_TOUCHED_IDS = "SELECT DISTINCT household_id AS id FROM stage_touched"
 
 
 def _refresh_households(session: Session) -> int:
-    """Recompute the ledger-derived columns of the households staged or touched; rows changed."""
-    return _refresh(session, _STAGED_IDS, {})
+    """Recompute the ledger-derived columns of the households whose current persons the merge changed (every
+    write of :func:`merge` records its households in ``stage_touched``; an unchanged re-import touches none);
+    rows changed."""
+    return _refresh(session, _TOUCHED_IDS, {})
 
 
 def refresh_households(session: Session, household_ids: Sequence[int]) -> int:
