@@ -1,6 +1,6 @@
 """Benchmark: import a population ledger of N persons (default 1,000,000 in ~410,000 households), then again.
 
-    python -m benchmarks.import_residents [--persons N] [--xlsx] [--database-url URL]
+    python -m benchmarks.import_residents [--persons N] [--xlsx] [--workers N] [--database-url URL]
 
 The buildings and households come from the synthetic city (:mod:`fixtures.synthetic_city`, N / 2.43 households);
 the ledger gives every household its residents (the city's head plus synthetic family members, each with a
@@ -8,7 +8,8 @@ valid ID number and mobile; duplicate ID numbers drawn by chance are dropped), a
 (``--xlsx``; openpyxl writes it, slowly, before the clock starts). Prints the wall time of the import (commit
 included), of the re-import of the unchanged file, and the peak Python memory of a third, traced run
 (``tracemalloc`` slows Python down, so that run is timed apart); the PostgreSQL server's memory is not included.
-Without a URL a throw-away embedded cluster is used; with one, the work is committed there (use a scratch database).
+``--workers 1`` checks every row in the importing process (the default spreads the checking over the machine's
+cores past ``spatial.io.residents.PARALLEL_FROM`` rows). Without a URL a throw-away embedded cluster is used; with one, the work is committed there (use a scratch database).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def write(rows: list[list[str]], path: Path) -> None:
     book.save(path)
 
 
-def run(url: str, persons: int, xlsx: bool) -> None:
+def run(url: str, persons: int, xlsx: bool, workers: int | None = None) -> None:
     engine = make_engine(url, pool_size=1)
     sessions = make_sessionmaker(engine)
     households = max(1, round(persons / 2.43))  # the city draws 2.43 residents per household on average
@@ -102,7 +103,7 @@ def run(url: str, persons: int, xlsx: bool) -> None:
                 tracemalloc.start()
             started = time.perf_counter()
             with sessions.begin() as session, acting_as(session, "benchmark", "import residents"):
-                report = import_residents(session, path, keys, as_of=date(2026, 12, 1))
+                report = import_residents(session, path, keys, as_of=date(2026, 12, 1), workers=workers)
             elapsed = time.perf_counter() - started
             peak = ""
             if traced:
@@ -127,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--xlsx", action="store_true", help="an .xlsx ledger instead of a CSV")
+    parser.add_argument("--workers", type=int, help="processes checking rows (default: the machine's cores)")
     parser.add_argument("--database-url", help="an existing migrated PostGIS database (a scratch one: committed)")
     args = parser.parse_args(argv)
     with database(args.database_url) as (url, _):
-        run(url, args.persons, args.xlsx)
+        run(url, args.persons, args.xlsx, args.workers)
     return 0
 
 

@@ -17,6 +17,7 @@ from spatial.access import Principal
 from spatial.errors import InvalidInput
 from spatial.geometry.codes import id_check_char
 from spatial.geometry.crs import wgs84_to_gcj02
+from spatial.io import residents
 from spatial.io.residents import import_residents
 from spatial.personal_keys import KeyUnavailable, PersonalKeys
 from spatial.store import backup, household_reads, persons
@@ -121,6 +122,25 @@ def test_good_and_bad_rows_each_reported_with_line_and_column_and_nothing_writte
     assert row.residents == 3 and row.head_name == "张1010"
     assert row.head_id_number == id_number(1)[:6] + "********" + id_number(1)[-4:]
     assert row.head_phone == "138****0001"
+
+
+def test_rows_checked_by_worker_processes_give_the_same_report_and_rows(town, tmp_path, monkeypatch):
+    """Past PARALLEL_FROM rows the checking moves to spawned workers: the rejected rows, their order, the kept ID
+    hashes and what is written are those of the check in this process."""
+    db, b1 = town["db"], town["b1"]
+    rows = family(b1.code, "101", 1) + [
+        person("李四", bad_check(10), code=b1.code, room="102"),
+        person("王五", id_number(11), phone="12345", code=b1.code, room="102"),
+        person("钱七", id_number(1), relation="子女", code=b1.code, room="104"),
+        *family(b1.code, "103", 20, 4), person("", id_number(17), code=b1.code, room="108")]
+    path = write_xlsx(tmp_path / "ledger.xlsx", rows)
+    here = run(db, path, workers=1)
+    monkeypatch.setattr(residents, "PARALLEL_FROM", 2)
+    spread = run(db, path, workers=2, batch=2)
+    assert [str(e) for e in spread.rejected] == [str(e) for e in here.rejected] and len(here.rejected) == 4
+    written = run(db, path, workers=2, batch=2, skip_errors=True)
+    assert written.counts.inserted == 7
+    assert count(db, "SELECT count(*) FROM persons WHERE moved_out IS NULL") == 7
 
 
 def test_reimport_changes_nothing_and_a_newer_ledger_moves_and_moves_out(town, tmp_path):
