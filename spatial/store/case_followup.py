@@ -178,23 +178,28 @@ def escalations(session: Session, who: Principal, *, limit: int = 100, offset: i
                                 {"c": who.scope_code}).scalar_one_or_none() or "community"
     key_sql, name_sql, unit_level = _UNITS.get(level, _UNITS["community"])
     area, params = scope_sql(who.area, grid_col="c.grid_id", community_col="c.community_code")
-    base = f"""
-        FROM cases c JOIN case_categories k ON k.code = c.category_code LEFT JOIN grids g ON g.id = c.grid_id
-        LEFT JOIN divisions d ON d.code = c.community_code LEFT JOIN divisions s ON s.code = d.parent_code
+    listed = f"""
+        SELECT c.* FROM cases c
         WHERE {area} AND c.state NOT IN ('closed', 'rejected', 'merged')
           AND ((c.deadline < :now AND c.state <> 'deferred') OR c.supervised_at IS NOT NULL)"""
+    order = "(c.deadline < :now AND c.state <> 'deferred') DESC, c.deadline NULLS LAST, c.id"
+    units_of = """LEFT JOIN grids g ON g.id = c.grid_id
+        LEFT JOIN divisions d ON d.code = c.community_code LEFT JOIN divisions s ON s.code = d.parent_code"""
     params = {**params, "now": now}
     units = session.execute(text(f"""
         SELECT {key_sql} AS key, min({name_sql}) AS name, count(*) AS listed,
                count(*) FILTER (WHERE c.deadline < :now AND c.state <> 'deferred') AS late,
                count(*) FILTER (WHERE c.supervised_at IS NOT NULL) AS flagged
-        {base} GROUP BY 1 ORDER BY 1 NULLS LAST"""), params).all()
+        FROM ({listed}) c {units_of} GROUP BY 1 ORDER BY 1 NULLS LAST"""), params).all()
+    # the page is chosen on ``cases`` alone (ids only: a narrow sort), then joined: names and units for its rows only
     rows = session.execute(text(f"""
         SELECT c.id, k.name AS category, c.state, c.assignee, c.deadline, c.clock_natural, g.code AS grid_code,
                c.community_code, {key_sql} AS unit, {name_sql} AS unit_name, c.supervised_at, c.supervised_by,
                c.supervision_note
-        {base} ORDER BY (c.deadline < :now AND c.state <> 'deferred') DESC, c.deadline NULLS LAST, c.id
-        LIMIT :limit OFFSET :offset"""), {**params, "limit": limit, "offset": offset}).all()
+        FROM (SELECT c.id FROM ({listed}) c ORDER BY {order} LIMIT :limit OFFSET :offset) page
+        JOIN cases c ON c.id = page.id JOIN case_categories k ON k.code = c.category_code {units_of}
+        ORDER BY {order}"""),
+        {**params, "limit": limit, "offset": offset}).all()
     calendar = case_store.work_calendar(session)
     found = []
     for r in rows:
