@@ -52,10 +52,9 @@ from spatial.access import Scope
 from spatial.errors import InvalidInput, PayloadTooLarge
 from spatial.geometry.codes import is_valid_id_number
 from spatial.geometry.crs import WGS84, transform_xy
-from spatial.io.report import ImportReport
 from spatial.io import sheets
 from spatial.io.safe_files import COMMAND_LINE, ReadLimits
-from spatial.io.sheets import RowError
+from spatial.io.sheets import RowError, SheetReport
 from spatial.personal_keys import PersonalKeys
 from spatial.store import audit
 from spatial.store import persons as store
@@ -100,7 +99,7 @@ ID_NUMBER = re.compile(r"\d{17}[\dX]")
 DOCUMENT = re.compile(r"[A-Z0-9]{5,20}")
 DATE_TEXT = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?|(\d{4})(\d{2})(\d{2})")
 SUFFIXES = sheets.SUFFIXES
-MAX_REJECTED = 100_000
+MAX_REJECTED = sheets.MAX_REJECTED
 DEFAULT_MAX_DISTANCE_M = 30.0
 
 
@@ -139,24 +138,11 @@ class Mapping:
 
 
 @dataclass
-class ResidentsReport(ImportReport):
-    """:class:`ImportReport` of a ledger: ``rejected`` lists every rejected row (at most :data:`MAX_REJECTED`;
-    ``issue_count`` is exact), ``counts`` what the merge did (:class:`spatial.store.persons.MergeCounts`),
-    ``written`` whether anything was (False on errors without ``skip_errors``, and for a dry run)."""
+class ResidentsReport(SheetReport):
+    """:class:`spatial.io.sheets.SheetReport` of a ledger, with ``counts`` what the merge did
+    (:class:`spatial.store.persons.MergeCounts`)."""
 
-    rejected: list[RowError] = field(default_factory=list)
     counts: store.MergeCounts | None = None
-    written: bool = False
-    dry_run: bool = False
-
-    def reject(self, error: RowError) -> None:
-        if len(self.rejected) < MAX_REJECTED:
-            self.rejected.append(error)
-        self.add_issue(f"line {error.line}", f"column {error.column}: {error.reason}")
-
-    @property
-    def ok(self) -> bool:
-        return self.issue_count == 0
 
     def summary(self) -> str:
         t = self.tally("persons")

@@ -17,14 +17,16 @@ import csv
 import unicodedata
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spatial.errors import InvalidInput
+from spatial.io.report import ImportReport
 from spatial.io.safe_files import ReadLimits, vet_ledger
 
 SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".csv")
+MAX_REJECTED = 100_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,26 @@ class RowError:
     def __str__(self) -> str:
         where = f"{self.column} ({self.letter})" if self.letter else self.column
         return f"line {self.line}, column {where}: {self.reason}"
+
+
+@dataclass
+class SheetReport(ImportReport):
+    """:class:`ImportReport` of a spreadsheet: ``rejected`` lists every rejected row (at most :data:`MAX_REJECTED`;
+    ``issue_count`` is exact); ``written`` whether anything was (False on errors without ``skip_errors``, and for a
+    dry run)."""
+
+    rejected: list[RowError] = field(default_factory=list)
+    written: bool = False
+    dry_run: bool = False
+
+    def reject(self, error: RowError) -> None:
+        if len(self.rejected) < MAX_REJECTED:
+            self.rejected.append(error)
+        self.add_issue(f"line {error.line}", f"column {error.column}: {error.reason}")
+
+    @property
+    def ok(self) -> bool:
+        return self.issue_count == 0
 
 
 class Bad(Exception):

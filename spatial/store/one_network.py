@@ -129,6 +129,12 @@ def may_import(who: Principal, scope_codes: Sequence[str]) -> None:
         who.require_scope(code)
 
 
+def current_scopes(session: Session, department: str) -> list[str]:
+    """The scope codes of a department's current layer (who replaces it must hold them too)."""
+    return list(session.execute(text("SELECT DISTINCT scope_code FROM department_grids WHERE department_code = :d "
+                                     "AND valid_to IS NULL"), {"d": department}).scalars())
+
+
 def layer_basis(session: Session, department: str) -> str:
     """The ETag of a department's current layer: its rows' count and newest id (``"dg<count>.<id>"``)."""
     count, newest = session.execute(text("SELECT count(*), coalesce(max(id), 0) FROM department_grids "
