@@ -264,3 +264,26 @@ def test_places_import_reports_bad_rows_and_writes_nothing_then_the_good_ones(wo
     assert (again.inserted, again.updated) == (0, 2)
     outsider = import_places(db, _sheet(tmp_path, rows[:2]), FAR_PLANNER)
     assert {e.reason for e in outsider.rejected} == {"outside your area"}
+
+
+@pytest.mark.browser
+def test_a_click_on_the_overview_map_says_who_handles_it(live_server, browser, tmp_path):
+    from tests.conftest import open_logged_in
+
+    base, sessions = live_server
+    with sessions.begin() as s:
+        town(s)
+        load_layers(s, tmp_path)
+        users.create_user(s, "viewer1", PASSWORD, "viewer", scope_code=factories.SUBDISTRICT)
+    context, page, errors = open_logged_in(browser, base + "/", "viewer1", PASSWORD,
+                                           viewport={"width": 1200, "height": 800}, locale="zh-CN")
+    east = factories.metres_box(300, 100, 300.1, 100.1).centroid
+    x, y = page.evaluate(f"(() => {{ const p = map.latLngToContainerPoint([{east.y}, {east.x}]); return [p.x, p.y]; }})()")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("body[data-who-handles]", timeout=10_000)
+    text_shown = page.locator("#who-handles").inner_text()
+    assert "谁来管" in text_shown and "市场监督管理局" in text_shown and "消防救援大队" in text_shown
+    assert page.locator("#who-departments li").count() == 2
+    context.close()
+    assert not errors, errors

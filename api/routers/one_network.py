@@ -13,13 +13,14 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import Path as FastPath
 from pydantic import BaseModel, Field
 
 from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep
 from api.types import Id, Text
 from api.uploads import UploadImport, run_upload, upload_limits, upload_name
 from spatial.errors import InvalidInput
-
+from spatial.geometry.codes import CREDIT_CODE_PATTERN
 from spatial.geometry.crs import WGS84, transform_xy
 from spatial.geometry.validate import position_from_xy
 from spatial.io.department_grids import import_department_grids
@@ -31,6 +32,7 @@ from spatial.vocab import PLACE_KINDS
 
 router = APIRouter(prefix="/api/one-network", tags=["one network · 一张网"])
 
+SUBDISTRICT = r"^[0-9]{6}(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})000$"  # codes.SUBDISTRICT_CODE_PATTERN without look-ahead
 Reason = Annotated[str, Form(min_length=2, max_length=500, description="recorded in the audit log and history")]
 DryRun = Annotated[bool, Form(description="check and report only; nothing is written")]
 
@@ -65,7 +67,8 @@ class LayerImportPublic(BaseModel):
                          "The credit code's check character is verified (GB 32100). Admin, or a planner whose area "
                          "holds every community the layer touches (old and new). Audited.")
 def import_layer(request: Request, session: SessionDep, settings: SettingsDep, who: CurrentUser, response: Response,
-                 credit_code: str,
+                 credit_code: Annotated[str, FastPath(pattern=CREDIT_CODE_PATTERN, description="the department's "
+                                                      "unified social credit code (GB 32100)")],
                  file: Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip of a Shapefile")],
                  department_name: Annotated[str, Form(min_length=1, max_length=100, description="e.g. 市场监督管理局")],
                  layer_name: Annotated[str, Form(min_length=1, max_length=100, description="e.g. 市场监管网格")],
@@ -157,7 +160,7 @@ class CrosswalkPublic(BaseModel):
                         "department grid holding most of it takes all of it. Areas m² in the metric CRS. Admin, "
                         "planner or inspector with the subdistrict in their area.")
 def get_crosswalk(session: SessionDep, settings: SettingsDep, who: CurrentUser,
-                  subdistrict: Annotated[str, Query(pattern=r"^[0-9]{9}000$", description="a subdistrict's code")]) -> CrosswalkPublic:
+                  subdistrict: Annotated[str, Query(pattern=SUBDISTRICT, description="a subdistrict's code")]) -> CrosswalkPublic:
     cw = store.crosswalk(session, who, subdistrict, metric_srid=settings.metric_srid)
     proposal = {(a.department_grid, a.grid_id): a for a in cw.proposal}
     multi = {m["department_grid"]: m["communities"] for m in cw.multi_community}
