@@ -270,40 +270,40 @@ def crosswalk(session: Session, who: Principal, subdistrict: str, *, metric_srid
                                  AND ST_Intersects(g.boundary, dg.boundary)"""), params).all()
     buildings = session.execute(text(_CROSSWALK + """
             SELECT dg.id, b.id AS building_id, b.code AS building_code, b.grid_id, g.code AS grid_code,
-                   g.community_code, ST_Area(t.f) AS total, ST_Area(ST_Intersection(t.f, dg.m)) AS inside
+                   g.community_code, ST_Area(t.f) AS total,
+                   CASE WHEN ST_CoveredBy(b.footprint, dg.boundary) THEN ST_Area(t.f)
+                        ELSE ST_Area(ST_Intersection(t.f, dg.m)) END AS inside
             FROM dg JOIN buildings b ON b.footprint && dg.boundary AND ST_Intersects(b.footprint, dg.boundary)
             LEFT JOIN grids g ON g.id = b.grid_id
             CROSS JOIN LATERAL (SELECT ST_Transform(b.footprint, :srid) AS f) t"""), params).all()
     grid_of: dict[int, tuple[str, str]] = {}
-    land_m2: dict[tuple[int, int | None], float] = defaultdict(float)
+    land_m2: dict[int, dict[int | None, float]] = defaultdict(lambda: defaultdict(float))
     for r in land:
         grid_of[r.grid_id] = (r.code, r.community_code)
-        land_m2[(r.id, r.grid_id)] += r.m2
-    floor_m2: dict[tuple[int, int | None], float] = defaultdict(float)
-    counts: dict[tuple[int, int | None], int] = defaultdict(int)
+        land_m2[r.id][r.grid_id] += r.m2
+    floor_m2: dict[int, dict[int | None, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[int, dict[int | None, int]] = defaultdict(lambda: defaultdict(int))
     for r in buildings:
         if r.grid_id is not None:
             grid_of.setdefault(r.grid_id, (r.grid_code, r.community_code))
         if r.inside <= 0:
             continue
-        floor_m2[(r.id, r.grid_id)] += r.inside
-        counts[(r.id, r.grid_id)] += r.inside * 2 > r.total  # counted where most of it lies
+        floor_m2[r.id][r.grid_id] += r.inside
+        counts[r.id][r.grid_id] += r.inside * 2 > r.total  # counted where most of it lies
         if r.inside > tolerance_m2 and r.total - r.inside > tolerance_m2:
             result.cut.append({"department_grid": r.id, "building_id": r.building_id, "building_code": r.building_code,
                                "grid_code": r.grid_code, "inside_share": r.inside / r.total})
     for dg_id, info in result.grids.items():
-        total = info["area_m2"]
-        inside = sum(m2 for (d, _), m2 in land_m2.items() if d == dg_id)
-        land_m2[(dg_id, None)] += max(total - inside, 0.0)  # land in no grid: the shares sum to 1
-        floors = sum(m2 for (d, _), m2 in floor_m2.items() if d == dg_id)
-        keys = sorted({g for (d, g) in (*land_m2, *floor_m2) if d == dg_id}, key=lambda g: (g is None, g or 0))
-        for g in keys:
-            lm2, fm2 = land_m2.get((dg_id, g), 0.0), floor_m2.get((dg_id, g), 0.0)
+        total, lands, floors = info["area_m2"], land_m2[dg_id], floor_m2[dg_id]
+        lands[None] += max(total - sum(lands.values()), 0.0)  # land in no grid: the shares sum to 1
+        floor_total = sum(floors.values())
+        for g in sorted({*lands, *floors}, key=lambda g: (g is None, g or 0)):
+            lm2, fm2 = lands.get(g, 0.0), floors.get(g, 0.0)
             if lm2 <= tolerance_m2 and fm2 <= 0:
                 continue
             code, community = grid_of.get(g, (None, None)) if g is not None else (None, None)
             result.pieces.append(plan.Piece(dg_id, g, code, community, lm2, lm2 / total if total else 0.0, fm2,
-                                            fm2 / floors if floors else None, counts.get((dg_id, g), 0)))
+                                            fm2 / floor_total if floor_total else None, counts[dg_id].get(g, 0)))
     by_grid: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for p in result.pieces:
         if p.community_code:
