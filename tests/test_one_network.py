@@ -281,7 +281,7 @@ def test_a_click_on_the_overview_map_says_who_handles_it(live_server, browser, t
     x, y = page.evaluate(f"(() => {{ const p = map.latLngToContainerPoint([{east.y}, {east.x}]); return [p.x, p.y]; }})()")
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + x, box["y"] + y)
-    page.wait_for_selector("body[data-who-handles]", timeout=10_000)
+    page.wait_for_selector("body[data-who-handles]", state="attached", timeout=10_000)
     text_shown = page.locator("#who-handles").inner_text()
     assert "谁来管" in text_shown and "市场监督管理局" in text_shown and "消防救援大队" in text_shown
     assert page.locator("#who-departments li").count() == 2

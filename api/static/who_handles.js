@@ -1,4 +1,4 @@
-// "Who handles this point" (谁来管, issue 16 §2) on the overview map: a click anywhere asks
+// "Who handles this point" (谁来管, issue 16 §2) on the overview map: a click anywhere on the map asks
 // GET /api/one-network/who-handles for the clicked position (Leaflet gives it in WGS 84, whatever the basemap) and
 // shows the grid, its workers and every department's grid and contact in the #who-handles panel (names and phones
 // come masked from the server). Loaded after map.js, whose `map` it uses; its labels are its own.
@@ -35,7 +35,11 @@
     document.body.dataset.whoHandles = String(h.departments.length);
   }
 
-  map.on("click", (e) => {
-    api(`/api/one-network/who-handles?x=${e.latlng.lng}&y=${e.latlng.lat}`).then(show).catch(console.error);
+  // On the map's container, not map.on("click"): a click on a drawn feature (canvas) goes to that feature's popup
+  // and never reaches the map's own click event. Clicks on controls and popups stop before the container.
+  map.getContainer().addEventListener("click", (e) => {
+    if (map.dragging && map.dragging.moved()) return;  // the end of a drag is no click
+    const at = map.mouseEventToLatLng(e);
+    api(`/api/one-network/who-handles?x=${at.lng}&y=${at.lat}`).then(show).catch(console.error);
   });
 })();
