@@ -189,6 +189,7 @@ def test_who_handles_a_point_and_a_case_records_its_department_grids(world):
     case = cases.report_case(db, None, category="environment.garbage", lon=east.x, lat=east.y,
                              description="占道经营", reporter_name="王五", reporter_phone="13900001111")
     assert {d["code"] for d in one_network.case_departments(db, ADMIN, case.id)} == {"B", "X"}
+    assert set(cases.get_case(db, ADMIN, case.id).department_grids) == {"市场监督管理局 · 市场二片", "消防救援大队 · 消防责任区"}
 
 
 def test_the_api_answers_who_handles_in_gcj02_and_imports_layers(app_env, tmp_path):
