@@ -288,3 +288,16 @@ def test_a_click_on_the_overview_map_says_who_handles_it(live_server, browser, t
     assert page.locator("#who-departments li").count() == 2
     context.close()
     assert not errors, errors
+
+
+def test_the_database_takes_every_place_kind_of_the_vocabulary_and_no_other(db):
+    import sqlalchemy.exc
+
+    from spatial.vocab import PLACE_KINDS
+
+    insert = text("INSERT INTO places (kind, name, credit_code, location, origin, origin_ref) VALUES "
+                  "(:k, '场所', :c, ST_SetSRID(ST_MakePoint(114.07, 22.56), 4326), 'test', :k)")
+    for kind in PLACE_KINDS:
+        db.execute(insert, {"k": kind, "c": MARKET if kind == "enterprise" else None})
+    with pytest.raises(sqlalchemy.exc.IntegrityError), db.begin_nested():
+        db.execute(insert, {"k": "bar", "c": None})
