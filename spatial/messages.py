@@ -208,6 +208,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "risk_zones.no_enclosure": ("风险区域 {zone} 不在任何围合区域内：请先绘制围合，再做卡口选址。",
                                 "Zone {zone} lies in no enclosure: draw the enclosure first, then site checkpoints."),
     "risk_zones.empty": ("风险区域 {zone} 内目前没有住户。", "Zone {zone} holds no household now."),
+    # -- one network (一张网): department grids, crosswalk, places ---------------------------------------------------
+    "one_network.credit_code": ("统一社会信用代码有误（{field}）：{reason}", "Bad unified social credit code ({field}): "
+                                "{reason}"),
+    "one_network.department_name": ("部门名称须为 1 至 100 个字符。", "A department's name has 1 to 100 characters."),
+    "one_network.layer_name": ("图层名称须为 1 至 100 个字符。", "A layer's name has 1 to 100 characters."),
+    "one_network.subdistrict": ("{subdistrict} 不是街道编码（9 位数字 + 000）。", "{subdistrict} is not a subdistrict code "
+                                "(9 digits + 000)."),
+    "one_network.no_subdistrict": ("没有街道 {subdistrict}。", "No subdistrict {subdistrict}."),
+    "one_network.rejected": ("{count} 个部门网格未通过检查，未写入任何数据（详见报告）。", "{count} department grid(s) "
+                             "failed the checks; nothing was written (see the report)."),
 }
 
 

@@ -70,6 +70,15 @@ CHECKPOINT_STATUSES = MappingProxyType({
     "unstaffed": ("无人值守", "Unstaffed"),
 })
 
+PLACE_KINDS = MappingProxyType({  # places departments inspect (一张网): 三小场所, enterprises, schools, clinics
+    "shop": ("小商店", "Small shop"),
+    "restaurant": ("小餐饮", "Small restaurant"),
+    "hotel": ("小旅馆", "Small hotel"),
+    "enterprise": ("企业", "Enterprise"),
+    "school": ("学校", "School"),
+    "clinic": ("诊所", "Clinic"),
+})
+
 
 def label(vocabulary: MappingProxyType, value: str, lang: str = "zh") -> str:
     """The label of ``value`` in ``lang`` ('zh' or 'en'); the raw value if it is not in the vocabulary."""

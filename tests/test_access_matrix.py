@@ -346,3 +346,71 @@ def test_only_admins_run_the_onboarding_imports(env, operation):
     assert answer.status_code in (200, 422), answer.text  # an empty layer or ledger: checked, or refused as empty
     if upload:
         assert call("admin1", dry_run="false").status_code == 428  # the import needs the check's basis
+
+
+# The one network (issue 16 §2, api/routers/one_network.py): a department's layer and the places are imported by admins
+# and by planners whose area holds what the file touches; the crosswalk is read by admins, planners and inspectors in
+# scope; who handles a point answers every logged-in role (people's names and phones masked).
+ONE_NETWORK = [  # (user, role, scope: 'here' the city's subdistrict, 'far' another one, import, crosswalk)
+    ("viewer_on", "viewer", "here", 403, 403),
+    ("auditor_on", "auditor", "here", 403, 403),
+    ("worker_on", "grid_worker", None, 403, 403),
+    ("dept_on", "department", "here", 403, 403),
+    ("inspector_on", "inspector", "here", 403, 200),
+    ("planner_none", "planner", None, 403, 403),
+    ("planner_far", "planner", "far", 403, 403),
+    ("planner_on", "planner", "here", 200, 200),
+    ("admin_on", "admin", None, 200, 200),
+]
+
+
+def test_the_one_network_operations_are_listed_and_exist(operations):
+    listed = {("POST", "/api/one-network/departments/{credit_code}/grids"), ("GET", "/api/one-network/layers"),
+              ("GET", "/api/one-network/crosswalk"), ("GET", "/api/one-network/who-handles"),
+              ("GET", "/api/one-network/cases/{case_id}/departments"), ("POST", "/api/one-network/places/import"),
+              ("GET", "/api/one-network/places")}
+    assert listed == {op for op in operations if op[1].startswith("/api/one-network/")}
+
+
+def test_one_network_follows_role_and_scope(env):
+    from spatial.geometry.codes import credit_check_char
+    from tests import factories
+
+    client, sessions, tokens = env
+    department = "91440399MA5F00001" + credit_check_char("91440399MA5F00001")
+    with sessions.begin() as s:
+        far = factories.community(s).parent_code
+        grid_json, lon, lat = s.execute(text(
+            "SELECT ST_AsGeoJSON(boundary), ST_X(ST_PointOnSurface(boundary)), ST_Y(ST_PointOnSurface(boundary)) "
+            "FROM grids WHERE code = :c"), {"c": GRID}).one()
+        password_hash = users.hash_password(PASSWORD)
+        for name, role, scope, _, _ in ONE_NETWORK:
+            user = User(username=name, password_hash=password_hash, role=role,
+                        scope_code={"here": "440399001000", "far": far}.get(scope),
+                        department="市场监督管理局" if role == "department" else None)
+            s.add(user)
+            s.flush()
+            users.assign_grids(s, user, (GRID,) if role == "grid_worker" else ())
+            tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
+    layer = json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "M1"}, "geometry": json.loads(grid_json)}]}).encode()
+    sheet = f"名称,类型,经度,纬度\n小店,小商店,{lon},{lat}\n".encode()
+    for user, role, scope, may_import, may_read in ONE_NETWORK:
+        headers = tokens[user]
+        grids = client.post(f"/api/one-network/departments/{department}/grids", headers=headers,
+                            files={"file": ("m.geojson", layer)},
+                            data={"department_name": "市场监督管理局", "layer_name": "市场监管网格", "reason": "矩阵",
+                                  "dry_run": "true"})
+        assert grids.status_code == may_import, (user, grids.text)
+        places = client.post("/api/one-network/places/import", headers=headers, files={"file": ("p.csv", sheet)},
+                             data={"reason": "矩阵", "dry_run": "true"})
+        assert places.status_code == (200 if may_import == 200 else 403 if role != "planner" else 422), (user, places.text)
+        crosswalk = client.get("/api/one-network/crosswalk", headers=headers, params={"subdistrict": "440399001000"})
+        assert crosswalk.status_code == may_read, (user, crosswalk.text)
+        handles = client.get("/api/one-network/who-handles", headers=headers, params={"x": lon, "y": lat})
+        assert handles.status_code == 200 and handles.json()["grid"]["code"] == GRID, (user, handles.text)
+    with sessions.begin() as s:
+        refused = s.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'import' AND object_type IN "
+                                "('department_grids', 'places') AND result LIKE 'refused%'"))
+        written = s.scalar(text("SELECT count(*) FROM department_grids")) + s.scalar(text("SELECT count(*) FROM places"))
+    assert refused >= 2 * 7 - 2 and written == 0  # dry runs only

@@ -155,6 +155,11 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"a location is required",
      "lat and long, which Open311 leaves optional (an address_string instead): gridgov does not geocode"),
     (r"GET /open311/v2/requests\.\{format\}", {400}, "Open311", r"start_date is after end_date", "start ≤ end"),
+    # -- the one network: a credit code's check character; an uploaded file's name; the file's grids as checked
+    (r"POST /api/one-network/departments/\{credit_code\}/grids", {422}, "InvalidInput", r"bad check character",
+     "the GB 32100 check character of a credit code (a sum of weights, not a pattern)"),
+    (r"POST /api/one-network/(departments/.*|places/import)", {422}, "InvalidInput", r"upload a (\.gpkg|file ending in)",
+     "the uploaded file's name (OpenAPI cannot constrain a multipart file name)"),
 ]
 """Refusals of schema-valid requests for a reason JSON Schema cannot state: a value valid in itself that is wrong
 in combination with another, with the stored data, or with the map. Each is (operations (a regular expression

@@ -92,7 +92,7 @@ def test_collections_list_every_layer_with_crs_and_extent_and_no_personal_collec
     doc = client.get("/ogc/collections", headers=headers).json()
     names = [c["id"] for c in doc["collections"]]
     assert {"grids", "buildings", "enclosures", "checkpoints", "streets", "divisions", "micro_grids",
-            "cases", "risk_zones"} == set(names)
+            "cases", "risk_zones", "places"} == set(names)
     grids = next(c for c in doc["collections"] if c["id"] == "grids")
     assert CGCS2000 in grids["crs"] and CRS84 in grids["crs"] and grids["storageCrs"] == CRS84
     west, south, east, north = grids["extent"]["spatial"]["bbox"][0]

@@ -127,6 +127,12 @@ def _risk_zones(s, ids):
                          level="red", reason="确诊病例", name="新风险区")
 
 
+def _places(s, ids):
+    s.execute(text("INSERT INTO places (kind, name, grid_id, community_code, location, origin, origin_ref) "
+                   "VALUES ('shop', '新小店', :g, :c, ST_SetSRID(ST_MakePoint(:x, :y), 4326), 'test', '1')"),
+              {"g": ids["west"], "c": factories.COMMUNITY, **dict(zip("xy", a_geom(100).coords[0]))})
+
+
 # layer -> (zoom, the write, how the tile shows it)
 CASES = {
     "divisions": (14, _divisions, lambda fs: any(f["properties"].get("name") == "改名社区" for f in fs)),
@@ -137,6 +143,8 @@ CASES = {
     "enclosures": (15, _enclosures, lambda fs: any(f["properties"].get("name") == "新围合" for f in fs)),
     "checkpoints": (16, _checkpoints, lambda fs: any(f["properties"].get("name") == "北门" for f in fs)),
     "cases": (16, _cases, lambda fs: any(f["properties"].get("category") == "垃圾堆放" for f in fs)),
+    "places": (16, _places, lambda fs: any(f["properties"].get("name") == "新小店"
+                                           and f["properties"].get("kind_label") == "小商店" for f in fs)),
     "risk_zones": (15, _risk_zones, lambda fs: any(f["properties"].get("name") == "新风险区"
                                                    and f["properties"].get("colour") == "#d32f2f" for f in fs)),
 }

@@ -55,6 +55,13 @@ def _paint(layer: TileLayer) -> list[dict[str, Any]]:
             "circle-stroke-color": ["case", overdue, "#d32f2f", "#ffffff"],
             "circle-color": ["match", ["get", "state"], ["closed", "rejected", "merged"], "#9e9e9e", "deferred", "#8d6e63",
                              "#1976d2"]}}]
+    if name == "places":  # places departments inspect (一张网): a colour per kind; enterprises not back at work ringed
+        stopped = ["==", ["get", "reopened"], False]
+        return [{**base, "id": name, "type": "circle", "paint": {
+            "circle-radius": 4, "circle-stroke-width": ["case", stopped, 2, 1],
+            "circle-stroke-color": ["case", stopped, "#d32f2f", "#ffffff"],
+            "circle-color": ["match", ["get", "kind"], ["shop", "restaurant", "hotel"], "#6a1b9a", "enterprise",
+                             "#00838f", "school", "#f9a825", "clinic", "#2e7d32", "#757575"]}}]
     if name == "risk_zones":  # each zone in its level's colour (its scheme's), more opaque the higher the level
         return [{**base, "id": f"{name}-fill", "type": "fill", "paint": {
                     "fill-color": ["coalesce", ["get", "colour"], "#9e9e9e"],

@@ -138,6 +138,8 @@ class CasePublic(BaseModel):
     satisfaction: int | None = Field(None, description="the reporter's rating 1–5 after closure (回访)")
     duplicates: list[Duplicate] = Field(default_factory=list, description="open cases of the same category within "
                                                                           "case_duplicate_m metres (at report time)")
+    department_grids: list[str] = Field(default_factory=list, description="the departments' grids where it lay when "
+                                        "reported (一张网): \"department · grid\" names")
 
 
 class EscalationCase(BaseModel):

@@ -120,3 +120,39 @@ def reading_order(points: Sequence[tuple[float, float]], row_tolerance: float) -
         order.extend(sorted(row, key=lambda i: points[i][0]))
         remaining = [i for i in remaining if i not in set(row)]
     return order
+
+
+# Unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of 0-9 and the capitals without I, O,
+# S, V, Z: registration authority (1), organisation type (1), administrative division (6 digits), organisation
+# code (9, its own check character last) and a check character over the first 17 (weights 3^i mod 31).
+CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
+CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+
+
+def credit_check_char(first17: str) -> str:
+    """The GB 32100 check character of the first 17 characters of a unified social credit code.
+
+    >>> credit_check_char("91350100M000100Y4")
+    '3'
+    """
+    total = sum(CREDIT_CODE_CHARS.index(c) * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
+    return CREDIT_CODE_CHARS[(31 - total % 31) % 31]
+
+
+def credit_code_problem(value: str | None) -> str | None:
+    """Why ``value`` is not a unified social credit code (18 characters, positions 3–8 digits, the GB 32100
+    alphabet, the right check character), or None when it is one. Lower case is not accepted: normalise first.
+
+    >>> credit_code_problem("91350100M000100Y43"), credit_code_problem("91350100M000100Y44")
+    (None, 'bad check character 4 (expected 3; GB 32100)')
+    """
+    if not value or len(value) != 18:
+        return f"a unified social credit code has 18 characters ({len(value or '')} given)"
+    if not re.fullmatch(CREDIT_CODE_PATTERN, value):
+        return ("not a unified social credit code: digits and capitals without I, O, S, V, Z; characters 3–8 the "
+                "division code")
+    expected = credit_check_char(value[:17])
+    if value[17] != expected:
+        return f"bad check character {value[17]} (expected {expected}; GB 32100)"
+    return None

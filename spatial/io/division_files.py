@@ -46,7 +46,8 @@ from spatial.errors import InvalidInput
 from spatial.geometry.codes import division_code_problem, division_level
 from spatial.geometry.crs import parse_crs, to_wgs84
 from spatial.io.files import choose_layer, read_layer
-from spatial.io.grid_files import _refuse_huge, _text
+from spatial.io.grid_files import _refuse_huge
+from spatial.io.grid_files import field_text as _text
 from spatial.io.report import Findings, ImportReport, Progress
 from spatial.io.safe_files import ReadLimits, shown, vetted
 from spatial.io.validate import SERVICE_EXTENT, clean_polygons

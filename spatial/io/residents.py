@@ -40,14 +40,11 @@ order. The workers get the key file's secrets through their start-up pipe (never
 
 from __future__ import annotations
 
-import csv
 import multiprocessing
 import os
 import re
 import time
 import tomllib
-import unicodedata
-import zipfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -64,8 +61,9 @@ from spatial.access import Scope
 from spatial.errors import InvalidInput, PayloadTooLarge
 from spatial.geometry.codes import id_check_char
 from spatial.geometry.crs import WGS84, transform_xy
-from spatial.io.report import ImportReport
-from spatial.io.safe_files import COMMAND_LINE, ReadLimits, vet_ledger
+from spatial.io import sheets
+from spatial.io.safe_files import COMMAND_LINE, ReadLimits
+from spatial.io.sheets import RowError, SheetReport
 from spatial.personal_keys import PersonalKeys
 from spatial.store import audit
 from spatial.store import persons as store
@@ -114,24 +112,9 @@ MAX_WORKERS = 4
 CHUNK = 5_000
 """Rows per chunk sent to a worker."""
 DATE_TEXT = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?|(\d{4})(\d{2})(\d{2})")
-SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".csv")
-MAX_REJECTED = 100_000
+SUFFIXES = sheets.SUFFIXES
+MAX_REJECTED = sheets.MAX_REJECTED
 DEFAULT_MAX_DISTANCE_M = 30.0
-
-
-@dataclass(frozen=True)
-class RowError:
-    """A rejected row: ``line`` in the spreadsheet (1-based, the header's line counted), the ``column``'s header
-    (or its field name when the file has no such column) and its letter, and why."""
-
-    line: int
-    column: str
-    reason: str
-    letter: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.column} ({self.letter})" if self.letter else self.column
-        return f"line {self.line}, column {where}: {self.reason}"
 
 
 @dataclass
@@ -169,24 +152,11 @@ class Mapping:
 
 
 @dataclass
-class ResidentsReport(ImportReport):
-    """:class:`ImportReport` of a ledger: ``rejected`` lists every rejected row (at most :data:`MAX_REJECTED`;
-    ``issue_count`` is exact), ``counts`` what the merge did (:class:`spatial.store.persons.MergeCounts`),
-    ``written`` whether anything was (False on errors without ``skip_errors``, and for a dry run)."""
+class ResidentsReport(SheetReport):
+    """:class:`spatial.io.sheets.SheetReport` of a ledger, with ``counts`` what the merge did
+    (:class:`spatial.store.persons.MergeCounts`)."""
 
-    rejected: list[RowError] = field(default_factory=list)
     counts: store.MergeCounts | None = None
-    written: bool = False
-    dry_run: bool = False
-
-    def reject(self, error: RowError) -> None:
-        if len(self.rejected) < MAX_REJECTED:
-            self.rejected.append(error)
-        self.add_issue(f"line {error.line}", f"column {error.column}: {error.reason}")
-
-    @property
-    def ok(self) -> bool:
-        return self.issue_count == 0
 
     def summary(self) -> str:
         t = self.tally("persons")
@@ -211,50 +181,14 @@ class ResidentsReport(ImportReport):
 
 
 def _rows(path: Path, name: str, mapping: Mapping, limits: ReadLimits) -> Iterator[list[Any]]:
-    """The rows of the file (header included) as lists of cell values, streamed; the file vetted first
-    (:func:`spatial.io.safe_files.vet_ledger`, at most ``limits.max_unpacked_bytes`` unpacked from a workbook)."""
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InvalidInput(f"{name}: a ledger must be {', '.join(SUFFIXES)}")
-    _, encoding = vet_ledger(path, max_unpacked_bytes=limits.max_unpacked_bytes, name=name)
-    if suffix == ".csv":
-        with open(path, encoding=encoding, newline="") as f:
-            yield from csv.reader(f)
-        return
-    if suffix == ".ods" and not zipfile.is_zipfile(path):
-        raise InvalidInput(f"{name} is not a {suffix[1:]} spreadsheet (its content is no zip archive)")
-    from python_calamine import CalamineWorkbook
-
-    try:
-        book = CalamineWorkbook.from_path(str(path))
-        sheet = book.get_sheet_by_name(mapping.sheet) if mapping.sheet else book.get_sheet_by_index(0)
-    except Exception as exc:  # calamine raises its own exception types for unreadable files and missing sheets
-        raise InvalidInput(f"cannot read {name}: {str(exc)[:200]}") from None
-    yield from sheet.iter_rows()
-
-
-def _letter(index: int) -> str:
-    """Spreadsheet column letter of a 0-based index: 0 → A, 26 → AA."""
-    out = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        out = chr(65 + rest) + out
-    return out
+    """The rows of the file (header included), streamed (:func:`spatial.io.sheets.read_rows`)."""
+    return sheets.read_rows(path, name, limits, sheet=mapping.sheet)
 
 
 def _columns(header: list[Any], mapping: Mapping, name: str) -> dict[str, int]:
     """Field → column index; InvalidInput if a mapped header is missing or a required field has no column."""
-    cells = [unicodedata.normalize("NFKC", str(h)).strip() if h is not None else "" for h in header]
-    found: dict[str, int] = {}
-    for f in FIELDS:
-        wanted = mapping.columns.get(f)
-        candidates = (wanted,) if wanted else (*HEADERS[f], f)
-        index = next((cells.index(c) for c in candidates if c in cells), None)
-        if wanted and index is None:
-            raise InvalidInput(f"{name} has no column {wanted!r} (mapped to {f}); its headers are {', '.join(cells)}")
-        if index is not None:
-            found[f] = index
+    found = sheets.find_columns(header, FIELDS, HEADERS, mapping.columns, name)
+    cells = sheets.header_cells(header)
     missing = [f for f in ("name", "id_number", "room") if f not in found]
     if missing:
         raise InvalidInput(f"{name} lacks the column(s) {', '.join(HEADERS[f][0] for f in missing)} "
@@ -267,20 +201,8 @@ def _columns(header: list[Any], mapping: Mapping, name: str) -> dict[str, int]:
 # -- cell values --------------------------------------------------------------------------------------------------
 
 
-class _Bad(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        self.field, self.reason = field, reason
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if type(value) is str and value.isascii():  # the common case, without the NFKC pass
-        return value.strip() or None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    out = unicodedata.normalize("NFKC", str(value)).strip()
-    return out or None
+_Bad = sheets.Bad
+_text = sheets.cell_text
 
 
 def _vocab(value: str | None, f: str, vocabulary, extra: dict[str, str], default: str | None,
@@ -469,10 +391,7 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
 
 def _error(ctx: _Context, line: int, f: str, reason: str) -> RowError:
     """A rejected row, its column named by the file's header for field ``f`` (the field's name if it has none)."""
-    if f in ctx.columns:
-        index = ctx.columns[f]
-        return RowError(line, ctx.headers[index] or f, reason, _letter(index))
-    return RowError(line, f, reason)
+    return sheets.error_at(ctx.columns, ctx.headers, line, f, reason)
 
 
 def _to_wgs84(rows: list[tuple], crs: str | None) -> list[tuple]:

@@ -110,6 +110,8 @@ class CaseView:
     supervised: dict[str, Any] | None = None
     satisfaction: int | None = None
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    department_grids: list[str] = field(default_factory=list)
+    """The departments' grids where it lay when reported (一张网, migration 0024): "department · grid" names."""
 
 
 # -- calendar and categories ---------------------------------------------------------------------------------------
@@ -443,7 +445,9 @@ _COLUMNS = """c.id, c.tracking_code, c.category_code, k.name AS category, k.depa
     ST_Y(c.location) AS lat, g.code AS grid_code, c.grid_id, c.community_code, c.description, c.reporter_kind,
     c.reporter_user, c.reporter_name, c.reporter_phone, c.state, c.priority, c.assignee, c.clock_step, c.clock_natural, c.deadline,
     c.extension_requested, c.extensions, c.redos, c.version, c.reported_at, c.closed_at, c.duplicate_of,
-    c.supervised_at, c.supervised_by, c.supervision_note, c.satisfaction, c.satisfaction_at"""
+    c.supervised_at, c.supervised_by, c.supervision_note, c.satisfaction, c.satisfaction_at,
+    (SELECT array_agg(p.name || ' · ' || d.name ORDER BY p.name, d.code) FROM department_grids d
+     JOIN departments p ON p.credit_code = d.department_code WHERE d.id = ANY(c.department_grid_ids)) AS department_grids"""
 _UNFINISHED = ", ".join(f"'{state}'" for state in sorted(flow.TERMINAL))
 """The terminal states as SQL constants: ``c.state NOT IN (…)`` is the predicate of the covering index of unfinished
 cases (migration 0023), which the planner uses only when the query states it with constants."""
@@ -501,7 +505,7 @@ def _as_view(row: Any, calendar: WorkCalendar, now: datetime, now_clock: float |
         closed_at=row.closed_at, allowed=flow.allowed(row.state), duplicate_of=row.duplicate_of,
         supervised=None if row.supervised_at is None else {"at": row.supervised_at, "by": row.supervised_by,
                                                            "note": row.supervision_note},
-        satisfaction=row.satisfaction)
+        satisfaction=row.satisfaction, department_grids=list(row.department_grids or ()))
 
 
 def get_case(session: Session, who: Principal, case_id: int, *, now: datetime | None = None) -> CaseView:

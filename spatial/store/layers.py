@@ -29,6 +29,7 @@ from spatial import case_flow
 from spatial.access import Scope
 from spatial.errors import InvalidInput, NotFound
 from spatial.store.scope import building_scope
+from spatial.vocab import PLACE_KINDS
 
 MAX_LIMIT = 10_000
 
@@ -112,6 +113,15 @@ _RISK_ZONE_COLUMNS = {c: f"t.{c}" for c in (
     "severity", "colour", "label_zh", "label_en", "valid_from", "valid_to", "author", "reason")}
 _RISK_ZONE_COLUMNS["area_m2"] = "round(ST_Area(ST_Transform(t.boundary, :srid))::numeric, 1)"
 
+# Places departments inspect (一张网, migration 0024): an organisation's name, kind, credit code, 复工复产; no person.
+PLACE_SOURCE = """(SELECT p.id, p.kind, p.name, p.credit_code, p.reopened, p.address, p.building_id, p.community_code,
+                          p.location, g.code AS grid_code
+                   FROM places p LEFT JOIN grids g ON g.id = p.grid_id) t"""
+_PLACE_COLUMNS = {c: f"t.{c}" for c in ("id", "kind", "name", "credit_code", "reopened", "address", "building_id",
+                                        "grid_code", "community_code")}
+_PLACE_COLUMNS["kind_label"] = "CASE t.kind " + " ".join(f"WHEN '{k}' THEN '{zh}'" for k, (zh, _) in
+                                                         PLACE_KINDS.items()) + " END"
+
 LAYERS: dict[str, Layer] = {
     "divisions": Layer("divisions t", "boundary", "code", {
         "code": "t.code", "level": "t.level", "name": "t.name", "name_en": "t.name_en",
@@ -168,6 +178,10 @@ LAYERS: dict[str, Layer] = {
                         overview_columns=("level", "severity", "colour"),
                         history=_RISK_ZONES.format(at=":at"), tile_window_s=60,
                         history_first="SELECT min(valid_from) FROM risk_zone_versions"),
+    "places": Layer(PLACE_SOURCE, "location", "id", _PLACE_COLUMNS, ("kind", "reopened", "grid_code", "community_code"),
+                    "场所（三小场所·企业·学校·诊所）", "Places departments inspect", geometry_type="Point", min_zoom=14,
+                    detail_zoom=16, tile_columns=("name", "kind", "kind_label", "reopened", "grid_code"),
+                    overview_columns=("kind",)),
 }
 
 
