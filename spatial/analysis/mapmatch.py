@@ -391,3 +391,63 @@ def _piece(net: Network, router: _Router, cand: _Candidates, chain: list[int], b
     out_states = tuple((int(i), int(ids[cand.edge[g]]), float(cand.pos[g]), float(cand.xy[g][0]),
                         float(cand.xy[g][1])) for i, g in zip(chain, glob, strict=True))
     return Piece(chain[0], chain[-1], walked, length, out_states)
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """The fixes worth matching: ``keep`` (indexes into the input, in time order), and what was left out:
+    ``out_of_order`` (fixes that arrived after a later one: sorted, not refused), ``same_time`` (a second fix at
+    an instant already seen), ``too_fast`` (implying more than ``max_speed_mps`` from the last kept fix) and
+    ``jumps`` (where the track resumed after a run of consistent fixes far away: the positions in ``keep`` where
+    a new stretch begins)."""
+
+    keep: np.ndarray
+    out_of_order: int
+    same_time: int
+    too_fast: int
+    jumps: tuple[int, ...]
+
+
+def clean_track(xy: np.ndarray, t: np.ndarray, *, max_speed_mps: float = 15.0, noise_m: float = 50.0,
+                settle: int = 5) -> Cleaned:
+    """Sort fixes by time, drop repeated instants and fixes implying an absurd speed (metres, seconds).
+
+    A fix farther from the last kept fix than ``max_speed_mps`` allows (over at least 1 s, plus ``noise_m`` for the
+    noise of both fixes) is left out; but when
+    ``settle`` consecutive left-out fixes agree with one another, the track has truly moved (a lift, a tunnel, a
+    phone restarted): they are kept and a jump is recorded there, so one bad first fix does not discard the rest.
+    """
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    t = np.asarray(t, dtype=float)
+    if not len(t):
+        return Cleaned(np.zeros(0, dtype=np.int64), 0, 0, 0, ())
+    out_of_order = int((t[1:] < np.maximum.accumulate(t)[:-1]).sum())
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    fresh = np.concatenate([[True], ts[1:] != ts[:-1]])
+    same_time = int((~fresh).sum())
+    order = order[fresh]
+    keep: list[int] = []
+    pending: list[int] = []
+    jumps: list[int] = []
+    too_fast = 0
+
+    def fits(a: int, b: int) -> bool:
+        return math.hypot(*(xy[b] - xy[a])) <= max_speed_mps * max(t[b] - t[a], 1.0) + noise_m
+
+    for i in order.tolist():
+        if not keep or fits(keep[-1], i):
+            too_fast += len(pending)
+            pending = []
+            keep.append(i)
+            continue
+        if pending and not fits(pending[-1], i):
+            too_fast += len(pending)
+            pending = []
+        pending.append(i)
+        if len(pending) >= settle:
+            jumps.append(len(keep))
+            keep.extend(pending)
+            pending = []
+    too_fast += len(pending)
+    return Cleaned(np.array(keep, dtype=np.int64), out_of_order, same_time, too_fast, tuple(jumps))
