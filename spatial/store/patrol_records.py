@@ -127,7 +127,8 @@ def _visible(who: Principal) -> dict[str, Any]:
 
 
 def _own(session: Session, who: Principal, patrol_id: int, *, lock: bool = True):
-    """The caller's own patrol row (locked); OutOfScope for anybody else's or none."""
+    """The caller's own patrol row (locked); Forbidden unless a grid worker, OutOfScope for anybody else's or none."""
+    who.require_role("grid_worker")
     row = session.execute(text("SELECT * FROM patrol_records WHERE id = :id AND worker_id = :me"
                                + (" FOR UPDATE" if lock else "")), {"id": patrol_id, "me": who.user_id}).one_or_none()
     if row is None:
