@@ -217,6 +217,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "patrol.grid": ("网格 {grid} 不存在，或不是您负责的网格。", "Grid {grid} does not exist or is not one of your grids."),
     "patrol.future": ("时间在将来：请检查手机时钟。", "The time is in the future: check the phone's clock."),
     "patrol.end_before_start": ("结束时间早于开始时间。", "The patrol ends before it started."),
+    "patrol.before_start": ("签到时间早于巡查开始时间。", "The check-in is before the patrol started."),
     "patrol.batch": ("每批最多上传 {most} 个定位点，请分批发送。", "At most {most} fixes per batch: send them in parts."),
     "patrol.too_long": ("一次巡查最多 {most} 个定位点：请结束本次巡查，再开始新的。",
                         "A patrol holds at most {most} fixes: end this one and start another."),

@@ -225,3 +225,14 @@ def test_retention_closes_forgotten_patrols_and_reduces_old_tracks_to_scores(env
     assert reduced["fixes"] == [] and reduced["route"] is None and reduced["reduced_at"] == NOW
     assert pr.get(s, w, record.id).scores == old.scores  # the scores stay
     assert pr.prune(s, days=90, open_hours=12, now=NOW).reduced == []
+
+
+def test_the_prune_command_runs_the_retention(fresh_db_url, tmp_path):
+    from click.testing import CliRunner
+
+    from gridgov.cli import main
+
+    env = {"GRIDGOV_DATABASE_URL": fresh_db_url, "GRIDGOV_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["patrols", "prune", "--days", "30"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "0 open patrols closed as abandoned; 0 tracks older than 30 days" in result.output

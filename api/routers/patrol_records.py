@@ -150,7 +150,9 @@ def add_fixes(patrol_id: BigId, body: FixBatch, session: SessionDep, who: Curren
     return FixReportPublic(**vars(report))
 
 
-@router.post("/{patrol_id}/checkins", response_model=CheckInPublic, summary="Check in at a building or checkpoint")
+@router.post("/{patrol_id}/checkins", response_model=CheckInPublic, summary="Check in at a building or checkpoint",
+             responses={201: {"model": CheckInPublic, "description": "checked in (200: already checked in at this "
+                                                                     "target on this patrol, counted once)"}})
 def check_in(patrol_id: BigId, body: CheckInIn, session: SessionDep, who: CurrentUser, settings: SettingsDep,
              response: Response) -> CheckInPublic:
     out, new = store.check_in(session, who, patrol_id, kind=body.kind, target_id=body.target_id, lon=body.lon,

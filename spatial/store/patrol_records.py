@@ -224,6 +224,8 @@ def check_in(session: Session, who: Principal, patrol_id: int, *, kind: str, tar
     at = at or now
     if at > now + timedelta(seconds=FUTURE_S):
         raise InvalidInput("the check-in is in the future: check the phone's clock", code="patrol.future")
+    if at < row.started_at - timedelta(seconds=BEFORE_START_S):
+        raise InvalidInput("the check-in is before the patrol started", code="patrol.before_start")
     wlon, wlat = _point_wgs(lon, lat, check_datum(datum or row.datum))
     if kind == "building":
         scope, params = building_scope(who.area)
