@@ -34,7 +34,7 @@ def test_a_worker_records_a_patrol_partly_offline_and_sees_its_scores(live_serve
                                            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
                                            locale="zh-CN", geolocation=first, permissions=["geolocation"])
     try:
-        page.wait_for_selector("#patrol-grid option")
+        page.wait_for_selector("#patrol-grid option", state="attached")
         page.click("#patrol-start")
         page.wait_for_selector("body[data-patrol='recording']")
         for p in walk[1:]:
