@@ -236,3 +236,28 @@ def test_the_prune_command_runs_the_retention(fresh_db_url, tmp_path):
     result = CliRunner().invoke(main, ["patrols", "prune", "--days", "30"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "0 open patrols closed as abandoned; 0 tracks older than 30 days" in result.output
+
+
+def test_a_problem_found_on_a_patrol_is_a_case_linked_to_it(env):
+    s, _, track, grid, who, _ = env
+    w = who["worker1"]
+    record = pr.start(s, w, grid_id=grid, datum="GCJ-02", started_at=NOW - timedelta(minutes=5), now=NOW)
+    lon, lat = lonlat(track.xy[:1])
+    glon, glat = crsmod.wgs84_to_gcj02(lon, lat)  # in the patrol's datum
+    case = pr.report_problem(s, w, record.id, category="environment.garbage", description="垃圾堆放",
+                             lon=float(glon[0]), lat=float(glat[0]), now=NOW)
+    assert abs(case.lon - float(lon[0])) < 1e-6 and abs(case.lat - float(lat[0])) < 1e-6
+    done = pr.end(s, w, record.id, now=NOW)
+    assert done.case_ids == [case.id] and done.scores["cases"] == 1
+
+
+def test_cleaning_sorts_drops_absurd_fixes_and_follows_a_real_jump():
+    t = np.arange(12.0)
+    xy = np.column_stack([t * 1.3, np.zeros(12)])
+    xy[3] = (5000.0, 0.0)              # one absurd fix
+    xy[6:] += (3000.0, 0.0)             # the phone really moved (a lift): 6 fixes agree there
+    shuffled = np.r_[0, 2, 1, 3:12]
+    cleaned = mapmatch.clean_track(xy[shuffled], t[shuffled], settle=5)
+    kept = shuffled[cleaned.keep].tolist()
+    assert kept == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert (cleaned.out_of_order, cleaned.too_fast, cleaned.jumps) == (1, 1, (5,))
