@@ -709,6 +709,26 @@ def campaign_coverage(settings: Settings, campaign_id: int) -> None:
 
 
 
+@main.group(help="Patrol records (巡查记录): retention of workers' tracks.")
+def patrols() -> None:
+    pass
+
+
+@patrols.command("prune", help="Close patrols left open longer than patrol_open_hours as abandoned, and reduce the "
+                               "records ended more than patrol_track_days ago to their scores (fixes, route and "
+                               "check-in positions deleted). Run it daily (cron / a systemd timer).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None, help="default: settings' patrol_track_days")
+@click.pass_obj
+def patrols_prune(settings: Settings, days: int | None) -> None:
+    from spatial.store.patrol_records import prune
+
+    days = days or settings.patrol_track_days
+    with _reported_errors(), _transaction(settings, _CLI_ADMIN, "patrol track retention") as session:
+        done = prune(session, days=days, open_hours=settings.patrol_open_hours, metric_srid=settings.metric_srid)
+    click.echo(f"{len(done.abandoned)} open patrols closed as abandoned; {len(done.reduced)} tracks older than "
+               f"{days} days reduced to their scores")
+
+
 @main.group("inspect", help="Inspection (督查): openings of enclosures, coverage reports, checkpoint siting.")
 def inspection() -> None:
     pass

@@ -218,6 +218,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "one_network.no_subdistrict": ("没有街道 {subdistrict}。", "No subdistrict {subdistrict}."),
     "one_network.rejected": ("{count} 个部门网格未通过检查，未写入任何数据（详见报告）。", "{count} department grid(s) "
                              "failed the checks; nothing was written (see the report)."),
+    # -- patrol records (巡查记录, spatial/store/patrol_records.py) ----------------------------------------------
+    "patrol.datum": ("轨迹坐标须为 WGS 84（EPSG:4326）或 GCJ-02，而不是 {datum}。",
+                     "Fixes must be in WGS 84 (EPSG:4326) or GCJ-02, not {datum}."),
+    "patrol.not_found": ("巡查 {patrol} 不存在，或您无权查看。", "Patrol {patrol} does not exist or is not yours to see."),
+    "patrol.ended": ("巡查 {patrol} 已结束，请开始新的巡查。", "Patrol {patrol} has ended: start a new one."),
+    "patrol.open": ("巡查 {patrol} 尚未结束，请先结束它。", "Patrol {patrol} is still open: end it first."),
+    "patrol.grid": ("网格 {grid} 不存在，或不是您负责的网格。", "Grid {grid} does not exist or is not one of your grids."),
+    "patrol.future": ("时间在将来：请检查手机时钟。", "The time is in the future: check the phone's clock."),
+    "patrol.end_before_start": ("结束时间早于开始时间。", "The patrol ends before it started."),
+    "patrol.before_start": ("签到时间早于巡查开始时间。", "The check-in is before the patrol started."),
+    "patrol.batch": ("每批最多上传 {most} 个定位点，请分批发送。", "At most {most} fixes per batch: send them in parts."),
+    "patrol.too_long": ("一次巡查最多 {most} 个定位点：请结束本次巡查，再开始新的。",
+                        "A patrol holds at most {most} fixes: end this one and start another."),
+    "patrol.checkin_kind": ("只能在楼栋或卡口签到。", "Check in at a building or a checkpoint."),
+    "patrol.checkin_target": ("{kind} {target} 不存在，或不在您的管辖范围内。",
+                              "{kind} {target} does not exist or is not in your area."),
+    "patrol.checkin_far": ("您距离{name}约 {distance_m} 米；请在 {max_m} 米以内签到。",
+                           "You are {distance_m} m from {name}; check in within {max_m} m of it."),
 }
 
 

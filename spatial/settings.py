@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     case_duplicate_m: float = Field(default=50.0, ge=1, le=1000, description="an open case of the same category "
                                     "within this many metres (measured in metric_srid) of a new report is offered "
                                     "as its duplicate, to the reporter and the dispatcher")
+    patrol_track_days: int = Field(default=90, ge=1, le=3650, description="days a patrol's GPS fixes, route and "
+                                   "check-in positions are kept after it ended; then 'gridgov patrols prune' reduces "
+                                   "it to its scores (personal data kept no longer than needed)")
+    patrol_open_hours: float = Field(default=12.0, ge=1, le=72, description="a patrol not ended this many hours "
+                                     "after its last fix is closed as abandoned (scored up to its last fix)")
+    patrol_checkin_m: float = Field(default=50.0, ge=5, le=1000, description="a check-in farther than this many "
+                                    "metres from its building or checkpoint is refused")
+    patrol_pass_m: float = Field(default=30.0, ge=1, le=500, description="a building counts as passed on a patrol "
+                                 "when the matched route comes this many metres near its footprint")
     import_max_features: int = Field(default=100_000, ge=1, description="features per layer an uploaded file may "
                                      "hold (413 beyond); the command line's imports have no cap")
     workers: int = Field(default=1, ge=1, le=64, description="web server processes; on n cores, about n")

@@ -414,3 +414,46 @@ def test_one_network_follows_role_and_scope(env):
                                 "('department_grids', 'places') AND result LIKE 'refused%'"))
         written = s.scalar(text("SELECT count(*) FROM department_grids")) + s.scalar(text("SELECT count(*) FROM places"))
     assert refused >= 2 * 7 - 2 and written == 0  # dry runs only
+# -- patrol records (issue 17 §2): a worker's track is seen by the worker, their grid's leader and admins ----------
+
+PATROL_ROWS = [  # (user, role, scope code, duty in the grid, expected reads, expected write of fixes)
+    ("worker_own", "grid_worker", None, "worker", 200, 200),  # the worker who walked it
+    ("worker_other", "grid_worker", None, "worker", 404, 404),  # another worker of the same grid
+    ("leader1", "grid_worker", None, "leader", 200, 404),     # the grid's leader reads, never writes
+    ("planner1", "planner", COMMUNITY, None, 404, 403),       # planners of the area: not their personal data
+    ("viewer1", None, None, None, 404, 403),
+    ("admin1", "admin", None, None, 200, 404),                # admins read; only the worker adds fixes
+]
+
+
+@pytest.mark.parametrize("user, role, scope, duty, read, write", PATROL_ROWS, ids=[r[0] for r in PATROL_ROWS])
+def test_patrol_tracks_follow_the_worker_their_leader_and_admins(env, user, role, scope, duty, read, write):
+    from tests import factories
+
+    client, sessions, tokens = env
+    with sessions.begin() as s:
+        grid = s.execute(text("SELECT id, code FROM grids WHERE code = :g"), {"g": GRID}).one()
+        specs = [("worker_own", "grid_worker", None, GRID)]
+        if role and user != "worker_own":
+            specs.append((user, role, scope, GRID if duty else None))
+        made = factories.users_with_grids(s, specs, users.hash_password(PASSWORD))
+        if duty == "leader":
+            s.execute(text("UPDATE grid_assignments SET duty = 'leader' WHERE user_id = :u"), {"u": made[user].id})
+        tokens = {**tokens, **{n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]}
+                               for n, u in made.items()}}
+        lon, lat = s.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(boundary) AS p FROM grids "
+                                  "WHERE id = :g) q"), {"g": grid.id}).one()
+    started = client.post("/api/patrols", headers=tokens["worker_own"], json={"grid_id": grid.id})
+    assert started.status_code == 201, started.text
+    url = f"/api/patrols/{started.json()['id']}"
+    fix = {"fixes": [{"at": "2026-12-03T10:00:00+08:00", "lon": lon, "lat": lat}]}
+    assert client.post(f"{url}/fixes", headers=tokens["worker_own"], json=fix).status_code == 200
+    answers = (client.get(url, headers=tokens[user]).status_code,
+               client.get(f"{url}/track", headers=tokens[user]).status_code)
+    assert answers == (read, read)
+    later = {"fixes": [{"at": "2026-12-03T10:00:05+08:00", "lon": lon, "lat": lat}]}
+    assert client.post(f"{url}/fixes", headers=tokens[user], json=later).status_code == write
+    with sessions.begin() as s:
+        audited = s.scalar(text("SELECT count(*) FROM audit_log WHERE username = :u AND action = 'read' "
+                                "AND object_type IN ('patrol_record', 'patrol_track')"), {"u": user})
+    assert audited == (2 if read == 200 else 0)

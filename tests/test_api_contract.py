@@ -133,6 +133,9 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
      r"not in any community|unknown case category|needs a reason|needs an assignee|needs the extension|"
      r"extension is already waiting|no extension is waiting|is not a day of the calendar",
      "a case's place, category, what an action needs, a day that exists"),
+    (r"POST /api/patrols/\{patrol_id\}/(end|checkins|fixes|cases)", {422}, "InvalidInput",
+     r"ends before it started|before the patrol started|from .+; check in within|not in any community",
+     "a patrol's times against its stored start, a check-in's distance from its building (the stored map)"),
     (r"(POST|PUT) /api/basemaps(/\{name\})?", {422}, "InvalidInput", r"url_template (uses|must contain|must not "
      r"contain spaces)|no secret named", "a template's placeholders with their subdomains and the secrets configured"),
     (r"POST /api/divisions", {422}, "InvalidInput", r"needs a boundary|expected a GeoJSON Polygon|does not end in",

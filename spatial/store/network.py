@@ -322,3 +322,28 @@ def _leg(graph: Graph, a: int, b: int, rows: list) -> Leg:
         deduped = deduped * 2
     length = (start.offset_m + sum(r.cost for r in rows) + end.offset_m) if a != b else 0.0
     return Leg(a, b, length, LineString(deduped), tuple(steps), tuple(r.edge_id for r in rows))
+
+
+@dataclass(frozen=True)
+class EdgeLines:
+    """Edges of a network around an area: ids, source and target node ids, and each edge's vertices in
+    ``metric_srid`` metres ((n, 2) arrays, drawn from source to target)."""
+
+    ids: list[int]
+    sources: list[int]
+    targets: list[int]
+    lines: list[np.ndarray]
+
+
+def edge_lines(session: Session, network: str, box: tuple[float, float, float, float], *, margin_m: float = 300.0,
+               metric_srid: int = 4547) -> EdgeLines:
+    """The edges of ``network`` within ``margin_m`` metres of ``box`` (lon0, lat0, lon1, lat1; EPSG:4326), their
+    geometry transformed to ``metric_srid`` (for map matching, :mod:`spatial.analysis.mapmatch`)."""
+    view = network_view(network)
+    rows = session.execute(text(BBOX_AREA_SQL + f"""
+        SELECT e.id, e.source, e.target, ST_AsBinary(ST_Transform(e.geom, :srid)) AS wkb
+        FROM {view} e, area WHERE e.geom && area.g ORDER BY e.id"""),
+        {"x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3], "srid": metric_srid,
+         "margin": float(margin_m)}).all()
+    return EdgeLines([r.id for r in rows], [r.source for r in rows], [r.target for r in rows],
+                     [shapely.get_coordinates(shapely.from_wkb(bytes(r.wkb))) for r in rows])
