@@ -154,7 +154,7 @@ def _target(session: Session, grid_code: str | None, micro_grid_id: int | None,
     else:
         row = session.execute(text("SELECT id, grid_id FROM buildings WHERE code = :v"), {"v": value}).one_or_none()
     if row is None or row.grid_id is None:
-        raise NotFound(f"no {kind.replace('_', '-')} {value}", code="team.no_target", kind=kind, target=str(value))
+        raise NotFound(f"no {kind.replace('_', '-')} {value}", code="team.no_target", target_kind=kind, target=str(value))
     return kind, row.id, row.grid_id
 
 
@@ -198,7 +198,7 @@ def assign(session: Session, who: Principal, *, username: str, duty: str, grid_c
     if kind not in TARGETS[duty] or (unit is not None) != (duty == "unit_head"):
         raise InvalidInput(f"a {duty} is assigned to {' or '.join(TARGETS[duty])}"
                            + (" with its unit" if duty == "unit_head" else ""), code="team.target", duty=duty,
-                           kind=kind)
+                           target_kind=kind)
     try:
         with session.begin_nested():
             assignment_id = session.execute(text("""
@@ -313,7 +313,8 @@ w AS (SELECT ga.grid_id, count(*) AS workers, bool_or(ga.duty = 'leader') AS lea
 p AS (SELECT DISTINCT a.grid_id FROM team_assignments a JOIN users u ON u.id = a.user_id AND u.active
       WHERE a.duty = 'police' AND {CURRENT})
 SELECT g.id, g.code, coalesce(w.workers, 0) AS workers, coalesce(w.leader, false) AS leader,
-       p.grid_id IS NOT NULL AS police, coalesce(h.ids, '{{}}') AS headless, coalesce(h.seqs, '{{}}') AS headless_seq
+       p.grid_id IS NOT NULL AS police, coalesce(h.ids, ARRAY[]::integer[]) AS headless,
+       coalesce(h.seqs, ARRAY[]::integer[]) AS headless_seq
 FROM g LEFT JOIN w ON w.grid_id = g.id LEFT JOIN p ON p.grid_id = g.id
 LEFT JOIN LATERAL (SELECT array_agg(m.id ORDER BY m.seq) AS ids, array_agg(m.seq ORDER BY m.seq) AS seqs
                    FROM micro_grids m WHERE m.grid_id = g.id AND m.head_name IS NULL
