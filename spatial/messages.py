@@ -211,6 +211,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- the grid team and its tasks (issue 17 §1) ------------------------------------------------------------------
     "case.outside_buildings": ("楼栋长、单元长只能在自己负责的楼栋（{within_m} 米内）上报事件。",
                                "Building and unit heads report cases at their own buildings (within {within_m} m)."),
+    "team.no_export": ("网格团队成员（警员、楼栋长等）只在外勤页面逐户查看住户，不能导出。",
+                       "Grid-team members (police, building heads…) read households on the field page; they do not "
+                       "export them."),
     "team.grid_outside": ("该网格不在您的管辖范围内，或已撤销。", "That grid is not a current grid of your area."),
     "team.one_target": ("请只指定一个对象：网格、微网格或楼栋。", "Name exactly one of a grid, a micro-grid or a building."),
     "team.no_target": ("未找到 {target_kind} {target}。", "No {target_kind} {target}."),
