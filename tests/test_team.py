@@ -29,9 +29,9 @@ def password_hash() -> str:
     return users.hash_password(PASSWORD)
 
 
-@pytest.fixture
-def env(app_env, password_hash):
-    client, sessions = app_env
+def build(sessions, password_hash: str) -> tuple[dict, dict]:
+    """The community, its buildings, micro-grids and households, and :data:`USERS`: (bearer headers by user
+    name, ids: ``mg1``, ``mg2``, ``h0``…``h3`` (household ids per building), ``codes`` and ``buildings``)."""
     headers, ids = {}, {}
     with sessions.begin() as s:
         west, east = factories.two_grids(s)
@@ -56,14 +56,20 @@ def env(app_env, password_hash):
         ids["buildings"] = [b.id for b in buildings]
         for name, user in factories.users_with_grids(s, USERS, password_hash).items():
             headers[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
-    return client, sessions, headers, ids
+    return headers, ids
+
+
+@pytest.fixture
+def env(app_env, password_hash):
+    client, sessions = app_env
+    return client, sessions, *build(sessions, password_hash)
 
 
 def _assign(client, headers, **body):
     return client.post("/api/team/assignments", headers=headers["planner1"], json=body)
 
 
-def _team(client, headers, ids):
+def make_team(client, headers, ids):
     """police1 on the west grid, medic1 and vol1 on it too, head1 on building 1, unit1 on unit 1 of building 3."""
     for body in ({"username": "worker_w1", "duty": "leader", "grid_code": WEST, "contact": "13900000001"},
                  {"username": "police1", "duty": "police", "grid_code": WEST, "contact": "13900000002"},
@@ -78,12 +84,12 @@ def _team(client, headers, ids):
 def test_assignments_the_team_page_and_the_checks(env):
     client, sessions, headers, ids = env
     before = client.get("/api/team/checks", headers=headers["planner1"]).json()
-    assert before["grids"] == 2
+    assert [(g["code"], g["workers"]) for g in before["grids"]] == [(WEST, 2), (EAST, 1)]
     assert before["short_of_workers"] == [{"grid_code": EAST, "workers": 1}]
     assert before["without_leader"] == [WEST, EAST] and before["without_police"] == [WEST, EAST]
     assert [m["seq"] for m in before["micro_grids_without_head"]] == [1, 2]
 
-    _team(client, headers, ids)
+    make_team(client, headers, ids)
     after = client.get("/api/team/checks", headers=headers["planner1"]).json()
     assert after["without_leader"] == [EAST] and after["without_police"] == [EAST]
     assert after["micro_grids_without_head"] == [{"grid_code": WEST, "id": ids["mg2"], "seq": 2}]  # unit heads do not count
@@ -133,7 +139,7 @@ def _centre_of(sessions, building_id: int, dx_m: float = 0.0) -> tuple[float, fl
 
 def test_what_building_heads_police_and_volunteers_see(env):
     client, sessions, headers, ids = env
-    _team(client, headers, ids)
+    make_team(client, headers, ids)
     own, other, east = ids["h0"][0], ids["h1"][0], ids["h3"][0]
     # a building head: their building's households, masked; no other; no edit, no reveal
     sheet = client.get(f"/api/field/households/{own}", headers=headers["head1"])
@@ -168,7 +174,7 @@ def test_what_building_heads_police_and_volunteers_see(env):
 
 def test_tasks_lifecycle_and_who_sees_them(env):
     client, sessions, headers, ids = env
-    _team(client, headers, ids)
+    make_team(client, headers, ids)
     due = (date.today() + timedelta(days=2)).isoformat()
     household = ids["h2"][1]
     made = client.post("/api/tasks", headers=headers["worker_w1"],

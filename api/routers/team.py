@@ -77,8 +77,14 @@ class MicroGridRef(BaseModel):
     seq: int
 
 
+class GridChecked(BaseModel):
+    code: str
+    name: str | None
+    workers: int = Field(description="active grid workers")
+
+
 class TeamChecksPublic(BaseModel):
-    grids: int = Field(description="grids checked (current grids of your area)")
+    grids: list[GridChecked] = Field(description="grids checked (current grids of your area)")
     short_of_workers: list[ShortGrid] = Field(description=f"fewer than {team.MIN_WORKERS} grid workers")
     without_leader: list[str]
     without_police: list[str]

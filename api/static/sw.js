@@ -5,7 +5,7 @@
 const CACHE = "gridgov-field-v4";
 const SHELL = ["/field/", "/static/common.js", "/static/field.js", "/static/field.css", "/static/map.css",
                "/static/field_cases.js", "/static/field_cases.css",
-               "/static/field_ledger.js", "/static/field_ledger.css",
+               "/static/field_ledger.js", "/static/field_ledger.css", "/static/field_tasks.js",
                "/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
                "/static/vendor/leaflet/images/marker-icon.png", "/static/vendor/leaflet/images/layers.png"];
 

@@ -93,7 +93,8 @@ class TeamChecks:
     """Grids (codes) of the caller's area with fewer than :data:`MIN_WORKERS` grid workers, without a leader, and
     without a police officer ("2+N"); micro-grids without a building head (``{grid_code, seq, id}``)."""
 
-    grids: int
+    grids: tuple[dict[str, Any], ...]
+    """Every grid checked: ``{code, name, workers}``."""
     short_of_workers: tuple[dict[str, Any], ...] = ()
     without_leader: tuple[str, ...] = ()
     without_police: tuple[str, ...] = ()
@@ -306,13 +307,13 @@ _HEADS_OF_M = f"""FROM team_assignments a JOIN users u ON u.id = a.user_id AND u
 """The current building heads of micro-grid ``m`` (assigned to it or to one of its buildings), as FROM … WHERE."""
 
 _CHECKS = f"""
-WITH g AS (SELECT g.id, g.code FROM grids g WHERE g.retired_at IS NULL AND {{scope}} AND g.code LIKE :prefix),
+WITH g AS (SELECT g.id, g.code, g.name FROM grids g WHERE g.retired_at IS NULL AND {{scope}} AND g.code LIKE :prefix),
 w AS (SELECT ga.grid_id, count(*) AS workers, bool_or(ga.duty = 'leader') AS leader
       FROM grid_assignments ga JOIN users u ON u.id = ga.user_id AND u.active AND u.role = 'grid_worker'
       GROUP BY ga.grid_id),
 p AS (SELECT DISTINCT a.grid_id FROM team_assignments a JOIN users u ON u.id = a.user_id AND u.active
       WHERE a.duty = 'police' AND {CURRENT})
-SELECT g.id, g.code, coalesce(w.workers, 0) AS workers, coalesce(w.leader, false) AS leader,
+SELECT g.id, g.code, g.name, coalesce(w.workers, 0) AS workers, coalesce(w.leader, false) AS leader,
        p.grid_id IS NOT NULL AS police, coalesce(h.ids, ARRAY[]::integer[]) AS headless,
        coalesce(h.seqs, ARRAY[]::integer[]) AS headless_seq
 FROM g LEFT JOIN w ON w.grid_id = g.id LEFT JOIN p ON p.grid_id = g.id
@@ -338,7 +339,7 @@ def checks(session: Session, who: Principal, *, division_code: str | None = None
     scope, params = grid_scope(who.area)
     rows = session.execute(text(_CHECKS.format(scope=scope)), {**params, "prefix": prefix + "%"}).all()
     return TeamChecks(
-        grids=len(rows),
+        grids=tuple({"code": r.code, "name": r.name, "workers": r.workers} for r in rows),
         short_of_workers=tuple({"grid_code": r.code, "workers": r.workers} for r in rows if r.workers < MIN_WORKERS),
         without_leader=tuple(r.code for r in rows if not r.leader),
         without_police=tuple(r.code for r in rows if not r.police),
