@@ -43,7 +43,7 @@ async function showTeam() {
   micro = team.micro_grids;
   const manage = me.role === "planner" || me.role === "admin";
   body.innerHTML = team.members.length ? team.members.map((m) => `<tr class="${esc(m.duty)}">
-      <td>${esc(m.display_name || m.username)} <small>${esc(m.username)}</small></td>
+      <td>${m.display_name ? `${esc(m.display_name)} <small>${esc(m.username)}</small>` : esc(m.username)}</td>
       <td>${esc(t("duty_" + m.duty))}</td>
       <td>${esc(t("at_" + m.target_kind))} ${esc(m.target)}${m.unit ? ` · ${esc(m.unit)}` : ""}</td>
       <td>${m.contact ? `<a href="tel:${esc(m.contact)}">${esc(m.contact)}</a>` : ""}</td>
