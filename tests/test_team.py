@@ -69,6 +69,22 @@ def _assign(client, headers, **body):
     return client.post("/api/team/assignments", headers=headers["planner1"], json=body)
 
 
+def test_the_vocabularies_and_the_migration_agree():
+    import importlib.util
+    from pathlib import Path
+
+    from spatial import access, vocab
+
+    path = Path(access.__file__).parent / "store" / "migrations" / "versions" / "0023_grid_team.py"
+    spec = importlib.util.spec_from_file_location("grid_team_migration", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert set(vocab.ROLES) == set(migration.ROLES_BEFORE + migration.TEAM_ROLES)
+    assert set(migration.TEAM_ROLES) == set(access.TEAM_ROLES) == set(vocab.TEAM_DUTIES) - {"leader", "worker"}
+    assert set(migration.TASK_KINDS) == set(vocab.TASK_KINDS)
+    assert set(access.ROLE_RANK) == set(vocab.ROLES)
+
+
 def make_team(client, headers, ids):
     """police1 on the west grid, medic1 and vol1 on it too, head1 on building 1, unit1 on unit 1 of building 3."""
     for body in ({"username": "worker_w1", "duty": "leader", "grid_code": WEST, "contact": "13900000001"},
