@@ -133,6 +133,12 @@ def test_assignments_the_team_page_and_the_checks(env):
         assert client.get(f"/api/team/grids/{WEST}", headers=headers[name]).status_code == 403, name
     assert client.get(f"/api/team/grids/{EAST}", headers=headers["police1"]).status_code == 404  # not their grid
 
+    # an assignment from tomorrow: answered, not yet on the team
+    later = _assign(client, headers, username="vol1", duty="volunteer", building_code=ids["codes"][3],
+                    valid_from=(date.today() + timedelta(days=1)).isoformat() + "T08:00:00+08:00")
+    assert later.status_code == 201 and later.json()["target"] == ids["codes"][3], later.text
+    assert "vol1" not in {m["username"] for m in client.get(f"/api/team/grids/{EAST}", headers=headers["planner1"]).json()["members"]}
+
     # ending an assignment: it leaves the team and the police check flags the grid again
     police = next(m for m in page.json()["members"] if m["username"] == "police1")
     ended = client.delete(f"/api/team/assignments/{police['assignment_id']}", headers=headers["planner1"])
@@ -143,7 +149,7 @@ def test_assignments_the_team_page_and_the_checks(env):
     with sessions() as s:
         actions = s.execute(text("SELECT action, count(*) FROM audit_log WHERE username = 'planner1' "
                                  "AND action IN ('team_assign', 'team_end', 'assign') GROUP BY action")).all()
-    assert dict(actions) == {"assign": 1, "team_assign": 5, "team_end": 1}
+    assert dict(actions) == {"assign": 1, "team_assign": 6, "team_end": 1}
 
 
 def _centre_of(sessions, building_id: int, dx_m: float = 0.0) -> tuple[float, float]:

@@ -77,7 +77,7 @@ def tokens_page(request: Request) -> HTMLResponse:
 def team_page(request: Request) -> HTMLResponse:
     """A grid's team on one page (网格团队): who, contact, what they are assigned; the team checks (grids short of
     workers, without a leader or police, micro-grids without a building head); planners assign and end duties."""
-    return _page(request, "team.html")
+    return _page(request, "grid_team.html")
 
 
 @router.get("/favicon.ico")

@@ -216,7 +216,7 @@ def assign(session: Session, who: Principal, *, username: str, duty: str, grid_c
                  fields=["duty", kind], result=f"{duty} on {kind} {grid_code or micro_grid_id or building_code}"
                  + (f" unit {unit}" if unit else "") + f" (grid {grid.code}), assignment {assignment_id}")
     principals_changed(session)
-    return next(m for m in _members(session, grid.id) if m.assignment_id == assignment_id)
+    return next(m for m in _members(session, grid.id, include_ended=True) if m.assignment_id == assignment_id)
 
 
 def _assign_grid_worker(session: Session, who: Principal, user: Any, grid: Any, duty: str,
@@ -283,6 +283,8 @@ ORDER BY rank, CASE duty WHEN 'leader' THEN 0 WHEN 'worker' THEN 1 WHEN 'police'
 
 
 def _members(session: Session, grid_id: int, *, include_ended: bool = False) -> list[Member]:
+    """The current members of the grid's team (:data:`_MEMBERS`); ``include_ended``: with the ended and the
+    not yet begun team assignments too."""
     rows = session.execute(text(_MEMBERS), {"grid": grid_id, "ended": include_ended}).mappings().all()
     return [Member(**{k: v for k, v in r.items() if k != "rank"}) for r in rows]
 
