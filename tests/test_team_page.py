@@ -1,6 +1,6 @@
 """The team page and the field page's tasks panel in a real headless Chromium (issue 17 §1): a planner reads a grid's
-team and the checks, assigns a building head from the page and sees the check clear; a volunteer marks the task
-handed to them done on the field page."""
+team and the checks, assigns a building head from the page and sees the check clear; a grid worker hands a task to a
+volunteer from the field page's visit sheet; the volunteer marks a task handed to them done on the field page."""
 
 from __future__ import annotations
 
@@ -51,14 +51,34 @@ def test_the_team_page_and_the_tasks_panel(live_server, browser, tmp_path):
     finally:
         context.close()
     assert not errors, errors
+    # a grid worker hands a delivery for the household open in the visit sheet to the volunteer
+    context, page, errors = open_logged_in(browser, base + "/field/", "worker_w1", PASSWORD, locale="zh-CN")
+    try:
+        page.wait_for_selector("#tasks[data-tasks='0']")
+        page.wait_for_function("() => document.querySelectorAll('#task-team option').length >= 7")
+        page.evaluate("(id) => { const v = document.getElementById('visit'); v.dataset.household = id; v.hidden = false; }",
+                      ids["h1"][0])  # as field.js's openVisit does (the nearby list is tested in test_field_page)
+        page.click("#task-new summary")
+        page.select_option("#task-kind", "isolation_delivery")
+        page.fill("#task-assignee", "vol1")
+        page.fill("#task-note", "门口放置")
+        page.click("#task-send")
+        page.wait_for_function("() => document.getElementById('task-sent').textContent.includes('vol1')")
+        assert "已派发" in page.locator("#task-sent").inner_text()
+    finally:
+        context.close()
+    assert not errors, errors
     context, page, errors = open_logged_in(browser, base + "/field/", "vol1", PASSWORD, locale="zh-CN")
     try:
-        page.wait_for_selector("#tasks[data-tasks='1'][data-open='1']")
+        page.wait_for_selector("#tasks[data-tasks='2'][data-open='2']")
+        assert page.locator("#task-new").is_hidden()  # volunteers hand out nothing
         text = page.locator("#tasks").inner_text()
-        assert "独居老人关爱探访" in text and "张*" in text and "每周二探访" in text and "张三丰" not in text
-        page.click("#tasks button.task-mark")
-        page.wait_for_selector("#tasks[data-open='0']")
+        assert "独居老人关爱探访" in text and "居家隔离送物资" in text and "张*" in text and "每周二探访" in text
+        assert "张三丰" not in text
+        page.click("#tasks li[data-id='%d'] button.task-mark" % task.json()["id"])
+        page.wait_for_selector("#tasks[data-open='1']")
         assert "已完成" in page.locator("#tasks").inner_text()
+        page.locator("#tasks").screenshot(path=str(tmp_path / "tasks.png"))
     finally:
         context.close()
     assert not errors, errors

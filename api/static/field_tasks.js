@@ -1,18 +1,22 @@
 // gridgov field page, tasks panel (任务, issue 17 §1): the tasks handed to the signed-in team member (a home-isolation
 // delivery, a care visit, a screening follow-up), due day first, each marked done or undone with a tap. Names come
-// masked from the server (GET /api/tasks?mine=true). Kept apart from field.js; registered with gridgov.part()
-// before field.js calls gridgov.setup().
+// masked from the server (GET /api/tasks?mine=true). Grid workers and planners hand a task for the household open in
+// the visit sheet (#visit's data-household, set by field.js) to a member of its team (the teams of their grids are
+// offered). Kept apart from field.js; registered with gridgov.part() before field.js calls gridgov.setup().
 "use strict";
 (() => {
   const LABELS = {
     zh: { tasks_title: "我的任务", tasks_none: "暂无任务", task_due: "截止", task_overdue: "已逾期", task_done: "已完成",
           task_mark: "完成", task_unmark: "撤销完成", task_unit: "单元", task_room: "室",
           kind_isolation_delivery: "居家隔离送物资", kind_care_visit: "独居老人关爱探访",
-          kind_screening_followup: "排查随访", kind_other: "其他任务" },
+          kind_screening_followup: "排查随访", kind_other: "其他任务", task_new: "派发任务（送物资、关爱探访、随访）",
+          task_kind: "任务", task_assignee: "执行人", task_note: "说明", task_send: "派发", task_sent: "已派发给 {who}" },
     en: { tasks_title: "My tasks", tasks_none: "No tasks", task_due: "due", task_overdue: "overdue", task_done: "done",
           task_mark: "Done", task_unmark: "Undo", task_unit: "unit", task_room: "room",
           kind_isolation_delivery: "Home-isolation delivery", kind_care_visit: "Care visit (elderly living alone)",
-          kind_screening_followup: "Screening follow-up", kind_other: "Other task" },
+          kind_screening_followup: "Screening follow-up", kind_other: "Other task",
+          task_new: "Hand out a task (delivery, care visit, follow-up)", task_kind: "Task", task_assignee: "Assignee",
+          task_note: "Note", task_send: "Hand out", task_sent: "Handed to {who}" },
   };
   const { t, esc, api, request } = gridgov;
   const panel = () => document.getElementById("tasks");
@@ -61,5 +65,42 @@
     }
   });
 
-  gridgov.part(LABELS, show);
+  const KINDS = ["isolation_delivery", "care_visit", "screening_followup", "other"];
+  const HANDERS = ["grid_worker", "planner", "admin"];
+  const $ = (id) => document.getElementById(id);
+
+  async function offerTeam() {  // the members of the caller's grids' teams, as suggestions for the assignee
+    const checks = await api("/api/team/checks");
+    const teams = await Promise.all(checks.grids.slice(0, 5).map((g) => api(`/api/team/grids/${g.code}`)));
+    const seen = new Map();
+    for (const team of teams) for (const m of team.members) seen.set(m.username, m.display_name || m.username);
+    $("task-team").innerHTML = [...seen].map(([name, shown]) => `<option value="${esc(name)}">${esc(shown)}</option>`).join("");
+  }
+
+  async function start(me) {
+    await show();
+    const form = $("task-new");
+    if (!form) return;
+    form.hidden = !HANDERS.includes(me.role);
+    if (form.hidden) return;
+    $("task-kind").innerHTML = KINDS.map((k) => `<option value="${k}">${esc(t("kind_" + k))}</option>`).join("");
+    const tomorrow = new Date(Date.now() + 86400000);
+    $("task-due").value = `${tomorrow.getFullYear()}-${String(tomorrow.getMonth() + 1).padStart(2, "0")}-${String(tomorrow.getDate()).padStart(2, "0")}`;
+    await offerTeam().catch(() => {});
+  }
+
+  document.addEventListener("click", async (event) => {
+    if (!event.target.closest("#task-send")) return;
+    const who = $("task-assignee").value.trim();
+    $("task-sent").textContent = "";
+    try {
+      await request("POST", "/api/tasks", { kind: $("task-kind").value, assignee: who, due: $("task-due").value,
+        household_id: Number($("visit").dataset.household), note: $("task-note").value.trim() || null });
+      $("task-sent").textContent = t("task_sent").replace("{who}", who);
+      $("task-note").value = "";
+      await show();
+    } catch (error) { $("task-sent").textContent = error.message; }
+  });
+
+  gridgov.part(LABELS, start);
 })();
