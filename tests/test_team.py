@@ -149,7 +149,9 @@ def test_assignments_the_team_page_and_the_checks(env):
     with sessions() as s:
         actions = s.execute(text("SELECT action, count(*) FROM audit_log WHERE username = 'planner1' "
                                  "AND action IN ('team_assign', 'team_end', 'assign') GROUP BY action")).all()
+        reads = s.scalar(text("SELECT count(*) FROM audit_log WHERE username = 'worker_w2' AND action = 'read_team'"))
     assert dict(actions) == {"assign": 1, "team_assign": 6, "team_end": 1}
+    assert reads == 1  # the team page's contacts: every read audited
 
 
 def _centre_of(sessions, building_id: int, dx_m: float = 0.0) -> tuple[float, float]:

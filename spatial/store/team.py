@@ -13,7 +13,7 @@ callers it remembers (their area changed, :func:`spatial.store.users.principals_
 
 Who: planners (and admins) manage the teams of the grids in their area; planners, inspectors, grid workers and
 police officers read the team of a grid in their area, contacts included (colleagues call each other: the
-contact is a work phone given for the duty). Every other role gets Forbidden. The caller owns the transaction.
+contact is a work phone given for the duty; each read is audited, ``read_team``). Every other role gets Forbidden. The caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -299,7 +299,10 @@ def grid_team(session: Session, who: Principal, grid_code: str) -> GridTeam:
                array_remove(array_cat(ARRAY[m.head_name], ARRAY(
                    SELECT DISTINCT coalesce(u.display_name, u.username) {_HEADS_OF_M})), NULL) AS heads
         FROM micro_grids m WHERE m.grid_id = :g ORDER BY m.seq"""), {"g": grid.id}).all()
-    return GridTeam(grid.id, grid.code, grid.name, tuple(_members(session, grid.id)),
+    members = tuple(_members(session, grid.id))
+    audit.record_read(session, who, "read_team", object_type="grid", object_id=grid.code,
+                      fields=["members", "contact"], result=f"{len(members)} members")
+    return GridTeam(grid.id, grid.code, grid.name, members,
                     tuple(MicroGridHeads(r.id, r.seq, r.name, r.buildings, tuple(r.heads)) for r in micro))
 
 
