@@ -11,6 +11,18 @@ A :class:`Principal` is the authenticated caller. Scope rules (shared/domain.md 
   a household row (masked or not), its tags, and the per-building household and resident counts (layers, OGC,
   tiles, exports). Viewers and auditors never read household data, whatever their scope code; per-grid totals
   (grids of 300–500 households) are workload figures, not household data.
+
+The grid team (issue 17, decision 0020; their assignments are ``team_assignments``, :mod:`spatial.store.team`):
+
+* a **police officer** (网格警员) works in the grids of their team assignments (:attr:`Principal.grid_ids`, as a
+  grid worker does) and reads their households, masked and audited like everyone's; never reveals;
+* a **building head** (楼栋长) or **unit head** (单元长) works in the buildings of theirs (a micro-grid's
+  assignment: its buildings; :attr:`Principal.building_ids`) and reads those households, masked; nothing else
+  of the city (no grid, campaign or enclosure); they report cases in their buildings
+  (:func:`spatial.store.cases.report_case`);
+* **medical staff** (医护人员) and **department specialists** (部门专员) work in their grids (cases, grids) and
+  read no household data; **volunteers** (志愿者) have no area. These three, and the roles above, see the
+  households of the tasks handed to them (:mod:`spatial.store.tasks`), masked, and nothing more.
 """
 
 from __future__ import annotations
@@ -20,31 +32,44 @@ from dataclasses import dataclass, field
 from spatial.errors import Forbidden
 from spatial.geometry.codes import scope_prefix
 
-ROLE_RANK = {"viewer": 0, "auditor": 0, "department": 1, "grid_worker": 1, "inspector": 2, "planner": 2, "admin": 9}
-HOUSEHOLD_ROLES = ("grid_worker", "planner", "inspector")
+ROLE_RANK = {"viewer": 0, "auditor": 0, "volunteer": 0, "building_head": 0, "unit_head": 0, "department": 1,
+             "grid_worker": 1, "police": 1, "medical": 1, "specialist": 1, "inspector": 2, "planner": 2, "admin": 9}
+HOUSEHOLD_ROLES = ("grid_worker", "planner", "inspector", "police", "building_head", "unit_head")
 """The roles that read household data within their area (admin reads all); every other role reads none."""
+GRID_TEAM_ROLES = ("police", "medical", "specialist")
+"""Team roles whose area is the grids of their team assignments (as a grid worker's is their grids)."""
+BUILDING_ROLES = ("building_head", "unit_head")
+"""Team roles whose area is the buildings of their team assignments (buildings, or a micro-grid's buildings)."""
+TEAM_ROLES = (*GRID_TEAM_ROLES, *BUILDING_ROLES, "volunteer")
+"""The roles of issue 17 (the grid team), assigned through ``team_assignments`` rather than a scope code."""
 
 
 @dataclass(frozen=True)
 class Scope:
     """A part of the city: ``everything``; or the grids ``grid_ids``; or the divisions, grids and buildings whose
-    code (a building: its community's code) starts with ``prefix``; or, with none of them, nothing."""
+    code (a building: its community's code) starts with ``prefix``; or the buildings ``building_ids`` (a building
+    head's: no grid, division or campaign is in it, only those buildings and their households); or, with none of
+    them, nothing."""
 
     everything: bool = False
     grid_ids: frozenset[int] = frozenset()
     prefix: str | None = None
+    building_ids: frozenset[int] = frozenset()
 
     @property
     def nothing(self) -> bool:
-        return not (self.everything or self.grid_ids or self.prefix)
+        return not (self.everything or self.grid_ids or self.prefix or self.building_ids)
 
     @property
     def key(self) -> str:
-        """A string naming the scope (cache keys): 'all', 'grids:<ids>', 'prefix:<prefix>' or 'none'."""
+        """A string naming the scope (cache keys): 'all', 'grids:<ids>', 'prefix:<prefix>', 'buildings:<ids>' or
+        'none'."""
         if self.everything:
             return "all"
         if self.grid_ids:
             return "grids:" + ",".join(str(g) for g in sorted(self.grid_ids))
+        if self.building_ids:
+            return "buildings:" + ",".join(str(b) for b in sorted(self.building_ids))
         return f"prefix:{self.prefix}" if self.prefix else "none"
 
     @classmethod
@@ -57,6 +82,8 @@ class Scope:
             return cls(grid_ids=frozenset(int(g) for g in value.split(",")))
         if kind == "prefix" and value:
             return cls(prefix=value)
+        if kind == "buildings" and value:
+            return cls(building_ids=frozenset(int(b) for b in value.split(",")))
         return NOTHING
 
 
@@ -76,12 +103,16 @@ class Principal:
     department: str | None = None
     """For the role ``department`` (责任部门): the department's name, as cases are dispatched to it (a category's
     ``department``). Such a caller sees and handles only the cases dispatched to the department or to them."""
+    building_ids: frozenset[int] = field(default_factory=frozenset)
+    """For building and unit heads (:data:`BUILDING_ROLES`): the buildings of their current team assignments."""
 
     @property
     def code_prefix(self) -> str | None:
         """Prefix every visible division/grid/building code starts with; '' for admin (all), None for none."""
         if self.role == "admin":
             return ""
+        if self.role in TEAM_ROLES:
+            return None  # team members work in their assignments, never in a division's subtree
         return scope_prefix(self.scope_code) if self.scope_code else None
 
     @property
@@ -89,8 +120,12 @@ class Principal:
         """The part of the city the caller works in (module docstring)."""
         if self.role == "admin":
             return Scope(everything=True)
-        if self.role == "grid_worker":
-            return Scope(grid_ids=frozenset(self.grid_ids))
+        if self.role == "grid_worker" or self.role in GRID_TEAM_ROLES:
+            return Scope(grid_ids=frozenset(self.grid_ids)) if self.grid_ids else NOTHING
+        if self.role in BUILDING_ROLES:
+            return Scope(building_ids=frozenset(self.building_ids)) if self.building_ids else NOTHING
+        if self.role == "volunteer":
+            return NOTHING
         return Scope(prefix=self.code_prefix) if self.code_prefix else NOTHING
 
     @property

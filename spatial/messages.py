@@ -236,6 +236,38 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               "{kind} {target} does not exist or is not in your area."),
     "patrol.checkin_far": ("您距离{name}约 {distance_m} 米；请在 {max_m} 米以内签到。",
                            "You are {distance_m} m from {name}; check in within {max_m} m of it."),
+    # -- the grid team and its tasks (issue 17 §1) ------------------------------------------------------------------
+    "case.outside_buildings": ("楼栋长、单元长只能在自己负责的楼栋（{within_m} 米内）上报事件。",
+                               "Building and unit heads report cases at their own buildings (within {within_m} m)."),
+    "team.no_export": ("网格团队成员（警员、楼栋长等）只在外勤页面逐户查看住户，不能导出。",
+                       "Grid-team members (police, building heads…) read households on the field page; they do not "
+                       "export them."),
+    "team.grid_outside": ("该网格不在您的管辖范围内，或已撤销。", "That grid is not a current grid of your area."),
+    "team.one_target": ("请只指定一个对象：网格、微网格或楼栋。", "Name exactly one of a grid, a micro-grid or a building."),
+    "team.no_target": ("未找到 {target_kind} {target}。", "No {target_kind} {target}."),
+    "team.no_user": ("没有名为 {username} 的在用账号。", "No active user {username}."),
+    "team.duty": ("未知的职责。", "Unknown duty."),
+    "team.contact": ("联系电话须为以 1 开头的 11 位手机号。", "A contact is an 11-digit mobile number starting with 1."),
+    "team.unit": ("单元名称最多 20 个字符。", "A unit has at most 20 characters."),
+    "team.duty_role": ("职责 {duty} 与账号角色 {role} 不符。", "The duty {duty} does not fit the account's role {role}."),
+    "team.target": ("{duty} 不能分配到 {target_kind}（单元长须指定楼栋和单元）。",
+                    "A {duty} cannot be assigned to a {target_kind} (a unit head needs a building and its unit)."),
+    "team.duplicate": ("此人已在该处担任此职责。", "This person already has this duty there."),
+    "team.no_assignment": ("未找到该分工，或不在您的管辖范围内。", "No such team assignment in your area."),
+    "team.ended": ("该分工已经结束。", "This team assignment has already ended."),
+    "team.division": ("区划代码为 12 位数字，网格代码为 14 位。", "A division code has 12 digits, a grid code 14."),
+    "task.kind": ("未知的任务类型。", "Unknown task kind."),
+    "task.target": ("任务须针对一户或一栋楼（只选其一）。", "A task is for one household or one building."),
+    "task.due": ("截止日期 {due} 不在允许范围内（一周前至一年后）。", "The due day {due} is out of range (a week ago to a "
+                 "year ahead)."),
+    "task.note": ("备注最多 1000 个字符。", "A note has at most 1,000 characters."),
+    "task.person": ("该人员不住在这一户。", "That person does not live in this household."),
+    "task.no_grid": ("该楼栋不属于任何网格，没有服务团队。", "The building lies in no grid: it has no team."),
+    "task.assignee": ("{assignee} 不是服务该处的团队成员。", "{assignee} is not on the team serving this place."),
+    "task.unknown": ("未找到该任务，或它不是派给您的。", "No such task of yours or in your area."),
+    "task.not_yours": ("只有任务的执行人、网格员或规划员可以标记完成。", "Only the task's assignee, a grid worker or a "
+                       "planner marks it."),
+    "task.limit": ("条数须为 1 至 1000。", "The limit is 1 to 1000."),
 }
 
 

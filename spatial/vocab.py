@@ -15,6 +15,32 @@ ROLES = MappingProxyType({
     "viewer": ("查看者", "Viewer"),
     "auditor": ("审计员", "Auditor"),
     "department": ("责任部门", "Department"),
+    "police": ("网格警员", "Grid police officer"),
+    "medical": ("医护人员", "Medical staff"),
+    "specialist": ("部门专员", "Department specialist"),
+    "building_head": ("楼栋长", "Building head"),
+    "unit_head": ("单元长", "Unit head"),
+    "volunteer": ("志愿者", "Volunteer"),
+})
+
+TEAM_DUTIES = MappingProxyType({
+    "leader": ("网格长", "Grid leader"),
+    "worker": ("网格员", "Grid worker"),
+    "police": ("网格警员", "Police officer"),
+    "medical": ("医护人员", "Medical staff"),
+    "specialist": ("部门专员", "Department specialist"),
+    "building_head": ("楼栋长", "Building head"),
+    "unit_head": ("单元长", "Unit head"),
+    "volunteer": ("志愿者", "Volunteer"),
+})
+"""A member's duty in a grid's team (2+N, 三人小组): leader and worker are grid workers' duties
+(``grid_assignments.duty``); the others are ``team_assignments.duty``."""
+
+TASK_KINDS = MappingProxyType({
+    "isolation_delivery": ("居家隔离送物资", "Home-isolation delivery"),
+    "care_visit": ("独居老人关爱探访", "Care visit (elderly living alone)"),
+    "screening_followup": ("排查随访", "Screening follow-up"),
+    "other": ("其他任务", "Other task"),
 })
 
 DIVISION_LEVELS = MappingProxyType({

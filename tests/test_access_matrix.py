@@ -55,6 +55,24 @@ def _path(template: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES.get(m.group(1), "1"), template)
 
 
+TEAM_USERS = (("police1", "police"), ("medic1", "medical"), ("expert1", "specialist"), ("head1", "building_head"),
+              ("unit1", "unit_head"), ("vol1", "volunteer"))  # the grid team (issue 17 §1)
+
+
+def _assign_team(s) -> None:
+    """police1, medic1, expert1 and vol1 on grid GRID; head1 on its first building, unit1 on that building's unit
+    of its first household."""
+    s.execute(text("""
+        INSERT INTO team_assignments (user_id, duty, grid_id, building_id, unit, created_by)
+        SELECT u.id, u.role, CASE WHEN u.role IN ('building_head', 'unit_head') THEN NULL ELSE g.id END,
+               CASE WHEN u.role IN ('building_head', 'unit_head') THEN b.id END,
+               CASE WHEN u.role = 'unit_head' THEN (SELECT h.unit FROM households h WHERE h.building_id = b.id
+                                                    ORDER BY h.id LIMIT 1) END, 'test'
+        FROM users u, grids g, LATERAL (SELECT b.id FROM buildings b WHERE b.grid_id = g.id
+            AND EXISTS (SELECT 1 FROM households h WHERE h.building_id = b.id) ORDER BY b.code LIMIT 1) b
+        WHERE g.code = :g AND u.username = ANY(:names)"""), {"g": GRID, "names": [n for n, _ in TEAM_USERS]})
+
+
 @pytest.fixture(scope="module")
 def operations():
     from api.app import create_app
@@ -73,12 +91,14 @@ def env(app_env):
         load_city(s, households=300, seed=7)
         for name, role, scope in (("viewer1", "viewer", "440399001000"), ("nobody", "planner", None),
                                   ("auditor1", "auditor", None), ("viewer2", "viewer", COMMUNITY),
-                                  ("auditor2", "auditor", "440399001000"), ("dept1", "department", "440399001000")):
+                                  ("auditor2", "auditor", "440399001000"), ("dept1", "department", "440399001000"),
+                                  *((name, role, None) for name, role in TEAM_USERS)):
             user = User(username=name, password_hash=password_hash, role=role, scope_code=scope,
                         department="城市管理和综合执法局" if role == "department" else None)
             s.add(user)
             s.flush()
             tokens[name] = {"Authorization": "Bearer " + users.issue_token(s, user, 3600)[0]}
+        _assign_team(s)
         # campaign 1, over the community: its unvisited households are what a scoped viewer once read
         admin = Principal(user_id=0, username="admin", role="admin")
         assert campaigns.open_campaign(s, admin, "冬季排查", division_code=COMMUNITY).id == 1
@@ -127,7 +147,7 @@ def test_a_viewer_changes_nothing_and_each_refusal_is_audited(env, operations):
     assert refused > 0
 
 
-@pytest.mark.parametrize("name", ["nobody", "auditor1"])
+@pytest.mark.parametrize("name", ["nobody", "auditor1", "vol1"])
 def test_roles_without_an_area_see_no_household(env, name):
     client, sessions, tokens = env
     with sessions.begin() as s:
@@ -210,7 +230,7 @@ def household_data(response, tmp_path) -> list[str]:
 HOUSEHOLD_LAYERS = {"layer": "buildings", "name": "buildings", "collectionId": "buildings", "kind": "buildings"}
 
 
-@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2", "dept1"])  # dept1: a department (责任部门)
+@pytest.mark.parametrize("name", ["viewer1", "viewer2", "auditor2", "dept1", "medic1"])  # dept1: a department (责任部门)
 def test_viewers_and_auditors_with_an_area_get_no_household_data_from_any_operation(env, operations, name,
                                                                                      tmp_path):
     client, sessions, tokens = env
@@ -457,3 +477,69 @@ def test_patrol_tracks_follow_the_worker_their_leader_and_admins(env, user, role
         audited = s.scalar(text("SELECT count(*) FROM audit_log WHERE username = :u AND action = 'read' "
                                 "AND object_type IN ('patrol_record', 'patrol_track')"), {"u": user})
     assert audited == (2 if read == 200 else 0)
+# -- the grid team (issue 17 §1, decision 0020): what each team role may read and do ----------------------------------
+# (own: a household of their building / grid; other: of another building of the grid; a police officer outside their
+# grid: tests/test_team.py). 'report' a case at their building and at that other building. Columns: sheet own, sheet other, edit own, reveal own, export, team page, team
+# checks, assign, hand out a task, list tasks, nearby (households seen), report here, report elsewhere.
+TEAM_ROWS = {
+    "police1": (200, 200, 403, 403, 403, 200, 200, 403, 403, 200, "grid", 201, 201),
+    "medic1": (403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 201, 201),
+    "expert1": (403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 201, 201),
+    "head1": (200, 404, 403, 403, 403, 403, 403, 403, 403, 200, "building", 201, 403),
+    "unit1": (200, 404, 403, 403, 403, 403, 403, 403, 403, 200, "building", 201, 403),
+    "vol1": (403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 201, 201),
+}
+
+
+def test_every_team_role_has_a_row():
+    from spatial.access import TEAM_ROLES
+
+    assert {role for name, role in TEAM_USERS if name in TEAM_ROWS} == set(TEAM_ROLES)
+
+
+def test_team_roles_read_and_do_only_what_their_job_needs(env):
+    client, sessions, tokens = env
+    with sessions.begin() as s:
+        own_building, own = s.execute(text(
+            "SELECT a.building_id, (SELECT min(h.id) FROM households h WHERE h.building_id = a.building_id) "
+            "FROM team_assignments a JOIN users u ON u.id = a.user_id WHERE u.username = 'head1'")).one()
+        other, far_building = s.execute(text(  # the city's households are all in GRID: another building of it
+            "SELECT min(h.id), h.building_id FROM households h WHERE h.building_id <> :b GROUP BY h.building_id "
+            "ORDER BY h.building_id LIMIT 1"), {"b": own_building}).one()
+        here, elsewhere = (s.execute(text("SELECT ST_X(ST_PointOnSurface(footprint)), ST_Y(ST_PointOnSurface(footprint)) "
+                                          "FROM buildings WHERE id = :b"), {"b": b}).one()
+                           for b in (own_building, far_building))
+        grid_households = set(s.scalars(text("SELECT h.id FROM households h JOIN buildings b ON b.id = h.building_id "
+                                             "JOIN grids g ON g.id = b.grid_id WHERE g.code = :g"), {"g": GRID}))
+        building_households = set(s.scalars(text("SELECT id FROM households WHERE building_id = :b"),
+                                            {"b": own_building}))
+    sheet = f"/api/field/households/{own}"
+    etag = client.get(sheet, headers=tokens["police1"]).headers["ETag"]
+    case = {"category": "environment.garbage", "description": "楼道堆放杂物"}
+    found = {}
+    for name, expected in TEAM_ROWS.items():
+        who = tokens[name]
+        nearby = client.get("/api/field/nearby", headers=who, params={"lon": here[0], "lat": here[1], "radius": 1000})
+        seen = ({h["id"] for h in nearby.json()["households"]} if nearby.status_code == 200 else nearby.status_code)
+        found[name] = (
+            client.get(sheet, headers=who).status_code,
+            client.get(f"/api/field/households/{other}", headers=who).status_code,
+            client.patch(sheet, headers={**who, "If-Match": etag}, json={"floor": 7}).status_code,
+            client.post(f"{sheet}/reveal", headers=who, json={"reason": "核对信息", "fields": ["head_phone"]}).status_code,
+            client.get(f"/api/export/communities/{COMMUNITY}", headers=who).status_code,
+            client.get(f"/api/team/grids/{GRID}", headers=who).status_code,
+            client.get("/api/team/checks", headers=who).status_code,
+            client.post("/api/team/assignments", headers=who,
+                        json={"username": name, "duty": "volunteer", "grid_code": GRID}).status_code,
+            client.post("/api/tasks", headers=who, json={"kind": "care_visit", "assignee": name,
+                                                         "due": "2030-01-01", "household_id": own}).status_code,
+            client.get("/api/tasks", headers=who).status_code,
+            "grid" if seen and seen != 403 and seen <= grid_households and not seen <= building_households
+            else "building" if seen == building_households else seen,
+            client.post("/api/cases", headers=who, json={**case, "x": here[0], "y": here[1]}).status_code,
+            client.post("/api/cases", headers=who, json={**case, "x": elsewhere[0], "y": elsewhere[1]}).status_code)
+    assert found == TEAM_ROWS
+    with sessions.begin() as s:
+        refused = dict(s.execute(text("SELECT username, count(*) FROM audit_log WHERE result LIKE 'refused%' "
+                                      "AND username = ANY(:n) GROUP BY username"), {"n": list(TEAM_ROWS)}).all())
+    assert set(refused) == set(TEAM_ROWS)  # every team role was refused something, and it is in the audit log

@@ -152,6 +152,13 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     # -- the caller's account: a division given or the caller's own area (the admin of the run has none)
     (r"GET /api/screen/figures", {422}, "InvalidInput", r"your account has no area of its own",
      "division may be left out by a caller with an area of their own"),
+    # -- the grid team (issue 17 §1): one target of three, a duty that fits the account and its target, the team
+    (r"POST /api/team/assignments", {422}, "InvalidInput", r"name exactly one of|is a grid worker's duty|the duty "
+     r"\w+ is for accounts|is assigned to", "one of grid_code, micro_grid_id, building_code; the duty by the stored "
+     "account's role and the target's kind (a unit head with its unit)"),
+    (r"POST /api/tasks", {422}, "InvalidInput", r"one household or one building|is due from a week ago|is not on the "
+     r"team|does not live in household|is named with their household|lies in no grid",
+     "household_id or building_code; a due day relative to today; the assignee on the stored team; a resident"),
     # -- Open311 (errors as its list of {code, description}, seen here as error "Open311")
     (r"POST /open311/v2/requests\.\{format\}", {400}, "Open311", r"is not in any community gridgov serves",
      "a position in a community (the map)"),

@@ -30,7 +30,8 @@ def vocabularies() -> dict[str, dict[str, dict[str, str]]]:
               "enclosure_kinds": vocab.ENCLOSURE_KINDS, "checkpoint_kinds": vocab.CHECKPOINT_KINDS,
               "checkpoint_statuses": vocab.CHECKPOINT_STATUSES, "person_relations": vocab.PERSON_RELATIONS,
               "residence_kinds": vocab.RESIDENCE_KINDS, "person_tags": vocab.PERSON_TAGS,
-              "move_out_reasons": vocab.MOVE_OUT_REASONS}
+              "move_out_reasons": vocab.MOVE_OUT_REASONS, "team_duties": vocab.TEAM_DUTIES,
+              "task_kinds": vocab.TASK_KINDS}
     return {name: {k: {"zh": zh, "en": en} for k, (zh, en) in table.items()} for name, table in tables.items()}
 
 

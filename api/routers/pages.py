@@ -73,6 +73,13 @@ def tokens_page(request: Request) -> HTMLResponse:
     return _page(request, "tokens.html")
 
 
+@router.get("/team", response_class=HTMLResponse)
+def team_page(request: Request) -> HTMLResponse:
+    """A grid's team on one page (网格团队): who, contact, what they are assigned; the team checks (grids short of
+    workers, without a leader or police, micro-grids without a building head); planners assign and end duties."""
+    return _page(request, "grid_team.html")
+
+
 @router.get("/favicon.ico")
 def favicon() -> FileResponse:
     """The site icon (an SVG) for clients that ask for ``/favicon.ico`` without reading the pages' ``<link rel=icon>``;

@@ -46,7 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial import case_flow as flow
-from spatial.access import Principal
+from spatial.access import BUILDING_ROLES, Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit, TooManyRequests
 from spatial.privacy import mask_name, mask_phone
 from spatial.store import audit
@@ -181,9 +181,12 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
         raise InvalidInput("describe the problem (at most 2,000 characters)", field="description")
     if len(description) > 2000:
         raise InvalidInput(f"the description has {len(description):,} characters; at most 2,000", field="description")
-    kind = reporter_kind or ("resident" if who is None else "grid_worker" if who.role == "grid_worker" else "department")
+    kind = reporter_kind or ("resident" if who is None else "grid_worker" if who.role == "grid_worker"
+                             else "building_head" if who.role in BUILDING_ROLES else "department")
     if kind not in REPORTER_KINDS:
         raise InvalidInput(f"reporter_kind must be one of {', '.join(REPORTER_KINDS)}", field="reporter_kind")
+    if who is not None and who.role in BUILDING_ROLES:
+        _require_own_building(session, who, lon, lat)
     place = session.execute(text("""
         WITH p AS (SELECT ST_SetSRID(ST_Point(:lon, :lat), 4326) AS g)
         SELECT d.code AS community_code,
@@ -215,6 +218,22 @@ def report_case(session: Session, who: Principal | None, *, category: str, lon: 
     view.duplicates = duplicates_near(session, cat.code, lon, lat, within_m=duplicate_within_m,
                                       metric_srid=metric_srid, besides=case_id)
     return view
+
+
+BUILDING_REPORT_M = 30.0
+"""A building head reports within this many metres (geography) of one of their buildings' footprints."""
+
+
+def _require_own_building(session: Session, who: Principal, lon: float, lat: float) -> None:
+    """Forbidden unless (lon, lat) lies within :data:`BUILDING_REPORT_M` metres of a building of the caller's (a
+    building or unit head reports for their buildings: the entrance, the stairwell, the lane in front)."""
+    near = bool(who.building_ids) and session.scalar(text("""
+        SELECT EXISTS (SELECT 1 FROM buildings WHERE id = ANY(CAST(:ids AS bigint[]))
+                       AND ST_DWithin(footprint::geography, ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography, :m))"""),
+        {"ids": sorted(who.building_ids), "lon": lon, "lat": lat, "m": BUILDING_REPORT_M})
+    if not near:
+        raise Forbidden(f"a {who.role} reports cases at their own buildings (within {BUILDING_REPORT_M:.0f} m)",
+                        code="case.outside_buildings", within_m=int(BUILDING_REPORT_M))
 
 
 def duplicates_near(session: Session, category: str, lon: float, lat: float, *, within_m: float = DUPLICATE_WITHIN_M,

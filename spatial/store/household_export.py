@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from spatial.access import Principal
+from spatial.access import TEAM_ROLES, Principal
+from spatial.errors import Forbidden
 from spatial.personal_keys import PersonalKeys
 from spatial.privacy import mask_record
 from spatial.store import audit
@@ -32,7 +33,12 @@ def community_households(session: Session, who: Principal, community_code: str, 
     in the buildings of ``community_code`` within the caller's household scope, ordered by building and room.
     Forbidden for roles that read no household data (viewers, auditors); masks, audits and limits unmasked
     exports to ``per_hour`` per user (TooManyRequests beyond). Revealed, a ledger household's head ID and phone
-    are opened from ``persons`` with ``keys()`` (:func:`spatial.store.persons.open_heads`)."""
+    are opened from ``persons`` with ``keys()`` (:func:`spatial.store.persons.open_heads`). Grid-team roles
+    (police, building and unit heads…, :data:`spatial.access.TEAM_ROLES`) export nothing: they read households one
+    place at a time on the field page (decision 0020)."""
+    if who.role in TEAM_ROLES:
+        raise Forbidden(f"a {who.role} reads households on the field page; exports are the office's",
+                        code="team.no_export")
     scope, params = building_scope(who.require_household_read())
     if reveal:
         audit.require_below_rate(session, who, "export_reveal", per_hour)

@@ -264,6 +264,8 @@ class GridAssignment(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), primary_key=True)
     duty: Mapped[str] = mapped_column(Text, server_default="worker")
+    contact: Mapped[str | None] = mapped_column(String(11))
+    """The grid worker's work phone for this grid (migration 0026), shown on the team page."""
 
 
 class AuthToken(Base):

@@ -12,23 +12,30 @@ from typing import Any
 from spatial.access import Scope
 
 
-def scope_sql(scope: Scope, *, grid_col: str, community_col: str) -> tuple[str, dict[str, Any]]:
-    """SQL predicate keeping the rows of ``scope``, given the SQL of their grid id and community code; and its
-    parameters (``scope_grids``, ``scope_prefix``). 'TRUE' for everything, 'FALSE' for nothing: one text per
-    kind of scope, so statements built on it are prepared once per kind."""
+def scope_sql(scope: Scope, *, grid_col: str, community_col: str,
+              building_col: str | None = None) -> tuple[str, dict[str, Any]]:
+    """SQL predicate keeping the rows of ``scope``, given the SQL of their grid id and community code (and of their
+    building id, for rows that belong to a building); and its parameters (``scope_grids``, ``scope_prefix``,
+    ``scope_buildings``). 'TRUE' for everything, 'FALSE' for nothing: one text per kind of scope, so statements
+    built on it are prepared once per kind. A scope of buildings (a building head's) keeps nothing of rows
+    without ``building_col`` (grids, cases, divisions): it is buildings and their households only."""
     if scope.everything:
         return "TRUE", {}
     if scope.grid_ids:
         return f"{grid_col} = ANY(CAST(:scope_grids AS integer[]))", {"scope_grids": sorted(scope.grid_ids)}
     if scope.prefix:
         return f"{community_col} LIKE :scope_prefix", {"scope_prefix": scope.prefix + "%"}
+    if scope.building_ids and building_col:
+        return f"{building_col} = ANY(CAST(:scope_buildings AS bigint[]))", {"scope_buildings": sorted(scope.building_ids)}
     return "FALSE", {}
 
 
 def building_scope(scope: Scope, alias: str = "b") -> tuple[str, dict[str, Any]]:
-    """Predicate on a ``buildings`` alias: the building's current grid / community is in ``scope`` (a caller's
-    ``household_scope`` for household rows and counts, ``area`` otherwise)."""
-    return scope_sql(scope, grid_col=f"{alias}.grid_id", community_col=f"{alias}.community_code")
+    """Predicate on a ``buildings`` alias: the building's current grid / community (or, for a scope of buildings,
+    the building itself) is in ``scope`` (a caller's ``household_scope`` for household rows and counts, ``area``
+    otherwise)."""
+    return scope_sql(scope, grid_col=f"{alias}.grid_id", community_col=f"{alias}.community_code",
+                     building_col=f"{alias}.id")
 
 
 def grid_scope(scope: Scope, alias: str = "g") -> tuple[str, dict[str, Any]]:

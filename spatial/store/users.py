@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from spatial.access import Principal
+from spatial.access import TEAM_ROLES, Principal
 from spatial.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from spatial.store import audit
 from spatial.store.models import AuthToken, Grid, GridAssignment, User
@@ -246,6 +246,15 @@ def principal_for_token(session: Session, token: str, client_addr: str | None = 
 
 
 def principal_for_user(session: Session, user: User, client_addr: str | None = None) -> Principal:
-    grid_ids = session.scalars(select(GridAssignment.grid_id).where(GridAssignment.user_id == user.id)).all()
+    """The caller ``user`` is: their grids (a grid worker's grid assignments; a team role's current team
+    assignments, :func:`spatial.store.team.current_targets`) and, for building and unit heads, their buildings."""
+    from spatial.store import team
+
+    building_ids: frozenset[int] = frozenset()
+    if user.role in TEAM_ROLES:
+        grid_ids, building_ids = team.current_targets(session, user.id)
+    else:
+        grid_ids = frozenset(session.scalars(select(GridAssignment.grid_id).where(GridAssignment.user_id == user.id)))
     return Principal(user_id=user.id, username=user.username, role=user.role, scope_code=user.scope_code,
-                     grid_ids=frozenset(grid_ids), client_addr=client_addr, department=user.department)
+                     grid_ids=grid_ids, client_addr=client_addr, department=user.department,
+                     building_ids=building_ids)
