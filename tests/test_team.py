@@ -75,7 +75,7 @@ def test_the_vocabularies_and_the_migration_agree():
 
     from spatial import access, vocab
 
-    path = Path(access.__file__).parent / "store" / "migrations" / "versions" / "0023_grid_team.py"
+    path = Path(access.__file__).parent / "store" / "migrations" / "versions" / "0026_grid_team.py"
     spec = importlib.util.spec_from_file_location("grid_team_migration", path)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
