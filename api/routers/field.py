@@ -31,7 +31,7 @@ from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, tra
 from spatial.geometry.validate import position_from_xy
 from spatial.store import campaigns, household_reads, visit_routes
 from spatial.store import grids as grid_store
-from spatial.store.nearby import MAX_LIMIT as NEARBY_MAX_LIMIT, MAX_RADIUS_M, nearby_async
+from spatial.store.nearby import MAX_LIMIT as NEARBY_MAX_LIMIT, MAX_RADIUS_M, nearby_async, total_async
 from spatial.store.tours import MAX_STOPS
 from spatial.vocab import CAMPAIGN_STATUSES, HOUSEHOLD_TAGS, HOUSEHOLD_VISIT_STATUSES, VISIT_RESULTS, label
 
@@ -83,7 +83,10 @@ class NearbyPublic(BaseModel):
     mode: str
     radius_m: float
     campaign_id: int | None
-    count: int
+    count: int = Field(description="households in this answer (at most limit)")
+    total: int = Field(ge=0, description="households (matching only_unvisited) within the radius in a straight line "
+                                         "of which these are the nearest: count < total when the list was cut at "
+                                         "limit (in walking mode it includes buildings not reached on foot)")
     households: list[HouseholdPublic]
     buildings: list[BuildingPublic]
     farther_on_foot: int = Field(0, description="buildings within the radius in a straight line but not on foot")
@@ -324,11 +327,13 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
     # straight-line: one statement on the event loop (the hot path); walking: in a transaction of its own
     found = await nearby_async(request.app.state.reads, who, x, y, mode=mode, metric_srid=settings.metric_srid,
                                in_session=functools.partial(in_transaction, request), **options)
+    total = await total_async(request.app.state.reads, who, found, x, y, limit=limit, only_unvisited=only_unvisited)
     building_locations = _out([b.location for b in found.buildings], coords)
     households = _households(found.households, coords)
     return FastJSONResponse({
         "crs": coords.name, "position": _out([(x, y)], coords)[0], "mode": found.mode, "radius_m": found.radius_m,
-        "campaign_id": found.campaign_id, "count": len(households), "households": households,
+        "campaign_id": found.campaign_id, "count": len(households), "total": total,
+        "households": households,
         "buildings": [{"id": b.id, "code": b.code, "name": b.name, "location": loc, "distance_m": b.distance_m,
                        "walk_m": b.walk_m, "households": b.households, "unvisited": b.unvisited}
                       for b, loc in zip(found.buildings, building_locations, strict=True)],
