@@ -122,8 +122,37 @@ const gridgov = (() => {
     return p.checkpoint && p.checkpoint.staffed ? "staffed" : "unstaffed";
   }
 
+  // Labels of the areas of a GeoJSON `layer` of polygons (grids): `textOf(properties)` at each polygon's centre,
+  // shown at every zoom where the label fits inside the polygon's drawn box (90 % of it, in screen pixels) and
+  // hidden (kept in place, invisible) where it does not. Call draw() after each addData. Issue 19 item 4.
+  function areaLabels(map, layer, textOf) {
+    function fit() {
+      let shown = 0;
+      layer.eachLayer((l) => {
+        const el = l.getTooltip() && l.getTooltip().getElement();
+        if (!el || !l.getBounds) return;
+        const b = l.getBounds(), a = map.latLngToContainerPoint(b.getNorthWest()),
+              z = map.latLngToContainerPoint(b.getSouthEast());
+        const fits = el.offsetWidth <= 0.9 * (z.x - a.x) && el.offsetHeight <= 0.9 * (z.y - a.y);
+        el.classList.toggle("unfit", !fits);
+        if (fits) shown += 1;
+      });
+      map.getContainer().dataset.areaLabels = shown;  // for the page tests
+    }
+    function draw() {
+      layer.eachLayer((l) => {
+        l.unbindTooltip();
+        l.bindTooltip(esc(textOf(l.feature.properties)), { permanent: true, direction: "center", interactive: false,
+                                                          className: "area-label" });
+      });
+      fit();
+    }
+    map.on("zoomend", fit);
+    return { draw, fit };
+  }
+
   return { t, esc, api, request, setup, part, state, ApiError, token, categoryOptions, OPENING_COLOURS, openingClass,
-           label, say };
+           label, say, areaLabels };
 })();
 
 // GCJ-02 (Amap, Tencent): a port of spatial/geometry/crs.py (forward formula, iterative inverse, shifted only when
