@@ -204,6 +204,8 @@ class RouteStopPublic(BaseModel):
     household_ids: list[int]
     arrival_m: float | None
     arrival_s: float | None
+    here: bool = Field(False, description=f"the building you stand at (within {visit_routes.AT_BUILDING_M:g} m of its "
+                                          "footprint), visited first")
 
 
 class StepPublic(BaseModel):
@@ -438,7 +440,7 @@ def route(body: RouteIn, session: SessionDep, who: CurrentUser, settings: Settin
     tour = plan.tour
     stops = [RouteStopPublic(order=i + 1, building_id=s.building_id, code=s.code, name=s.name, location=loc,
                              household_ids=list(s.household_ids), arrival_m=round(m, 1),
-                             arrival_s=round(m / tour.speed_mps, 1))
+                             arrival_s=round(m / tour.speed_mps, 1), here=s.building_id == plan.here)
              for i, (s, loc, m) in enumerate(zip(plan.stops, _out([s.location for s in plan.stops], coords),
                                                  tour.arrival_m, strict=True))]
     unreachable = [RouteStopPublic(order=0, building_id=s.building_id, code=s.code, name=s.name, location=loc,
