@@ -438,20 +438,28 @@ async function planRoute() {
   box.textContent = t("loading");
   try {
     const body = { ...positionParams(), nearest: 10, ...(state.campaign ? { campaign_id: state.campaign.id } : {}) };
-    const plan = (await request("POST", "/api/field/route", body)).data;
-    routeLine.setLatLngs(plan.geometry.coordinates.map(([x, y]) => [y, x]));
-    drawStops(plan.stops);
-    box.innerHTML = `<b>${esc(t("route_total"))}: <span id="route-length">${Math.round(plan.length_m)}</span> m · ` +
-      `${Math.ceil(plan.duration_s / 60)} ${esc(t("minutes"))}</b><ol class="stops">` +
-      plan.stops.map((s) => `<li data-building="${s.building_id}" data-order="${s.order}"><i class="stop">${s.order}</i>` +
-                             `${esc(s.name || s.code)} · ${s.household_ids.length} ${esc(t("households_unit"))} · ` +
-                             `${Math.round(s.arrival_m)} m${s.here ? ` · ${esc(t("stop_here"))}` : ""}</li>`).join("") + "</ol>";
-    document.body.dataset.route = plan.stops.length;
+    state.plan = (await request("POST", "/api/field/route", body)).data;
+    showRoute();
   } catch (error) {
+    state.plan = null;
     routeLine.setLatLngs([]);
     routeStops.clearLayers();
     box.textContent = error.status === 422 ? t("route_none") + " (" + error.message + ")" : error.message;
   }
+}
+
+// The planned route (state.plan) on the map and as a numbered list, in the page's language.
+function showRoute() {
+  const plan = state.plan;
+  if (!plan) return;
+  routeLine.setLatLngs(plan.geometry.coordinates.map(([x, y]) => [y, x]));
+  drawStops(plan.stops);
+  $("route-info").innerHTML = `<b>${esc(t("route_total"))}: <span id="route-length">${Math.round(plan.length_m)}</span> m · ` +
+      `${Math.ceil(plan.duration_s / 60)} ${esc(t("minutes"))}</b><ol class="stops">` +
+      plan.stops.map((s) => `<li data-building="${s.building_id}" data-order="${s.order}"><i class="stop">${s.order}</i>` +
+                             `${esc(s.name || s.code)} · ${s.household_ids.length} ${esc(t("households_unit"))} · ` +
+                             `${Math.round(s.arrival_m)} m${s.here ? ` · ${esc(t("stop_here"))}` : ""}</li>`).join("") + "</ol>";
+  document.body.dataset.route = plan.stops.length;
 }
 
 function typedPosition() {
@@ -501,6 +509,7 @@ function resultOptions() {
 
 async function start() {
   resultOptions();
+  showRoute();  // after a language change
   network();
   crsNote();
   showQueue();
