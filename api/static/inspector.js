@@ -127,11 +127,11 @@ async function loadEnclosures() {
   if (bounds.isValid()) {
     map.fitBounds(bounds, { animate: false });
     const b = bounds.pad(0.1), bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].join(",");
-    const [s, b] = await Promise.all([api(`/api/layers/streets?limit=10000&bbox=${bbox}`),
+    const [lines, footprints] = await Promise.all([api(`/api/layers/streets?limit=10000&bbox=${bbox}`),
                                       api(`/api/layers/buildings?limit=10000&bbox=${bbox}`)]);
-    streets.clearLayers().addData(s);
-    buildings.clearLayers().addData(b);
-    document.body.dataset.buildings = b.features.length;
+    streets.clearLayers().addData(lines);
+    buildings.clearLayers().addData(footprints);
+    document.body.dataset.buildings = footprints.features.length;
   }
 }
 
