@@ -499,6 +499,7 @@ function wire() {
     loadProgress().catch(() => {});
     if (state.pos) search().catch(() => {});
   });
+  $("logout").addEventListener("click", () => sessionStorage.removeItem(LAST));
   window.addEventListener("online", network);
   window.addEventListener("offline", network);
 }
@@ -527,5 +528,6 @@ gridgov.setup(LABELS, start);
 network();
 showQueue();
 resultOptions();
-if (!restore() && !state.pos) $("where").open = true;  // what was kept, at once (offline: all there is)
+// what was kept, at once (offline: all there is); only with a login, and forgotten at logout
+if (!(gridgov.token() && restore()) && !state.pos) $("where").open = true;
 window.field = { map, homes };  // for the page tests: where the dots are drawn
