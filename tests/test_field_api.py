@@ -277,3 +277,13 @@ def test_nearby_tells_the_total_within_the_radius_beside_the_households_listed(e
     other = client.get("/api/field/nearby", headers=headers["worker2"],
                        params={"lon": lon, "lat": lat, "radius": 150, "limit": 10}).json()
     assert other["total"] < everyone["total"]  # counted in the caller's scope only
+
+
+def test_my_grids_carry_their_households_for_the_maps_label(env):
+    """issue 19 item 4: the field map labels a grid "01 · 403户", the figure of the grids layer."""
+    client, sessions, headers, _ = env
+    grids = client.get("/api/field/grids", headers=headers["worker1"]).json()["features"]
+    with sessions() as s:
+        expected = s.execute(text("SELECT sum(b.households) FROM buildings b JOIN grids g ON g.id = b.grid_id "
+                                  "WHERE g.code = :c"), {"c": f"{COMMUNITY}01"}).scalar()
+    assert [(f["properties"]["code"], f["properties"]["households"]) for f in grids] == [(f"{COMMUNITY}01", expected)]

@@ -75,6 +75,10 @@ def test_a_worker_walks_the_field_page(walk):
     assert page.get_attribute("#progress", "data-campaign") == str(winter.id)
     assert page.locator("#where-now").inner_text().startswith("我的位置") and page.get_attribute("#where", "open") is None
     shots("first-screen")
+    with sessions() as s:
+        households = s.execute(text("SELECT sum(b.households) FROM buildings b JOIN grids g ON g.id = b.grid_id "
+                                    "WHERE g.code = :c"), {"c": f"{COMMUNITY}01"}).scalar()
+    assert page.locator(".area-label").all_inner_texts() == [f"01 · {households}户"]  # my grid, labelled
     # the first household is on the first screen, above the bar of buttons (no scrolling)
     first = page.locator("li.household").first.bounding_box()
     bar = page.locator("#actions").bounding_box()

@@ -343,9 +343,11 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
 
 
 @api.get("/grids", summary="My grids as GeoJSON (我的网格)",
-         description="The grids assigned to a grid worker (for other roles the grids of their area), no personal data.")
+         description="The grids assigned to a grid worker (for other roles the grids of their area) with their "
+                     "households (a count), no personal data.")
 def my_grids(session: SessionDep, who: CurrentUser, coords: CrsDep) -> dict[str, Any]:
-    features = [{"type": "Feature", "id": g.id, "properties": {"id": g.id, "code": g.code, "name": g.name},
+    features = [{"type": "Feature", "id": g.id,
+                 "properties": {"id": g.id, "code": g.code, "name": g.name, "households": g.households},
                  "geometry": json.loads(shapely.to_geojson(transform_geom(g.boundary, WGS84, coords)))}
                 for g in grid_store.my_grids(session, who)]
     return {"type": "FeatureCollection", "crs": coords.name, "features": features}

@@ -23,7 +23,7 @@ const LABELS = {
         far: "⚠ 登记位置距楼栋较远", distance: "距离", walk_distance: "步行", loading: "加载中…",
         reveal: "查看完整信息（需说明理由，将记录审计）", reveal_go: "查看", reveal_reason: "理由，如：电话联系户主",
         reveal_need: "请填写理由（至少 4 个字）", persons: "人", households_unit: "户",
-        here_at: "我的位置", edit_position: "改位置", no_position_yet: "尚未定位", shown_all: "共 {total} 户",
+        per_households: "户", here_at: "我的位置", edit_position: "改位置", no_position_yet: "尚未定位", shown_all: "共 {total} 户",
         shown_of: "最近 {count} 户 / 范围内共 {total} 户", more: "再显示 {n} 户", campaign: "排查任务",
         campaigns_open: "{n} 个排查任务进行中，请选择", visited_at: "走访时间", pending_sheet: "待上传（本机暂存，联网后自动上传）",
         cached: "离线：显示 {time} 保存的列表和地图", stop_here: "起点：您所在的楼栋" },
@@ -47,7 +47,7 @@ const LABELS = {
         reveal: "Show full details (give a reason; audited)", reveal_go: "Show",
         reveal_reason: "reason, e.g. phone the head of household", reveal_need: "Give a reason (at least 4 characters)",
         persons: "persons", households_unit: "households",
-        here_at: "Me:", edit_position: "Change", no_position_yet: "No position yet", shown_all: "{total} in all",
+        per_households: " hh", here_at: "Me:", edit_position: "Change", no_position_yet: "No position yet", shown_all: "{total} in all",
         shown_of: "nearest {count} of {total} within the radius", more: "Show {n} more", campaign: "Campaign",
         campaigns_open: "{n} campaigns open: choose one", visited_at: "Visited at",
         pending_sheet: "Waiting to be sent (kept on this phone, sent when online)",
@@ -153,7 +153,8 @@ function drawGrids(data) {
   gridLabels.draw();
   if (!state.pos && data.features.length) map.fitBounds(grids.getBounds(), { padding: [10, 10] });
 }
-function gridLabel(p) { return String(p.code || "").slice(-2) + (p.name ? " · " + p.name : ""); }
+// "01 · 403户" as on the overview map (the grid's number in its community, its households)
+function gridLabel(p) { return `${String(p.code || "").slice(-2)} · ${p.households ?? "–"}${t("per_households")}`; }
 
 async function loadProgress() {
   const campaigns = await api("/api/field/campaigns?status=open");
