@@ -70,7 +70,7 @@ const map = L.map("map", { preferCanvas: true, zoomControl: true }).setView([22.
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 // The background layers take no taps, so that a tap reaches a building's dot drawn under a footprint loaded later,
 // or the map itself (offerPosition).
-const grids = L.geoJSON(null, { style: { color: "#1f3b5a", weight: 2, fillOpacity: 0.04 }, interactive: false }).addTo(map);
+const grids = L.geoJSON(null, { style: { color: "#1e6fd9", weight: 2, fillOpacity: 0.04 }, interactive: false }).addTo(map);  // blue: not a street (as on the overview)
 const streets = L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#9e9e9e" : "#d7c29e",
                                                       weight: f.properties.car ? 4 : 2 }), interactive: false }).addTo(map);
 const buildings = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#c8b59a", fillOpacity: 0.5 },
