@@ -257,3 +257,33 @@ def test_a_route_solver_time_that_is_not_a_few_seconds_is_refused(env, seconds):
     response = client.post("/api/field/route", headers={**headers["worker1"], "Content-Type": "application/json"},
                            content=body)
     assert response.status_code == 422 and response.json()["error"] == "InvalidInput", response.text
+
+
+def test_nearby_tells_the_total_within_the_radius_beside_the_households_listed(env):
+    """issue 19 item 11: "100 户" was the list's limit, not how many live within the radius."""
+    client, _, headers, (lon, lat) = env
+    campaign = open_campaign(client, headers)
+    ask = lambda **p: client.get("/api/field/nearby", headers=headers["worker1"],  # noqa: E731
+                                 params={"lon": lon, "lat": lat, "radius": 150, **p}).json()
+    everyone = ask(limit=500)
+    assert everyone["count"] == everyone["total"] < 500
+    cut = ask(limit=10)
+    assert (cut["count"], cut["total"]) == (10, everyone["total"])
+    first = cut["households"][0]
+    assert client.post(f"/api/field/campaigns/{campaign['id']}/visits", headers=headers["worker1"], json={
+        "household_id": first["id"], "result": "normal", "lon": lon, "lat": lat}).status_code == 201
+    assert ask(limit=10, only_unvisited=True)["total"] == everyone["total"] - 1
+    assert ask(limit=10, mode="walk")["total"] == everyone["total"]  # straight-line radius, on foot or not
+    other = client.get("/api/field/nearby", headers=headers["worker2"],
+                       params={"lon": lon, "lat": lat, "radius": 150, "limit": 10}).json()
+    assert other["total"] < everyone["total"]  # counted in the caller's scope only
+
+
+def test_my_grids_carry_their_households_for_the_maps_label(env):
+    """issue 19 item 4: the field map labels a grid "01 · 403户", the figure of the grids layer."""
+    client, sessions, headers, _ = env
+    grids = client.get("/api/field/grids", headers=headers["worker1"]).json()["features"]
+    with sessions() as s:
+        expected = s.execute(text("SELECT sum(b.households) FROM buildings b JOIN grids g ON g.id = b.grid_id "
+                                  "WHERE g.code = :c"), {"c": f"{COMMUNITY}01"}).scalar()
+    assert [(f["properties"]["code"], f["properties"]["households"]) for f in grids] == [(f"{COMMUNITY}01", expected)]

@@ -38,7 +38,7 @@ def phone(live_server, browser, tmp_path):
 
 
 def type_position(page, lon: float, lat: float, crs: str) -> None:
-    page.evaluate("delete document.body.dataset.count")
+    page.evaluate("delete document.body.dataset.count; document.getElementById('where').open = true")
     page.fill("#lon", f"{lon:.7f}")
     page.fill("#lat", f"{lat:.7f}")
     page.select_option("#crs", crs)
@@ -53,7 +53,7 @@ def test_a_worker_finds_the_nearest_households_records_a_visit_and_sees_coverage
     before = int(page.locator("#screened").inner_text())
     glon, glat = wgs84_to_gcj02(lon, lat)
     type_position(page, float(glon), float(glat), "GCJ-02")
-    assert "GCJ-02" in page.locator("#crs-note").inner_text()
+    assert "GCJ-02" in page.locator("#where-now").inner_text() and "GCJ-02" in page.locator("#crs-note").text_content()
     items = page.locator("li.household")
     distances = [float(d) for d in items.evaluate_all("els => els.map(e => e.dataset.distance)")]
     assert len(distances) >= 10 and distances == sorted(distances)

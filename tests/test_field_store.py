@@ -467,6 +467,24 @@ def test_route_through_the_unvisited_buildings_of_my_grid(s):
     assert nearest.tour.geometry.coords[-1] == pytest.approx((lon, lat))
 
 
+def test_a_route_starts_with_the_building_the_worker_stands_at(s):
+    """issue 19 item 11: standing at (within 20 m of) a building with households left, the route visits it first,
+    even where the best order from the position would not; away from every building nothing is pinned."""
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
+    who = worker(s, 1)
+    lon, lat = grid_centre(s, 1)
+    free = visit_routes.visit_route(s, who, lon, lat, nearest=6)
+    last = free.stops[-1]  # the building the best order from here visits last
+    bx, by = last.location
+    at = visit_routes.visit_route(s, who, bx, by, nearest=6)
+    assert at.here == last.building_id and at.stops[0].building_id == last.building_id
+    assert at.tour.arrival_m == tuple(sorted(at.tour.arrival_m))
+    assert {x.building_id for x in at.stops} == {x.building_id for x in visit_routes.visit_route(
+        s, who, bx, by, nearest=6, closed=True).stops}
+    assert visit_routes.visit_route(s, who, bx, by, nearest=6, closed=True).here is None
+    assert c.id
+
+
 def test_route_through_chosen_households_must_stay_in_scope(s):
     who = worker(s, 1)
     mine, _ = a_household(s, 1)

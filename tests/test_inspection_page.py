@@ -41,6 +41,7 @@ def test_inspector_sees_the_gap_seals_it_and_plans_a_patrol(site, browser, tmp_p
     assert page.locator("#sum-openings").inner_text() == "4"
     assert "步行" in page.locator("#distance-kind").inner_text()
     assert page.locator("body").get_attribute("data-openings") == "4"
+    assert int(page.locator("body").get_attribute("data-buildings")) > 0  # footprints drawn (issue 19 item 4)
     assert page.locator("path.leaflet-interactive").count() >= 5      # enclosure, openings, beyond, barrier
     page.screenshot(path=str(tmp_path / "inspector.png"))
 

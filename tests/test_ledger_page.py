@@ -39,7 +39,7 @@ def phone(live_server, browser, tmp_path):
 
 def open_ledger(page, lon: float, lat: float, household: int) -> None:
     """Set the position, open the household's sheet and its ledger editor."""
-    page.evaluate("delete document.body.dataset.count")
+    page.evaluate("delete document.body.dataset.count; document.getElementById('where').open = true")
     page.fill("#lon", f"{lon:.7f}")
     page.fill("#lat", f"{lat:.7f}")
     page.select_option("#crs", "EPSG:4326")

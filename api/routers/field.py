@@ -31,7 +31,7 @@ from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, tra
 from spatial.geometry.validate import position_from_xy
 from spatial.store import campaigns, household_reads, visit_routes
 from spatial.store import grids as grid_store
-from spatial.store.nearby import MAX_LIMIT as NEARBY_MAX_LIMIT, MAX_RADIUS_M, nearby_async
+from spatial.store.nearby import MAX_LIMIT as NEARBY_MAX_LIMIT, MAX_RADIUS_M, nearby_async, total_async
 from spatial.store.tours import MAX_STOPS
 from spatial.vocab import CAMPAIGN_STATUSES, HOUSEHOLD_TAGS, HOUSEHOLD_VISIT_STATUSES, VISIT_RESULTS, label
 
@@ -83,7 +83,10 @@ class NearbyPublic(BaseModel):
     mode: str
     radius_m: float
     campaign_id: int | None
-    count: int
+    count: int = Field(description="households in this answer (at most limit)")
+    total: int = Field(ge=0, description="households (matching only_unvisited) within the radius in a straight line "
+                                         "of which these are the nearest: count < total when the list was cut at "
+                                         "limit (in walking mode it includes buildings not reached on foot)")
     households: list[HouseholdPublic]
     buildings: list[BuildingPublic]
     farther_on_foot: int = Field(0, description="buildings within the radius in a straight line but not on foot")
@@ -201,6 +204,8 @@ class RouteStopPublic(BaseModel):
     household_ids: list[int]
     arrival_m: float | None
     arrival_s: float | None
+    here: bool = Field(False, description=f"the building you stand at (within {visit_routes.AT_BUILDING_M:g} m of its "
+                                          "footprint), visited first")
 
 
 class StepPublic(BaseModel):
@@ -324,11 +329,13 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
     # straight-line: one statement on the event loop (the hot path); walking: in a transaction of its own
     found = await nearby_async(request.app.state.reads, who, x, y, mode=mode, metric_srid=settings.metric_srid,
                                in_session=functools.partial(in_transaction, request), **options)
+    total = await total_async(request.app.state.reads, who, found, x, y, limit=limit, only_unvisited=only_unvisited)
     building_locations = _out([b.location for b in found.buildings], coords)
     households = _households(found.households, coords)
     return FastJSONResponse({
         "crs": coords.name, "position": _out([(x, y)], coords)[0], "mode": found.mode, "radius_m": found.radius_m,
-        "campaign_id": found.campaign_id, "count": len(households), "households": households,
+        "campaign_id": found.campaign_id, "count": len(households), "total": total,
+        "households": households,
         "buildings": [{"id": b.id, "code": b.code, "name": b.name, "location": loc, "distance_m": b.distance_m,
                        "walk_m": b.walk_m, "households": b.households, "unvisited": b.unvisited}
                       for b, loc in zip(found.buildings, building_locations, strict=True)],
@@ -336,9 +343,11 @@ async def nearby(request: Request, who: CurrentUser, settings: SettingsDep, lon:
 
 
 @api.get("/grids", summary="My grids as GeoJSON (我的网格)",
-         description="The grids assigned to a grid worker (for other roles the grids of their area), no personal data.")
+         description="The grids assigned to a grid worker (for other roles the grids of their area) with their "
+                     "households (a count), no personal data.")
 def my_grids(session: SessionDep, who: CurrentUser, coords: CrsDep) -> dict[str, Any]:
-    features = [{"type": "Feature", "id": g.id, "properties": {"id": g.id, "code": g.code, "name": g.name},
+    features = [{"type": "Feature", "id": g.id,
+                 "properties": {"id": g.id, "code": g.code, "name": g.name, "households": g.households},
                  "geometry": json.loads(shapely.to_geojson(transform_geom(g.boundary, WGS84, coords)))}
                 for g in grid_store.my_grids(session, who)]
     return {"type": "FeatureCollection", "crs": coords.name, "features": features}
@@ -433,7 +442,7 @@ def route(body: RouteIn, session: SessionDep, who: CurrentUser, settings: Settin
     tour = plan.tour
     stops = [RouteStopPublic(order=i + 1, building_id=s.building_id, code=s.code, name=s.name, location=loc,
                              household_ids=list(s.household_ids), arrival_m=round(m, 1),
-                             arrival_s=round(m / tour.speed_mps, 1))
+                             arrival_s=round(m / tour.speed_mps, 1), here=s.building_id == plan.here)
              for i, (s, loc, m) in enumerate(zip(plan.stops, _out([s.location for s in plan.stops], coords),
                                                  tour.arrival_m, strict=True))]
     unreachable = [RouteStopPublic(order=0, building_id=s.building_id, code=s.code, name=s.name, location=loc,

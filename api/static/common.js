@@ -122,8 +122,44 @@ const gridgov = (() => {
     return p.checkpoint && p.checkpoint.staffed ? "staffed" : "unstaffed";
   }
 
+  // Labels of the areas of a GeoJSON `layer` of polygons (grids): `textOf(properties)` at each polygon's centre,
+  // shown at every zoom where the label fits inside the polygon's drawn box (90 % of it, in screen pixels) and
+  // hidden (kept in place, invisible) where it does not. Call draw() after each addData. Issue 19 item 4.
+  function areaLabels(map, layer, textOf) {
+    const group = L.layerGroup();  // the labels, shown with their layer (the layer switcher)
+    if (map.hasLayer(layer)) group.addTo(map);
+    layer.on("add", () => { group.addTo(map); fit(); });
+    layer.on("remove", () => group.remove());
+    function fit() {
+      let shown = 0;
+      group.eachLayer((tip) => {
+        const el = tip.getElement();
+        if (!el) return;
+        const b = tip.area.getBounds(), a = map.latLngToContainerPoint(b.getNorthWest()),
+              z = map.latLngToContainerPoint(b.getSouthEast());
+        const fits = el.offsetWidth <= 0.9 * (z.x - a.x) && el.offsetHeight <= 0.9 * (z.y - a.y);
+        el.classList.toggle("unfit", !fits);
+        if (fits) shown += 1;
+      });
+      map.getContainer().dataset.areaLabels = shown;  // for the page tests
+    }
+    function draw() {
+      group.clearLayers();
+      layer.eachLayer((l) => {
+        if (!l.getBounds || !l.feature) return;
+        const tip = L.tooltip({ permanent: true, direction: "center", interactive: false, className: "area-label" })
+          .setLatLng(l.getCenter()).setContent(esc(textOf(l.feature.properties)));
+        tip.area = l;
+        group.addLayer(tip);
+      });
+      fit();
+    }
+    map.on("zoomend", fit);
+    return { draw, fit };
+  }
+
   return { t, esc, api, request, setup, part, state, ApiError, token, categoryOptions, OPENING_COLOURS, openingClass,
-           label, say };
+           label, say, areaLabels };
 })();
 
 // GCJ-02 (Amap, Tencent): a port of spatial/geometry/crs.py (forward formula, iterative inverse, shifted only when

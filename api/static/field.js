@@ -2,7 +2,9 @@
 // the walking route to the households left. Data from /api/field in EPSG:4326 for the map; the position is sent in
 // the coordinate system it was taken in (browser geolocation: WGS 84; WeChat / Amap / Tencent: GCJ-02).
 // Visits recorded without a connection wait in localStorage and are sent when the phone is back online (a visit
-// already stored answers 409, so sending twice records nothing twice).
+// already stored answers 409, so sending twice records nothing twice); their households say 待上传 meanwhile. The
+// last answers (grids, campaigns, the list and what the map drew) are kept in sessionStorage, beside the login, so
+// that a reload without a connection shows them again (issue 19 item 6). Layout: docs/decisions/0023.
 "use strict";
 const LABELS = {
   zh: { title: "网格员外勤", locate: "定位我", online: "在线", offline: "离线", lon: "经度 x", lat: "纬度 y",
@@ -20,7 +22,11 @@ const LABELS = {
         pending: "待上传", route_total: "全程", minutes: "分钟", route_none: "没有需要走访的住户", unit: "单元",
         far: "⚠ 登记位置距楼栋较远", distance: "距离", walk_distance: "步行", loading: "加载中…",
         reveal: "查看完整信息（需说明理由，将记录审计）", reveal_go: "查看", reveal_reason: "理由，如：电话联系户主",
-        reveal_need: "请填写理由（至少 4 个字）", persons: "人", households_unit: "户" },
+        reveal_need: "请填写理由（至少 4 个字）", persons: "人", households_unit: "户",
+        per_households: "户", here_at: "我的位置", edit_position: "改位置", no_position_yet: "尚未定位", shown_all: "共 {total} 户",
+        shown_of: "最近 {count} 户 / 范围内共 {total} 户", more: "再显示 {n} 户", campaign: "排查任务",
+        campaigns_open: "{n} 个排查任务进行中，请选择", visited_at: "走访时间", pending_sheet: "待上传（本机暂存，联网后自动上传）",
+        cached: "离线：显示 {time} 保存的列表和地图", stop_here: "起点：您所在的楼栋" },
   en: { title: "Field work", locate: "Locate me", online: "online", offline: "offline", lon: "Longitude x",
         lat: "Latitude y", crs: "Coordinates", crs_wgs: "WGS 84 (GPS, browser location)",
         crs_gcj: "GCJ-02 (WeChat, Amap, Tencent)", set_position: "Use as my position", radius: "Radius",
@@ -40,7 +46,12 @@ const LABELS = {
         distance: "distance", walk_distance: "walk", loading: "Loading…",
         reveal: "Show full details (give a reason; audited)", reveal_go: "Show",
         reveal_reason: "reason, e.g. phone the head of household", reveal_need: "Give a reason (at least 4 characters)",
-        persons: "persons", households_unit: "households" },
+        persons: "persons", households_unit: "households",
+        per_households: " hh", here_at: "Me:", edit_position: "Change", no_position_yet: "No position yet", shown_all: "{total} in all",
+        shown_of: "nearest {count} of {total} within the radius", more: "Show {n} more", campaign: "Campaign",
+        campaigns_open: "{n} campaigns open: choose one", visited_at: "Visited at",
+        pending_sheet: "Waiting to be sent (kept on this phone, sent when online)",
+        cached: "Offline: the list and map as saved at {time}", stop_here: "Start: the building you are at" },
 };
 const RESULTS = ["normal", "follow_up", "vacant", "moved_out", "refused"];
 const RESULT_LABELS = { zh: ["已排查·正常", "已排查·需跟进", "空置房", "已搬离", "拒绝配合"],
@@ -48,21 +59,26 @@ const RESULT_LABELS = { zh: ["已排查·正常", "已排查·需跟进", "空�
 const HEALTH = new Set(["home_isolation", "chronic_illness", "disabled"]);
 const QUEUE = "gridgov.field.queue";
 const POSITION = "gridgov.field.position";
+const LAST = "gridgov.field.last";          // sessionStorage: the last answers, for a reload offline
+const CAMPAIGN = "gridgov.field.campaign";  // localStorage: the campaign chosen when several are open
+const FIRST_ROWS = 20;                      // households listed before "show more"
 const { t, esc, api, request } = gridgov;
 const $ = (id) => document.getElementById(id);
-const state = { pos: null, wgs: null, campaign: null, nearby: null, household: null };
+const state = { pos: null, wgs: null, campaign: null, campaigns: [], nearby: null, household: null, more: false };
 
 const map = L.map("map", { preferCanvas: true, zoomControl: true }).setView([22.6, 114.0], 16);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 // The background layers take no taps, so that a tap reaches a building's dot drawn under a footprint loaded later,
 // or the map itself (offerPosition).
-const grids = L.geoJSON(null, { style: { color: "#1f3b5a", weight: 2, fillOpacity: 0.04 }, interactive: false }).addTo(map);
+const grids = L.geoJSON(null, { style: { color: "#1e6fd9", weight: 2, fillOpacity: 0.04 }, interactive: false }).addTo(map);  // blue: not a street (as on the overview)
 const streets = L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#9e9e9e" : "#d7c29e",
                                                       weight: f.properties.car ? 4 : 2 }), interactive: false }).addTo(map);
 const buildings = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#c8b59a", fillOpacity: 0.5 },
                                     interactive: false }).addTo(map);
+const gridLabels = gridgov.areaLabels(map, grids, gridLabel);  // "01 · 第一网格" where it fits
 const homes = L.layerGroup().addTo(map);
 const routeLine = L.polyline([], { color: "#d32f2f", weight: 4, opacity: 0.8, interactive: false }).addTo(map);
+const routeStops = L.layerGroup().addTo(map);  // the route's stops, numbered in visiting order
 // "My position" and its radius take no taps: a tap through them reaches the building dot underneath.
 const here = L.circleMarker([0, 0], { radius: 8, color: "#fff", weight: 3, fillColor: "#1565c0", fillOpacity: 1,
                                       interactive: false });
@@ -76,14 +92,49 @@ function crsNote() {
 }
 
 function setStatus(text) { $("status").textContent = text; }
+const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => String(values[k] ?? ""));
 
-function setPosition(x, y, crs) {
+// The last answers of the API, kept for a reload without a connection (sessionStorage: gone with the tab, as the
+// login is); `part` is one of grids, campaigns, nearby, buildings, streets.
+function keep(part, value) {
+  const last = JSON.parse(sessionStorage.getItem(LAST) || "{}");
+  last[part] = value;
+  last.saved_at = new Date().toISOString();
+  try { sessionStorage.setItem(LAST, JSON.stringify(last)); } catch { /* full: the page still works online */ }
+}
+
+// Draw what was kept (a reload offline, or the first paint before the answers come): map, progress, list.
+function restore() {
+  const last = JSON.parse(sessionStorage.getItem(LAST) || "null");
+  const saved = JSON.parse(sessionStorage.getItem(POSITION) || "null");
+  if (saved) showPosition(saved.x, saved.y, saved.crs);
+  if (!last) return false;
+  if (last.grids) drawGrids(last.grids);
+  if (last.campaigns) showProgress(last.campaigns);
+  if (last.nearby) showNearby(last.nearby);
+  if (last.buildings) buildings.clearLayers().addData(last.buildings);
+  if (last.streets) streets.clearLayers().addData(last.streets);
+  const time = new Date(last.saved_at).toLocaleTimeString(gridgov.state.lang === "zh" ? "zh-CN" : "en-GB",
+                                                          { hour: "2-digit", minute: "2-digit" });
+  if (!navigator.onLine) setStatus(fill(t("cached"), { time }));
+  document.body.dataset.cached = "1";
+  return true;
+}
+
+// The position in the form and on the one-line summary at the top (the form folds away once there is one).
+function showPosition(x, y, crs) {
   state.pos = { x: Number(x), y: Number(y), crs };
-  sessionStorage.setItem(POSITION, JSON.stringify(state.pos));
   $("lon").value = state.pos.x.toFixed(6);
   $("lat").value = state.pos.y.toFixed(6);
   $("crs").value = crs;
+  $("where-now").textContent = `${t("here_at")} ${state.pos.y.toFixed(5)}, ${state.pos.x.toFixed(5)} · ${crs === "GCJ-02" ? "GCJ-02" : "WGS 84"}`;
+  $("where").open = false;
   crsNote();
+}
+
+function setPosition(x, y, crs) {
+  showPosition(x, y, crs);
+  sessionStorage.setItem(POSITION, JSON.stringify(state.pos));
   return search();
 }
 
@@ -93,24 +144,51 @@ function positionParams() {
 
 async function loadGrids() {
   const data = await api("/api/field/grids?crs=EPSG:4326");
+  drawGrids(data);
+  keep("grids", data);
+}
+
+function drawGrids(data) {
   grids.clearLayers().addData(data);
+  gridLabels.draw();
   if (!state.pos && data.features.length) map.fitBounds(grids.getBounds(), { padding: [10, 10] });
 }
+// "01 · 403户" as on the overview map (the grid's number in its community, its households)
+function gridLabel(p) { return `${String(p.code || "").slice(-2)} · ${p.households ?? "–"}${t("per_households")}`; }
 
 async function loadProgress() {
   const campaigns = await api("/api/field/campaigns?status=open");
-  state.campaign = campaigns[0] || null;
+  showProgress(campaigns);
+  keep("campaigns", campaigns);
+}
+
+// The open campaigns: with several, a chooser (the choice is kept on the phone); the chosen one's progress.
+function showProgress(campaigns) {
+  state.campaigns = campaigns;
+  const chosen = Number(localStorage.getItem(CAMPAIGN));
+  state.campaign = campaigns.find((c) => c.id === chosen) || campaigns[0] || null;
   const box = $("progress");
   if (!state.campaign) { box.innerHTML = `<b>${esc(t("progress"))}</b><p class="note">${esc(t("no_campaign"))}</p>`; return; }
   const c = state.campaign, pct = c.targeted ? (100 * c.screened / c.targeted) : 100;
   Object.assign(box.dataset, { screened: c.screened, targeted: c.targeted, personsScreened: c.persons_screened,
-                               personsTargeted: c.persons_targeted });
-  box.innerHTML = `<b>${esc(t("progress"))}</b> · ${esc(c.name)}` +
+                               personsTargeted: c.persons_targeted, campaign: c.id, campaigns: campaigns.length });
+  const which = campaigns.length > 1
+    ? `<label class="campaign"><span>${esc(fill(t("campaigns_open"), { n: campaigns.length }))}</span>` +
+      `<select id="campaign">${campaigns.map((x) => `<option value="${x.id}"${x.id === c.id ? " selected" : ""}>` +
+                                                 `${esc(x.name)}</option>`).join("")}</select></label>`
+    : ` · <span id="campaign-name">${esc(c.name)}</span>`;
+  box.innerHTML = `<b>${esc(t("progress"))}</b>${which}` +
     `<div class="bar"><i style="width:${pct.toFixed(2)}%"></i></div>` +
     `<div class="figures">${esc(t("screened"))} <b id="screened">${c.screened}</b> / ${esc(t("targeted"))} ` +
-    `<b id="targeted">${c.targeted}</b> ${esc(t("households_unit"))} · <b id="coverage">${pct.toFixed(2)}%</b></div>` +
-    `<div class="figures">${esc(t("screened"))} <b id="persons-screened">${c.persons_screened}</b> / ` +
-    `${esc(t("targeted"))} <b id="persons-targeted">${c.persons_targeted}</b> ${esc(t("persons"))}</div>`;
+    `<b id="targeted">${c.targeted}</b> ${esc(t("households_unit"))} · <b id="coverage">${pct.toFixed(2)}%</b> · ` +
+    `<b id="persons-screened">${c.persons_screened}</b> / <b id="persons-targeted">${c.persons_targeted}</b> ` +
+    `${esc(t("persons"))}</div>`;
+  const select = $("campaign");
+  if (select) select.addEventListener("change", () => {
+    localStorage.setItem(CAMPAIGN, select.value);
+    showProgress(state.campaigns);
+    if (state.pos) search().catch(() => {});
+  });
 }
 
 async function search() {
@@ -118,19 +196,28 @@ async function search() {
   setStatus(t("loading"));
   const radius = Number($("radius").value), mode = $("mode").value;
   const params = new URLSearchParams({ ...positionParams(), radius, mode, limit: 100, purpose: "网格员走访" });
+  if (state.campaign) params.set("campaign_id", state.campaign.id);
   if ($("only-unvisited").checked && state.campaign) params.set("only_unvisited", "true");
   let data;
   try { data = await api("/api/field/nearby?" + params); } catch (error) { setStatus(error.message); return; }
+  state.more = false;
+  showNearby(data);
+  keep("nearby", data);
+  delete document.body.dataset.cached;
+  document.body.dataset.count = data.count;
+  const ll = [data.position[1], data.position[0]];
+  loadBuildings(ll, radius).catch(() => {});
+}
+
+function showNearby(data) {
   state.nearby = data;
   state.wgs = data.position;
   const ll = [data.position[1], data.position[0]];
   here.setLatLng(ll).addTo(map);
-  ring.setLatLng(ll).setRadius(radius).addTo(map);
+  ring.setLatLng(ll).setRadius(data.radius_m).addTo(map);
   map.setView(ll, Math.max(map.getZoom(), 17));
   drawHomes(data);
   renderList(data);
-  document.body.dataset.count = data.count;
-  loadBuildings(ll, radius).catch(() => {});
 }
 
 async function loadBuildings(ll, radius) {
@@ -140,12 +227,16 @@ async function loadBuildings(ll, radius) {
                                    api(`/api/layers/streets?bbox=${bbox}&limit=5000`)]);
   buildings.clearLayers().addData(b);
   streets.clearLayers().addData(s);
+  keep("buildings", b);
+  keep("streets", s);
 }
 
 function drawHomes(data) {
   homes.clearLayers();
+  const waiting = pendingIds();
   for (const b of data.buildings) {
-    const left = b.unvisited ?? 0;
+    const left = b.unvisited == null ? 0
+      : b.unvisited - data.households.filter((h) => h.building_id === b.id && waiting.has(h.id)).length;
     L.circleMarker([b.location[1], b.location[0]], { radius: 7, weight: 2, color: "#fff",
       fillColor: left ? "#ef6c00" : "#2e7d32", fillOpacity: 0.95 })
       .bindTooltip(`${esc(b.name || b.code || "#" + b.id)} · ${b.households}${left ? " / " + left : ""}`)
@@ -169,8 +260,7 @@ function openBuilding(b, latlng) {
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.id = h.id;
-    button.textContent = `${h.unit}${t("unit")} ${h.room} ${h.head_name || ""}` +
-      (h.status ? ` · ${label(h.visit_result) || label(h.status)}` : "");
+    button.textContent = `${room(h)} ${h.head_name || ""}` + (statusText(h) ? ` · ${statusText(h)}` : "");
     button.addEventListener("click", () => { map.closePopup(); openVisit(h); });
     item.appendChild(button);
     list.appendChild(item);
@@ -194,14 +284,37 @@ function offerPosition(latlng) {
 }
 
 function label(l) { return l ? (gridgov.state.lang === "zh" ? l.zh : l.en) : ""; }
+// "1单元 0201" in Chinese, "Unit 1 · 0201" in English (issue 19 item 11: "1unit 0201" ran together).
+function room(h) { return gridgov.state.lang === "zh" ? `${h.unit}单元 ${h.room}` : `Unit ${h.unit} · ${h.room}`; }
+// The households whose visit waits in the queue (of the campaign shown): they say 待上传, not 未走访.
+function pendingIds() {
+  return new Set(queue().filter((q) => !state.campaign || q.campaign === state.campaign.id).map((q) => q.body.household_id));
+}
+function pendingOf(h) {
+  return queue().find((q) => q.body.household_id === h.id && (!state.campaign || q.campaign === state.campaign.id));
+}
+function statusCode(h) { return pendingOf(h) ? "pending" : h.status ? h.status.code : ""; }
+function statusText(h) {
+  return pendingOf(h) ? t("pending") : h.status ? label(h.visit_result) || label(h.status) : "";
+}
 
 function renderList(data) {
   const list = $("nearby");
   list.innerHTML = "";
+  $("more").hidden = true;
   if (!data.households.length) { setStatus(t("none_found")); return; }
-  setStatus(`${data.count} ${t("households_found")}`);
-  let building = null;
+  const total = data.total ?? data.count;
+  setStatus(fill(t(total > data.count ? "shown_of" : "shown_all"), { count: data.count, total }));
+  $("status").dataset.count = data.count;
+  $("status").dataset.total = total;
+  const folded = state.more ? [] : data.households.slice(FIRST_ROWS);
+  if (folded.length) {
+    $("more").textContent = fill(t("more"), { n: folded.length });
+    $("more").hidden = false;
+  }
+  let building = null, shown = 0;
   for (const h of data.households) {
+    const hide = !state.more && shown++ >= FIRST_ROWS;
     const metres = data.mode === "walk" ? h.walk_m : h.distance_m;
     if (h.building_id !== building) {
       building = h.building_id;
@@ -209,18 +322,19 @@ function renderList(data) {
       head.className = "building";
       head.dataset.building = h.building_id;
       head.textContent = `${h.building_name || h.building_code || "#" + h.building_id} · ${Math.round(metres)} m`;
+      head.hidden = hide;
       list.appendChild(head);
     }
     const item = document.createElement("li");
     item.className = "household";
+    item.hidden = hide;
     item.dataset.id = h.id;
     item.dataset.distance = metres;
-    item.dataset.status = h.status ? h.status.code : "";
+    item.dataset.status = statusCode(h);
     const tags = h.tags.map((tag) => `<span class="tag${HEALTH.has(tag.code) ? " health" : ""}">${esc(label(tag))}</span>`).join("");
-    const status = h.status ? `<span class="state ${esc(h.status.code)}">${esc(label(h.visit_result) || label(h.status))}</span>` : "";
-    item.innerHTML = `<span><span class="room">${esc(h.unit)}${esc(t("unit"))} ${esc(h.room)}</span> ${esc(h.head_name || "")}` +
-      ` <small>${esc(h.head_phone || "")}</small></span><span class="dist">${Math.round(metres)} m ${status}</span>` +
-      `<span class="tags">${tags}</span>`;
+    const status = statusText(h) ? `<span class="state ${esc(statusCode(h))}">${esc(statusText(h))}</span>` : "";
+    item.innerHTML = `<span class="who"><span class="room">${esc(room(h))}</span> ${esc(h.head_name || "")}` +
+      ` <small>${esc(h.head_phone || "")}</small></span>${status}` + (tags ? `<span class="tags">${tags}</span>` : "");
     item.addEventListener("click", () => openVisit(h));
     list.appendChild(item);
   }
@@ -229,13 +343,25 @@ function renderList(data) {
 function openVisit(h) {
   state.household = h;
   $("visit").dataset.household = h.id;  // for the ledger editor (field_ledger.js)
-  $("visit-who").textContent = `${h.building_name || h.building_code} · ${h.unit}${t("unit")} ${h.room} · ${h.head_name || ""}`;
+  $("visit-who").textContent = `${h.building_name || h.building_code} · ${room(h)} · ${h.head_name || ""}`;
   $("visit-error").textContent = "";
   $("visit-note").value = "";
   $("reveal").open = false;
   $("reveal-out").textContent = "";
   $("reveal-reason").placeholder = t("reveal_reason");
-  $("visit").dataset.visitable = state.campaign && h.status && h.status.code === "unvisited" ? "1" : "0";
+  const waiting = pendingOf(h);
+  $("visit").dataset.visitable = state.campaign && h.status && h.status.code === "unvisited" && !waiting ? "1" : "0";
+  // a visited household's sheet says what was recorded and when; a waiting one that it waits to be sent
+  const when = (iso) => new Date(iso).toLocaleString(gridgov.state.lang === "zh" ? "zh-CN" : "en-GB",
+                                                    { dateStyle: "short", timeStyle: "short" });
+  const result = (code) => RESULT_LABELS[gridgov.state.lang][RESULTS.indexOf(code)] || code;
+  const done = $("visit-done");
+  done.dataset.status = statusCode(h);
+  if (waiting) done.textContent = `${t("pending_sheet")}: ${result(waiting.body.result)} · ${when(waiting.body.visited_at)}`;
+  else if (h.status && h.status.code === "visited") {
+    done.textContent = `${label(h.visit_result) || label(h.status)}` + (h.visited_at ? ` · ${t("visited_at")} ${when(h.visited_at)}` : "");
+  } else done.textContent = "";
+  done.hidden = !done.textContent;
   $("visit").hidden = false;
 }
 
@@ -268,7 +394,7 @@ async function sendVisit(item) {
 async function saveVisit(event) {
   event.preventDefault();
   const h = state.household;
-  if (!state.campaign || !h.status || h.status.code !== "unvisited") { $("visit").hidden = true; return; }
+  if (!state.campaign || !h.status || h.status.code !== "unvisited" || pendingOf(h)) { $("visit").hidden = true; return; }
   const item = { campaign: state.campaign.id, body: { household_id: h.id, result: $("visit-result").value,
     note: $("visit-note").value || null, lon: state.pos.x, lat: state.pos.y, crs: state.pos.crs,
     visited_at: new Date().toISOString() } };
@@ -281,6 +407,7 @@ async function saveVisit(event) {
     return;
   }
   $("visit").hidden = true;
+  if (outcome === "offline") { renderList(state.nearby); drawHomes(state.nearby); }  // 待上传 at once
   setStatus(t(outcome === "offline" ? "queued" : outcome));
   if (outcome !== "offline") { await loadProgress(); await search(); setStatus(t(outcome)); }
 }
@@ -295,22 +422,45 @@ async function flushQueue() {
   if (left.length < waiting.length) { await loadProgress().catch(() => {}); if (state.pos) await search(); }
 }
 
+// The route's stops on the map as numbered circles (1 = first to visit), the same numbers as in the list.
+function drawStops(stops) {
+  routeStops.clearLayers();
+  for (const s of stops) {
+    L.marker([s.location[1], s.location[0]], { interactive: false, keyboard: false,
+      icon: L.divIcon({ className: "stop-icon", html: `<i class="stop">${s.order}</i>`, iconSize: [22, 22] }) })
+      .addTo(routeStops);
+  }
+}
+
 async function planRoute() {
   if (!state.pos) { setStatus(t("no_position")); return; }
   const box = $("route-info");
+  $("route-panel").hidden = false;
   box.textContent = t("loading");
   try {
-    const plan = (await request("POST", "/api/field/route", { ...positionParams(), nearest: 10 })).data;
-    routeLine.setLatLngs(plan.geometry.coordinates.map(([x, y]) => [y, x]));
-    box.innerHTML = `<b>${esc(t("route_total"))}: <span id="route-length">${Math.round(plan.length_m)}</span> m · ` +
-      `${Math.ceil(plan.duration_s / 60)} ${esc(t("minutes"))}</b><ol>` +
-      plan.stops.map((s) => `<li data-building="${s.building_id}">${esc(s.name || s.code)} · ${s.household_ids.length} ` +
-                             `${esc(t("households_found"))} · ${Math.round(s.arrival_m)} m</li>`).join("") + "</ol>";
-    document.body.dataset.route = plan.stops.length;
+    const body = { ...positionParams(), nearest: 10, ...(state.campaign ? { campaign_id: state.campaign.id } : {}) };
+    state.plan = (await request("POST", "/api/field/route", body)).data;
+    showRoute();
   } catch (error) {
+    state.plan = null;
     routeLine.setLatLngs([]);
+    routeStops.clearLayers();
     box.textContent = error.status === 422 ? t("route_none") + " (" + error.message + ")" : error.message;
   }
+}
+
+// The planned route (state.plan) on the map and as a numbered list, in the page's language.
+function showRoute() {
+  const plan = state.plan;
+  if (!plan) return;
+  routeLine.setLatLngs(plan.geometry.coordinates.map(([x, y]) => [y, x]));
+  drawStops(plan.stops);
+  $("route-info").innerHTML = `<b>${esc(t("route_total"))}: <span id="route-length">${Math.round(plan.length_m)}</span> m · ` +
+      `${Math.ceil(plan.duration_s / 60)} ${esc(t("minutes"))}</b><ol class="stops">` +
+      plan.stops.map((s) => `<li data-building="${s.building_id}" data-order="${s.order}"><i class="stop">${s.order}</i>` +
+                             `${esc(s.name || s.code)} · ${s.household_ids.length} ${esc(t("households_unit"))} · ` +
+                             `${Math.round(s.arrival_m)} m${s.here ? ` · ${esc(t("stop_here"))}` : ""}</li>`).join("") + "</ol>";
+  document.body.dataset.route = plan.stops.length;
 }
 
 function typedPosition() {
@@ -341,6 +491,7 @@ function wire() {
   $("refresh").addEventListener("click", () => search());
   $("route").addEventListener("click", planRoute);
   for (const id of ["radius", "mode", "only-unvisited"]) $(id).addEventListener("change", () => search());
+  $("more").addEventListener("click", () => { state.more = true; renderList(state.nearby); });
   $("visit").addEventListener("submit", saveVisit);
   $("reveal-go").addEventListener("click", reveal);
   $("visit-cancel").addEventListener("click", () => { $("visit").hidden = true; });
@@ -349,12 +500,18 @@ function wire() {
     loadProgress().catch(() => {});
     if (state.pos) search().catch(() => {});
   });
+  $("logout").addEventListener("click", () => sessionStorage.removeItem(LAST));
   window.addEventListener("online", network);
   window.addEventListener("offline", network);
 }
 
-async function start() {
+function resultOptions() {
   $("visit-result").innerHTML = RESULTS.map((r, i) => `<option value="${r}">${esc(RESULT_LABELS[gridgov.state.lang][i])}</option>`).join("");
+}
+
+async function start() {
+  resultOptions();
+  showRoute();  // after a language change
   network();
   crsNote();
   showQueue();
@@ -362,6 +519,7 @@ async function start() {
   await loadProgress();
   const saved = JSON.parse(sessionStorage.getItem(POSITION) || "null");
   if (saved) await setPosition(saved.x, saved.y, saved.crs);
+  else { $("where").open = true; $("where-now").textContent = t("no_position_yet"); }
   flushQueue().catch(() => {});
 }
 
@@ -370,4 +528,7 @@ wire();
 gridgov.setup(LABELS, start);
 network();
 showQueue();
+resultOptions();
+// what was kept, at once (offline: all there is); only with a login, and forgotten at logout
+if (!(gridgov.token() && restore()) && !state.pos) $("where").open = true;
 window.field = { map, homes };  // for the page tests: where the dots are drawn

@@ -48,6 +48,9 @@ const COLOURS = { ...gridgov.OPENING_COLOURS, beyond: "#8e24aa" };
 const map = L.map("map", { preferCanvas: false, zoomSnap: 0.25 }).setView([22.565, 114.072], 16);
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const streets = L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#b0b0b0" : "#d8c29d", weight: f.properties.car ? 3 : 1.5 }), interactive: false }).addTo(map);
+// Building footprints under everything (issue 19 item 4: the inspector's map drew none), no taps.
+const buildings = L.geoJSON(null, { style: { color: "#7a5230", weight: 1, fillColor: "#c8b59a", fillOpacity: 0.5 },
+                                    interactive: false }).addTo(map);
 const enclosures = L.geoJSON(null, { style: { color: "#1f3b5a", weight: 2, fillOpacity: 0.04 },
   onEachFeature: (f, l) => l.bindTooltip(esc(f.properties.name), { sticky: true }) }).addTo(map);
 const barriers = L.geoJSON(null, { style: { color: "#424242", weight: 6, opacity: 0.8 }, interactive: false }).addTo(map);
@@ -124,7 +127,11 @@ async function loadEnclosures() {
   if (bounds.isValid()) {
     map.fitBounds(bounds, { animate: false });
     const b = bounds.pad(0.1), bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].join(",");
-    streets.clearLayers().addData(await api(`/api/layers/streets?limit=10000&bbox=${bbox}`));
+    const [lines, footprints] = await Promise.all([api(`/api/layers/streets?limit=10000&bbox=${bbox}`),
+                                      api(`/api/layers/buildings?limit=10000&bbox=${bbox}`)]);
+    streets.clearLayers().addData(lines);
+    buildings.clearLayers().addData(footprints);
+    document.body.dataset.buildings = footprints.features.length;
   }
 }
 

@@ -17,7 +17,10 @@ const LABELS = {
         priority: "优先级", reported: "上报时间", count: "事件数",
         zones: "风险区域", zone_title: "风险区域（五色图）", zone_now: "当前", zone_days_ago: "{n} 天前",
         zone_play: "回放近 28 天", zone_stop: "停止", zone_day: "日期", zone_count: "区域数", level: "等级",
-        valid_from: "起始", valid_to: "截止", until_lifted: "至解除", reason: "原因", sheet: "打印区域清单" },
+        valid_from: "起始", valid_to: "截止", until_lifted: "至解除", reason: "原因", sheet: "打印区域清单",
+        legend: "图例", dedicated: "专属网格", grid_edge: "网格边界", community_edge: "社区边界", car_street: "车行道路",
+        footpath: "步道", building: "楼栋", urban_village: "城中村楼栋", enclosure_edge: "围合区域边界",
+        per_households: "户", zone_levels: "风险等级见左下" },
   en: { title: "Community grid map", communities: "Communities", grids: "Grids",
         buildings: "Buildings (zoom in)", streets: "Streets and footpaths", enclosures: "Enclosures",
         checkpoints: "Openings and checkpoints", households: "Households", residents: "Residents", levels: "Levels",
@@ -29,7 +32,10 @@ const LABELS = {
         priority: "Priority", reported: "Reported", count: "Cases",
         zones: "Risk zones", zone_title: "Risk zones (five colours)", zone_now: "now", zone_days_ago: "{n} days ago",
         zone_play: "Replay the last 28 days", zone_stop: "Stop", zone_day: "Day", zone_count: "Zones", level: "Level",
-        valid_from: "From", valid_to: "To", until_lifted: "until lifted", reason: "Reason", sheet: "Print zone sheet" },
+        valid_from: "From", valid_to: "To", until_lifted: "until lifted", reason: "Reason", sheet: "Print zone sheet",
+        legend: "Legend", dedicated: "Dedicated grid", grid_edge: "Grid edge", community_edge: "Community edge",
+        car_street: "Street", footpath: "Footpath", building: "Building", urban_village: "Urban-village building",
+        enclosure_edge: "Enclosure edge", per_households: " hh", zone_levels: "levels: bottom left" },
 };
 const { t, esc, api } = gridgov;
 
@@ -37,14 +43,14 @@ const map = L.map("map", { preferCanvas: true, zoomControl: true, zoomSnap: 0.25
 map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
 const layers = {
   zones: L.geoJSON(null, { style: zoneStyle, onEachFeature: (f, l) => l.bindPopup(() => zonePopup(f.properties)) }),
-  communities: L.geoJSON(null, { style: { color: "#555", weight: 3, fill: false, dashArray: "6 4" },
+  communities: L.geoJSON(null, { style: () => ({ color: COMMUNITY_EDGE, weight: 3, fill: false, dashArray: "6 4" }),
                                  onEachFeature: (f, l) => l.bindTooltip(esc(gridgov.state.lang === "zh" ? f.properties.name : f.properties.name_en || f.properties.name)) }),
   grids: L.geoJSON(null, { style: gridStyle, onEachFeature: (f, l) => l.bindPopup(() => gridPopup(f.properties)) }),
-  streets: L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? "#8a8a8a" : "#c9a66b", weight: f.properties.car ? 3 : 1.5 }),
+  streets: L.geoJSON(null, { style: (f) => ({ color: f.properties.car ? STREET.car : STREET.foot, weight: f.properties.car ? 3 : 1.5 }),
                              onEachFeature: (f, l) => f.properties.name && l.bindTooltip(esc(f.properties.name)) }),
-  buildings: L.geoJSON(null, { style: (f) => ({ color: "#7a5230", weight: 1, fillColor: f.properties.urban_village ? "#d98c4a" : "#8fa9c9", fillOpacity: 0.7 }),
+  buildings: L.geoJSON(null, { style: (f) => ({ color: "#7a5230", weight: 1, fillColor: f.properties.urban_village ? BUILDING.urban_village : BUILDING.other, fillOpacity: 0.7 }),
                                onEachFeature: (f, l) => l.bindPopup(() => buildingPopup(f.properties)) }),
-  enclosures: L.geoJSON(null, { style: { color: "#c0392b", weight: 2, fill: false } }),
+  enclosures: L.geoJSON(null, { style: () => ({ color: ENCLOSURE_EDGE, weight: 2, fill: false }) }),
   checkpoints: L.geoJSON(null, { pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 6, weight: 2, color: "#fff",
                                    fillColor: gridgov.OPENING_COLOURS[gridgov.openingClass(f.properties)], fillOpacity: 1 }),
                                  onEachFeature: (f, l) => l.bindPopup(() => openingPopup(f.properties)) }),
@@ -54,14 +60,25 @@ const layers = {
                            onEachFeature: (f, l) => l.bindPopup(() => casePopup(f.properties)) }),
 };
 const OVERDUE_RING = "#d32f2f", CASE_FILL = "#1976d2";
+const gridLabels = gridgov.areaLabels(map, layers.grids, gridLabel);
 const REPLAY_DAYS = 28, REPLAY_STEP_MS = 700, DAY_MS = 86400e3;
 let replay = null;
 let control = null;
 
 function gridStyle(f) {
   const h = f.properties.households, ok = h >= 300 && h <= 500;
-  return { color: "#1f3b5a", weight: 2, fillColor: f.properties.kind === "dedicated" ? "#9c27b0" : ok ? "#4caf50" : "#ff9800", fillOpacity: 0.15 };
+  return { color: GRID_EDGE, weight: 2, fillColor: gridFill(f.properties), fillOpacity: 0.15 };
 }
+// One place for each symbol's colours: the layers' styles and the legend (issue 19 item 4) use the same.
+const GRID_EDGE = "#1e6fd9", COMMUNITY_EDGE = "#555", ENCLOSURE_EDGE = "#c0392b";
+const GRID_FILL = { in_range: "#4caf50", out_range: "#ff9800", dedicated: "#9c27b0" };
+const STREET = { car: "#8a8a8a", foot: "#c9a66b" }, BUILDING = { other: "#8fa9c9", urban_village: "#d98c4a" };
+function gridFill(p) {
+  if (p.kind === "dedicated") return GRID_FILL.dedicated;
+  return p.households >= 300 && p.households <= 500 ? GRID_FILL.in_range : GRID_FILL.out_range;
+}
+// "01 · 493户": the grid's number in its community (the last two digits of its code) and its households.
+function gridLabel(p) { return `${String(p.code || "").slice(-2)} · ${p.households}${t("per_households")}`; }
 function caseStyle(p) {  // overdue: a thick red ring around the dot
   return p.overdue ? { radius: 7, weight: 3, color: OVERDUE_RING, fillColor: CASE_FILL, fillOpacity: 1 }
                    : { radius: 5, weight: 1, color: "#fff", fillColor: CASE_FILL, fillOpacity: 1 };
@@ -113,6 +130,7 @@ async function loadStatic() {
   layers.checkpoints.clearLayers().addData(checkpoints);
   const bounds = layers.grids.getBounds();
   if (bounds.isValid()) map.fitBounds(bounds, { animate: false });
+  gridLabels.draw();
   summarize(grids, checkpoints, cases);
 }
 
@@ -127,22 +145,36 @@ async function loadInView() {
   document.body.dataset.buildings = buildings.features.length;
 }
 
+// The figures and a legend with one entry per symbol drawn, each marked with its layer (data-layer) so that a
+// page test can check that every layer of the switcher has its entries.
 function summarize(grids, checkpoints, cases) {
   const overdue = cases.features.filter((f) => f.properties.overdue).length;
   document.body.dataset.cases = cases.features.length;
   document.body.dataset.overdue = overdue;
   const households = grids.features.reduce((s, f) => s + f.properties.households, 0);
   const s = checkpoints.totals, C = gridgov.OPENING_COLOURS, dot = (c) => `<i style="background:${C[c]}"></i>`;
+  const fill = (c) => `<i class="fill" style="background:${c}"></i>`;
+  const line = (c, w, dash) => `<i class="line" style="border-top:${w}px ${dash ? "dashed" : "solid"} ${c}"></i>`;
+  const item = (swatch, key) => `<span class="item">${swatch}${esc(t(key))}</span> `;
+  const entry = (layer, html) => `<div class="legend" data-layer="${layer}">${html}</div>`;
   document.getElementById("info").innerHTML =
     `<div class="legend">${esc(t("grids"))}: <b id="grid-count">${grids.features.length}</b> · ${esc(t("households"))}: <b>${households.toLocaleString()}</b></div>` +
-    `<div class="legend"><i style="background:#4caf50"></i>${esc(t("in_range"))} <i style="background:#ff9800"></i>${esc(t("out_range"))}</div>` +
-    (!s ? "" : `<div class="legend">${esc(t("openings"))} <b id="sum-openings">${s.openings}</b>: ${dot("staffed")}${esc(t("staffed"))} ` +
-    `<b id="sum-checkpoints">${s.staffed_checkpoints} / ${s.checkpoints}</b> ${dot("unstaffed")}${esc(t("unstaffed"))} ` +
-    `<b>${s.checkpoints - s.staffed_checkpoints}</b> ${dot("sealed")}${esc(t("sealed"))} <b id="sum-sealed">${s.sealed}</b> ` +
-    `${dot("open")}${esc(t("open"))} <b id="sum-open">${s.open}</b></div>`) +
-    `<div class="legend">${esc(t("cases"))}: <i class="case-dot"></i><b id="case-count">${cases.features.length}</b> ` +
-    `<i class="case-dot overdue"></i>${esc(t("overdue"))} <b id="overdue-count">${overdue}</b> ` +
-    `<i class="hotspot"></i>${esc(t("hotspots"))}</div>`;
+    `<details id="legend"${window.innerWidth < 800 ? "" : " open"}><summary>${esc(t("legend"))}</summary>` +
+    entry("grids", item(fill(GRID_FILL.in_range), "in_range") + item(fill(GRID_FILL.out_range), "out_range") +
+                   item(fill(GRID_FILL.dedicated), "dedicated") + item(line(GRID_EDGE, 2), "grid_edge")) +
+    entry("communities", item(line(COMMUNITY_EDGE, 3, true), "community_edge")) +
+    entry("streets", item(line(STREET.car, 3), "car_street") + item(line(STREET.foot, 2), "footpath")) +
+    entry("buildings", item(fill(BUILDING.other), "building") + item(fill(BUILDING.urban_village), "urban_village")) +
+    entry("enclosures", item(line(ENCLOSURE_EDGE, 2), "enclosure_edge")) +
+    entry("checkpoints", !s ? `${dot("staffed")}${esc(t("checkpoints"))}` :
+      `${esc(t("openings"))} <b id="sum-openings">${s.openings}</b>: ${dot("staffed")}${esc(t("staffed"))} ` +
+      `<b id="sum-checkpoints">${s.staffed_checkpoints} / ${s.checkpoints}</b> ${dot("unstaffed")}${esc(t("unstaffed"))} ` +
+      `<b>${s.checkpoints - s.staffed_checkpoints}</b> ${dot("sealed")}${esc(t("sealed"))} <b id="sum-sealed">${s.sealed}</b> ` +
+      `${dot("open")}${esc(t("open"))} <b id="sum-open">${s.open}</b>`) +
+    entry("cases", `${esc(t("cases"))}: <i class="case-dot"></i><b id="case-count">${cases.features.length}</b> ` +
+      `<i class="case-dot overdue"></i>${esc(t("overdue"))} <b id="overdue-count">${overdue}</b>`) +
+    entry("hotspots", `<i class="hotspot"></i>${esc(t("hotspots"))}`) +
+    entry("zones", `<i class="fill zone"></i>${esc(t("zones"))} (${esc(t("zone_levels"))})`) + "</details>";
   map.attributionControl.addAttribution("© OpenStreetMap contributors (imported data) · synthetic demo data");
 }
 
@@ -199,7 +231,7 @@ function buildControl() {
   if (control) control.remove();
   const overlays = {};
   for (const [key, layer] of Object.entries(layers)) { overlays[t(key)] = layer; if (!map.hasLayer(layer)) layer.addTo(map); }
-  control = L.control.layers(null, overlays, { collapsed: false }).addTo(map);
+  control = L.control.layers(null, overlays, { collapsed: window.innerWidth < 800 }).addTo(map);  // phones: a button
 }
 
 async function start() {

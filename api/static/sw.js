@@ -2,7 +2,7 @@
 // the page opens without a connection once it has been loaded. Network first (always fresh when online), the
 // cache when offline. API responses (personal data) are never cached.
 "use strict";
-const CACHE = "gridgov-field-v6";
+const CACHE = "gridgov-field-v7";
 const SHELL = ["/field/", "/static/common.js", "/static/field.js", "/static/field.css", "/static/map.css",
                "/static/field_cases.js", "/static/field_cases.css",
                "/static/field_ledger.js", "/static/field_ledger.css", "/static/field_patrol.js",

@@ -498,12 +498,16 @@ class GridView:
     code: str
     name: str
     boundary: Any  # shapely MultiPolygon, EPSG:4326
+    households: int = 0  # the grid's workload figure, as on the grids layer: the sum of its buildings' households
 
 
 def my_grids(session: Session, who: Principal, limit: int = 1000) -> list[GridView]:
-    """The current grids in the caller's scope (a grid worker's assigned grids), by code, at most ``limit``."""
+    """The current grids in the caller's scope (a grid worker's assigned grids), by code, at most ``limit``, with
+    their households (a count, no personal data: the figure the grids layer shows everyone who sees the grid)."""
     scope, params = grid_scope(who.area)
-    rows = session.execute(text(f"""SELECT g.id, g.code, g.name, ST_AsBinary(g.boundary) AS wkb FROM grids g
-                                    WHERE g.retired_at IS NULL AND {scope} ORDER BY g.code LIMIT :limit"""),
+    rows = session.execute(text(f"""
+        SELECT g.id, g.code, g.name, ST_AsBinary(g.boundary) AS wkb,
+               (SELECT coalesce(sum(b.households), 0) FROM buildings b WHERE b.grid_id = g.id) AS households
+        FROM grids g WHERE g.retired_at IS NULL AND {scope} ORDER BY g.code LIMIT :limit"""),
                            {**params, "limit": limit}).all()
-    return [GridView(r.id, r.code, r.name, shapely.from_wkb(bytes(r.wkb))) for r in rows]
+    return [GridView(r.id, r.code, r.name, shapely.from_wkb(bytes(r.wkb)), int(r.households)) for r in rows]

@@ -319,3 +319,36 @@ def _buildings(households: Sequence[HouseholdView]) -> tuple[BuildingView, ...]:
             out[h.building_id] = BuildingView(b.id, b.code, b.name, b.location, b.distance_m, b.walk_m,
                                               b.households + 1, None if unvisited is None else b.unvisited + unvisited)
     return tuple(out.values())
+
+
+def _total_sql(scope: str) -> str:
+    """The number of (matching) households in scope within :radius metres (straight line) of the position."""
+    return f"""
+    SELECT count(*) AS total
+    FROM buildings b JOIN households h ON h.building_id = b.id
+    CROSS JOIN (SELECT ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography AS g) p
+    WHERE ST_DWithin(b.footprint::geography, p.g, :radius, false) AND {scope}
+      AND {_MATCHING.format(campaign=":campaign", h="h")}"""
+
+
+def total_statement(who: Principal, found: Nearby, lon: float, lat: float, *,
+                    only_unvisited: bool = False) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters counting the households an answer ``found`` of :func:`nearby` was cut from: those
+    in the caller's household scope (matching ``only_unvisited`` in ``found``'s campaign) whose building is
+    within ``found.radius_m`` metres in a straight line of (lon, lat) (EPSG:4326), so that a page can tell "the
+    nearest 100 of 412". Counts no personal field, so it is not audited (the list it goes with is)."""
+    scope, params = building_scope(who.household_scope)
+    return _total_sql(scope), {**params, "lon": lon, "lat": lat, "radius": found.radius_m,
+                               "campaign": found.campaign_id or 0, "only_unvisited": only_unvisited}
+
+
+async def total_async(pool: aio.AsyncPool, who: Principal, found: Nearby, lon: float, lat: float, *, limit: int,
+                      only_unvisited: bool = False) -> int:
+    """How many households ``found`` (an answer of :func:`nearby` asked with ``limit``) is the nearest of
+    (:func:`total_statement`): its own length when a straight-line answer holds fewer than ``limit``, else one
+    count on ``pool``. In walking mode the count is of the straight-line radius, so it includes the buildings the
+    footpaths do not reach within it (``found.farther_on_foot``)."""
+    if found.mode == STRAIGHT and len(found.households) < limit:
+        return len(found.households)
+    sql, params = total_statement(who, found, lon, lat, only_unvisited=only_unvisited)
+    return int((await aio.fetch_all(pool, sql, params))[0].total)

@@ -93,13 +93,17 @@ def _validate(stops: Sequence[Stop], network: str, speed_mps: float | None, clos
 def plan_tour(session: Session, start: tuple[float, float], stops: Sequence[Stop], *,
               end: tuple[float, float] | None = None, closed: bool = False, network: str = "walk",
               speed_mps: float | None = None, time_limit_s: float | None = None, skip_unreachable: bool = False,
-              margin_m: float = 500.0, max_snap_m: float = 200.0, metric_srid: int = 4547) -> Tour:
+              margin_m: float = 500.0, max_snap_m: float = 200.0, metric_srid: int = 4547,
+              first: Hashable | None = None) -> Tour:
     """Plan a tour from ``start`` (lon, lat) through ``stops`` on ``network`` ('walk' or 'drive').
 
     ``closed``: back to start; ``end`` (lon, lat): finish there; neither: end at the last stop. Stops more than
     ``max_snap_m`` metres from the network, or with no route to or from the others, are unreachable:
     InvalidInput naming them (``detail['unreachable']`` = their keys), or, with ``skip_unreachable``, left out
     and listed in ``Tour.unreachable``. The network is loaded for ``margin_m`` metres around the points' box.
+    ``first`` (a stop's key; open or to_end tours only, ignored if that stop is unreachable): visit it first,
+    then the best order of the others from there (a worker standing at a building starts with it); ``optimal``
+    then means optimal under that condition.
     """
     speed = _validate(stops, network, speed_mps, closed, end)
     points = [tuple(start), *((s.lon, s.lat) for s in stops)] + ([tuple(end)] if end is not None else [])
@@ -118,10 +122,16 @@ def plan_tour(session: Session, start: tuple[float, float], stops: Sequence[Stop
         raise InvalidInput(f"{len(keys)} stop(s) cannot be reached on the {network} network: "
                            + ", ".join(map(str, keys[:20])), unreachable=keys)
     keep = [0] + [i for i in stop_indexes if i not in bad] + ([end_index] if end_index is not None else [])
+    pinned = next((i for i in keep[1:] if i <= len(stops) and stops[i - 1].key == first), None) \
+        if first is not None and not closed else None
+    if pinned is not None and len(keep) > 2:  # solve the rest from the first stop
+        keep = [pinned] + [i for i in keep[1:] if i != pinned]
+    else:
+        pinned = None
     sub = cost[np.ix_(keep, keep)]
     solution = solve_tsp(sub, start=0, end=len(keep) - 1 if end is not None else None, closed=closed,
                          time_limit_s=time_limit_s)
-    visit = [keep[i] for i in solution.order]
+    visit = ([pinned] if pinned is not None else []) + [keep[i] for i in solution.order]
     path = [0, *visit] + ([0] if closed else [end_index] if end_index is not None else [])
     legs = net.legs(session, graph, list(itertools.pairwise(path)))
     return _tour(network, "closed" if closed else "to_end" if end is not None else "open", stops, visit, legs,

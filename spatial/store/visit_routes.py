@@ -37,6 +37,10 @@ class VisitRoute:
     tour: tours.Tour
     stops: tuple[RouteStop, ...]              # in visiting order
     unreachable: tuple[RouteStop, ...] = field(default=())
+    here: int | None = None                   # the building the worker stands at, visited first
+
+
+AT_BUILDING_M = 20.0  # metres (straight line, to the footprint; 0 inside): a worker this near stands at it
 
 
 def visit_route(session: Session, who: Principal, lon: float, lat: float, *, campaign_id: int | None = None,
@@ -70,10 +74,24 @@ def visit_route(session: Session, who: Principal, lon: float, lat: float, *, cam
     if len(stops) > tours.MAX_STOPS:
         raise InvalidInput(f"{len(stops)} buildings to visit; ask for the nearest {tours.MAX_STOPS} or fewer")
     by_id = {s.building_id: s for s in stops}
+    here = None if closed else _building_at(session, list(by_id), lon, lat)
     tour = tours.plan_tour(session, (lon, lat), [tours.Stop(s.building_id, *s.location) for s in stops],
                            end=end, closed=closed, network="walk", speed_mps=speed_mps,
-                           time_limit_s=time_limit_s, skip_unreachable=True, metric_srid=metric_srid)
-    return VisitRoute(campaign, tour, tuple(by_id[k] for k in tour.order), tuple(by_id[k] for k in tour.unreachable))
+                           time_limit_s=time_limit_s, skip_unreachable=True, metric_srid=metric_srid, first=here)
+    here = here if tour.order and tour.order[0] == here else None
+    return VisitRoute(campaign, tour, tuple(by_id[k] for k in tour.order), tuple(by_id[k] for k in tour.unreachable),
+                      here)
+
+
+def _building_at(session: Session, building_ids: list[int], lon: float, lat: float) -> int | None:
+    """The building of ``building_ids`` nearest to (lon, lat) (EPSG:4326) if within :data:`AT_BUILDING_M` metres
+    of its footprint (the worker stands at it: the route starts with it, issue 19 item 11), else None."""
+    return session.execute(text("""
+        SELECT b.id FROM buildings b
+        WHERE b.id = ANY(:ids)
+          AND ST_DWithin(b.footprint::geography, ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography, :at, false)
+        ORDER BY b.footprint::geography <-> ST_SetSRID(ST_Point(:lon, :lat), 4326)::geography, b.id
+        LIMIT 1"""), {"ids": building_ids, "lon": lon, "lat": lat, "at": AT_BUILDING_M}).scalar()
 
 
 _STOP_COLUMNS = """b.id, b.code, b.name, ST_X(ST_PointOnSurface(b.footprint)) AS x,
