@@ -63,3 +63,14 @@ def open_database(settings: Settings, *, upgrade: bool = True, service: bool = F
         log.info("the service logs in as the owner and switches to %s (the server asks %s for a password)",
                  role, role)
     return make_engine(service_url, role=role)
+
+
+def open_read_engine(settings: Settings, primary: Engine) -> Engine | None:
+    """An engine on ``settings.read_database_url`` (None when unset), its connections switching to the role the
+    ``primary`` engine's take (the service's restricted role). Nothing is asked of the replica here: one that is
+    down when the service starts is skipped until it answers (:mod:`spatial.store.replica`)."""
+    if not settings.read_database_url:
+        return None
+    with primary.connect() as connection:
+        session_user, current_user = connection.exec_driver_sql("SELECT session_user, current_user").one()
+    return make_engine(settings.read_database_url, role=None if current_user == session_user else current_user)
