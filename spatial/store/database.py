@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from spatial.settings import Settings
 from spatial.store import migrate
@@ -72,5 +73,6 @@ def open_read_engine(settings: Settings, primary: Engine) -> Engine | None:
     if not settings.read_database_url:
         return None
     with primary.connect() as connection:
-        session_user, current_user = connection.exec_driver_sql("SELECT session_user, current_user").one()
-    return make_engine(settings.read_database_url, role=None if current_user == session_user else current_user)
+        current_user = connection.exec_driver_sql("SELECT current_user").scalar()
+    url = normalize_url(settings.read_database_url)
+    return make_engine(url, role=None if make_url(url).username == current_user else current_user)
