@@ -223,3 +223,23 @@ def test_a_stopped_standby_sends_reads_to_the_primary(world, standby):
         assert replica_reads == before[0] and primary_reads == before[1] + 2 and fallbacks >= before[2] + 1
     finally:
         replica.start()
+
+
+def test_the_tile_cache_refuses_a_replica_tile_only_behind_an_invalidation_touching_it():
+    """No database: a replica render is refused only if an invalidation touching it is at a later position."""
+    from tiles.cache import Entry, TileCache, _HISTORY
+    from tiles.grid import Tile
+
+    cache = TileCache()
+    here, there = Tile(16, 54_000, 28_000), Tile(16, 54_100, 28_100)
+    key = lambda tile: ("checkpoints", tile.z, tile.x, tile.y, "")  # noqa: E731
+    cache.invalidate([here.bounds()], ["checkpoints"], lsn=1_000)
+    generation = cache.generation
+    assert not cache.put(key(here), Entry(b"", '"a"'), generation, seen_lsn=999)  # replica had not replayed it
+    assert cache.put(key(there), Entry(b"", '"b"'), generation, seen_lsn=999)    # elsewhere: nothing changed
+    assert cache.put(key(here), Entry(b"", '"c"'), generation, seen_lsn=1_000)   # replayed
+    assert cache.put(key(here), Entry(b"", '"d"'), generation)                   # the primary's: current
+    for lsn in range(2_000, 2_000 + _HISTORY):  # the touching invalidation falls out of the history
+        cache.invalidate([there.bounds()], ["buildings"], lsn=lsn)
+    assert not cache.put(key(here), Entry(b"", '"e"'), cache.generation, seen_lsn=999)  # too far behind to tell
+    assert cache.put(key(here), Entry(b"", '"f"'), cache.generation, seen_lsn=1_500)  # later ones are elsewhere

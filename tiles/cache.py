@@ -62,7 +62,8 @@ class TileCache:
         self._bytes = 0
         self._generation = 0
         self._recent: deque[tuple[int, tuple[Box, ...], frozenset[str] | None, int]] = deque(maxlen=_HISTORY)
-        self._newest_lsn = 0  # of any invalidation remembered or forgotten
+        self._newest_lsn = 0  # of any invalidation, remembered or forgotten
+        self._forgotten_lsn = 0  # of the invalidations that fell out of the history
         self.hits = self.misses = self.dropped = 0
         _CACHES.add(self)
 
@@ -96,7 +97,7 @@ class TileCache:
         area = Tile(z, x, y).bounds(BUFFER)
         with self._lock:
             if seen_lsn is not None and seen_lsn < self._newest_lsn:
-                if len(self._recent) == _HISTORY and self._recent[0][3] > seen_lsn:
+                if seen_lsn < self._forgotten_lsn:
                     return False  # too far behind to tell
                 for _, boxes, layers, lsn in self._recent:
                     if lsn > seen_lsn and _names_touch(layer, layers) and any(boxes_touch(area, b) for b in boxes):
@@ -130,14 +131,20 @@ class TileCache:
         boxes = tuple(boxes)
         names = frozenset(layers) if layers is not None else None
         with self._lock:
-            self._generation += 1
-            self._recent.append((self._generation, boxes, names, lsn or 0))
-            self._newest_lsn = max(self._newest_lsn, lsn or 0)
+            self._remember(boxes, names, lsn)
             doomed = [key for box in boxes for key in self._touching(box) if _names_touch(key[0], names)]
             for key in set(doomed):
                 self._remove(key)
             self.dropped += len(set(doomed))
             return len(set(doomed))
+
+    def _remember(self, boxes: tuple[Box, ...], names: frozenset[str] | None, lsn: int | None) -> None:
+        """A new generation for an invalidation (under the lock)."""
+        self._generation += 1
+        if len(self._recent) == _HISTORY:
+            self._forgotten_lsn = max(self._forgotten_lsn, self._recent[0][3])
+        self._recent.append((self._generation, boxes, names, lsn or 0))
+        self._newest_lsn = max(self._newest_lsn, lsn or 0)
 
     def _touching(self, box: Box) -> list[Key]:
         found = []
@@ -155,9 +162,7 @@ class TileCache:
     def clear(self, lsn: int | None = None) -> None:
         """Drop everything (after a bulk import, for instance); ``lsn`` as for :meth:`invalidate`."""
         with self._lock:
-            self._generation += 1
-            self._recent.append((self._generation, ((-180.0, -90.0, 180.0, 90.0),), None, lsn or 0))
-            self._newest_lsn = max(self._newest_lsn, lsn or 0)
+            self._remember(((-180.0, -90.0, 180.0, 90.0),), None, lsn)
             self._entries.clear()
             self._by_zoom.clear()
             self._bytes = 0

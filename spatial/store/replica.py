@@ -17,7 +17,7 @@ configured (``Settings.read_database_url``); everything else stays on the primar
 **Audit rows are never written on a replica**: a replica session carries its primary (:func:`primary_of`), where
 :mod:`spatial.store.audit` writes (in a transaction committed with the request, before the answer leaves).
 
-Positions are read as ``numeric`` offsets (``pg_lsn - '0/0'``). The write position taken after a commit is
+Positions are read as byte offsets (``(pg_lsn - '0/0')::bigint``). The write position taken after a commit is
 ``pg_current_wal_insert_lsn()``: at or past the commit record even with ``synchronous_commit = off`` (the
 audit's own rows); rarely (a commit ending exactly on a WAL page boundary) it is a page header past the record,
 and a waiting read then times out onto the primary — slower, never stale.
