@@ -139,6 +139,26 @@ def _tile(client, headers) -> tuple[set[str], str]:
     return {f["properties"].get("name") for f in features(decoded, "checkpoints")}, response.headers["x-tile-cache"]
 
 
+def _landed(world, standby) -> tuple[bool, str]:
+    """Where a read engine on the multi-host URL of the settings' kind (standby first, then the primary,
+    ``prefer-standby``) connects: (in recovery, current user)."""
+    from spatial.settings import Settings
+    from spatial.store.database import open_read_engine
+
+    _, app, sessions, _ = world
+    primary, replica = standby
+    dbname = make_url(app.state.settings.database_url).database
+    url = (f"postgresql://{primary.owner}@/{dbname}?host={replica.socket_dir},{primary.socket_dir}"
+           f"&port={replica.port},{primary.port}&target_session_attrs=prefer-standby")
+    engine = open_read_engine(Settings(read_database_url=url, data_dir=app.state.settings.data_dir),
+                              sessions.kw["bind"])
+    try:
+        with engine.connect() as connection:
+            return tuple(connection.execute(text("SELECT pg_is_in_recovery(), current_user")).one())
+    finally:
+        engine.dispose()
+
+
 def _counts(app) -> tuple[int, int, int]:
     r = app.state.replicas
     return r.replica_reads, r.primary_reads, r.fallbacks
@@ -151,6 +171,7 @@ def test_reads_land_on_the_standby_and_writes_on_the_primary(world, standby):
         assert s.scalar(text("SELECT pg_is_in_recovery()")) is True
     with sessions() as s:
         assert s.scalar(text("SELECT pg_is_in_recovery()")) is False
+    assert _landed(world, standby) == (True, APP_ROLE)  # libpq's multi-host routing, as the service's role
     client.cookies.clear()
     before = _counts(app)
     _ogc_names(client, headers["viewer"])
@@ -234,6 +255,7 @@ def test_a_stopped_standby_sends_reads_to_the_primary(world, standby):
         assert "西门" in names and state == "miss"
         replica_reads, primary_reads, fallbacks = _counts(app)
         assert replica_reads == before[0] and primary_reads == before[1] + 2 and fallbacks >= before[2] + 1
+        assert _landed(world, standby) == (False, APP_ROLE)  # a multi-host URL falls back by itself
     finally:
         replica.start()
 
