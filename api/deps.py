@@ -41,8 +41,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import status_of
-from api.replicas import note_write, write_mark
 from api.geojson import CrsParam
+from api.replicas import note_write, write_mark
 from spatial.access import Principal
 from spatial.errors import Forbidden, GridgovError, NotAuthenticated, OutOfScope, TooManyRequests
 from spatial.geometry.crs import CoordSys, parse_crs
