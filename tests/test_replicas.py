@@ -278,3 +278,16 @@ def test_the_tile_cache_refuses_a_replica_tile_only_behind_an_invalidation_touch
         cache.invalidate([there.bounds()], ["buildings"], lsn=lsn)
     assert not cache.put(key(here), Entry(b"", '"e"'), cache.generation, seen_lsn=999)  # too far behind to tell
     assert cache.put(key(here), Entry(b"", '"f"'), cache.generation, seen_lsn=1_500)  # later ones are elsewhere
+
+
+def test_a_read_cancelled_by_a_conflict_with_recovery_is_an_outage_to_retry():
+    """A standby cancels a long read whose rows the replay must remove (sync sessions: 503 with Retry-After)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from api.errors import is_outage
+
+    def wrapped(message: str) -> DBAPIError:
+        return DBAPIError.instance("SELECT 1", None, psycopg.errors.SerializationFailure(message), psycopg.Error)
+
+    assert is_outage(wrapped("canceling statement due to conflict with recovery"))
+    assert not is_outage(wrapped("could not serialize access due to concurrent update"))
