@@ -29,6 +29,7 @@ import hashlib
 import time
 from base64 import b64decode
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
@@ -41,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import status_of
 from api.geojson import CrsParam
+from api.replicas import note_write, write_mark
 from spatial.access import Principal
 from spatial.errors import Forbidden, GridgovError, NotAuthenticated, OutOfScope, TooManyRequests
 from spatial.geometry.crs import CoordSys, parse_crs
@@ -116,15 +118,34 @@ async def audit_refused(request: Request, exc: BaseException) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One transaction per request: committed when the endpoint returns, rolled back if it raises.
+    """One transaction per request, on the primary: committed when the endpoint returns, rolled back if it raises.
 
     Runs with ``scope="function"`` so the commit happens before the response is sent: a client that sees
-    a 2xx knows its change is stored. Refusals are audited after the rollback (module docstring).
+    a 2xx knows its change is stored. Refusals are audited after the rollback (module docstring). With read
+    replicas, a commit that wrote is remembered for the caller's next reads (:mod:`api.replicas`).
 
     Opening a session does no I/O (it connects on first use), so this runs on the event loop; the end of the
     transaction (commit or rollback, and returning the connection to the pool) is one call in a worker thread.
     """
-    session = request.app.state.sessions()
+    async with _request_transaction(request, request.app.state.sessions()) as session:
+        yield session
+
+
+async def read_session(request: Request) -> AsyncIterator[Session]:
+    """:func:`get_session` for an endpoint whose reads may lag (uncached maps, OGC API, layer exports, reports and
+    figures: docs/decisions/0022-read-replicas.md): on a read replica that has replayed the caller's last write,
+    else on the primary (no replica configured, it is behind after ``read_wait_ms``, or it cannot be reached).
+    Audit rows written through it go to the primary (:func:`spatial.store.replica.primary_of`), committed before
+    the answer is sent. Such an endpoint must not write anything else."""
+    replicas = request.app.state.replicas
+    session = request.app.state.sessions() if replicas is None else \
+        await run_in_threadpool(replicas.session, write_mark(request))
+    async with _request_transaction(request, session) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _request_transaction(request: Request, session: Session) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException as exc:
@@ -132,7 +153,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             await run_in_threadpool(_end, session, False)
             await audit_refused(request, exc)
         raise
-    await run_in_threadpool(_end, session, True)
+    lsn = await run_in_threadpool(_end, session, True)
+    if lsn is not None:
+        note_write(request, lsn)
 
 
 async def refusals_audited(request: Request) -> AsyncIterator[None]:
@@ -148,29 +171,46 @@ async def refusals_audited(request: Request) -> AsyncIterator[None]:
 RefusalsAudited = Depends(refusals_audited, scope="function")
 
 
-def _run_in_transaction(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    with request.app.state.sessions.begin() as session:
-        return work(session, *args, **kwargs)
+def _run_in_transaction(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, int | None]:
+    session = request.app.state.sessions()
+    try:
+        with session.begin():
+            result = work(session, *args, **kwargs)
+        return result, session.info.pop("commit_lsn", None)
+    finally:
+        session.close()
 
 
 async def in_transaction(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``work(session, *args, **kwargs)`` in a transaction of its own, in a worker thread: for an endpoint that
     needs a session on one path only (add :data:`RefusalsAudited` to it)."""
-    return await run_in_threadpool(_run_in_transaction, request, work, *args, **kwargs)
+    result, lsn = await run_in_threadpool(_run_in_transaction, request, work, *args, **kwargs)
+    if lsn is not None:
+        note_write(request, lsn)
+    return result
 
 
-def _end(session: Session, commit: bool) -> None:
-    """Commit (or roll back) and close: the connection goes back to the pool."""
+def _end(session: Session, commit: bool) -> int | None:
+    """Commit (or roll back) and close: the connection goes back to the pool. A replica session's primary
+    companion (its audit rows) is ended first. Returns the commit's WAL position if it wrote and replicas are
+    configured (:func:`spatial.store.replica.commit_lsn`), else None."""
+    companion = session.info.pop("primary_session", None)
     try:
+        if companion is not None:
+            _end(companion, commit)
         if commit:
             session.commit()
-        else:
-            session.rollback()
+            return session.info.pop("commit_lsn", None)
+        session.rollback()
+        return None
     finally:
         session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(read_session, scope="function")]
+"""The session of an endpoint whose reads may lag (:func:`read_session`); every other endpoint takes
+:data:`SessionDep`."""
 
 
 async def get_settings(request: Request) -> Settings:

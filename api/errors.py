@@ -272,6 +272,8 @@ def is_outage(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
     sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == "40001" and "conflict with recovery" in str(exc.orig):
+        return True  # a read replica cancelled the statement to replay the primary's changes: retry
     return isinstance(exc, OperationalError) and (sqlstate is None or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES)
 
 

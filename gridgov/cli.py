@@ -134,6 +134,28 @@ def db_status(settings: Settings) -> None:
     sys.exit(0 if state == "running" else 3)
 
 
+@db.command("standby", help="Make (first time) and start a hot standby of the embedded cluster in FOLDER, to try "
+            "read replicas: prints the GRIDGOV_READ_DATABASE_URL to serve with. --stop stops it (remove FOLDER to "
+            "forget it).")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--stop", is_flag=True, help="stop the standby in FOLDER")
+@click.pass_obj
+def db_standby(settings: Settings, folder: Path, stop: bool) -> None:
+    from spatial.store.cluster import LocalCluster
+
+    with _reported_errors():
+        cluster = _cluster(settings)
+        if stop:
+            LocalCluster(folder.resolve(), port=cluster.port).stop()
+            click.echo("standby stopped")
+            return
+        cluster.start()
+        cluster.ensure_database(settings.database_name)
+        replica = cluster.standby(folder.resolve())
+        click.echo(f"standby running: {replica.pgdata}")
+        click.echo(f"GRIDGOV_READ_DATABASE_URL={replica.owner_url(settings.database_name)}")
+
+
 @db.command("url", help="Print the database URL (starts the embedded cluster if needed).")
 @click.pass_obj
 def db_url(settings: Settings) -> None:

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
         description="SQLAlchemy/psycopg URL of an existing PostGIS database. "
         "Unset: gridgov runs its own embedded cluster in data_dir.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="URL of read replicas (hot standbys of database_url) for reads that may lag: uncached tiles, "
+        "OGC API, layer exports, reports and figures (docs/decisions/0022-read-replicas.md). Several hosts and "
+        "libpq's routing are allowed, e.g. postgresql://gridgov_app@/gridgov?host=r1,r2,primary&port=5432,5432,"
+        "5432&target_session_attrs=prefer-standby&load_balance_hosts=random; log in as database_url does. A "
+        "caller's reads wait for the replica to replay their own last write (read_wait_ms), else go to the "
+        "primary, as they do while the replica cannot be reached. Unset (default): one database for everything",
+    )
+    read_wait_ms: int = Field(default=200, ge=0, le=10_000, description="longest wait, in milliseconds, for a "
+                              "replica to replay the caller's last write before the read goes to the primary")
     data_dir: Path = Field(default_factory=default_data_dir)
     database_name: str = "gridgov"
     metric_srid: int = Field(

@@ -14,7 +14,11 @@ transaction-local setting :data:`PENDING_SETTING`. Two paths apply them:
 Only cached tiles whose area (with the tile buffer) touches a changed box (``(west, south, east, north)`` in
 EPSG:4326 degrees) are dropped, at every zoom, in the layers the table feeds. A tile whose rendering started
 before an invalidation that touches it is not stored (generation check), so a slow render cannot put a stale
-tile back. :func:`invalidate` drops tiles at once (for tests and tools); :func:`clear_all` drops everything.
+tile back. With read replicas (:mod:`spatial.store.replica`) an invalidation also carries the primary's WAL
+position at or past the change's commit (the writer's commit position, or the primary's position when the
+listener heard it), and a tile rendered on a replica is stored only if the replica had replayed every
+invalidation touching it (:meth:`TileCache.put`'s ``seen_lsn``): a tile invalidated while a replica lags is not
+cached again from the stale copy. :func:`invalidate` drops tiles at once (for tests and tools); :func:`clear_all` drops everything.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+from spatial.store.replica import commit_lsn
 from tiles.grid import BUFFER, Tile, boxes_touch, tile_range
 
 Box = tuple[float, float, float, float]
@@ -56,7 +61,9 @@ class TileCache:
         self._by_zoom: dict[int, set[Key]] = {}
         self._bytes = 0
         self._generation = 0
-        self._recent: deque[tuple[int, tuple[Box, ...], frozenset[str] | None]] = deque(maxlen=_HISTORY)
+        self._recent: deque[tuple[int, tuple[Box, ...], frozenset[str] | None, int]] = deque(maxlen=_HISTORY)
+        self._newest_lsn = 0  # of any invalidation, remembered or forgotten
+        self._forgotten_lsn = 0  # of the invalidations that fell out of the history
         self.hits = self.misses = self.dropped = 0
         _CACHES.add(self)
 
@@ -82,15 +89,23 @@ class TileCache:
             self.hits += 1
             return entry
 
-    def put(self, key: Key, entry: Entry, generation: int) -> bool:
-        """Store ``entry`` unless an invalidation touching the tile happened since ``generation``."""
+    def put(self, key: Key, entry: Entry, generation: int, seen_lsn: int | None = None) -> bool:
+        """Store ``entry`` unless an invalidation touching the tile happened since ``generation``, or, for a tile
+        rendered on a replica that had replayed the WAL up to ``seen_lsn`` (None: rendered on the primary), unless
+        an invalidation touching it is at a later position (the replica had not replayed that change yet)."""
         layer, z, x, y, _ = key
         area = Tile(z, x, y).bounds(BUFFER)
         with self._lock:
+            if seen_lsn is not None and seen_lsn < self._newest_lsn:
+                if seen_lsn < self._forgotten_lsn:
+                    return False  # too far behind to tell
+                for _, boxes, layers, lsn in self._recent:
+                    if lsn > seen_lsn and _names_touch(layer, layers) and any(boxes_touch(area, b) for b in boxes):
+                        return False
             if generation != self._generation:
                 if not self._recent or self._recent[0][0] > generation + 1:
                     return False  # too old to tell
-                for gen, boxes, layers in self._recent:
+                for gen, boxes, layers, _ in self._recent:
                     if gen > generation and _names_touch(layer, layers) and \
                             any(boxes_touch(area, b) for b in boxes):
                         return False
@@ -109,18 +124,27 @@ class TileCache:
         self._bytes -= len(entry.data)
         self._by_zoom[key[1]].discard(key)
 
-    def invalidate(self, boxes: Iterable[Box], layers: Iterable[str] | None = None) -> int:
-        """Drop the tiles touching any of ``boxes`` (lon/lat); returns how many were dropped."""
+    def invalidate(self, boxes: Iterable[Box], layers: Iterable[str] | None = None, lsn: int | None = None) -> int:
+        """Drop the tiles touching any of ``boxes`` (lon/lat); returns how many were dropped. ``lsn``: the WAL
+        position at or past the change's commit on the primary (None: unknown, replica renders are not checked
+        against it)."""
         boxes = tuple(boxes)
         names = frozenset(layers) if layers is not None else None
         with self._lock:
-            self._generation += 1
-            self._recent.append((self._generation, boxes, names))
+            self._remember(boxes, names, lsn)
             doomed = [key for box in boxes for key in self._touching(box) if _names_touch(key[0], names)]
             for key in set(doomed):
                 self._remove(key)
             self.dropped += len(set(doomed))
             return len(set(doomed))
+
+    def _remember(self, boxes: tuple[Box, ...], names: frozenset[str] | None, lsn: int | None) -> None:
+        """A new generation for an invalidation (under the lock)."""
+        self._generation += 1
+        if len(self._recent) == _HISTORY:
+            self._forgotten_lsn = max(self._forgotten_lsn, self._recent[0][3])
+        self._recent.append((self._generation, boxes, names, lsn or 0))
+        self._newest_lsn = max(self._newest_lsn, lsn or 0)
 
     def _touching(self, box: Box) -> list[Key]:
         found = []
@@ -135,11 +159,10 @@ class TileCache:
                     found.append(key)
         return found
 
-    def clear(self) -> None:
-        """Drop everything (after a bulk import, for instance)."""
+    def clear(self, lsn: int | None = None) -> None:
+        """Drop everything (after a bulk import, for instance); ``lsn`` as for :meth:`invalidate`."""
         with self._lock:
-            self._generation += 1
-            self._recent.append((self._generation, ((-180.0, -90.0, 180.0, 90.0),), None))
+            self._remember(((-180.0, -90.0, 180.0, 90.0),), None, lsn)
             self._entries.clear()
             self._by_zoom.clear()
             self._bytes = 0
@@ -166,9 +189,9 @@ def _boxes(bounds_before: Any, bounds_after: Any) -> list[Box]:
     return [b for b in (as_box(bounds_before), as_box(bounds_after)) if b is not None]
 
 
-def _drop(boxes: list[Box], layers: list[str] | None) -> int:
+def _drop(boxes: list[Box], layers: list[str] | None, lsn: int | None = None) -> int:
     """Drop the tiles touching ``boxes`` in every tile cache of this process; returns tiles dropped."""
-    return sum(cache.invalidate(boxes, layers) for cache in list(_CACHES)) if boxes else 0
+    return sum(cache.invalidate(boxes, layers, lsn) for cache in list(_CACHES)) if boxes else 0
 
 
 def invalidate(bounds_before: Any, bounds_after: Any = None, *, layers: Iterable[str] | None = None) -> int:
@@ -216,8 +239,11 @@ def _collect(session: Session) -> None:
 
 
 def _apply(session: Session) -> None:
-    for change in session.info.pop("tiles_pending", ()):
-        on_notify(change)
+    pending = session.info.pop("tiles_pending", ())
+    if pending:
+        lsn = commit_lsn(session)  # None unless replicas are configured (spatial.store.replica.track_commits)
+        for change in pending:
+            on_notify(change if lsn is None else {**change, "lsn": lsn})
 
 
 def _forget(session: Session) -> None:
@@ -229,11 +255,13 @@ CHANNEL = "gridgov_tiles"
 
 
 def on_notify(payload: dict[str, Any]) -> None:
-    """Apply an invalidation published by another process (see :mod:`spatial.store.notify`)."""
-    _drop([tuple(float(v) for v in box) for box in payload["boxes"]], payload.get("layers"))
+    """Apply an invalidation published by another process (see :mod:`spatial.store.notify`; its ``lsn``, when
+    the listener adds it, is the primary's position when the notification was heard)."""
+    _drop([tuple(float(v) for v in box) for box in payload["boxes"]], payload.get("layers"), payload.get("lsn"))
 
 
-def clear_all() -> None:
-    """Drop every cached tile of this process (when invalidations may have been missed)."""
+def clear_all(lsn: int | None = None) -> None:
+    """Drop every cached tile of this process (when invalidations may have been missed; ``lsn``: the primary's
+    position after them)."""
     for cache in list(_CACHES):
-        cache.clear()
+        cache.clear(lsn)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from spatial.access import Principal
 from spatial.errors import Forbidden, InvalidInput
 from spatial.store.aio import AsyncPool, fetch_all
+from spatial.store.replica import FreshReads
 from tiles.cache import Entry, TileCache
 from tiles.grid import Tile
 from tiles.sql import render, render_statement, scope_key, tile_layer, tile_layers
@@ -28,6 +29,7 @@ class TileResult:
     data: bytes          # gzip-compressed MVT, b"" when empty
     etag: str
     cached: bool
+    seen_lsn: int | None = None  # rendered now on a replica that had replayed this far (None: primary or cache)
 
     def plain(self) -> bytes:
         """The uncompressed MVT (for clients that do not accept gzip)."""
@@ -69,15 +71,22 @@ class TileService:
             raw = render(session, layer, miss.tile, scope=miss.key[4], metric_srid=self.metric_srid)
         return self._store(miss, raw)
 
-    async def tile_async(self, pool: AsyncPool, layer: str, z: int, x: int, y: int,
+    async def tile_async(self, pool: AsyncPool | FreshReads, layer: str, z: int, x: int, y: int,
                          who: Principal | None) -> TileResult:
-        """:meth:`tile` rendered by one statement on the event loop (:mod:`spatial.store.aio`)."""
+        """:meth:`tile` rendered by one statement on the event loop (:mod:`spatial.store.aio`); with
+        :class:`~spatial.store.replica.FreshReads`, on a replica when it is fresh enough for the caller (and
+        cached only if it had replayed every invalidation touching the tile)."""
         miss = self._miss(layer, z, x, y, who)
         if isinstance(miss, TileResult):
             return miss
         statement = render_statement(layer, miss.tile, scope=miss.key[4], metric_srid=self.metric_srid)
-        raw = b"" if statement is None else bytes((await fetch_all(pool, *statement))[0][0] or b"")
-        return self._store(miss, raw)
+        if statement is None:
+            return self._store(miss, b"")
+        if isinstance(pool, AsyncPool):
+            rows, seen = await fetch_all(pool, *statement), None
+        else:
+            rows, seen = await pool.fetch_all(*statement)
+        return self._store(miss, bytes(rows[0][0] or b""), seen)
 
     def _miss(self, layer: str, z: int, x: int, y: int, who: Principal | None) -> TileResult | _Miss:
         """The cached tile, or what rendering it needs (the cache generation is taken before rendering, so a
@@ -90,10 +99,10 @@ class TileService:
             return TileResult(entry.data, entry.etag, True)
         return _Miss(tile, key, self.cache.generation)
 
-    def _store(self, miss: _Miss, raw: bytes) -> TileResult:
+    def _store(self, miss: _Miss, raw: bytes, seen_lsn: int | None = None) -> TileResult:
         entry = _entry(raw, self.gzip_level)
-        self.cache.put(miss.key, entry, miss.generation)
-        return TileResult(entry.data, entry.etag, False)
+        self.cache.put(miss.key, entry, miss.generation, seen_lsn)
+        return TileResult(entry.data, entry.etag, False, seen_lsn)
 
     def visible_layers(self, who: Principal | None, names: Iterable[str] | None = None) -> list[str]:
         """``names`` (default: every tile layer the caller may see), checked, repeats dropped (first kept), so a
@@ -126,7 +135,7 @@ class TileService:
             return miss
         return self._combine(miss, [self.tile(name, z, x, y, who) for name in miss.layers])
 
-    async def combined_async(self, pool: AsyncPool, names: Iterable[str] | None, z: int, x: int, y: int,
+    async def combined_async(self, pool: AsyncPool | FreshReads, names: Iterable[str] | None, z: int, x: int, y: int,
                              who: Principal | None) -> TileResult:
         """:meth:`combined` with its layers rendered on the event loop (:meth:`tile_async`)."""
         miss = self._combined_miss(names, z, x, y, who)
@@ -146,4 +155,6 @@ class TileService:
         return _Miss(tile, key, self.cache.generation, tuple(chosen))
 
     def _combine(self, miss: _Miss, parts: list[TileResult]) -> TileResult:
-        return self._store(miss, b"".join(part.plain() for part in parts))
+        """The parts in one tile, stored as fresh as its stalest part rendered on a replica."""
+        seen = min((part.seen_lsn for part in parts if part.seen_lsn is not None), default=None)
+        return self._store(miss, b"".join(part.plain() for part in parts), seen)

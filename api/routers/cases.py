@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Header, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field, StrictBool
 
-from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep, client_address
+from api.deps import CrsDep, CurrentUser, ReadSessionDep, SessionDep, SettingsDep, client_address
 from api.geojson import CrsName, feature_collection
 from api.types import BigId
 from spatial import case_flow as flow
@@ -374,7 +374,7 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
                         "返工率 redo_rate = closed and redone / closed; 延期率 extension_rate = extended / due; "
                         "avg_step_minutes: mean working minutes of a step; avg_satisfaction 1–5. "
                         "Definitions: spatial.store.case_figures.")
-def case_figures(session: SessionDep, who: CurrentUser, by: Annotated[FigureGroup, Query()] = "grid",
+def case_figures(session: ReadSessionDep, who: CurrentUser, by: Annotated[FigureGroup, Query()] = "grid",
                  date_from: Annotated[date | None, Query(alias="from", ge=figures_store.FIRST_DAY, le=figures_store.LAST_DAY,
                                                          description="first day (default: the first of the "
                                                                      "current month)")] = None,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep
+from api.deps import CrsDep, CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 from api.geojson import CrsName
 from api.presenters import inspection as present
 from api.presenters.inspection import (CoverageReportPublic, EnclosureCreatedPublic, OpeningFeaturePublic,
@@ -291,7 +291,7 @@ def _report(session, who, settings, enclosure_id, division, threshold_m, distanc
                         "threshold from the nearest staffed checkpoint (walking on the footpath network by default), "
                         "grids with no checkpoint, checkpoints serving many grids. `households=true` adds the "
                         "household rows beyond the threshold, masked and audited.")
-def coverage_report(session: SessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
+def coverage_report(session: ReadSessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
                     enclosure_id: Id | None = None,
                     division: DivisionQ = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
                     distance: DistanceQ = "walk", many_grids: ManyGridsQ = coverage.DEFAULT_MANY_GRIDS,
@@ -306,7 +306,7 @@ def coverage_report(session: SessionDep, who: CurrentUser, settings: SettingsDep
 @router.get("/coverage/report.html", response_class=HTMLResponse, summary="Printable coverage report (打印报告)",
             description="The coverage report as a printable HTML page (send the bearer token; the page "
                         "/inspector/report shows it below a map, with a print button).")
-def coverage_report_html(request: Request, session: SessionDep, who: CurrentUser, settings: SettingsDep,
+def coverage_report_html(request: Request, session: ReadSessionDep, who: CurrentUser, settings: SettingsDep,
                          enclosure_id: Id | None = None, division: DivisionQ = None,
                          threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M, distance: DistanceQ = "walk",
                          many_grids: ManyGridsQ = coverage.DEFAULT_MANY_GRIDS) -> HTMLResponse:
@@ -322,7 +322,7 @@ def coverage_report_html(request: Request, session: SessionDep, who: CurrentUser
                         "of perimeter), checkpoints (staffed, with the households they serve), households_beyond "
                         "(buildings farther than the threshold from the nearest staffed checkpoint).")
 def layer(layer: Literal["enclosures", "openings", "unguarded", "barriers", "checkpoints", "households_beyond"],
-          session: SessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
+          session: ReadSessionDep, who: CurrentUser, settings: SettingsDep, coords: CrsDep,
           enclosure_id: Id | None = None,
           division: DivisionQ = None, threshold_m: ThresholdQ = coverage.DEFAULT_THRESHOLD_M,
           distance: DistanceQ = "walk") -> dict[str, Any]:

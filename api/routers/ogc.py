@@ -4,7 +4,8 @@ For QGIS ("WFS / OGC API – Features" connection) and GDAL (``ogrinfo OAPIF:htt
 page, conformance and API definition are public; collections and features need a bearer token (a header), or
 HTTP Basic with a personal access token as the password for clients that cannot send headers, such as QGIS 3.22
 (docs/decisions/0006-maps-for-everyone.md, 0012-access-tokens.md). Invalid parameters are 400
-with a message, unknown collections and features 404.
+with a message, unknown collections and features 404. Features are read from a read replica when one is
+configured (``ReadSessionDep``, docs/decisions/0022-read-replicas.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from api.deps import ReaderUser, SessionDep, SettingsDep, public_url, this_url
+from api.deps import ReaderUser, ReadSessionDep, SettingsDep, public_url, this_url
 from api.ogc import documents
 from api.geojson import BBOX_PATTERN, CrsName, FastJSONResponse
 from api.ogc.crs import ogc_crs
@@ -96,7 +97,7 @@ def api_definition(request: Request) -> JSONResponse:
 
 
 @router.get("/collections", summary="The collections")
-def collections(request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
+def collections(request: Request, session: ReadSessionDep, _: ReaderUser) -> JSONResponse:
     base = _base(request)
     return _json({"links": [documents.link(f"{base}/collections", "self", documents.JSON)],
                   "collections": [_collection(session, base, name) for name in LAYERS]})
@@ -108,19 +109,19 @@ def _collection(session, base: str, name: str) -> dict:
 
 
 @router.get("/collections/{collectionId}", summary="One collection")
-def collection(collectionId: CollectionId, request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
+def collection(collectionId: CollectionId, request: Request, session: ReadSessionDep, _: ReaderUser) -> JSONResponse:
     return _json(_collection(session, _base(request), collectionId))
 
 
 @router.get("/collections/{collectionId}/queryables", summary="What a filter may name", responses=SCHEMA_RESPONSES)
-def queryables(collectionId: CollectionId, request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
+def queryables(collectionId: CollectionId, request: Request, session: ReadSessionDep, _: ReaderUser) -> JSONResponse:
     spec = layer(collectionId)
     return _json(documents.queryables(_base(request), collectionId, spec, store.column_kinds(session, collectionId)),
                  _schema_type(request))
 
 
 @router.get("/collections/{collectionId}/schema", summary="Schema of the features", responses=SCHEMA_RESPONSES)
-def schema(collectionId: CollectionId, request: Request, session: SessionDep, _: ReaderUser) -> JSONResponse:
+def schema(collectionId: CollectionId, request: Request, session: ReadSessionDep, _: ReaderUser) -> JSONResponse:
     spec = layer(collectionId)
     return _json(documents.feature_schema(_base(request), collectionId, spec,
                                           store.column_kinds(session, collectionId)), _schema_type(request))
@@ -156,7 +157,7 @@ def _filter(text: str | None, filter_crs: str | None):
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
             response_class=GeoJSONResponse)
-def items(collectionId: CollectionId, request: Request, session: SessionDep, settings: SettingsDep, who: ReaderUser,
+def items(collectionId: CollectionId, request: Request, session: ReadSessionDep, settings: SettingsDep, who: ReaderUser,
           limit: Annotated[int, Query(ge=1, le=store.MAX_LIMIT, description="features per page")] = DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=100_000_000, description="features to skip (follow the next link)")] = 0,
           bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs",
@@ -189,7 +190,7 @@ def items(collectionId: CollectionId, request: Request, session: SessionDep, set
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
             response_class=GeoJSONResponse)
-def item(collectionId: CollectionId, featureId: str, request: Request, session: SessionDep, settings: SettingsDep,
+def item(collectionId: CollectionId, featureId: str, request: Request, session: ReadSessionDep, settings: SettingsDep,
          who: ReaderUser, crs: Crs = None,
          datetime_: InstantQ = None) -> JSONResponse:
     layer(collectionId)

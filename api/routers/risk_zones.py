@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 from shapely.geometry import Point, mapping
 
-from api.deps import CrsDep, CurrentUser, SessionDep, SettingsDep
+from api.deps import CrsDep, CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 from api.geojson import CrsName
 from api.routers.field import HouseholdPublic, _households
 from api.types import BigId, DivisionCode, Id, Instant, PolygonGeoJSON, Text
@@ -333,7 +333,7 @@ def person_level(person_id: BigId, session: SessionDep, who: CurrentUser, at: At
 
 @router.get("/figures", response_model=ZoneFiguresPublic, summary="Households and persons per level (分级户数人数)",
             description="Per grid (or community) of a subdistrict or community in your area, at a time.")
-def figures(session: SessionDep, who: CurrentUser, division: Annotated[DivisionCode, Query()], at: At = None,
+def figures(session: ReadSessionDep, who: CurrentUser, division: Annotated[DivisionCode, Query()], at: At = None,
             by: Annotated[Literal["grid", "community"], Query()] = "grid") -> ZoneFiguresPublic:
     when, rows = store.per_level(session, who, division, at=at, by=by)
     return ZoneFiguresPublic(division=division, by=by, at=when,

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, ReadSessionDep, SettingsDep
 from api.types import DivisionCode
 from spatial.errors import InvalidInput
 from spatial.store import screen
@@ -62,7 +62,7 @@ REFRESH_S = 20
             description="Households, persons, screening coverage of the open campaigns, open and overdue cases, "
                         "openings and checkpoints (staffed now), risk zones in force by level per community of a division in the caller's area, "
                         "and their total. `division` defaults to the caller's own area.")
-def figures(session: SessionDep, who: CurrentUser, settings: SettingsDep,
+def figures(session: ReadSessionDep, who: CurrentUser, settings: SettingsDep,
             division: Annotated[DivisionCode | None, Query(description="a district, subdistrict or community "
                                                                         "code (12 digits)")] = None) -> ScreenPublic:
     code = division or who.scope_code

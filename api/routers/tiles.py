@@ -3,7 +3,8 @@
 Tiles need a logged-in caller (``Authorization: Bearer <token>``; MapLibre and newer QGIS send headers) or HTTP
 Basic with a personal access token (QGIS 3.22), ``api.deps.ReaderUser``: cached per token, so a cached tile needs
 no database round trip.
-A tile not yet cached is rendered on the event loop (``TileService.tile_async``, :mod:`spatial.store.aio`).
+A tile not yet cached is rendered on the event loop (``TileService.tile_async``, :mod:`spatial.store.aio`), on a
+read replica when one is configured and has replayed the caller's last write (``api.replicas.lagging_reads``).
 A refused tile (the households layer for a viewer) is audited like every refusal (:func:`_audited`: no
 dependency, so a served tile costs nothing more).
 """
@@ -17,6 +18,7 @@ import anyio
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ReaderUser, audit_refused, public_url
+from api.replicas import lagging_reads
 from tiles import TileResult, TileService
 from tiles.sql import tile_layer, tile_layers
 from tiles.style import style, tilejson
@@ -88,12 +90,12 @@ async def combined_tile(request: Request, who: ReaderUser, z: int, x: int, y: in
                                                             "default: all you may see", max_length=LAYERS_MAX_LENGTH)]
                         = None) -> Response:
     names = layers.split(",") if layers is not None else None
-    return _respond(request, await _audited(request, _service(request).combined_async(request.app.state.reads, names,
+    return _respond(request, await _audited(request, _service(request).combined_async(lagging_reads(request), names,
                                                                                     z, x, y, who)))
 
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="One layer's tile (单图层瓦片)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}})
 async def layer_tile(request: Request, who: ReaderUser, layer: str, z: int, x: int, y: int) -> Response:
-    return _respond(request, await _audited(request, _service(request).tile_async(request.app.state.reads, layer,
+    return _respond(request, await _audited(request, _service(request).tile_async(lagging_reads(request), layer,
                                                                                 z, x, y, who)))

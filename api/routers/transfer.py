@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse
 
 from api.downloads import attachment, scratch
 from api.uploads import UploadImport, run_upload, upload_limits
-from api.deps import CurrentUser, ReaderUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, ReaderUser, ReadSessionDep, SessionDep, SettingsDep
 from api.geojson import CrsParam
 from api.types import DivisionCode, OneOf
 from spatial.personal_keys import personal_keys
@@ -49,7 +49,7 @@ def _zip_shapefile(folder: Path, shp: Path) -> Path:
 
 @router.get("/export/layers/{layer}", summary="Download a layer (导出图层): gpkg, geojson or shp (zipped)",
             response_class=FileResponse)
-def export_one_layer(layer: OneOf(LAYERS), session: SessionDep, settings: SettingsDep, who: ReaderUser,
+def export_one_layer(layer: OneOf(LAYERS), session: ReadSessionDep, settings: SettingsDep, who: ReaderUser,
                      format: Format = "gpkg", crs: CrsParam = None,
                      community: Annotated[DivisionCode | None,
                                           Query(description="only this community (12 digits)")] = None,

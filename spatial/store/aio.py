@@ -53,6 +53,7 @@ class AsyncPool:
 
     def __init__(self, conninfo: str, *, role: str | None = None, max_size: int = 10, timeout_s: float = 10.0) -> None:
         self.conninfo = conninfo
+        self.role = role
         self.kwargs = {**connect_args(role, max_parallel_workers_per_gather="0"), "autocommit": True,
                        "row_factory": namedtuple_row}
         self.timeout_s = timeout_s
@@ -99,7 +100,8 @@ class AsyncPool:
             await self._idle.pop().close()
 
 
-def _as_sqlalchemy(exc: psycopg.Error, sql: str, broken: bool) -> DBAPIError:
+def as_sqlalchemy(exc: psycopg.Error, sql: str, broken: bool) -> DBAPIError:
+    """``exc`` as the SQLAlchemy exception the synchronous path would raise (so api.errors answers alike)."""
     return DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=broken)
 
 
@@ -120,7 +122,7 @@ async def fetch_all(pool: AsyncPool, sql: str, params: Mapping[str, Any]) -> lis
                 except psycopg.Error as exc:
                     if connection.broken and attempt == 1:
                         continue
-                    raise _as_sqlalchemy(exc, sql, connection.broken) from exc
+                    raise as_sqlalchemy(exc, sql, connection.broken) from exc
         except psycopg.OperationalError as exc:  # could not connect
-            raise _as_sqlalchemy(exc, sql, True) from exc
+            raise as_sqlalchemy(exc, sql, True) from exc
     raise AssertionError("unreachable")

@@ -9,6 +9,10 @@ transaction as the action (:func:`record`), so an action that is rolled back lea
 vice versa. A *refused* action rolls its transaction back, so its row is written in a transaction of its
 own (:func:`record_apart`).
 
+**Never on a replica**: a session reading from a hot standby (:mod:`spatial.store.replica`) writes its rows,
+and counts them for the rate limits, through its primary companion (:func:`~spatial.store.replica.primary_of`),
+committed with the request before the answer leaves.
+
 The log also answers "how often lately" (:func:`count_recent`, for the login and reveal rate limits) and
 an auditor's questions (:func:`search`).
 """
@@ -28,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from spatial.access import Principal
 from spatial.errors import TooManyRequests
 from spatial.store.models import AuditEntry
+from spatial.store.replica import primary_of
 
 log = logging.getLogger("gridgov.audit")
 MAX_TEXT = 500
@@ -76,7 +81,7 @@ def record(session: Session, who: Principal | None, action: str, **entry) -> Non
     ``object_id`` gives them by default), ``fields``, ``purpose`` and ``result`` (cut to :data:`MAX_TEXT`
     characters), ``client_addr`` (default: the caller's); ``actor``, the user name when there is no ``who``
     (domain code that knows only who acts, e.g. an edit's)."""
-    session.execute(insert(AuditEntry).values(**_row(who, action, **entry)))
+    primary_of(session).execute(insert(AuditEntry).values(**_row(who, action, **entry)))
 
 
 def read_entry_sql(*, source: str | None = None, object_id: str = ":object_id",
@@ -108,7 +113,7 @@ def record_read(session: Session, who: Principal, action: str, **entry) -> None:
     """:func:`record` for a transaction that only *reads* (nearby, unvisited lists): its commit does not wait
     for the disk. A server crash within the WAL writer's delay (0.2 s by default) may lose the row of a read
     just answered; never of a change, since a transaction that changes data must not use this."""
-    session.execute(_RECORD_READ, read_entry_params(who, action, **entry))
+    primary_of(session).execute(_RECORD_READ, read_entry_params(who, action, **entry))
 
 
 def record_apart(sessions: sessionmaker[Session], who: Principal | None, action: str, **entry) -> None:
@@ -139,7 +144,7 @@ def count_recent(session: Session, action: str, window_s: int, *, username: str 
                           (AuditEntry.client_addr, client_addr)):
         if value is not None:
             query = query.where(column == value)
-    return session.scalar(query) or 0
+    return primary_of(session).scalar(query) or 0
 
 
 def require_below_rate(session: Session, who: Principal, action: str, per_hour: int) -> None:

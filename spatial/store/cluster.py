@@ -138,6 +138,11 @@ class LocalCluster:
     def initialized(self) -> bool:
         return (self.pgdata / "PG_VERSION").exists()
 
+    @property
+    def is_standby(self) -> bool:
+        """A hot standby made by :meth:`standby` (it has ``standby.signal``): read-only, it follows its primary."""
+        return (self.pgdata / "standby.signal").exists()
+
     def init(self) -> bool:
         """Create the cluster if it does not exist. Returns True if it was created now."""
         if self.initialized:
@@ -168,7 +173,8 @@ class LocalCluster:
         self._make_dirs()
         self._run(str(postgres_bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.pgdata),
                   "-l", str(self.logfile))
-        self._ensure_roles()
+        if not self.is_standby:  # a standby has its primary's roles and may not change them
+            self._ensure_roles()
 
     def _ensure_roles(self) -> None:
         """The owner (LOGIN, no superuser, may not create databases or roles), the service's role (LOGIN), the
@@ -188,6 +194,27 @@ class LocalCluster:
         if self.running():
             self._run(str(postgres_bindir() / "pg_ctl"), "stop", "-w", "-m", "immediate" if crash else "fast",
                       "-D", str(self.pgdata))
+
+    def standby(self, data_dir: Path) -> LocalCluster:
+        """A hot standby of this (running) cluster in ``data_dir``, made once and started; returns it.
+
+        ``pg_basebackup -R`` over this cluster's Unix socket copies the cluster (about 3 s for a small one) and
+        writes ``standby.signal`` and the ``primary_conninfo`` it streams from; the copy gets its own socket folder
+        (same port number: sockets differ by folder) and ``hot_standby_feedback`` (a long read on it does not
+        make the primary vacuum away rows it still reads). It follows the primary until it is promoted or
+        removed; :meth:`stop` stops it. For tests and trials (``gridgov db standby``); a production replica is
+        made by the operator (docs/decisions/0022-read-replicas.md).
+        """
+        replica = LocalCluster(data_dir, superuser=self.superuser, port=self.port)
+        if not replica.initialized:
+            replica._make_dirs()  # pg/ empty, 0700, the server's user's: pg_basebackup fills it
+            self._run(str(postgres_bindir() / "pg_basebackup"), "-D", str(replica.pgdata), "-R", "-X", "stream",
+                      "-c", "fast", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.superuser)
+            with open(replica.pgdata / "postgresql.conf", "a") as conf:
+                conf.write(f"\n# gridgov standby of {self.pgdata}\nunix_socket_directories = '{replica.socket_dir}'\n"
+                           "hot_standby = on\nhot_standby_feedback = on\n")
+        replica.start()
+        return replica
 
     # -- databases --------------------------------------------------------------------------------
     @property

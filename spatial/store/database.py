@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from spatial.settings import Settings
 from spatial.store import migrate
@@ -63,3 +64,15 @@ def open_database(settings: Settings, *, upgrade: bool = True, service: bool = F
         log.info("the service logs in as the owner and switches to %s (the server asks %s for a password)",
                  role, role)
     return make_engine(service_url, role=role)
+
+
+def open_read_engine(settings: Settings, primary: Engine) -> Engine | None:
+    """An engine on ``settings.read_database_url`` (None when unset), its connections switching to the role the
+    ``primary`` engine's take (the service's restricted role). Nothing is asked of the replica here: one that is
+    down when the service starts is skipped until it answers (:mod:`spatial.store.replica`)."""
+    if not settings.read_database_url:
+        return None
+    with primary.connect() as connection:
+        current_user = connection.exec_driver_sql("SELECT current_user").scalar()
+    url = normalize_url(settings.read_database_url)
+    return make_engine(url, role=None if make_url(url).username == current_user else current_user)
