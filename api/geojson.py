@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import orjson
 import shapely
 from fastapi import Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from api.types import CrsName
 from spatial.errors import InvalidInput
@@ -29,6 +30,13 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def model_response(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` (already built, hence already valid) as JSON, without FastAPI validating and encoding it again
+    for the route's ``response_model`` (which still documents it): for long lists, where that second pass
+    costs more than building the page (100 cases: several milliseconds). Field names as declared (no aliases)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 CRS_HELP = ("coordinate system: EPSG:4326 / WGS84 (default), EPSG:4490 / CGCS2000, GCJ-02 (Amap, Tencent, "

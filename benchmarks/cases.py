@@ -1,13 +1,14 @@
 """Benchmark: cases (网格E通) of one synthetic subdistrict over five years, through HTTP and the store.
 
-    python -m benchmarks.cases [--cases 20000 | --full] [--requests 800] [--concurrency 8] [--database-url URL]
+    python -m benchmarks.cases [--cases 20000 | --full] [--requests 800] [--concurrency 8] [--workers 1]
+                               [--database-url URL]
 
 1. Loads one subdistrict of the synthetic city (fixtures/synthetic_city.py: 12 communities, 300 grids) into a
    throw-away embedded cluster, and generates ``--cases`` cases in bulk SQL (``--full``: 1,000,000) reported
    over the five years before now, with their events (report, register, dispatch, accept, report back, verify,
    close: up to 7 rows a case), a satisfaction for 70% of the closed ones, about 0.5% still open (some late, some
    flagged 督办), an assignee per grid (``bench_worker`` holds the cases of its 4 grids).
-2. Through HTTP (uvicorn, 1 worker, in a subprocess on 127.0.0.1; ``--concurrency`` client threads, http.client
+2. Through HTTP (uvicorn, ``--workers`` processes (default 1; a deployment runs one per core), in a subprocess on 127.0.0.1; ``--concurrency`` client threads, http.client
    keep-alive): the escalation list of the subdistrict (``GET /api/cases/escalations``, its planner), the overdue
    list (``GET /api/cases?overdue=true``), a grid worker's open cases (``GET /api/cases?mine=true&open=true``):
    p50/p95/p99; then a new case placed and routed (``POST /api/cases``: placed in its grid and community, the
@@ -187,7 +188,8 @@ def bench_http(url: str, session: Session, args: argparse.Namespace) -> None:
         "FROM grids g JOIN grid_assignments a ON a.grid_id = g.id JOIN users u ON u.id = a.user_id "
         "WHERE u.username = 'bench_worker'")).all()
     prefix = SUBDISTRICT[:9] + "%"
-    with server(url, 1) as (base, _pid):
+    with server(url, args.workers) as (base, _pid):
+        print(f"uvicorn workers: {args.workers}")
         planner, worker = token_of(base, "bench_planner"), token_of(base, "bench_worker")
         lists = [
             ("escalation list (督办) of the subdistrict", planner, "/api/cases/escalations?limit=100",
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=800, help="requests per list measured")
     parser.add_argument("--reports", type=int, default=300, help="new cases reported")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="upper bound of each HTTP run")
     args = parser.parse_args(argv)
     n = 1_000_000 if args.full else args.cases

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Header, Path, Query, Request, Response, Upl
 from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import CrsDep, CurrentUser, ReadSessionDep, SessionDep, SettingsDep, client_address
-from api.geojson import CrsName, feature_collection
+from api.geojson import CrsName, feature_collection, model_response
 from api.types import BigId
 from spatial import case_flow as flow
 from spatial.errors import InvalidInput, StaleEdit
@@ -360,10 +360,10 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
                supervised: Annotated[bool, Query(description="only open cases flagged by a leader (督办)")] = False,
                open_only: Annotated[bool, Query(alias="open", description="only cases not finished")] = False,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> CasePage:
+               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
                                    supervised=supervised, open_only=open_only, limit=limit, offset=offset)
-    return CasePage(total=total, cases=_publics(page, coords))
+    return model_response(CasePage(total=total, cases=_publics(page, coords)))
 
 
 @router.get("/api/cases/figures", response_model=FiguresPublic, response_model_by_alias=True,
@@ -412,11 +412,11 @@ def hotspots(session: SessionDep, settings: SettingsDep, who: CurrentUser, out_c
                         "communities, a community its grids), with who holds each and how late it is in working "
                         "minutes.")
 def escalations(session: SessionDep, who: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> EscalationList:
+                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     found = case_followup.escalations(session, who, limit=limit, offset=offset)
-    return EscalationList(level=found.level, unit_level=found.unit_level, total=found.total,
-                          units=[EscalationUnit(**u) for u in found.units],
-                          cases=[EscalationCase(**vars(c)) for c in found.cases])
+    return model_response(EscalationList(level=found.level, unit_level=found.unit_level, total=found.total,
+                                         units=[EscalationUnit(**u) for u in found.units],
+                                         cases=[EscalationCase(**vars(c)) for c in found.cases]))
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
