@@ -395,7 +395,7 @@ def progress(session: Session, who: Principal, campaign_id: int) -> list[Progres
         FROM campaign_targets t
         JOIN grids g ON g.id = t.grid_id
         LEFT JOIN divisions d ON d.code = g.community_code
-        LEFT JOIN campaign_visits v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
+        LEFT JOIN campaign_visits_current v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
         {_PERSONS}
         WHERE t.campaign_id = :c AND {scope}
         GROUP BY GROUPING SETS ((g.community_code, g.code), (g.community_code), ())
