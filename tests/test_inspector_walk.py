@@ -66,6 +66,8 @@ def test_an_inspector_walks_the_inspection_page(live_server, browser, tmp_path, 
         x, y, *_ = page.evaluate(OPENING_AT, gap)
         tap(page, size, x, y)
         page.wait_for_selector("#editor:not([hidden])")
+        editor = page.locator("#editor").bounding_box()
+        assert editor["y"] + editor["height"] <= page.viewport_size["height"] + 1, editor  # in view where it opened
         assert page.locator("#edit-title").inner_text().endswith("东巷 · 正在编辑")
         assert page.locator("path.edit-ring").count() == 1
         page.select_option("#edit-status", "sealed")
@@ -93,6 +95,8 @@ def test_an_inspector_walks_the_inspection_page(live_server, browser, tmp_path, 
         assert page.locator(".route-mark.stop").all_inner_texts() == [str(i) for i in range(1, n + 1)]
         assert page.locator(".route-mark.start").count() == 1 and page.locator(".route-arrow").count() >= 1
         assert page.locator("#patrol-length").inner_text().startswith("长度 ")
+        stops = page.locator("#patrol-stops").bounding_box()
+        assert stops["y"] + stops["height"] <= page.viewport_size["height"] + 1, stops  # the list is in view
         shots("patrol")
         # the printable report of the same enclosure, in its own tab
         with context.expect_page() as popup:

@@ -240,6 +240,7 @@ async function planPatrol() {
       `<ol id="patrol-stops">${data.stops.map((s) => `<li>${esc(s.name)} · ${Math.round(s.arrival_m)} m</li>`).join("")}</ol>` +
       `<p class="hint">${steps.slice(0, 12).map((s) => esc(s.name)).join(" → ")}${steps.length > 12 ? " …" : ""}</p>`;
     document.body.dataset.patrol = String(data.stops.length);
+    $("patrol-info").scrollIntoView({ block: "nearest" });  // on a phone: below the fold otherwise
     message("");
   } catch (err) { message(err.message, "error"); }
 }
