@@ -61,6 +61,7 @@ def test_an_inspector_walks_the_inspection_page(live_server, browser, tmp_path, 
         assert overview == {"checkpoints": figures["卡口（有人值守 / 全部）"], "openings": figures["出入口"],
                             "sealed": figures["已封闭"]}, (overview, figures)
         shots("enclosure")
+        assert "点击地图上的出入口圆点" in page.locator("#edit-hint").inner_text()  # how to edit, said once
         # the unguarded opening, tapped on the map: ringed, its editor in view, saved
         gap = page.evaluate("() => inspector.openings().find((p) => p.unguarded).id")
         x, y, *_ = page.evaluate(OPENING_AT, gap)

@@ -20,7 +20,7 @@ const LABELS = {
         length: "长度", minutes: "分钟", stops: "站点", optimal: "已证明最优", not_optimal: "近似最优",
         street: "道路", reason: "原因", choose_start: "起点已设定", no_checkpoints: "没有有人值守的卡口",
         distance_walk: "步行距离（步行路网）", distance_straight: "直线距离", edit: "编辑", nearest: "距离",
-        unguarded_short: "未管控" },
+        unguarded_short: "未管控", edit_hint: "点击地图上的出入口圆点，可查看并修改其状态（封闭、卡口）。" },
   en: { checkpoints_staffed: "Checkpoints (staffed / all)", hours_off: "not staffed", hours_always: "24 hours",
         staff_n: "Staff", editing: "Editing", route_start: "Start", not_for_role: "This page is for inspectors, planners and administrators; grid workers use the field page on their phone.",
         solver_trivial: "direct", "solver_held-karp": "exact, dynamic programming", "solver_exact-dfj": "exact, integer programming",
@@ -42,7 +42,8 @@ const LABELS = {
         not_optimal: "near-optimal", street: "Street", reason: "Reason", choose_start: "Start set",
         no_checkpoints: "No staffed checkpoint", distance_walk: "walking distance (footpath network)",
         distance_straight: "straight-line distance", edit: "Edit", nearest: "Distance",
-        unguarded_short: "unguarded" },
+        unguarded_short: "unguarded",
+        edit_hint: "Tap an opening's dot on the map to see and change its status (sealed, checkpoint)." },
 };
 const { t, esc, api, request } = gridgov;
 const $ = (id) => document.getElementById(id);
