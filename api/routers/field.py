@@ -62,7 +62,7 @@ class HouseholdPublic(BaseModel):
     distance_m: float | None = Field(None, description="straight-line metres to the building footprint")
     walk_m: float | None = Field(None, description="walking metres on the footpath network (mode=walk)")
     status: Label | None = None
-    visit_result: Label | None = None
+    visit_result: Label | None = Field(None, description="the visit's current result (the latest correction's)")
     visited_at: datetime | None = None
 
 

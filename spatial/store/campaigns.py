@@ -9,6 +9,8 @@
   part (counts, progress, unvisited) cover the part in the caller's scope.
 * A visit is recorded by a grid worker from their position (EPSG:4326 lon, lat); its distance to the building
   footprint (metres, geography) is kept and the visit flagged beyond the campaign's ``flag_distance_m``.
+* A visit is never changed; its result is corrected beside it (:mod:`spatial.store.visit_corrections`), and reads
+  that show a result (progress's ``follow_up``) read the view ``campaign_visits_current``.
 * Household lists are masked and audited (:mod:`spatial.store.household_reads`).
 """
 
