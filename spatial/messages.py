@@ -207,6 +207,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "risk_zones.rule": ("规则有误：{problem}", "A rule is wrong: {problem}"),
     "risk_zones.no_enclosure": ("风险区域 {zone} 不在任何围合区域内：请先绘制围合，再做卡口选址。",
                                 "Zone {zone} lies in no enclosure: draw the enclosure first, then site checkpoints."),
+    "visits.correction_reason": ("更正走访结果须说明理由（2–500 个字）。", "A correction needs a reason of 2–500 characters."),
+    "visits.not_visited": ("该户在此排查中尚未走访，无可更正的记录；请先登记走访。",
+                           "This household has no visit in this campaign to correct: record a visit first."),
+    "visits.not_yours": ("该走访由 {worker} 登记，只有本人或规划人员可以更正。",
+                         "The visit was recorded by {worker}: only they or a planner may correct it."),
     "risk_zones.empty": ("风险区域 {zone} 内目前没有住户。", "Zone {zone} holds no household now."),
     # -- one network (一张网): department grids, crosswalk, places ---------------------------------------------------
     "one_network.credit_code": ("统一社会信用代码有误（{field}）：{reason}", "Bad unified social credit code ({field}): "

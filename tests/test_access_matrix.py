@@ -323,6 +323,52 @@ def test_ledger_sheet_and_edits_follow_role_and_scope(env, tmp_path, user, role,
     assert (refused > 0) == (write != 200)
 
 
+# Correcting a visit (issue 19 item 11): the worker who recorded it within their grids, planners in their area and
+# admins; another worker of the same grid is refused (403), one of another grid or a far planner finds nothing
+# (404), roles that do not correct visits are refused (403); every refusal is audited.
+VISIT_CORRECTION_ROWS = [  # (user, role, scope code, grid, expected)
+    ("viewer1", None, None, None, 403),
+    ("auditor2", None, None, None, 403),
+    ("inspector1", "inspector", COMMUNITY, None, 403),
+    ("worker_own", "grid_worker", None, GRID, 201),    # recorded the visit
+    ("worker_peer", "grid_worker", None, GRID, 403),   # same grid, not theirs
+    ("worker_other", "grid_worker", None, "other", 404),
+    ("planner1", "planner", COMMUNITY, None, 201),
+    ("planner_far", "planner", "far", None, 404),
+    ("admin1", "admin", None, None, 201),
+]
+
+
+def test_visit_corrections_follow_role_and_scope(env):
+    from tests import factories
+
+    client, sessions, tokens = env
+    with sessions.begin() as s:
+        other = s.scalar(text("SELECT code FROM grids WHERE community_code = :c AND code <> :g ORDER BY code LIMIT 1"),
+                         {"c": COMMUNITY, "g": GRID})
+        far = factories.community(s).code
+        specs = [(u, r, far if sc == "far" else sc, other if g == "other" else g)
+                 for u, r, sc, g, _ in VISIT_CORRECTION_ROWS if r]
+        made = factories.users_with_grids(s, specs, users.hash_password(PASSWORD))
+        tokens = {**tokens, **{n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]}
+                               for n, u in made.items()}}
+        household, grid_id, lon, lat = s.execute(text(
+            "SELECT h.id, g.id, ST_X(ST_PointOnSurface(b.footprint)), ST_Y(ST_PointOnSurface(b.footprint)) "
+            "FROM households h JOIN buildings b ON b.id = h.building_id JOIN grids g ON g.id = b.grid_id "
+            "WHERE g.code = :g ORDER BY h.id LIMIT 1"), {"g": GRID}).one()
+        worker = Principal(made["worker_own"].id, "worker_own", "grid_worker", grid_ids=frozenset({grid_id}))
+        campaigns.record_visit(s, worker, 1, household, result="normal", lon=lon, lat=lat)
+    url = f"/api/field/campaigns/1/visits/{household}/corrections"
+    answers = {u: client.post(url, headers=tokens[u], json={"result": "vacant", "reason": f"{u} 核实为空置"}).status_code
+               for u, *_ in VISIT_CORRECTION_ROWS}
+    assert answers == {u: expected for u, *_, expected in VISIT_CORRECTION_ROWS}
+    with sessions.begin() as s:
+        kept = s.scalar(text("SELECT count(*) FROM campaign_visit_corrections"))
+        refused = s.scalar(text("SELECT count(DISTINCT username) FROM audit_log WHERE result LIKE 'refused%' "
+                                "AND username = ANY(:u)"), {"u": [u for u, *_, e in VISIT_CORRECTION_ROWS if e >= 400]})
+    assert kept == 3 and refused == 6
+
+
 # Who may run the onboarding imports (api/routers/imports.py): admins only; everyone else is refused (403) and the
 # refusal is audited. A file is sent, so the refusal is the role's, not a missing form field's.
 ONBOARDING_IMPORTS = {

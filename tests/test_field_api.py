@@ -184,6 +184,34 @@ def test_visit_flow_duplicate_and_outside_grid(env):
                       headers=headers["planner1"]).json()["total"]["targeted"] == 2000
 
 
+def test_a_visit_is_corrected_with_a_reason_and_the_list_shows_the_new_result(env):
+    client, sessions, headers, (lon, lat) = env
+    campaign = open_campaign(client, headers)
+    near = client.get("/api/field/nearby", headers=headers["worker1"], params={"lon": lon, "lat": lat}).json()
+    household = near["households"][0]["id"]
+    visit = {"household_id": household, "result": "normal", "lon": lon, "lat": lat, "crs": "EPSG:4326"}
+    assert client.post(f"/api/field/campaigns/{campaign['id']}/visits", headers=headers["worker1"],
+                       json=visit).status_code == 201
+    url = f"/api/field/campaigns/{campaign['id']}/visits/{household}/corrections"
+    for bad in ({"result": "vacant"}, {"result": "vacant", "reason": " 。 "}, {"result": "maybe", "reason": "核实"},
+                {"result": "vacant", "reason": "x" * 501}):
+        assert client.post(url, headers=headers["worker1"], json=bad).status_code == 422, bad
+    answer = client.post(url, headers=headers["worker1"], json={"result": "vacant", "reason": "误选，实为空置房"})
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert (body["result"]["zh"], body["recorded_result"]["code"]) == ("空置房", "normal")
+    assert [(c["result"]["code"], c["reason"], c["corrected_by"]) for c in body["corrections"]] == \
+        [("vacant", "误选，实为空置房", "worker1")]
+    shown = client.get("/api/field/nearby", headers=headers["worker1"], params={"lon": lon, "lat": lat}).json()
+    assert next(h for h in shown["households"] if h["id"] == household)["visit_result"]["code"] == "vacant"
+    stranger = client.post(url, headers=headers["worker2"], json={"result": "normal", "reason": "核实正常"})
+    assert stranger.status_code == 404
+    unvisited = near["households"][1]["id"]
+    left = client.post(f"/api/field/campaigns/{campaign['id']}/visits/{unvisited}/corrections",
+                       headers=headers["planner1"], json={"result": "normal", "reason": "核实正常"})
+    assert left.status_code == 409 and left.json()["code"] == "visits.not_visited"
+
+
 def test_campaign_requests_outside_scope_or_malformed(env):
     client, _, headers, _ = env
     assert client.post("/api/field/campaigns", headers=headers["worker1"],

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from fixtures.synthetic_city import BLOCK_M, load_city
 from spatial.access import Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound
-from spatial.store import campaigns, household_reads, nearby, visit_routes
+from spatial.store import campaigns, household_reads, nearby, visit_corrections, visit_routes
 from tests.conftest import rolled_back
 
 HOUSEHOLDS = 2500
@@ -503,3 +503,55 @@ def test_visit_results_in_the_database_follow_the_vocabulary(s):
                            "WHERE conrelid = 'campaign_visits'::regclass AND contype = 'c' "
                            "AND pg_get_constraintdef(oid) LIKE '%result%'")).scalar()
     assert set(re.findall(r"'(\w+)'", check)) == set(vocab.VISIT_RESULTS)
+
+
+# -- corrections of visits (issue 19 item 11) ----------------------------------------------------------------------
+
+
+def test_a_correction_changes_what_every_read_shows_and_keeps_the_history(s):
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01"])
+    who = worker(s, 1)
+    household, (lon, lat) = a_household(s, 1)
+    campaigns.record_visit(s, who, c.id, household, result="normal", lon=lon, lat=lat, note="在家")
+    counted = s.execute(text(COUNTED), {"c": c.id}).all()
+    with pytest.raises(InvalidInput, match="reason"):
+        visit_corrections.correct_visit(s, who, c.id, household, result="follow_up", reason=" 。 ")
+    first = visit_corrections.correct_visit(s, who, c.id, household, result="follow_up", reason="老人独居，需跟进")
+    assert (first.result, first.recorded_result, first.note) == ("follow_up", "normal", "在家")
+    later = visit_corrections.correct_visit(s, PLANNER, c.id, household, result="vacant", reason="核实：空置房",
+                                            note="钥匙在物业")
+    assert (later.result, later.note) == ("vacant", "钥匙在物业")
+    assert [(k.result, k.corrected_by) for k in later.corrections] == [("follow_up", "worker1"), ("vacant", "planner1")]
+    assert s.execute(text("SELECT result FROM campaign_visits WHERE household_id = :h"), {"h": household}).scalar() \
+        == "normal"  # the visit itself is kept as recorded
+    # what the reads show: nearby's result, progress's follow-up count, the unvisited list, the counters
+    shown = next(h for h in nearby.nearby(s, who, lon, lat, radius_m=50, limit=500).households if h.id == household)
+    assert (shown.status, shown.visit_result) == ("visited", "vacant")
+    total = campaigns.progress(s, PLANNER, c.id)[-1]
+    assert (total.screened, total.follow_up) == (1, 0)
+    visit_corrections.correct_visit(s, who, c.id, household, result="refused", reason="户主拒绝配合")
+    assert campaigns.progress(s, PLANNER, c.id)[-1].follow_up == 1
+    assert household not in {h.id for h in campaigns.unvisited(s, who, c.id)}
+    assert s.execute(text(COUNTED), {"c": c.id}).all() == counted  # counters count visits, not results
+    assert [r.purpose for r in audit_rows(s, "correct_visit")][-1] == f"campaign {c.id}: vacant → refused: 户主拒绝配合"
+    with pytest.raises(DBAPIError, match="record of fact"), s.begin_nested():
+        s.execute(text("DELETE FROM campaign_visit_corrections"))
+
+
+@pytest.mark.parametrize("who, error", [
+    (lambda s: Principal(11, "worker2", "grid_worker", grid_ids=frozenset({grid_id(s, 1)})), Forbidden),  # not theirs
+    (lambda s: worker(s, 2), NotFound),        # another grid
+    (lambda s: OTHER_PLANNER, NotFound),       # another subdistrict
+    (lambda s: INSPECTOR, Forbidden),          # reads, does not correct
+    (lambda s: VIEWER, Forbidden),
+], ids=["other-worker", "other-grid", "far-planner", "inspector", "viewer"])
+def test_corrections_are_refused_outside_the_visit_and_its_scope(s, who, error):
+    c = campaigns.open_campaign(s, PLANNER, "排查", grid_codes=[f"{COMMUNITY}01", f"{COMMUNITY}02"])
+    household, (lon, lat) = a_household(s, 1)
+    campaigns.record_visit(s, worker(s, 1), c.id, household, result="normal", lon=lon, lat=lat)
+    with pytest.raises(error):
+        visit_corrections.correct_visit(s, who(s), c.id, household, result="vacant", reason="核实为空置")
+    unvisited_household, _ = a_household(s, 2)
+    with pytest.raises(Conflict, match="no visit"):
+        visit_corrections.correct_visit(s, ADMIN, c.id, unvisited_household, result="vacant", reason="核实为空置")
+    assert s.execute(text("SELECT count(*) FROM campaign_visit_corrections")).scalar() == 0

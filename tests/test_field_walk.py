@@ -114,7 +114,21 @@ def test_a_worker_walks_the_field_page(walk):
     assert done.startswith("已排查·需跟进 · 走访时间 ") and re.search(r"\d{1,2}:\d{2}", done), done
     assert page.locator("#visit button[type=submit]").is_hidden() and page.locator("#ledger-open").is_visible()
     shots("visited-sheet")
-    page.click("#visit-cancel")
+    # a wrong result is corrected from the same sheet, with a reason; the list shows the corrected one
+    page.click("#visit-fix summary")
+    assert page.locator("#fix-result").input_value() == "follow_up"
+    page.select_option("#fix-result", "vacant")
+    page.click("#fix-send")
+    assert page.locator("#fix-out").inner_text() == "请填写理由（至少 2 个字）"
+    page.fill("#fix-reason", "误选，实为空置房")
+    page.click("#fix-send")
+    page.wait_for_function(f"() => document.querySelector(\"li.household[data-id='{household}'] .state\")"
+                           "?.textContent === '空置房'", timeout=15_000)
+    assert page.locator("#visit").is_hidden() and page.locator("#status").inner_text() == "已更正走访结果"
+    assert page.locator("#screened").inner_text() == "1"
+    with sessions() as s:
+        assert s.execute(text("SELECT result, reason, corrected_by FROM campaign_visit_corrections")).one() == \
+            ("vacant", "误选，实为空置房", "worker1")
     # the route: numbered stops in the list and on the map, starting with the building the worker stands at
     page.click("#route")
     page.wait_for_selector("body[data-route]", timeout=20_000)

@@ -29,7 +29,7 @@ from spatial.errors import InvalidInput
 from spatial.personal_keys import personal_keys
 from spatial.geometry.crs import WGS84, CoordSys, parse_crs, transform_geom, transform_xy
 from spatial.geometry.validate import position_from_xy
-from spatial.store import campaigns, household_reads, visit_routes
+from spatial.store import campaigns, household_reads, visit_corrections, visit_routes
 from spatial.store import grids as grid_store
 from spatial.store.nearby import MAX_LIMIT as NEARBY_MAX_LIMIT, MAX_RADIUS_M, nearby_async, total_async
 from spatial.store.tours import MAX_STOPS
@@ -62,7 +62,7 @@ class HouseholdPublic(BaseModel):
     distance_m: float | None = Field(None, description="straight-line metres to the building footprint")
     walk_m: float | None = Field(None, description="walking metres on the footpath network (mode=walk)")
     status: Label | None = None
-    visit_result: Label | None = None
+    visit_result: Label | None = Field(None, description="the visit's current result (the latest correction's)")
     visited_at: datetime | None = None
 
 
@@ -155,6 +155,36 @@ class VisitPublic(BaseModel):
     distance_m: float = Field(description="metres from the position to the building footprint (0 inside)")
     far_from_building: bool
     flag_distance_m: float
+
+
+class CorrectionIn(BaseModel):
+    result: OneOf(VISIT_RESULTS) = Field(description="the corrected result: one of " + ", ".join(VISIT_RESULTS))
+    reason: str = Field(min_length=visit_corrections.MIN_REASON, max_length=visit_corrections.MAX_REASON,
+                        pattern=r"\S[\s\S]*\S", examples=["误选结果，实为空置房"],
+                        description="why the recorded result was wrong (audited): at least 2 characters other "
+                                    f"than spaces, at most {visit_corrections.MAX_REASON}")
+    note: Text(visit_corrections.MAX_NOTE) | None = Field(None, description="a new note (default: the earlier one stays)")
+
+
+class CorrectionPublic(BaseModel):
+    id: int
+    result: Label
+    note: str | None
+    reason: str
+    corrected_by: str
+    corrected_at: datetime
+
+
+class CorrectedVisitPublic(BaseModel):
+    id: int
+    campaign_id: int
+    household_id: int
+    result: Label = Field(description="the current result: the latest correction's")
+    recorded_result: Label = Field(description="the result recorded at the visit")
+    note: str | None
+    visited_at: datetime
+    worker: str
+    corrections: list[CorrectionPublic] = Field(description="every correction, oldest first")
 
 
 class CoverageRowPublic(BaseModel):
@@ -398,6 +428,24 @@ def record_visit(campaign_id: Id, body: VisitCreate, session: SessionDep, who: C
                        result=_label(VISIT_RESULTS, v.result), visited_at=v.visited_at, recorded_at=v.recorded_at,
                        note=v.note, worker=v.worker, distance_m=round(v.distance_m, 1),
                        far_from_building=v.far_from_building, flag_distance_m=v.flag_distance_m)
+
+
+@api.post("/campaigns/{campaign_id}/visits/{household_id}/corrections", response_model=CorrectedVisitPublic,
+          status_code=201, summary="Correct a visit's result (更正走访结果)",
+          description="A visit is never changed: the correction is kept beside it with its reason, who and when, "
+                      "and the visit's result is the latest correction's from then on (list, map, coverage). The "
+                      "worker who recorded the visit (within their grids), planners in their area and admins; "
+                      "audited.")
+def correct_visit(campaign_id: Id, household_id: BigId, body: CorrectionIn, session: SessionDep,
+                  who: CurrentUser) -> CorrectedVisitPublic:
+    v = visit_corrections.correct_visit(session, who, campaign_id, household_id, result=body.result,
+                                        reason=body.reason, note=body.note)
+    return CorrectedVisitPublic(
+        id=v.id, campaign_id=v.campaign_id, household_id=v.household_id, result=_label(VISIT_RESULTS, v.result),
+        recorded_result=_label(VISIT_RESULTS, v.recorded_result), note=v.note, visited_at=v.visited_at,
+        worker=v.worker, corrections=[CorrectionPublic(id=c.id, result=_label(VISIT_RESULTS, c.result), note=c.note,
+                                                       reason=c.reason, corrected_by=c.corrected_by,
+                                                       corrected_at=c.corrected_at) for c in v.corrections])
 
 
 @api.get("/campaigns/{campaign_id}/coverage", response_model=CoveragePublic, summary="Coverage (排查覆盖率)",

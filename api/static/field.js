@@ -26,7 +26,9 @@ const LABELS = {
         per_households: "户", here_at: "我的位置", edit_position: "改位置", no_position_yet: "尚未定位", shown_all: "共 {total} 户",
         shown_of: "最近 {count} 户 / 范围内共 {total} 户", more: "再显示 {n} 户", campaign: "排查任务",
         campaigns_open: "{n} 个排查任务进行中，请选择", visited_at: "走访时间", pending_sheet: "待上传（本机暂存，联网后自动上传）",
-        cached: "离线：显示 {time} 保存的列表和地图", stop_here: "起点：您所在的楼栋" },
+        cached: "离线：显示 {time} 保存的列表和地图", stop_here: "起点：您所在的楼栋",
+        fix_visit: "更正走访结果（需说明理由，将记录审计）", fix_result: "正确的结果", fix_reason: "理由，如：误选，实为空置房",
+        fix_send: "更正", fix_need: "请填写理由（至少 2 个字）", fixed: "已更正走访结果", corrected: "已更正" },
   en: { title: "Field work", locate: "Locate me", online: "online", offline: "offline", lon: "Longitude x",
         lat: "Latitude y", crs: "Coordinates", crs_wgs: "WGS 84 (GPS, browser location)",
         crs_gcj: "GCJ-02 (WeChat, Amap, Tencent)", set_position: "Use as my position", radius: "Radius",
@@ -51,7 +53,10 @@ const LABELS = {
         shown_of: "nearest {count} of {total} within the radius", more: "Show {n} more", campaign: "Campaign",
         campaigns_open: "{n} campaigns open: choose one", visited_at: "Visited at",
         pending_sheet: "Waiting to be sent (kept on this phone, sent when online)",
-        cached: "Offline: the list and map as saved at {time}", stop_here: "Start: the building you are at" },
+        cached: "Offline: the list and map as saved at {time}", stop_here: "Start: the building you are at",
+        fix_visit: "Correct the result (give a reason; audited)", fix_result: "Correct result",
+        fix_reason: "reason, e.g. wrong choice, the flat is vacant", fix_send: "Correct",
+        fix_need: "Give a reason (at least 2 characters)", fixed: "Visit result corrected", corrected: "corrected" },
 };
 const RESULTS = ["normal", "follow_up", "vacant", "moved_out", "refused"];
 const RESULT_LABELS = { zh: ["已排查·正常", "已排查·需跟进", "空置房", "已搬离", "拒绝配合"],
@@ -362,6 +367,13 @@ function openVisit(h) {
     done.textContent = `${label(h.visit_result) || label(h.status)}` + (h.visited_at ? ` · ${t("visited_at")} ${when(h.visited_at)}` : "");
   } else done.textContent = "";
   done.hidden = !done.textContent;
+  // a visit recorded by mistake is corrected with a reason (kept beside it: issue 19 item 11)
+  const fixable = Boolean(state.campaign && !waiting && h.status && h.status.code === "visited");
+  $("visit-fix").hidden = !fixable;
+  $("visit-fix").open = false;
+  $("fix-reason").value = "";
+  $("fix-out").textContent = "";
+  if (fixable && h.visit_result) $("fix-result").value = h.visit_result.code;
   $("visit").hidden = false;
 }
 
@@ -372,6 +384,20 @@ async function reveal() {
     const full = (await request("POST", `/api/field/households/${state.household.id}/reveal`, { reason })).data;
     $("reveal-out").textContent = [full.head_name, full.head_id_number, full.head_phone].filter(Boolean).join(" · ");
   } catch (error) { $("reveal-out").textContent = error.message; }
+}
+
+async function correctVisit() {
+  const reason = $("fix-reason").value.trim();
+  if (reason.length < 2) { $("fix-out").textContent = t("fix_need"); return; }
+  const h = state.household;
+  try {
+    await request("POST", `/api/field/campaigns/${state.campaign.id}/visits/${h.id}/corrections`,
+                  { result: $("fix-result").value, reason });
+  } catch (error) { $("fix-out").textContent = error.message; return; }
+  $("visit").hidden = true;
+  await loadProgress();
+  await search();
+  setStatus(t("fixed"));
 }
 
 function queue() { return JSON.parse(localStorage.getItem(QUEUE) || "[]"); }
@@ -494,6 +520,7 @@ function wire() {
   $("more").addEventListener("click", () => { state.more = true; renderList(state.nearby); });
   $("visit").addEventListener("submit", saveVisit);
   $("reveal-go").addEventListener("click", reveal);
+  $("fix-send").addEventListener("click", correctVisit);
   $("visit-cancel").addEventListener("click", () => { $("visit").hidden = true; });
   map.on("click", (e) => offerPosition(e.latlng));
   window.addEventListener("gridgov:ledger-changed", () => {  // a correction (field_ledger.js): new counts and heads
@@ -506,7 +533,9 @@ function wire() {
 }
 
 function resultOptions() {
-  $("visit-result").innerHTML = RESULTS.map((r, i) => `<option value="${r}">${esc(RESULT_LABELS[gridgov.state.lang][i])}</option>`).join("");
+  const options = RESULTS.map((r, i) => `<option value="${r}">${esc(RESULT_LABELS[gridgov.state.lang][i])}</option>`).join("");
+  $("visit-result").innerHTML = options;
+  $("fix-result").innerHTML = options;
 }
 
 async function start() {

@@ -19,7 +19,8 @@ const LABELS = {
         leg_beyond: "超出阈值的楼栋", saved: "已保存", stale: "该出入口已被他人修改，已重新加载", loading: "加载中…",
         length: "长度", minutes: "分钟", stops: "站点", optimal: "已证明最优", not_optimal: "近似最优",
         street: "道路", reason: "原因", choose_start: "起点已设定", no_checkpoints: "没有有人值守的卡口",
-        distance_walk: "步行距离（步行路网）", distance_straight: "直线距离", edit: "编辑", nearest: "距离" },
+        distance_walk: "步行距离（步行路网）", distance_straight: "直线距离", edit: "编辑", nearest: "距离",
+        unguarded_short: "未管控", edit_hint: "点击地图上的出入口圆点，可查看并修改其状态（封闭、卡口）。" },
   en: { checkpoints_staffed: "Checkpoints (staffed / all)", hours_off: "not staffed", hours_always: "24 hours",
         staff_n: "Staff", editing: "Editing", route_start: "Start", not_for_role: "This page is for inspectors, planners and administrators; grid workers use the field page on their phone.",
         solver_trivial: "direct", "solver_held-karp": "exact, dynamic programming", "solver_exact-dfj": "exact, integer programming",
@@ -40,7 +41,9 @@ const LABELS = {
         loading: "Loading…", length: "Length", minutes: "min", stops: "Stops", optimal: "proven optimal",
         not_optimal: "near-optimal", street: "Street", reason: "Reason", choose_start: "Start set",
         no_checkpoints: "No staffed checkpoint", distance_walk: "walking distance (footpath network)",
-        distance_straight: "straight-line distance", edit: "Edit", nearest: "Distance" },
+        distance_straight: "straight-line distance", edit: "Edit", nearest: "Distance",
+        unguarded_short: "unguarded",
+        edit_hint: "Tap an opening's dot on the map to see and change its status (sealed, checkpoint)." },
 };
 const { t, esc, api, request } = gridgov;
 const $ = (id) => document.getElementById(id);
@@ -120,7 +123,8 @@ async function loadEnclosures() {
   const fc = await api(`/api/inspection/enclosures?division=${state.division}`);
   enclosures.clearLayers().addData(fc);
   $("enclosure").innerHTML = `<option value="">${esc(t("all"))}</option>` + fc.features.map((f) =>
-    `<option value="${f.id}">${esc(f.properties.name)} (${f.properties.unguarded}/${f.properties.openings})</option>`).join("");
+    `<option value="${f.id}">${esc(f.properties.name)} · ${esc(t("unguarded_short"))} ${f.properties.unguarded} / ` +
+    `${esc(t("openings"))} ${f.properties.openings}</option>`).join("");
   if (state.enclosure && fc.features.some((f) => String(f.id) === String(state.enclosure))) $("enclosure").value = state.enclosure;
   else state.enclosure = null;
   const bounds = enclosures.getBounds();
@@ -189,6 +193,7 @@ async function edit(id) {
   $("edit-cp-hours").value = p.checkpoint && p.checkpoint.opening_hours !== "off" ? p.checkpoint.opening_hours : "24/7";
   $("edit-cp-staff").value = p.checkpoint && p.checkpoint.staff_count > 0 ? p.checkpoint.staff_count : 1;
   toggleEditor();
+  $("editor").scrollIntoView({ block: "nearest" });  // on a phone the panel is below the map: show what was tapped
 }
 function toggleEditor() {
   $("edit-sealed").hidden = $("edit-status").value !== "sealed";
@@ -236,6 +241,7 @@ async function planPatrol() {
       `<ol id="patrol-stops">${data.stops.map((s) => `<li>${esc(s.name)} · ${Math.round(s.arrival_m)} m</li>`).join("")}</ol>` +
       `<p class="hint">${steps.slice(0, 12).map((s) => esc(s.name)).join(" → ")}${steps.length > 12 ? " …" : ""}</p>`;
     document.body.dataset.patrol = String(data.stops.length);
+    $("patrol-info").scrollIntoView({ block: "nearest" });  // on a phone: below the fold otherwise
     message("");
   } catch (err) { message(err.message, "error"); }
 }

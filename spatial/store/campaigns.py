@@ -9,6 +9,8 @@
   part (counts, progress, unvisited) cover the part in the caller's scope.
 * A visit is recorded by a grid worker from their position (EPSG:4326 lon, lat); its distance to the building
   footprint (metres, geography) is kept and the visit flagged beyond the campaign's ``flag_distance_m``.
+* A visit is never changed; its result is corrected beside it (:mod:`spatial.store.visit_corrections`), and reads
+  that show a result (progress's ``follow_up``) read the view ``campaign_visits_current``.
 * Household lists are masked and audited (:mod:`spatial.store.household_reads`).
 """
 
@@ -395,7 +397,7 @@ def progress(session: Session, who: Principal, campaign_id: int) -> list[Progres
         FROM campaign_targets t
         JOIN grids g ON g.id = t.grid_id
         LEFT JOIN divisions d ON d.code = g.community_code
-        LEFT JOIN campaign_visits v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
+        LEFT JOIN campaign_visits_current v ON v.campaign_id = t.campaign_id AND v.household_id = t.household_id
         {_PERSONS}
         WHERE t.campaign_id = :c AND {scope}
         GROUP BY GROUPING SETS ((g.community_code, g.code), (g.community_code), ())

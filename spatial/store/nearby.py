@@ -115,7 +115,7 @@ FROM (SELECT n.building_id, n.ord, n.distance_m, n.walk_m, n.x, n.y, b.code AS b
       ORDER BY {order}, h.unit, h.floor NULLS LAST, h.room, h.id
       LIMIT {page}) h
 LEFT JOIN campaign_targets t ON t.campaign_id = {campaign} AND t.household_id = h.id
-LEFT JOIN campaign_visits v ON v.campaign_id = {campaign} AND v.household_id = h.id
+LEFT JOIN campaign_visits_current v ON v.campaign_id = {campaign} AND v.household_id = h.id
 ORDER BY {outer_order}, h.unit, h.floor NULLS LAST, h.room, h.id
 LIMIT :limit"""
 

@@ -777,7 +777,7 @@ cases AS (SELECT {key} AS code, c.category_code FROM cases c JOIN grids g ON g.i
           WHERE c.reported_at >= :since AND c.reported_at < :at AND c.duplicate_of IS NULL
             AND g.community_code LIKE :prefix),
 screen AS (SELECT {key} AS code, count(*) AS visits, count(*) FILTER (WHERE v.result = 'follow_up') AS positive
-           FROM campaign_visits v JOIN campaign_targets t ON t.campaign_id = v.campaign_id
+           FROM campaign_visits_current v JOIN campaign_targets t ON t.campaign_id = v.campaign_id
                 AND t.household_id = v.household_id
            JOIN grids g ON g.id = t.grid_id
            WHERE v.visited_at >= :since AND v.visited_at < :at AND g.community_code LIKE :prefix GROUP BY 1),
