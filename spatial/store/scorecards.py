@@ -114,6 +114,8 @@ def measures(session: Session, who: Principal, *, date_from: date, date_to: date
     start, end = period(date_from, date_to)
     area, params = grid_scope(who.area)
     if division is not None:
+        if who.role != "grid_worker":
+            who.require_scope(division)  # a planner far away naming another's division: Forbidden, not empty
         try:
             prefix = scope_prefix(division)
         except ValueError:
