@@ -235,10 +235,11 @@ def test_the_page_shows_the_cards_and_the_definitions(live_server, browser, pass
         page.wait_for_selector("#workers tbody tr[data-key='worker1']")
         assert page.locator("#workers tbody tr").count() == 2
         assert page.locator("#workers tr[data-key='worker1'] td.rank").inner_text() == "1"
-        assert "走访率" in page.locator("#definitions").inner_text()
+        assert "走访率" in page.locator("#workers thead").inner_text()
+        assert "城中村户数占比" in page.locator("#definitions").inner_text()
         page.click("#lang")
         page.wait_for_selector("body[data-ready='1']")
-        assert "visit share" in page.locator("#definitions").inner_text()
+        page.locator("#workers thead th", has_text="visit share").wait_for()
         assert errors == []
     finally:
         context.close()
