@@ -103,4 +103,4 @@ def track_page(request: Request) -> HTMLResponse:
 def scorecards_page(request: Request) -> HTMLResponse:
     """Scorecards (绩效考核): per grid worker and grid of the caller's area over a period, the measures, the shares
     of the workload, difficulty, composite and rank within the community, the definitions, and the exports."""
-    return _page(request, "scorecards.html")
+    return _page(request, "scorecards_page.html")
