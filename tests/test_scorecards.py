@@ -205,6 +205,9 @@ def test_the_endpoint_the_export_and_the_scope(served):
     assert client.get("/api/scorecards", params={**q, "division": COMMUNITY}, headers=headers["far1"]).status_code == 403
     assert client.get("/api/scorecards", params=q, headers=headers["far1"]).json()["workers"] == []
     assert client.get("/api/scorecards", params=q, headers=headers["viewer1"]).status_code == 403
+    one = client.get("/api/scorecards", params={**q, "division": f"{COMMUNITY}02"}, headers=headers["planner1"]).json()
+    assert [c["key"] for c in one["workers"]] == ["worker2"] and [c["key"] for c in one["grids"]] == [f"{COMMUNITY}02"]
+    assert one["grids"][0]["measures"] == W2
     assert client.get("/api/scorecards", params={"from": "2026-11-30", "to": "2026-11-01"},
                       headers=headers["planner1"]).status_code == 422
     xlsx = client.get("/api/scorecards/export", params={**q, "division": COMMUNITY, "format": "xlsx"},

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep
 from api.downloads import attachment, scratch
-from api.types import DIVISION_CODE
 from spatial.analysis import scorecards as fair
 from spatial.io.forms import MEDIA_TYPES, write_table
 from spatial.store import scorecards as store
@@ -21,8 +20,9 @@ from spatial.store.case_figures import FIRST_DAY, LAST_DAY
 
 router = APIRouter(prefix="/api/scorecards", tags=["scorecards"])
 
-Division = Annotated[str | None, Query(pattern=DIVISION_CODE, description="a 12-digit division code within your "
-                                                                           "area (default: all of it)")]
+Division = Annotated[str | None, Query(pattern=r"^[0-9]{12}([0-9]{2})?$",
+                                       description="a 12-digit division code or a 14-digit grid code within your "
+                                                   "area (default: all of it)")]
 From = Annotated[date | None, Query(alias="from", ge=FIRST_DAY, le=LAST_DAY,
                                     description="first day, Asia/Shanghai (default: the first of the month of `to`)")]
 To = Annotated[date | None, Query(alias="to", ge=FIRST_DAY, le=LAST_DAY,
@@ -89,9 +89,10 @@ def _read(session, who, division, date_from, date_to):
 @router.get("", response_model=ScorecardsPublic, response_model_by_alias=True,
             summary="Scorecards of the grid workers and grids of your area (绩效考核)",
             description="Planners, inspectors and admins: every grid worker and grid of their area (or of "
-                        "`division`); a grid worker: their own card and their grids'. Measures and the fair "
-                        "comparison are defined in `measures`, `scores` and `formula` (spatial.store.scorecards, "
-                        "spatial.analysis.scorecards). A period is at most 1,099 days. Audited.")
+                        "`division`, a division or one grid); a grid worker: their own card and their grids'. "
+                        "Measures and the fair comparison are defined in `measures`, `scores` and `formula` "
+                        "(spatial.store.scorecards, spatial.analysis.scorecards). A period is at most 1,099 days. "
+                        "Audited.")
 def scorecards(session: SessionDep, who: CurrentUser, division: Division = None, date_from: From = None,
                date_to: To = None) -> ScorecardsPublic:
     found, workers, grids = _read(session, who, division, date_from, date_to)

@@ -39,6 +39,7 @@ No household or person is named; household counts are workload figures (as on th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from sqlalchemy import text
@@ -108,21 +109,27 @@ _BUILDING_HOUSEHOLDS = """
 
 def measures(session: Session, who: Principal, *, date_from: date, date_to: date,
              division: str | None = None) -> Measures:
-    """The cards of the caller's area (module docstring), optionally within ``division`` (a 12-digit division
-    code; InvalidInput otherwise; a division outside the area simply holds nothing), ordered by key."""
+    """The cards of the caller's area (module docstring), optionally within ``division``: a 12-digit division code
+    (its grids and their workers) or a 14-digit grid code (that grid and its workers); InvalidInput otherwise.
+    Planners and inspectors naming a division outside their area: Forbidden (``scope.outside_area``); a grid
+    worker naming another's grid finds nothing. Ordered by key."""
     who.require_role(*READ_ROLES)
     start, end = period(date_from, date_to)
     area, params = grid_scope(who.area)
     if division is not None:
         if who.role != "grid_worker":
             who.require_scope(division)  # a planner far away naming another's division: Forbidden, not empty
-        try:
-            prefix = scope_prefix(division)
-        except ValueError:
-            raise InvalidInput(f"division must be a 12-digit division code, got {division!r}",
-                               code="scorecards.division", field="division") from None
-        area += " AND g.community_code LIKE :prefix"
-        params = {**params, "prefix": prefix + "%"}
+        if re.fullmatch(r"\d{14}", division):
+            area += " AND g.code = :grid_code"
+            params = {**params, "grid_code": division}
+        else:
+            try:
+                prefix = scope_prefix(division)
+            except ValueError:
+                raise InvalidInput(f"division must be a 12-digit division code or a 14-digit grid code, got "
+                                   f"{division!r}", code="scorecards.division", field="division") from None
+            area += " AND g.community_code LIKE :prefix"
+            params = {**params, "prefix": prefix + "%"}
     grids = session.execute(text(f"""
         SELECT g.id, g.code, g.name, g.community_code FROM grids g
         WHERE g.retired_at IS NULL AND {area} ORDER BY g.code"""), params).all()
