@@ -5,7 +5,8 @@ The town (tests/factories.py): a west grid of 10 households (building 1 in an ur
 persons in the ledger; building 2 with a figure of 6 and no ledger) served by worker1, and an east grid of 2 households
 (3 persons each) served by worker2. November 2026 (2 November is a Monday; working time 09:00–12:00, 14:00–18:00):
 
-* a campaign over the 6 ledger households: worker1 visits 3 in the west, worker2 one in the east (and one more in December);
+* a campaign over the 6 ledger households: worker1 visits 3 in the west, worker2 one in the east (and one more in
+  December);
 * worker1 ends two patrols in the west covering lanes {1, 2, 3, 4} and {3, 4, 5} of 10;
 * worker1 reports a case in the west and handles it on time (rated 5); worker2 handles an east case late;
 * worker1 does a task the day before it is due; worker2 does one two days late.
@@ -70,7 +71,8 @@ def build(s, password_hash: str) -> dict:
     for h, worker, when in visits:
         s.execute(text("""INSERT INTO campaign_visits (campaign_id, household_id, result, visited_at, worker,
                           worker_position, distance_m, far_from_building)
-                          VALUES (:c, :h, 'normal', :t, :w, ST_SetSRID(ST_MakePoint(114.07, 22.56), 4326), 0, false)"""),
+                          VALUES (:c, :h, 'normal', :t, :w, ST_SetSRID(ST_MakePoint(114.07, 22.56), 4326), 0,
+                                  false)"""),
                   {"c": campaign, "h": h, "t": when, "w": worker})
     for day, lanes in ((10, [1, 2, 3, 4]), (12, [3, 4, 5])):
         s.execute(text("""INSERT INTO patrol_records (worker_id, grid_id, datum, status, started_at, ended_at, scores)
@@ -201,8 +203,10 @@ def test_the_endpoint_the_export_and_the_scope(served):
     assert {c["key"] for c in body["measures"]} == set(store.MEASURES) and body["formula"]
     assert all(c["definition"] for c in body["measures"] + body["scores"])
     mine = client.get("/api/scorecards", params=q, headers=headers["worker2"]).json()
-    assert [c["key"] for c in mine["workers"]] == ["worker2"] and [c["key"] for c in mine["grids"]] == [f"{COMMUNITY}02"]
-    assert client.get("/api/scorecards", params={**q, "division": COMMUNITY}, headers=headers["far1"]).status_code == 403
+    assert [c["key"] for c in mine["workers"]] == ["worker2"]
+    assert [c["key"] for c in mine["grids"]] == [f"{COMMUNITY}02"]
+    far = client.get("/api/scorecards", params={**q, "division": COMMUNITY}, headers=headers["far1"])
+    assert far.status_code == 403 and far.json()["code"] == "scope.outside_area"
     assert client.get("/api/scorecards", params=q, headers=headers["far1"]).json()["workers"] == []
     assert client.get("/api/scorecards", params=q, headers=headers["viewer1"]).status_code == 403
     one = client.get("/api/scorecards", params={**q, "division": f"{COMMUNITY}02"}, headers=headers["planner1"]).json()

@@ -22,7 +22,8 @@ let last = null;
 const say = (text) => { document.getElementById("message").textContent = text || ""; };
 const value = (id) => document.getElementById(id).value.trim();
 const label = (c) => (gridgov.state.lang === "zh" ? c.zh : c.en);
-const num = (v) => (v === null || v === undefined ? "–" : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(v < 2 ? 3 : 1) : String(v));
+const num = (v) => (v === null || v === undefined ? "–"
+  : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(v < 2 ? 3 : 1) : String(v));
 
 function query() {
   const q = new URLSearchParams({ from: value("from"), to: value("to") });
@@ -36,7 +37,8 @@ function table(id, cards, first) {
   const heads = [...MEASURES.map((k) => cols["m:" + k]), ...SCORES.map((k) => cols["s:" + k])];
   document.querySelector(`#${id} thead`).innerHTML = `<tr><th>${esc(first)}</th>${heads.map((c) =>
     `<th title="${esc(c.definition)}">${esc(label(c))}</th>`).join("")}</tr>`;
-  document.querySelector(`#${id} tbody`).innerHTML = cards.length ? cards.map((card) => `<tr data-key="${esc(card.key)}">
+  document.querySelector(`#${id} tbody`).innerHTML = cards.length ? cards.map((card) =>
+    `<tr data-key="${esc(card.key)}">
       <td>${esc(card.label || card.key)} <small>${esc(card.key)}</small></td>
       ${MEASURES.map((k) => `<td class="${k}">${esc(num(card.measures[k]))}${k === "campaign_visited" ?
         ` / ${esc(num(card.measures.campaign_targets))}` : ""}</td>`).join("")}
