@@ -176,16 +176,14 @@ def measures(session: Session, who: Principal, *, date_from: date, date_to: date
                         setattr(card, name, value)
 
     # visits: per worker (their own) and per grid (the target's grid at campaign open)
-    visits = """SELECT DISTINCT ON ({k}, v.household_id) {k} AS key, v.household_id, h.residents
-                FROM campaign_visits v JOIN campaign_targets t USING (campaign_id, household_id)
-                JOIN households h ON h.id = v.household_id
-                WHERE v.visited_at >= :start AND v.visited_at < :end AND {w}"""
-    put(session.execute(text(f"""SELECT key, count(*) AS households_visited, coalesce(sum(residents), 0)
-        AS persons_visited FROM ({visits.format(k='v.worker', w='v.worker = ANY(:names)')}) q GROUP BY key"""), p),
+    visits = """SELECT q.key, count(*) AS households_visited, coalesce(sum(h.residents), 0) AS persons_visited
+                FROM (SELECT DISTINCT {k} AS key, v.household_id FROM campaign_visits v {j}
+                      WHERE v.visited_at >= :start AND v.visited_at < :end AND {w}) q
+                JOIN households h ON h.id = q.household_id GROUP BY q.key"""
+    put(session.execute(text(visits.format(k="v.worker", j="", w="v.worker = ANY(:names)")), p),
         {c.key: c for c in workers.values()}, "key")
-    put(session.execute(text(f"""SELECT key, count(*) AS households_visited, coalesce(sum(residents), 0)
-        AS persons_visited FROM ({visits.format(k='t.grid_id', w='t.grid_id = ANY(:grid_ids)')}) q
-        GROUP BY key"""), p), by_grid, "key")
+    put(session.execute(text(visits.format(k="t.grid_id", j="JOIN campaign_targets t USING (campaign_id, household_id)",
+                                           w="t.grid_id = ANY(:grid_ids)")), p), by_grid, "key")
 
     # campaign coverage of the targets in the grid during the period
     targets = """SELECT t.grid_id, count(*) AS campaign_targets,
