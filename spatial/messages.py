@@ -247,6 +247,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "team.no_export": ("网格团队成员（警员、楼栋长等）只在外勤页面逐户查看住户，不能导出。",
                        "Grid-team members (police, building heads…) read households on the field page; they do not "
                        "export them."),
+    "scorecards.division": ("请给出 12 位区划代码（区、街道或社区）或 14 位网格编码。", "Give a 12-digit division code (district, subdistrict or community) or a 14-digit grid code."),
     "team.grid_outside": ("该网格不在您的管辖范围内，或已撤销。", "That grid is not a current grid of your area."),
     "team.one_target": ("请只指定一个对象：网格、微网格或楼栋。", "Name exactly one of a grid, a micro-grid or a building."),
     "team.no_target": ("未找到 {target_kind} {target}。", "No {target_kind} {target}."),

@@ -589,3 +589,48 @@ def test_team_roles_read_and_do_only_what_their_job_needs(env):
         refused = dict(s.execute(text("SELECT username, count(*) FROM audit_log WHERE result LIKE 'refused%' "
                                       "AND username = ANY(:n) GROUP BY username"), {"n": list(TEAM_ROWS)}).all())
     assert set(refused) == set(TEAM_ROWS)  # every team role was refused something, and it is in the audit log
+
+
+# -- scorecards (issue 17 §3, decision 0024): planners, inspectors and admins see their area's workers; a grid worker
+# their own card; a planner far away nothing (403 naming another's division); every other role 403 ----------------
+
+SCORECARD_ROWS = [  # (user, role, scope code, grid, GET, workers seen, export, GET ?division=COMMUNITY)
+    ("admin1", "admin", None, None, 200, {"worker_a", "worker_b"}, 200, 200),
+    ("planner1", "planner", COMMUNITY, None, 200, {"worker_a", "worker_b"}, 200, 200),
+    ("inspector1", "inspector", COMMUNITY, None, 200, {"worker_a", "worker_b"}, 200, 200),
+    ("worker_a", "grid_worker", None, GRID, 200, {"worker_a"}, 200, 200),
+    ("planner_far", "planner", "440398000000", None, 200, set(), 200, 403),
+    ("viewer1", None, None, None, 403, None, 403, 403),
+    ("police1", None, None, None, 403, None, 403, 403),
+    ("dept1", None, None, None, 403, None, 403, 403),
+]
+
+
+@pytest.mark.parametrize("user, role, scope, grid, read, seen, export, named", SCORECARD_ROWS,
+                         ids=[r[0] for r in SCORECARD_ROWS])
+def test_scorecards_follow_the_area_and_a_worker_sees_their_own(env, user, role, scope, grid, read, seen, export,
+                                                                named):
+    from spatial.store.models import Division
+    from tests import factories
+
+    client, sessions, tokens = env
+    with sessions.begin() as s:
+        s.add(Division(code="440398000000", level="district", name="远区"))
+        s.flush()
+        specs = [("worker_a", "grid_worker", None, GRID), ("worker_b", "grid_worker", None, GRID)]
+        if role and user not in ("worker_a", "worker_b"):
+            specs.append((user, role, scope, grid))
+        made = factories.users_with_grids(s, specs, users.hash_password(PASSWORD))
+        tokens = {**tokens, **{n: {"Authorization": "Bearer " + users.issue_token(s, u, 3600)[0]}
+                               for n, u in made.items()}}
+    q = {"from": "2026-11-01", "to": "2026-11-30"}
+    answer = client.get("/api/scorecards", headers=tokens[user], params=q)
+    assert answer.status_code == read, answer.text
+    if read == 200:
+        assert {c["key"] for c in answer.json()["workers"]} == seen
+    assert client.get("/api/scorecards/export", headers=tokens[user], params=q).status_code == export
+    assert client.get("/api/scorecards", headers=tokens[user], params={**q, "division": COMMUNITY}).status_code == named
+    with sessions.begin() as s:
+        audited = s.scalar(text("SELECT count(*) FROM audit_log WHERE username = :u AND action = 'read_scorecards'"),
+                           {"u": user})
+    assert audited == (2 + (named == 200) if read == 200 else 0)

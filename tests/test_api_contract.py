@@ -145,6 +145,9 @@ UNSTATABLE: list[tuple[str, set[int], str, str, str]] = [
     (r"GET /tiles/\{z\}/\{x\}/\{y\}\.mvt", {422}, "InvalidInput", r"at least one layer",
      "layers, when given, names at least one (an empty value is answered with the layer names)"),
     (r"GET /api/cases/figures", {422}, "InvalidInput", r"a period is at most", "from and to at most 1,099 days apart"),
+    (r"GET /api/scorecards(/export)?", {422}, "InvalidInput", r"a period is at most|ends \(.*\) before it starts|"
+     r"(less|greater) than or equal to (2199-12-31|2000-01-01)",
+     "from and to at most 1,099 days apart, to not before from, days 2000–2199 (no bounds on a date in OpenAPI)"),
     (r"GET /api/export/layers/\{layer\}", {422}, "InvalidInput", r"cannot be cut to a community",
      "community with a layer that has community codes"),
     (r"POST /api/cases/\{case_id\}/actions", {409}, "Conflict", r"is not possible for a case",

@@ -97,3 +97,10 @@ def report_page(request: Request) -> HTMLResponse:
 def track_page(request: Request) -> HTMLResponse:
     """Residents follow a report by its tracking code (进度查询): the steps and their times, no personal data."""
     return _page(request, "track.html")
+
+
+@router.get("/scorecards", response_class=HTMLResponse)
+def scorecards_page(request: Request) -> HTMLResponse:
+    """Scorecards (绩效考核): per grid worker and grid of the caller's area over a period, the measures, the shares
+    of the workload, difficulty, composite and rank within the community, the definitions, and the exports."""
+    return _page(request, "scorecards_page.html")

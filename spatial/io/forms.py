@@ -39,23 +39,53 @@ def write_xlsx(form: FormResult, path: Path) -> Path:
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = _sheet_title(form.template.title)
-    sheet.append(form.headers)
-    for row in form.rows:
-        sheet.append([v.isoformat() if isinstance(v, date) else v for v in row])
-    for cells in sheet.iter_rows(min_row=2):
-        for cell in cells:
-            if isinstance(cell.value, str) and cell.value.startswith("="):
-                cell.data_type = "s"
-    sheet.freeze_panes = "A2"
-    for i, header in enumerate(form.headers, start=1):
-        longest = max([len(str(header)) * 2, *(len(str(r[i - 1] or "")) for r in form.rows[:500])])
-        sheet.column_dimensions[get_column_letter(i)].width = min(40, longest + 2)
+    _fill(sheet, form.headers, form.rows)
     if form.groups:
         summary = book.create_sheet("汇总")
         summary.append([f"{form.group_label}编码", form.group_label, "行数"])
         for code, name, count in form.groups:
             summary.append([code, name, count])
         summary.append(["合计", None, len(form.rows)])
+    book.save(path)
+    return path
+
+
+def _fill(sheet, headers: list[str], rows: list[list[Any]]) -> None:
+    """A header row (frozen) and ``rows`` on ``sheet``: dates as ISO text, text never a formula, widths to fit."""
+    sheet.append(headers)
+    for row in rows:
+        sheet.append([v.isoformat() if isinstance(v, date) else v for v in row])
+    for cells in sheet.iter_rows(min_row=2):
+        for cell in cells:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"
+    sheet.freeze_panes = "A2"
+    for i, header in enumerate(headers, start=1):
+        longest = max([len(str(header)) * 2, *(len(str(r[i - 1] or "")) for r in rows[:500])])
+        sheet.column_dimensions[get_column_letter(i)].width = min(40, longest + 2)
+
+
+def write_table(path: Path, fmt: str, title: str, headers: list[str], rows: list[list[Any]],
+                notes: list[list[Any]] = ()) -> Path:
+    """A plain table (any report that is not a form: scorecards) at ``path`` as ``fmt`` ('xlsx' or 'csv'), written
+    as forms are (module docstring); in an XLSX, ``notes`` (rows of text: definitions) on a second sheet ``口径``."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"a table is written as {' or '.join(FORMATS)} (.xlsx, .csv), not {fmt!r}")
+    if fmt == "csv":
+        with open(path, "w", encoding="utf-8-sig", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(headers)
+            writer.writerows([_csv_value(v) for v in row] for row in rows)
+        return path
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = _sheet_title(title)
+    _fill(sheet, headers, rows)
+    if notes:
+        extra = book.create_sheet("口径")
+        for row in notes:
+            extra.append(list(row))
+        extra.column_dimensions["A"].width, extra.column_dimensions["B"].width = 24, 100
     book.save(path)
     return path
 
