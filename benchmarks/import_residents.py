@@ -1,6 +1,6 @@
 """Benchmark: import a population ledger of N persons (default 1,000,000 in ~410,000 households), then again.
 
-    python -m benchmarks.import_residents [--persons N] [--xlsx] [--workers N] [--database-url URL]
+    python -m benchmarks.import_residents [--persons N] [--xlsx] [--workers N] [--no-trace] [--database-url URL]
 
 The buildings and households come from the synthetic city (:mod:`fixtures.synthetic_city`, N / 2.43 households);
 the ledger gives every household its residents (the city's head plus synthetic family members, each with a
@@ -79,7 +79,7 @@ def write(rows: list[list[str]], path: Path) -> None:
     book.save(path)
 
 
-def run(url: str, persons: int, xlsx: bool, workers: int | None = None) -> None:
+def run(url: str, persons: int, xlsx: bool, workers: int | None = None, traced: bool = True) -> None:
     engine = make_engine(url, pool_size=1)
     sessions = make_sessionmaker(engine)
     households = max(1, round(persons / 2.43))  # the city draws 2.43 residents per household on average
@@ -118,7 +118,8 @@ def run(url: str, persons: int, xlsx: bool, workers: int | None = None) -> None:
 
         once("import")
         once("re-import (unchanged)")
-        once("re-import, traced", traced=True)
+        if traced:
+            once("re-import, traced", traced=True)
     with sessions() as session:
         print("persons stored:", session.execute(text("SELECT count(*) FROM persons")).scalar_one())
     engine.dispose()
@@ -129,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--xlsx", action="store_true", help="an .xlsx ledger instead of a CSV")
     parser.add_argument("--workers", type=int, help="processes checking rows (default: the machine's cores)")
+    parser.add_argument("--no-trace", action="store_true", help="leave out the traced run (peak Python memory)")
     parser.add_argument("--database-url", help="an existing migrated PostGIS database (a scratch one: committed)")
     args = parser.parse_args(argv)
     with database(args.database_url) as (url, _):
-        run(url, args.persons, args.xlsx, args.workers)
+        run(url, args.persons, args.xlsx, args.workers, not args.no_trace)
     return 0
 
 
