@@ -70,8 +70,8 @@ SCALE = float(os.environ.get("GRIDGOV_FUZZ_SCALE", "1"))
 RANDOM = SCALE != 1
 VERBOSE = os.environ.get("GRIDGOV_FUZZ_VERBOSE") == "1"
 
-# Generated cases per operation, on top of the examples; the grid worker's run has fewer. About 2,700 requests in
-# all (the coverage cases are tests.test_api_contract's).
+# Generated cases per operation, on top of the examples; the grid worker's run has fewer (the coverage cases are
+# tests.test_api_contract's). The run must send at least MINIMUM_REQUESTS.
 ADMIN_EXAMPLES = 15
 WORKER_EXAMPLES = 6
 MINIMUM_REQUESTS = 1800

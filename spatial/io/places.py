@@ -31,7 +31,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from spatial.access import Principal
-from spatial.errors import InvalidInput, PayloadTooLarge
+from spatial.errors import InvalidInput
 from spatial.geometry.codes import credit_code_problem
 from spatial.geometry.crs import WGS84, transform_xy
 from spatial.io import sheets
@@ -145,14 +145,7 @@ def import_places(session: Session, path: str | Path, who: Principal, *, crs: st
         raise InvalidInput(f"{name} lacks the column(s) {', '.join(HEADERS[f][0] for f in missing)}")
     good: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
-    for line, cells in enumerate(rows, 2):
-        if not any(c not in (None, "") for c in cells):
-            continue
-        tally.read += 1
-        if limits.max_features is not None and tally.read > limits.max_features:
-            raise PayloadTooLarge(f"{name} has more than {limits.max_features:,} rows; at most "
-                                  f"{limits.max_features:,} are accepted here (split the file)",
-                                  max_features=limits.max_features)
+    for line, cells in sheets.data_rows(rows, 2, tally, limits, name):
         try:
             row = _row(cells, columns)
         except sheets.Bad as bad:

@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session
 
 from spatial import privacy
 from spatial.access import Scope
-from spatial.errors import InvalidInput, PayloadTooLarge
+from spatial.errors import InvalidInput
 from spatial.geometry.codes import id_check_char
 from spatial.geometry.crs import WGS84, transform_xy
 from spatial.io import sheets
@@ -452,14 +452,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
 
     def chunks() -> Iterator[list[tuple[int, list[Any]]]]:
         chunk: list[tuple[int, list[Any]]] = []
-        for line, cells in enumerate(rows, mapping.header_row + 1):
-            if not any(c not in (None, "") for c in cells):
-                continue
-            tally.read += 1
-            if limits.max_features is not None and tally.read > limits.max_features:
-                raise PayloadTooLarge(f"{name} has more than {limits.max_features:,} rows; at most "
-                                      f"{limits.max_features:,} are accepted here (split the file)",
-                                      max_features=limits.max_features)
+        for line, cells in sheets.data_rows(rows, mapping.header_row + 1, tally, limits, name):
             chunk.append((line, cells))
             if len(chunk) >= batch:
                 yield chunk

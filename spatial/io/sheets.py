@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spatial.errors import InvalidInput
+from spatial.errors import InvalidInput, PayloadTooLarge
 from spatial.io.report import ImportReport
 from spatial.io.safe_files import ReadLimits, vet_ledger
 
@@ -93,6 +93,22 @@ def read_rows(path: Path, name: str, limits: ReadLimits, *, sheet: str | None = 
     except Exception as exc:  # calamine raises its own exception types for unreadable files and missing sheets
         raise InvalidInput(f"cannot read {name}: {str(exc)[:200]}") from None
     yield from found.iter_rows()
+
+
+def data_rows(rows: Iterator[list[Any]], first_line: int, tally: Any, limits: ReadLimits,
+              name: str) -> Iterator[tuple[int, list[Any]]]:
+    """(spreadsheet line, cells) of every non-empty row of ``rows`` (the first numbered ``first_line``), counted in
+    ``tally.read``; PayloadTooLarge past ``limits.max_features`` rows (nothing written: the caller has not written
+    yet)."""
+    for line, cells in enumerate(rows, first_line):
+        if not any(c not in (None, "") for c in cells):
+            continue
+        tally.read += 1
+        if limits.max_features is not None and tally.read > limits.max_features:
+            raise PayloadTooLarge(f"{name} has more than {limits.max_features:,} rows; at most "
+                                  f"{limits.max_features:,} are accepted here (split the file)",
+                                  max_features=limits.max_features)
+        yield line, cells
 
 
 def letter(index: int) -> str:

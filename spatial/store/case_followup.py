@@ -180,7 +180,7 @@ def escalations(session: Session, who: Principal, *, limit: int = 100, offset: i
     area, params = scope_sql(who.area, grid_col="c.grid_id", community_col="c.community_code")
     listed = f"""
         SELECT c.* FROM cases c
-        WHERE {area} AND c.state NOT IN ('closed', 'rejected', 'merged')
+        WHERE {area} AND c.state NOT IN ({case_store.TERMINAL_SQL})
           AND ((c.deadline < :now AND c.state <> 'deferred') OR c.supervised_at IS NOT NULL)"""
     order = "(c.deadline < :now AND c.state <> 'deferred') DESC, c.deadline NULLS LAST, c.id"
     units_of = """LEFT JOIN grids g ON g.id = c.grid_id

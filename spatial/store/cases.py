@@ -467,7 +467,7 @@ _COLUMNS = """c.id, c.tracking_code, c.category_code, k.name AS category, k.depa
     c.supervised_at, c.supervised_by, c.supervision_note, c.satisfaction, c.satisfaction_at,
     (SELECT array_agg(p.name || ' · ' || d.name ORDER BY p.name, d.code) FROM department_grids d
      JOIN departments p ON p.credit_code = d.department_code WHERE d.id = ANY(c.department_grid_ids)) AS department_grids"""
-_UNFINISHED = ", ".join(f"'{state}'" for state in sorted(flow.TERMINAL))
+TERMINAL_SQL = ", ".join(f"'{state}'" for state in sorted(flow.TERMINAL))
 """The terminal states as SQL constants: ``c.state NOT IN (…)`` is the predicate of the covering index of unfinished
 cases (migration 0023), which the planner uses only when the query states it with constants."""
 _JOINS = "JOIN case_categories k ON k.code = c.category_code LEFT JOIN grids g ON g.id = c.grid_id"
@@ -554,7 +554,7 @@ def list_cases(session: Session, who: Principal, *, state: str | None = None, ov
         where.append("c.state = :state")
         params["state"] = state
     if overdue:
-        where.append(f"c.deadline < :now AND c.state NOT IN ({_UNFINISHED}, 'deferred')")
+        where.append(f"c.deadline < :now AND c.state NOT IN ({TERMINAL_SQL}, 'deferred')")
         params["now"] = now
     if mine:
         where.append("c.assignee = ANY(CAST(:holders AS text[]))")
@@ -562,7 +562,7 @@ def list_cases(session: Session, who: Principal, *, state: str | None = None, ov
     if supervised:
         where.append("c.supervised_at IS NOT NULL")
     if supervised or open_only:
-        where.append(f"c.state NOT IN ({_UNFINISHED})")
+        where.append(f"c.state NOT IN ({TERMINAL_SQL})")
     if grid_code:
         where.append("c.grid_id = (SELECT id FROM grids WHERE code = :grid_code)")
         params["grid_code"] = grid_code
