@@ -109,6 +109,22 @@ def test_a_vrt_named_geojson_cannot_read_a_server_file(planner, secret):
     assert MARKER not in rows[0].result
 
 
+def test_a_department_layer_upload_is_vetted_like_the_grid_import(planner, secret):
+    """The one network's department grids (issue 16 §2) read files through the same gate: a VRT named .geojson that
+    would read a server file is refused by content, the file's path and contents not quoted."""
+    from spatial.geometry.codes import credit_check_char
+
+    client, _, _, headers = planner
+    department = "91440304MA5F00001" + credit_check_char("91440304MA5F00001")
+    response = client.post(f"/api/one-network/departments/{department}/grids", headers=headers,
+                           files={"file": ("plan.geojson", _vrt(str(secret), "credentials"))},
+                           data={"department_name": "市场监督管理局", "layer_name": "市场监管网格", "reason": "test",
+                                 "dry_run": "true"})
+    assert response.status_code == 422, response.text
+    assert "not a GeoJSON file" in response.json()["detail"], response.text
+    _no_leak(response, str(secret.parent))
+
+
 def test_the_command_line_refuses_a_vrt_whatever_its_name(db, tmp_path, secret):
     for name in ("plan.geojson", "plan.json", "plan.gpkg", "plan.shp"):
         path = tmp_path / name
