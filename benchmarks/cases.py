@@ -24,11 +24,8 @@ the machine is shared: numbers vary with what else runs.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import statistics
 import sys
-import threading
 import time
 from datetime import date, timedelta
 
@@ -37,7 +34,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from benchmarks.common import database
+from benchmarks.common import database, http_load
 from benchmarks.nearby import PASSWORD, latency_line, server, timed
 from fixtures.synthetic_city import DISTRICT, HOUSEHOLDS_PER_GRID, load_city
 from spatial.store import users
@@ -140,44 +137,6 @@ def sql_alone(session: Session, label: str, sql: str, params: dict, runs: int = 
     latency_line(f"  {label}, SQL alone", seconds[5:])
 
 
-def load(base: str, token: str, paths: list[str], concurrency: int, max_seconds: float,
-         method: str = "GET", bodies: list[dict] | None = None) -> tuple[list[float], float, int]:
-    """Each path once, from ``concurrency`` threads (keep-alive); (latencies, wall seconds, non-2xx answers)."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + max_seconds
-    host, port = base.removeprefix("http://").split(":")
-    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-    jobs = list(zip(paths, bodies or [None] * len(paths), strict=True))
-
-    def worker(part) -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection(host, int(port), timeout=60)
-        try:
-            for path, body in part:
-                if time.monotonic() > deadline:
-                    return
-                started = time.perf_counter()
-                connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-                response = connection.getresponse()
-                response.read()
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    errors += not 200 <= response.status < 300
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(jobs[i::concurrency],)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - started, errors
-
-
 def token_of(base: str, name: str) -> str:
     return httpx.post(base + "/api/auth/token", data={"username": name, "password": PASSWORD}).json()["access_token"]
 
@@ -204,8 +163,8 @@ def bench_http(url: str, session: Session, args: argparse.Namespace) -> None:
              "'rejected', 'merged']) ORDER BY c.deadline LIMIT 100", {}),
         ]
         for label, token, path, sql, params in lists:
-            load(base, token, [path] * 40, args.concurrency, 30)  # warm every pooled connection
-            latencies, wall, errors = load(base, token, [path] * args.requests, args.concurrency, args.max_seconds)
+            http_load(base, token, [path] * 40, args.concurrency, 30)  # warm every pooled connection
+            latencies, wall, errors = http_load(base, token, [path] * args.requests, args.concurrency, args.max_seconds)
             latency_line(f"{label}, HTTP c. {args.concurrency}", latencies, wall)
             print(f"  target {TARGETS['lists']}; non-2xx {errors}")
             sql_alone(session, label, sql, params)
@@ -215,8 +174,8 @@ def bench_http(url: str, session: Session, args: argparse.Namespace) -> None:
             _, x0, y0, x1, y1 = worker_grids[int(rng.integers(0, len(worker_grids)))]
             bodies.append({"category": "environment.garbage", "x": float(rng.uniform(x0, x1)),
                            "y": float(rng.uniform(y0, y1)), "crs": "EPSG:4326", "description": "基准新事件"})
-        load(base, worker, ["/api/cases"] * 10, 1, 30, "POST", bodies[:10])
-        latencies, wall, errors = load(base, worker, ["/api/cases"] * len(bodies), 1, args.max_seconds, "POST", bodies)
+        http_load(base, worker, ["/api/cases"] * 10, 1, 30, "POST", bodies[:10])
+        latencies, wall, errors = http_load(base, worker, ["/api/cases"] * len(bodies), 1, args.max_seconds, "POST", bodies)
         latency_line("new case placed and routed, HTTP, one at a time", latencies, wall)
         print(f"  target {TARGETS['report']}; non-2xx {errors}")
         today = date.today()

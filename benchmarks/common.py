@@ -5,6 +5,8 @@ Benchmarks print figures; they never assert on time.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import resource
 import shutil
@@ -124,3 +126,42 @@ def percentiles(samples_s: list[float]) -> str:
     q = statistics.quantiles(sorted(samples_s), n=100, method="inclusive")
     return (f"p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms "
             f"(n={len(samples_s)})")
+
+
+def http_load(base: str, token: str, paths: list[str], concurrency: int, max_seconds: float,
+         method: str = "GET", bodies: list[dict] | None = None) -> tuple[list[float], float, int]:
+    """Each path once (with its JSON body, if any), from ``concurrency`` threads (http.client, keep-alive: a light
+    client, so that the figures are the server's); (latencies, wall seconds, non-2xx answers)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_seconds
+    host, port = base.removeprefix("http://").split(":")
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    jobs = list(zip(paths, bodies or [None] * len(paths), strict=True))
+
+    def worker(part) -> None:
+        nonlocal errors
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            for path, body in part:
+                if time.monotonic() > deadline:
+                    return
+                started = time.perf_counter()
+                connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+                response = connection.getresponse()
+                response.read()
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    errors += not 200 <= response.status < 300
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(jobs[i::concurrency],)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started, errors

@@ -20,7 +20,6 @@ Figures only, no assertions. The machine is shared: numbers vary with what else 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -28,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,7 +38,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from benchmarks.common import cpu_split, database, free_port
+from benchmarks.common import cpu_split, database, free_port, http_load
 from fixtures.synthetic_city import DISTRICT, load_city
 from spatial.access import Principal
 from spatial.geometry.crs import wgs84_to_gcj02
@@ -161,42 +159,12 @@ def server(url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
 
 
 def load(base: str, token: str, points, concurrency: int, max_seconds: float, mode: str) -> tuple[list[float], float, int]:
-    """Send one request per point from ``concurrency`` threads (http.client, keep-alive: a light client, so that
-    the figures are the server's); (latencies, wall seconds, non-200 answers)."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + max_seconds
-    host, port = base.removeprefix("http://").split(":")
-    gcj = [tuple(map(float, wgs84_to_gcj02(lon, lat))) for lon, lat in points]
-    headers = {"Authorization": "Bearer " + token}
-
-    def worker(part: list[tuple[float, float]]) -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        try:
-            for lon, lat in part:
-                if time.monotonic() > deadline:
-                    return
-                query = urlencode({"lon": lon, "lat": lat, "crs": "GCJ-02", "radius": 200, "limit": 50, "mode": mode})
-                started = time.perf_counter()
-                connection.request("GET", "/api/field/nearby?" + query, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    errors += response.status != 200
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(gcj[i::concurrency],)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - started, errors
+    """One nearby request per point (sent in GCJ-02, as phones do) from ``concurrency`` threads
+    (:func:`benchmarks.common.http_load`); (latencies, wall seconds, non-2xx answers)."""
+    paths = ["/api/field/nearby?" + urlencode({"lon": float(glon), "lat": float(glat), "crs": "GCJ-02", "radius": 200,
+                                                "limit": 50, "mode": mode})
+             for glon, glat in (wgs84_to_gcj02(lon, lat) for lon, lat in points)]
+    return http_load(base, token, paths, concurrency, max_seconds)
 
 
 def load_wrk(base: str, token: str, points, concurrency: int, seconds: float, mode: str) -> dict | None:
