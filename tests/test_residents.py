@@ -362,3 +362,46 @@ def test_area_decides_who_a_partial_ledger_marks_moved_out(town, tmp_path):
     assert count(db, "SELECT residents FROM households WHERE building_id = :b", b=b2.id) == 0
     with pytest.raises(InvalidInput):
         run(db, only_b1, area="city")
+
+
+def test_an_unchanged_row_is_known_by_its_fingerprint_and_any_other_is_checked_again(town, tmp_path, monkeypatch):
+    db, b1, east = town["db"], town["b1"], town["east"]
+    checked = []
+    row = residents._row
+    monkeypatch.setattr(residents, "_row", lambda cells, line, ctx: (checked.append(line), row(cells, line, ctx))[1])
+    rows = family(b1.code, "101", 1, 3)
+    path = write_xlsx(tmp_path / "v1.xlsx", rows)
+    assert run(db, path).counts.inserted == 3 and checked == [2, 3, 4]
+    assert count(db, "SELECT count(DISTINCT ledger_row) FROM persons WHERE length(ledger_row) = 16") == 3
+    version = count(db, "SELECT version FROM households WHERE room = '101'")
+
+    checked.clear()
+    again = run(db, path)
+    assert checked == [] and again.counts.unchanged == 3 and again.counts.changed == 0
+    assert count(db, "SELECT version FROM households WHERE room = '101'") == version
+
+    # another writer changes a person: that row is checked again, and the ledger wins
+    db.execute(text("UPDATE persons SET name = '张改' WHERE name = '张1011'"))
+    assert count(db, "SELECT count(*) FROM persons WHERE ledger_row IS NULL") == 1
+    version = count(db, "SELECT version FROM households WHERE room = '101'")
+    checked.clear()
+    back = run(db, path)
+    assert checked == [3] and back.counts.updated == 1
+    assert count(db, "SELECT count(*) FROM persons WHERE name = '张1011' AND ledger_row IS NOT NULL") == 1
+    assert count(db, "SELECT version FROM households WHERE room = '101'") == version + 1
+
+    # a row listed twice is caught although both copies are unchanged
+    checked.clear()
+    twice = run(db, write_xlsx(tmp_path / "twice.xlsx", rows + rows[:1]))
+    assert checked == [] and [(e.line, e.column) for e in twice.rejected] == [(5, "身份证号"), (5, "与户主关系")]
+    assert "listed twice" in twice.rejected[0].reason
+
+    # outside the importer's area, or after the building was renumbered, the rows are checked in full
+    checked.clear()
+    elsewhere = run(db, path, scope=persons.Scope(grid_ids=frozenset({east.id})))
+    assert checked == [2, 3, 4] and {e.column for e in elsewhere.rejected} == {"楼栋编码"}
+    db.execute(text("UPDATE buildings SET number = 7 WHERE id = :b"), {"b": b1.id})
+    checked.clear()
+    renumbered = run(db, path)
+    assert checked == [2, 3, 4] and "unknown building code" in renumbered.rejected[0].reason
+    assert count(db, "SELECT count(*) FROM persons WHERE moved_out IS NULL") == 3  # nothing written

@@ -40,6 +40,7 @@ order. The workers get the key file's secrets through their start-up pipe (never
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import re
@@ -115,6 +116,10 @@ DATE_TEXT = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s
 SUFFIXES = sheets.SUFFIXES
 MAX_REJECTED = sheets.MAX_REJECTED
 DEFAULT_MAX_DISTANCE_M = 30.0
+ROW_CHECKS = 1
+"""The version of :func:`_row`'s checks and of what it stages, part of every row's fingerprint: raise it whenever
+a row would be accepted, refused or staged differently, so the next import checks every row again."""
+FINGERPRINT_FIELD = "ledger_row"  # the field name fingerprints are keyed under
 
 
 @dataclass
@@ -308,6 +313,7 @@ class _Context:
     mapping: Mapping
     columns: dict[str, int]
     headers: list[str]
+    signature: str = ""
     known: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -319,8 +325,54 @@ class _Context:
         self.tags = {**TAG_LABELS, **self.mapping.tags}
 
 
+def signature(mapping: Mapping, headers: list[str], crs: str | None, max_distance_m: float) -> str:
+    """What besides its cells decides how a row is read: :data:`ROW_CHECKS`, the mapping, the file's header, the
+    CRS and distance of placing by position, the value labels (a digest, 32 hex characters)."""
+    return hashlib.sha256(repr((ROW_CHECKS, mapping, headers, crs, max_distance_m, KIND_LABELS, RELATION_LABELS,
+                                TAG_LABELS, GENDER_LABELS, PERSON_RELATIONS, RESIDENCE_KINDS, PERSON_TAGS)
+                               ).encode()).hexdigest()[:32]
+
+
+def row_fingerprint(cells: list[Any], ctx: _Context) -> bytes:
+    """The keyed fingerprint of a spreadsheet row (16 bytes; stored as ``persons.ledger_row``): HMAC-SHA256 under
+    the personal-data key of the import's :func:`signature` and the exact cells it reads (their ``repr``: types
+    and every character count). Equal fingerprints mean :func:`_row` gives the same result for the same buildings."""
+    return ctx.keys.digest(FINGERPRINT_FIELD, ctx.signature + repr(cells[:ctx.width]))[:16]
+
+
+def match_key(fingerprint: bytes, building_code: str) -> bytes:
+    """What :func:`spatial.store.persons.unchanged_rows` lists for a person: the first 16 bytes of
+    SHA-256(fingerprint ‖ UTF-8 building code)."""
+    return hashlib.sha256(fingerprint + building_code.encode()).digest()[:16]
+
+
+_SAME_ROW = (None,) * (len(store.STAGE_FIELDS) - 2)
+
+
+def _unchanged(chunk: list[tuple[int, list[Any]]], ctx: _Context,
+               known: np.ndarray) -> tuple[list[tuple], list[tuple[int, list[Any]]]]:
+    """Split a chunk of (line, cells): the staged form (line and fingerprint alone) of the rows whose fingerprint
+    and building code match a current person of ``known`` (sorted match keys, dtype S16), and the other rows (to
+    be checked). Rows without a building code (placed by name or position) are always checked."""
+    at = ctx.columns.get("building_code")
+    if at is None or not len(known):
+        return [], chunk
+    fingerprints, keys = [], []
+    for _, cells in chunk:
+        code = _text(cells[at]) if at < len(cells) and type(cells[at]) is str else None
+        fingerprint = row_fingerprint(cells, ctx) if code else None
+        fingerprints.append(fingerprint)
+        keys.append(match_key(fingerprint, code) if code else b"")
+    wanted = np.array(keys, dtype="S16")
+    at_key = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+    hit = (known[at_key] == wanted) & (wanted != b"")
+    same = [(line, *_SAME_ROW, fingerprints[i]) for i, (line, _) in enumerate(chunk) if hit[i]]
+    return same, [item for i, item in enumerate(chunk) if not hit[i]]
+
+
 def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
     """One staged row (:data:`spatial.store.persons.STAGE_FIELDS`; lon/lat still in the source CRS); _Bad."""
+    fingerprint = row_fingerprint(cells, ctx)
     cells = [*cells[:ctx.width], *([None] * (ctx.width + 1 - min(len(cells), ctx.width)))]
     index = ctx.index
     get = lambda f: cells[index[f]]  # noqa: E731
@@ -386,7 +438,7 @@ def _row(cells: list[Any], line: int, ctx: _Context) -> tuple:
             None if phone is None else k.seal(store.PHONE_FIELD, phone),
             None if phone is None else k.digest(store.PHONE_FIELD, phone),
             privacy.mask_phone(phone), "{" + ",".join(sorted(tags)) + "}", isolation_from, isolation_to, moved_in,
-            moved_out)
+            moved_out, fingerprint)
 
 
 def _error(ctx: _Context, line: int, f: str, reason: str) -> RowError:
@@ -446,9 +498,11 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
     header = next(rows, None)
     if header is None:
         raise InvalidInput(f"{name} is empty")
-    ctx = _Context(keys, mapping, _columns(header, mapping, name),
-                   [str(h).strip() if h is not None else "" for h in header])
+    headers = [str(h).strip() if h is not None else "" for h in header]
+    ctx = _Context(keys, mapping, _columns(header, mapping, name), headers, signature(mapping, headers, crs, max_m))
     kept: list[bytes] = []
+    store.lock(session)
+    known = np.frombuffer(store.unchanged_rows(session, scope), dtype="S16")
 
     def chunks() -> Iterator[list[tuple[int, list[Any]]]]:
         chunk: list[tuple[int, list[Any]]] = []
@@ -460,14 +514,25 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
         if chunk:
             yield chunk
 
+    def to_check() -> Iterator[list[tuple[int, list[Any]]]]:
+        for chunk in chunks():
+            same, rest = _unchanged(chunk, ctx, known)
+            unchanged.extend(same)
+            yield rest  # even empty: its result hands the unchanged rows on, in step with the file
+
+    unchanged: list[tuple] = []
+
     def staged() -> Iterator[tuple]:
         with _Checker(ctx, workers) as checker:
-            for good, bad in checker.run(chunks()):
+            for good, bad in checker.run(to_check()):
+                yield from unchanged
+                unchanged.clear()
                 for line, f, reason, kept_hash in bad:
                     report.reject(_error(ctx, line, f, reason))
                     if kept_hash is not None:
                         kept.append(kept_hash)
                 yield from _to_wgs84(good, crs)
+        yield from unchanged
 
     with session.begin_nested() as savepoint:
         store.stage(session, staged(), kept)
@@ -525,9 +590,9 @@ _WORKER: _Context | None = None
 
 
 def _start_worker(secrets: list[tuple[int, bytes]], mapping: Mapping, columns: dict[str, int],
-                  headers: list[str]) -> None:
+                  headers: list[str], signature: str) -> None:
     global _WORKER
-    _WORKER = _Context(PersonalKeys(secrets), mapping, columns, headers)
+    _WORKER = _Context(PersonalKeys(secrets), mapping, columns, headers, signature)
 
 
 def _check_in_worker(chunk: list[tuple[int, list[Any]]]) -> tuple[list[tuple], list[tuple]]:
@@ -560,7 +625,8 @@ class _Checker:
                 ctx = self.ctx
                 self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=_start_worker,
-                                                initargs=(ctx.keys.secrets, ctx.mapping, ctx.columns, ctx.headers))
+                                                initargs=(ctx.keys.secrets, ctx.mapping, ctx.columns, ctx.headers,
+                                                          ctx.signature))
             if self.pool is None:
                 yield _check(chunk, self.ctx)
                 continue

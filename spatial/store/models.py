@@ -192,6 +192,7 @@ class Person(Base):
     origin: Mapped[str] = mapped_column(Text, server_default="manual")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    ledger_row: Mapped[bytes | None] = mapped_column(LargeBinary)  # fingerprint of the ledger row (migration 0028)
 
 
 class Enclosure(Base):

@@ -31,37 +31,86 @@ from spatial.vocab import HOUSEHOLD_TAGS
 
 STAGE_FIELDS = ("line", "building_code", "building_name", "lon", "lat", "unit", "floor", "room", "name", "gender",
                 "relation", "kind", "id_sealed", "id_hash", "id_masked", "phone_sealed", "phone_hash", "phone_masked",
-                "tags", "isolation_from", "isolation_to", "moved_in", "moved_out")
+                "tags", "isolation_from", "isolation_to", "moved_in", "moved_out", "ledger_row")
+"""A checked row's columns; an *unchanged* row (its fingerprint matches a current person's, see
+:func:`unchanged_rows`) is staged as ``line`` and ``ledger_row`` alone and :func:`place` copies the rest from that
+person."""
 LOCK = 0x6772_6964_7065_7273  # advisory lock of ledger writes and key rotations ("gridpers")
 ID_FIELD, PHONE_FIELD = "id_number", "phone"  # the field names the values are sealed and hashed under
+_STAGED = """line integer PRIMARY KEY, building_code text, building_name text, lon double precision,
+    lat double precision, unit text, floor smallint, room text, name text, gender text, relation text,
+    kind text, id_sealed bytea, id_hash bytea, id_masked text, phone_sealed bytea, phone_hash bytea,
+    phone_masked text, tags text[], isolation_from date, isolation_to date, moved_in date, moved_out date,
+    ledger_row bytea"""
+
+
+def lock(session: Session) -> None:
+    """Take the ledger lock (until the transaction ends): ledger edits wait, and :func:`unchanged_rows` stays
+    true until the merge."""
+    _raw(session, "SELECT pg_advisory_xact_lock(%d)" % LOCK)
+
+
+def unchanged_rows(session: Session, scope: Scope) -> bytes:
+    """The match keys of the current persons of ``scope`` that a ledger row wrote (``persons.ledger_row``, migration
+    0028), concatenated, 16 bytes each, sorted: the first 16 bytes of SHA-256(ledger_row ‖ the UTF-8 code of the
+    person's building now). A row of a new ledger is unchanged when its fingerprint and its building code give one
+    of these (a building re-coded since, or now outside ``scope``, makes its rows be checked again). Take
+    :func:`lock` first."""
+    where, params = building_scope(scope)
+    return session.execute(text(f"""
+        SELECT coalesce(string_agg(k, ''::bytea ORDER BY k), ''::bytea) FROM (
+            SELECT substring(sha256(p.ledger_row || convert_to(b.code, 'UTF8')) FROM 1 FOR 16) AS k
+            FROM persons p JOIN households h ON h.id = p.household_id JOIN buildings b ON b.id = h.building_id
+            WHERE p.moved_out IS NULL AND p.ledger_row IS NOT NULL AND b.code IS NOT NULL AND {where}) keys"""),
+        params).scalar_one()
 
 
 def stage(session: Session, rows: Iterable[tuple], kept_hashes: Iterable[bytes] = ()) -> int:
     """Create (empty) the temporary tables and COPY ``rows`` (tuples of :data:`STAGE_FIELDS`) into
-    ``stage_persons``; ``kept_hashes`` are ID hashes of rejected rows (not marked moved out). Rows staged."""
-    _raw(session, "SELECT pg_advisory_xact_lock(%d)" % LOCK)
-    _raw(session, """
-        CREATE TEMP TABLE IF NOT EXISTS stage_persons (
-            line integer PRIMARY KEY, building_code text, building_name text, lon double precision,
-            lat double precision, unit text, floor smallint, room text, name text, gender text, relation text,
-            kind text, id_sealed bytea, id_hash bytea, id_masked text, phone_sealed bytea, phone_hash bytea,
-            phone_masked text, tags text[], isolation_from date, isolation_to date, moved_in date, moved_out date,
-            building_id bigint, distance_m real, household_id bigint) ON COMMIT DROP""")
+    ``stage_input``; ``kept_hashes`` are ID hashes of rejected rows (not marked moved out). Takes :func:`lock`.
+    Rows staged."""
+    lock(session)
+    _raw(session, f"CREATE TEMP TABLE IF NOT EXISTS stage_input ({_STAGED}) ON COMMIT DROP")
+    _raw(session, f"""CREATE TEMP TABLE IF NOT EXISTS stage_persons ({_STAGED}, building_id bigint, distance_m real,
+                      household_id bigint, same boolean NOT NULL) ON COMMIT DROP""")
     _raw(session, "CREATE TEMP TABLE IF NOT EXISTS stage_kept (id_hash bytea) ON COMMIT DROP")
     _raw(session, "CREATE TEMP TABLE IF NOT EXISTS stage_touched (household_id bigint) ON COMMIT DROP")
-    _raw(session, "TRUNCATE stage_persons, stage_kept, stage_touched")
-    count = _copy_rows(session, "stage_persons", STAGE_FIELDS, rows)
+    _raw(session, "TRUNCATE stage_input, stage_persons, stage_kept, stage_touched")
+    count = _copy_rows(session, "stage_input", STAGE_FIELDS, rows)
     _copy_rows(session, "stage_kept", ("id_hash",), ((h,) for h in kept_hashes))
-    _raw(session, "ANALYZE stage_persons")
     return count
 
 
+_COLUMNS = ", ".join(STAGE_FIELDS)
+
+
 def place(session: Session, scope: Scope, max_distance_m: float) -> None:
-    """Fill ``stage_persons.building_id`` (and ``distance_m`` for rows placed by position; 0 inside)."""
+    """Fill ``stage_persons`` from ``stage_input`` with every row's ``building_id`` (and ``distance_m`` for rows
+    placed by position; 0 inside) and, where the household exists, ``household_id``. Unchanged rows (``same``)
+    are copied from their current person (household, building, every field). RuntimeError if one of them has no
+    such person any more (impossible under :func:`lock`)."""
     where, params = building_scope(scope)
     session.execute(text(f"""
-        UPDATE stage_persons s SET building_id = b.id FROM buildings b
-        WHERE s.building_code IS NOT NULL AND b.code = s.building_code AND {where}"""), params)
+        INSERT INTO stage_persons ({_COLUMNS}, building_id, household_id, same)
+        SELECT i.{_COLUMNS.replace(", ", ", i.")}, b.id, h.id, false
+        FROM stage_input i
+        LEFT JOIN buildings b ON i.building_code IS NOT NULL AND b.code = i.building_code AND {where}
+        LEFT JOIN households h ON h.building_id = b.id AND h.unit = i.unit AND h.room = i.room
+        WHERE i.id_hash IS NOT NULL
+        UNION ALL
+        SELECT i.line, b.code, NULL, NULL, NULL, h.unit, h.floor, h.room, p.name, p.gender, p.relation, p.kind,
+               p.id_number_sealed, p.id_number_hash, p.id_number_masked, p.phone_sealed, p.phone_hash,
+               p.phone_masked, p.tags, p.isolation_from, p.isolation_to, p.moved_in, NULL, i.ledger_row,
+               b.id, h.id, true
+        FROM stage_input i
+        JOIN persons p ON p.ledger_row = i.ledger_row AND p.moved_out IS NULL
+        JOIN households h ON h.id = p.household_id JOIN buildings b ON b.id = h.building_id
+        WHERE i.id_hash IS NULL"""), params)
+    missing = session.execute(text("""
+        SELECT count(*) FROM stage_input i
+        WHERE i.id_hash IS NULL AND NOT EXISTS (SELECT 1 FROM stage_persons s WHERE s.line = i.line)""")).scalar_one()
+    if missing:
+        raise RuntimeError(f"{missing} unchanged ledger rows lost their person during the import (ledger lock not held?)")
     session.execute(text(f"""
         UPDATE stage_persons s SET building_id = n.id
         FROM (SELECT b.name, min(b.id) AS id FROM buildings b
@@ -81,6 +130,7 @@ def place(session: Session, scope: Scope, max_distance_m: float) -> None:
                   ORDER BY b.footprint::geography <-> q.point::geography, b.id LIMIT 1) f
               WHERE p.building_code IS NULL AND p.building_name IS NULL AND p.lon IS NOT NULL) hit
         WHERE s.line = hit.line"""), {**params, "max_m": max_distance_m})
+    _raw(session, "ANALYZE stage_persons")
 
 
 def findings(session: Session, max_distance_m: float) -> list[tuple[int, str, str]]:
@@ -108,13 +158,19 @@ def findings(session: Session, max_distance_m: float) -> list[tuple[int, str, st
         FROM (SELECT line, first_value(line) OVER w AS first,
                      (building_id, unit, room) = (first_value(building_id) OVER w, first_value(unit) OVER w,
                                                   first_value(room) OVER w) AS same
-              FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL
+              FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL AND id_hash IN (
+                  SELECT id_hash FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL
+                  GROUP BY id_hash HAVING count(*) > 1)
               WINDOW w AS (PARTITION BY id_hash ORDER BY line)) d
         WHERE line <> first
         UNION ALL
         SELECT line, 'relation', 'a second head of household (户主) of this household (the first on line ' || first || ')'
         FROM (SELECT line, first_value(line) OVER (PARTITION BY building_id, unit, room ORDER BY line) AS first
-              FROM stage_persons WHERE moved_out IS NULL AND relation = 'head' AND building_id IS NOT NULL) h
+              FROM stage_persons WHERE moved_out IS NULL AND relation = 'head' AND building_id IS NOT NULL
+                AND (building_id, unit, room) IN (
+                    SELECT building_id, unit, room FROM stage_persons
+                    WHERE moved_out IS NULL AND relation = 'head' AND building_id IS NOT NULL
+                    GROUP BY building_id, unit, room HAVING count(*) > 1)) h
         WHERE line <> first
         ORDER BY 1"""), {"max_m": max_distance_m}).all()
     return [(int(line), field, reason) for line, field, reason in rows]
@@ -153,10 +209,11 @@ _CHANGED = """(p.name, p.gender, p.relation, p.kind, p.phone_hash, p.tags, p.iso
                coalesce(s.moved_in, p.moved_in))"""
 _INSERT = """INSERT INTO persons (household_id, name, gender, relation, kind, id_number_sealed, id_number_hash,
                      id_number_masked, phone_sealed, phone_hash, phone_masked, tags, isolation_from, isolation_to,
-                     moved_in, moved_out, moved_out_reason, origin)
+                     moved_in, moved_out, moved_out_reason, origin, ledger_row)
 SELECT s.household_id, s.name, s.gender, s.relation, s.kind, s.id_sealed, s.id_hash, s.id_masked, s.phone_sealed,
        s.phone_hash, s.phone_masked, s.tags, s.isolation_from, s.isolation_to, s.moved_in, s.moved_out,
-       CASE WHEN s.moved_out IS NOT NULL THEN 'left' END, :origin
+       CASE WHEN s.moved_out IS NOT NULL THEN 'left' END, :origin,
+       CASE WHEN s.moved_out IS NULL THEN s.ledger_row END
 FROM stage_persons s"""
 
 
@@ -172,36 +229,50 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
     * others are inserted in the ledger's line order (their ids follow it), or updated where a field differs
       (nothing is written for an unchanged row);
     * every household touched gets its residents count, head (name; masked ID and mobile) and tags (the union of
-      its residents' household-level tags) recomputed from its current persons.
+      its residents' household-level tags) recomputed from its current persons, and its version raised once;
+    * every current row written from the ledger keeps the row's fingerprint (``ledger_row``); a row whose fields
+      are unchanged but whose fingerprint is new (other spelling, another mapping) gets it without counting as
+      updated. Unchanged rows staged by fingerprint (``same``) are not looked at again.
     """
+    session.execute(text("SELECT set_config('gridgov.household_versions', 'by writer', true)"))
+    try:
+        return _merge(session, origin, as_of, area)
+    finally:
+        session.execute(text("SELECT set_config('gridgov.household_versions', '', true)"))
+
+
+def _merge(session: Session, origin: str, as_of: date, area: str) -> MergeCounts:
     c = MergeCounts()
     run = lambda sql, **p: session.execute(text(sql), {"as_of": as_of, "origin": origin, **p}).rowcount  # noqa: E731
     c.households_created = run("""
         INSERT INTO households (building_id, unit, floor, room, residents)
         SELECT DISTINCT ON (building_id, unit, room) building_id, unit, floor, room, 0
-        FROM stage_persons ORDER BY building_id, unit, room, line
+        FROM stage_persons WHERE household_id IS NULL ORDER BY building_id, unit, room, line
         ON CONFLICT (building_id, unit, room) DO NOTHING""")
     run("""UPDATE stage_persons s SET household_id = h.id FROM households h
-           WHERE h.building_id = s.building_id AND h.unit = s.unit AND h.room = s.room""")
+           WHERE s.household_id IS NULL AND h.building_id = s.building_id AND h.unit = s.unit AND h.room = s.room""")
     _raw(session, "CREATE INDEX IF NOT EXISTS stage_persons_hash ON stage_persons (id_hash)")
     _raw(session, "ANALYZE stage_persons")
     c.households_updated = run("""
         UPDATE households h SET floor = f.floor
         FROM (SELECT DISTINCT ON (household_id) household_id, floor FROM stage_persons
-              WHERE floor IS NOT NULL ORDER BY household_id, line) f
+              WHERE floor IS NOT NULL AND household_id IN (SELECT household_id FROM stage_persons WHERE NOT same)
+              ORDER BY household_id, line) f
         WHERE h.id = f.household_id AND h.floor IS DISTINCT FROM f.floor""")
     c.moved = run(f"""
         WITH closed AS (
             UPDATE persons p SET moved_out = greatest(coalesce(s.moved_in, :as_of), p.moved_in),
                                  moved_out_reason = 'moved', updated_at = now()
-            FROM stage_persons s WHERE {_SAME} AND s.moved_out IS NULL AND p.household_id <> s.household_id
+            FROM stage_persons s
+            WHERE {_SAME} AND NOT s.same AND s.moved_out IS NULL AND p.household_id <> s.household_id
             RETURNING p.household_id)
         INSERT INTO stage_touched SELECT household_id FROM closed""")
     c.moved_out = run(f"""
         WITH closed AS (
             UPDATE persons p SET moved_out = greatest(s.moved_out, p.moved_in), moved_out_reason = 'left',
                                  updated_at = now()
-            FROM stage_persons s WHERE {_SAME} AND s.moved_out IS NOT NULL AND p.household_id = s.household_id
+            FROM stage_persons s
+            WHERE {_SAME} AND NOT s.same AND s.moved_out IS NOT NULL AND p.household_id = s.household_id
             RETURNING p.household_id)
         INSERT INTO stage_touched SELECT household_id FROM closed""")
     area_sql = {"buildings": "h.building_id IN (SELECT building_id FROM stage_persons)",
@@ -225,19 +296,23 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
                                        ELSE s.phone_sealed END,
                    phone_masked = s.phone_masked, phone_hash = s.phone_hash, tags = s.tags,
                    isolation_from = s.isolation_from, isolation_to = s.isolation_to,
-                   moved_in = coalesce(s.moved_in, p.moved_in), origin = :origin, updated_at = now()
+                   moved_in = coalesce(s.moved_in, p.moved_in), origin = :origin, updated_at = now(),
+                   ledger_row = s.ledger_row
             FROM stage_persons s
-            WHERE {_SAME} AND s.moved_out IS NULL AND p.household_id = s.household_id AND s.relation {heads} 'head'
-              AND {_CHANGED}
+            WHERE {_SAME} AND NOT s.same AND s.moved_out IS NULL AND p.household_id = s.household_id
+              AND s.relation {heads} 'head' AND {_CHANGED}
             RETURNING p.household_id)
             INSERT INTO stage_touched SELECT household_id FROM changed""")
+    run(f"""UPDATE persons p SET ledger_row = s.ledger_row FROM stage_persons s
+            WHERE {_SAME} AND NOT s.same AND s.moved_out IS NULL AND p.household_id = s.household_id
+              AND p.ledger_row IS DISTINCT FROM s.ledger_row""")
     c.inserted = run(f"""WITH added AS ({_INSERT}
-        WHERE s.moved_out IS NULL
+        WHERE s.moved_out IS NULL AND NOT s.same
           AND NOT EXISTS (SELECT 1 FROM persons p WHERE {_SAME} AND p.household_id = s.household_id)
         ORDER BY s.line RETURNING household_id)
         INSERT INTO stage_touched SELECT household_id FROM added""")
     c.history = run(f"""WITH added AS ({_INSERT}
-        WHERE s.moved_out IS NOT NULL
+        WHERE s.moved_out IS NOT NULL AND NOT s.same
           AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id_number_hash = s.id_hash
                           AND p.household_id = s.household_id AND p.moved_out >= s.moved_out)
         ORDER BY s.line RETURNING household_id)
@@ -246,18 +321,11 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
         _raw(session, "ANALYZE persons")
     c.unchanged = session.execute(text("SELECT count(*) FROM stage_persons WHERE moved_out IS NULL")).scalar_one() \
         - c.inserted - c.updated
-    c.households_updated += _refresh_households(session)
+    c.households_updated += _refresh(session, _TOUCHED_IDS, {}, bump=True)
     return c
 
 
 _TOUCHED_IDS = "SELECT DISTINCT household_id AS id FROM stage_touched"
-
-
-def _refresh_households(session: Session) -> int:
-    """Recompute the ledger-derived columns of the households whose current persons the merge changed (every
-    write of :func:`merge` records its households in ``stage_touched``; an unchanged re-import touches none);
-    rows changed."""
-    return _refresh(session, _TOUCHED_IDS, {})
 
 
 def refresh_households(session: Session, household_ids: Sequence[int]) -> int:
@@ -266,7 +334,11 @@ def refresh_households(session: Session, household_ids: Sequence[int]) -> int:
     return _refresh(session, "SELECT unnest(CAST(:ids AS bigint[])) AS id", {"ids": list(household_ids)})
 
 
-def _refresh(session: Session, ids_sql: str, params: dict[str, Any]) -> int:
+def _refresh(session: Session, ids_sql: str, params: dict[str, Any], *, bump: bool = False) -> int:
+    """Recompute the ledger-derived columns of the households ``ids_sql`` selects; how many changed. ``bump``
+    (the merge, whose statements leave the versions to it: every write records its households in
+    ``stage_touched``, an unchanged re-import touches none): also raise every one's version, changed or not;
+    else only changed rows are written (their version follows by trigger)."""
     return session.execute(text("WITH ids AS (" + ids_sql + ")," + """
         current AS (SELECT p.* FROM persons p JOIN ids ON ids.id = p.household_id WHERE p.moved_out IS NULL),
         counts AS (
@@ -281,15 +353,20 @@ def _refresh(session: Session, ids_sql: str, params: dict[str, Any]) -> int:
             SELECT household_id AS id, array_agg(DISTINCT t ORDER BY t) AS tags
             FROM current, unnest(current.tags) t WHERE t = ANY(CAST(:tags AS text[])) GROUP BY household_id),
         derived AS (
-            SELECT ids.id, coalesce(c.residents, 0) AS residents, c.head_name, c.head_id, c.head_phone,
-                   coalesce(t.tags, '{}') AS tags
-            FROM ids LEFT JOIN counts c ON c.id = ids.id LEFT JOIN tags t ON t.id = ids.id)
-        UPDATE households h SET residents = d.residents, head_name = d.head_name, head_id_number = d.head_id,
-                                head_phone = d.head_phone, tags = d.tags
-        FROM derived d
-        WHERE h.id = d.id AND (h.residents, h.head_name, h.head_id_number, h.head_phone, h.tags)
-              IS DISTINCT FROM (d.residents, d.head_name, d.head_id, d.head_phone, d.tags)"""),
-        {**params, "tags": list(HOUSEHOLD_TAGS)}).rowcount
+            SELECT d.*, (o.residents, o.head_name, o.head_id_number, o.head_phone, o.tags)
+                        IS DISTINCT FROM (d.residents, d.head_name, d.head_id, d.head_phone, d.tags) AS changed
+            FROM (SELECT ids.id, coalesce(c.residents, 0) AS residents, c.head_name, c.head_id, c.head_phone,
+                         coalesce(t.tags, '{}') AS tags
+                  FROM ids LEFT JOIN counts c ON c.id = ids.id LEFT JOIN tags t ON t.id = ids.id) d
+            JOIN households o ON o.id = d.id),
+        written AS (
+            UPDATE households h SET residents = d.residents, head_name = d.head_name, head_id_number = d.head_id,
+                                    head_phone = d.head_phone, tags = d.tags""" + (
+        ", version = h.version + 1 FROM derived d WHERE h.id = d.id" if bump else
+        " FROM derived d WHERE h.id = d.id AND d.changed") + """
+            RETURNING d.changed)
+        SELECT count(*) FILTER (WHERE changed) FROM written"""),
+        {**params, "tags": list(HOUSEHOLD_TAGS)}).scalar_one()
 
 
 # -- lookups ------------------------------------------------------------------------------------------------------
