@@ -323,6 +323,7 @@ class _Context:
         self.kinds = {**KIND_LABELS, **self.mapping.kinds}
         self.relations = {**RELATION_LABELS, **self.mapping.relations}
         self.tags = {**TAG_LABELS, **self.mapping.tags}
+        self.fingerprint_key = self.keys.digest(FINGERPRINT_FIELD, "the key of ledger rows' fingerprints")
 
 
 def signature(mapping: Mapping, headers: list[str], crs: str | None, max_distance_m: float) -> str:
@@ -334,10 +335,12 @@ def signature(mapping: Mapping, headers: list[str], crs: str | None, max_distanc
 
 
 def row_fingerprint(cells: list[Any], ctx: _Context) -> bytes:
-    """The keyed fingerprint of a spreadsheet row (16 bytes; stored as ``persons.ledger_row``): HMAC-SHA256 under
-    the personal-data key of the import's :func:`signature` and the exact cells it reads (their ``repr``: types
-    and every character count). Equal fingerprints mean :func:`_row` gives the same result for the same buildings."""
-    return ctx.keys.digest(FINGERPRINT_FIELD, ctx.signature + repr(cells[:ctx.width]))[:16]
+    """The keyed fingerprint of a spreadsheet row (16 bytes; stored as ``persons.ledger_row``): BLAKE2b keyed with
+    a key derived from the personal-data key, of the import's :func:`signature` and the exact cells it reads (their
+    ``repr``: types and every character count). Equal fingerprints mean :func:`_row` gives the same result for
+    the same buildings."""
+    return hashlib.blake2b((ctx.signature + repr(cells[:ctx.width])).encode(), key=ctx.fingerprint_key,
+                           digest_size=16).digest()
 
 
 def match_key(fingerprint: bytes, building_code: str) -> bytes:
@@ -502,7 +505,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
     ctx = _Context(keys, mapping, _columns(header, mapping, name), headers, signature(mapping, headers, crs, max_m))
     kept: list[bytes] = []
     store.lock(session)
-    known = np.frombuffer(store.unchanged_rows(session, scope), dtype="S16")
+    known = np.sort(np.frombuffer(store.unchanged_rows(session, scope), dtype="S16"))
 
     def chunks() -> Iterator[list[tuple[int, list[Any]]]]:
         chunk: list[tuple[int, list[Any]]] = []
@@ -515,12 +518,15 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
             yield chunk
 
     def to_check() -> Iterator[list[tuple[int, list[Any]]]]:
+        nonlocal same_rows
         for chunk in chunks():
             same, rest = _unchanged(chunk, ctx, known)
             unchanged.extend(same)
+            same_rows += len(same)
             yield rest  # even empty: its result hands the unchanged rows on, in step with the file
 
     unchanged: list[tuple] = []
+    same_rows = 0
 
     def staged() -> Iterator[tuple]:
         with _Checker(ctx, workers) as checker:
@@ -536,7 +542,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
 
     with session.begin_nested() as savepoint:
         store.stage(session, staged(), kept)
-        store.place(session, scope, max_m)
+        store.place(session, scope, max_m, unchanged=same_rows)
         found = store.findings(session, max_m)
         for line, f, reason in found:
             report.reject(_error(ctx, line, f, reason))

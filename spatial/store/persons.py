@@ -52,13 +52,13 @@ def lock(session: Session) -> None:
 
 def unchanged_rows(session: Session, scope: Scope) -> bytes:
     """The match keys of the current persons of ``scope`` that a ledger row wrote (``persons.ledger_row``, migration
-    0028), concatenated, 16 bytes each, sorted: the first 16 bytes of SHA-256(ledger_row ‖ the UTF-8 code of the
+    0028), concatenated, 16 bytes each, in no order: the first 16 bytes of SHA-256(ledger_row ‖ the UTF-8 code of the
     person's building now). A row of a new ledger is unchanged when its fingerprint and its building code give one
     of these (a building re-coded since, or now outside ``scope``, makes its rows be checked again). Take
     :func:`lock` first."""
     where, params = building_scope(scope)
     return session.execute(text(f"""
-        SELECT coalesce(string_agg(k, ''::bytea ORDER BY k), ''::bytea) FROM (
+        SELECT coalesce(string_agg(k, ''::bytea), ''::bytea) FROM (
             SELECT substring(sha256(p.ledger_row || convert_to(b.code, 'UTF8')) FROM 1 FOR 16) AS k
             FROM persons p JOIN households h ON h.id = p.household_id JOIN buildings b ON b.id = h.building_id
             WHERE p.moved_out IS NULL AND p.ledger_row IS NOT NULL AND b.code IS NOT NULL AND {where}) keys"""),
@@ -84,11 +84,11 @@ def stage(session: Session, rows: Iterable[tuple], kept_hashes: Iterable[bytes] 
 _COLUMNS = ", ".join(STAGE_FIELDS)
 
 
-def place(session: Session, scope: Scope, max_distance_m: float) -> None:
+def place(session: Session, scope: Scope, max_distance_m: float, *, unchanged: int = 0) -> None:
     """Fill ``stage_persons`` from ``stage_input`` with every row's ``building_id`` (and ``distance_m`` for rows
-    placed by position; 0 inside) and, where the household exists, ``household_id``. Unchanged rows (``same``)
-    are copied from their current person (household, building, every field). RuntimeError if one of them has no
-    such person any more (impossible under :func:`lock`)."""
+    placed by position; 0 inside) and, where the household exists, ``household_id``. The ``unchanged`` rows staged
+    by fingerprint alone (``same``) are copied from their current person (household, building, every field);
+    RuntimeError if one of them has no such person any more (impossible under :func:`lock`)."""
     where, params = building_scope(scope)
     session.execute(text(f"""
         INSERT INTO stage_persons ({_COLUMNS}, building_id, household_id, same)
@@ -96,8 +96,9 @@ def place(session: Session, scope: Scope, max_distance_m: float) -> None:
         FROM stage_input i
         LEFT JOIN buildings b ON i.building_code IS NOT NULL AND b.code = i.building_code AND {where}
         LEFT JOIN households h ON h.building_id = b.id AND h.unit = i.unit AND h.room = i.room
-        WHERE i.id_hash IS NOT NULL
-        UNION ALL
+        WHERE i.id_hash IS NOT NULL"""), params)
+    copied = session.execute(text(f"""
+        INSERT INTO stage_persons ({_COLUMNS}, building_id, household_id, same)
         SELECT i.line, b.code, NULL, NULL, NULL, h.unit, h.floor, h.room, p.name, p.gender, p.relation, p.kind,
                p.id_number_sealed, p.id_number_hash, p.id_number_masked, p.phone_sealed, p.phone_hash,
                p.phone_masked, p.tags, p.isolation_from, p.isolation_to, p.moved_in, NULL, i.ledger_row,
@@ -105,12 +106,10 @@ def place(session: Session, scope: Scope, max_distance_m: float) -> None:
         FROM stage_input i
         JOIN persons p ON p.ledger_row = i.ledger_row AND p.moved_out IS NULL
         JOIN households h ON h.id = p.household_id JOIN buildings b ON b.id = h.building_id
-        WHERE i.id_hash IS NULL"""), params)
-    missing = session.execute(text("""
-        SELECT count(*) FROM stage_input i
-        WHERE i.id_hash IS NULL AND NOT EXISTS (SELECT 1 FROM stage_persons s WHERE s.line = i.line)""")).scalar_one()
-    if missing:
-        raise RuntimeError(f"{missing} unchanged ledger rows lost their person during the import (ledger lock not held?)")
+        WHERE i.id_hash IS NULL""")).rowcount
+    if copied != unchanged:
+        raise RuntimeError(f"{unchanged - copied} unchanged ledger rows lost their person during the import "
+                           "(ledger lock not held?)")
     session.execute(text(f"""
         UPDATE stage_persons s SET building_id = n.id
         FROM (SELECT b.name, min(b.id) AS id FROM buildings b
@@ -130,47 +129,54 @@ def place(session: Session, scope: Scope, max_distance_m: float) -> None:
                   ORDER BY b.footprint::geography <-> q.point::geography, b.id LIMIT 1) f
               WHERE p.building_code IS NULL AND p.building_name IS NULL AND p.lon IS NOT NULL) hit
         WHERE s.line = hit.line"""), {**params, "max_m": max_distance_m})
+    _raw(session, "CREATE INDEX IF NOT EXISTS stage_persons_hash ON stage_persons (id_hash)")
     _raw(session, "ANALYZE stage_persons")
 
 
 def findings(session: Session, max_distance_m: float) -> list[tuple[int, str, str]]:
     """(line, field, reason) of every staged row the ledger as a whole rejects, by line. Fields are
-    ``building_code``, ``building_name``, ``lon``, ``id_number`` and ``relation``."""
+    ``building_code``, ``building_name``, ``lon``, ``id_number`` and ``relation``.
+
+    A person listed twice, or a second head, needs a checked row or an unchanged row listed twice (identical
+    lines): unchanged rows of distinct lines are distinct current persons, at most one current head a household
+    (the unique indexes of migration 0016), so the checks only look at the ID numbers and households of those."""
     rows = session.execute(text("""
-        SELECT line, 'building_code', 'unknown building code ' || building_code || ' (no such building in your area)'
-        FROM stage_persons WHERE building_id IS NULL AND building_code IS NOT NULL
-        UNION ALL
-        SELECT s.line, 'building_name', CASE WHEN n.count IS NULL
-                   THEN 'unknown building ' || quote_literal(s.building_name)
-                        || ' (no building of that name in your area)'
-                   ELSE 'building name ' || quote_literal(s.building_name) || ' is ambiguous (' || n.count
-                        || ' buildings): give the building code' END
+        WITH suspects AS (
+            SELECT line, id_hash, building_id, unit, room, relation FROM stage_persons
+            WHERE moved_out IS NULL AND building_id IS NOT NULL AND (NOT same OR ledger_row IN (
+                SELECT ledger_row FROM stage_persons WHERE same GROUP BY ledger_row HAVING count(*) > 1))),
+        current AS NOT MATERIALIZED (
+            SELECT * FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL)
+        SELECT s.line, CASE WHEN s.building_code IS NOT NULL THEN 'building_code'
+                            WHEN s.building_name IS NOT NULL THEN 'building_name' ELSE 'lon' END,
+               CASE WHEN s.building_code IS NOT NULL
+                    THEN 'unknown building code ' || s.building_code || ' (no such building in your area)'
+                    WHEN s.building_name IS NOT NULL AND n.count IS NULL
+                    THEN 'unknown building ' || quote_literal(s.building_name)
+                         || ' (no building of that name in your area)'
+                    WHEN s.building_name IS NOT NULL
+                    THEN 'building name ' || quote_literal(s.building_name) || ' is ambiguous (' || n.count
+                         || ' buildings): give the building code'
+                    ELSE 'no building at or within ' || CAST(:max_m AS real) || ' m of the position' END
         FROM stage_persons s
-        LEFT JOIN (SELECT name, count(*) FROM buildings GROUP BY name) n ON n.name = s.building_name
-        WHERE s.building_id IS NULL AND s.building_code IS NULL AND s.building_name IS NOT NULL
+        LEFT JOIN (SELECT name, count(*) FROM buildings GROUP BY name) n
+               ON s.building_code IS NULL AND n.name = s.building_name
+        WHERE s.building_id IS NULL
         UNION ALL
-        SELECT line, 'lon', 'no building at or within ' || CAST(:max_m AS real) || ' m of the position'
-        FROM stage_persons WHERE building_id IS NULL AND building_code IS NULL AND building_name IS NULL
-        UNION ALL
-        SELECT line, 'id_number', CASE WHEN same
+        SELECT line, 'id_number', CASE WHEN same_household
                                   THEN 'listed twice in the same household (first on line ' || first || ')'
                                   ELSE 'a person in two households (also on line ' || first || ')' END
         FROM (SELECT line, first_value(line) OVER w AS first,
                      (building_id, unit, room) = (first_value(building_id) OVER w, first_value(unit) OVER w,
-                                                  first_value(room) OVER w) AS same
-              FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL AND id_hash IN (
-                  SELECT id_hash FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL
-                  GROUP BY id_hash HAVING count(*) > 1)
+                                                  first_value(room) OVER w) AS same_household
+              FROM current WHERE id_hash IN (SELECT id_hash FROM suspects)
               WINDOW w AS (PARTITION BY id_hash ORDER BY line)) d
         WHERE line <> first
         UNION ALL
         SELECT line, 'relation', 'a second head of household (户主) of this household (the first on line ' || first || ')'
         FROM (SELECT line, first_value(line) OVER (PARTITION BY building_id, unit, room ORDER BY line) AS first
-              FROM stage_persons WHERE moved_out IS NULL AND relation = 'head' AND building_id IS NOT NULL
-                AND (building_id, unit, room) IN (
-                    SELECT building_id, unit, room FROM stage_persons
-                    WHERE moved_out IS NULL AND relation = 'head' AND building_id IS NOT NULL
-                    GROUP BY building_id, unit, room HAVING count(*) > 1)) h
+              FROM current WHERE relation = 'head' AND (building_id, unit, room) IN (
+                  SELECT building_id, unit, room FROM suspects WHERE relation = 'head')) h
         WHERE line <> first
         ORDER BY 1"""), {"max_m": max_distance_m}).all()
     return [(int(line), field, reason) for line, field, reason in rows]
@@ -251,7 +257,6 @@ def _merge(session: Session, origin: str, as_of: date, area: str) -> MergeCounts
         ON CONFLICT (building_id, unit, room) DO NOTHING""")
     run("""UPDATE stage_persons s SET household_id = h.id FROM households h
            WHERE s.household_id IS NULL AND h.building_id = s.building_id AND h.unit = s.unit AND h.room = s.room""")
-    _raw(session, "CREATE INDEX IF NOT EXISTS stage_persons_hash ON stage_persons (id_hash)")
     _raw(session, "ANALYZE stage_persons")
     c.households_updated = run("""
         UPDATE households h SET floor = f.floor
