@@ -55,6 +55,12 @@ NODE_SETTINGS = {
 }
 """``postgresql.auto.conf`` of every server (it wins over pg_autoctl's tuning, sized for a dedicated machine);
 the standby gets the primary's copy from ``pg_basebackup``. Plus ``unix_socket_directories`` = ``run/``."""
+HBA = """# gridgov formation: the local socket (its folder is mode 0700), pg_rewind's connection (an old primary
+# rejoining), then the loopback rules pg_autoctl appends (replication, the monitor's checks)
+local all all trust
+local replication all trust
+host postgres pgautofailover_replicator 127.0.0.1/32 trust
+"""
 MONITOR_SETTINGS = {
     "pgautofailover.health_check_period": "1000",       # ms between health checks (default 5000)
     "pgautofailover.health_check_timeout": "1000",      # ms to connect (default 5000)
@@ -227,9 +233,7 @@ class Formation:
         (node.pgdata / "postgresql.auto.conf").write_text(
             "# gridgov formation: wins over pg_autoctl's tuning\n"
             + "".join(f"{key} = {value}\n" for key, value in settings.items()))
-        (node.pgdata / "pg_hba.conf").write_text("# gridgov formation: local socket (folder mode 0700), then the "
-                                                 "loopback rules pg_autoctl adds\nlocal all all trust\n"
-                                                 "local replication all trust\n")
+        (node.pgdata / "pg_hba.conf").write_text(HBA)
         owner = LocalCluster._owner()
         if owner:
             for name in ("postgresql.auto.conf", "pg_hba.conf"):
@@ -241,12 +245,11 @@ class Formation:
         The gridgov database is created, laid out and migrated on the primary (as ``gridgov db start`` and
         ``gridgov migrate`` do for the embedded cluster) before the standby copies it. About 15 s. SetupError if
         ``folder`` already holds a formation or pg_autoctl fails (its last lines in the message)."""
-        autoctl_binary()
         if self.created:
             raise SetupError(f"{self.folder} already holds a formation (gridgov db formation start {self.folder})")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if any(p.name != "formation.json" for p in self.folder.iterdir()):
+        if self.folder.exists() and any(self.folder.iterdir()):
             raise SetupError(f"{self.folder} is not empty: give an empty or new folder")
+        autoctl_binary()
         self._prepare_folders()
         names = ("monitor", *NODES)
         ports = dict(zip(names, free_ports(len(names)), strict=True))
