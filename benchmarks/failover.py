@@ -1,7 +1,7 @@
 """Drill: mixed load on gridgov served from a pg_auto_failover formation, its primary killed mid-run.
 
-    python -m benchmarks.failover [--concurrency 8] [--duration 40] [--kill-at 10] [--no-rejoin]
-                                  [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
+    python -m benchmarks.failover [--concurrency 8] [--duration 40] [--kill-at 10] [--kill node|postmaster]
+                                  [--no-rejoin] [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
 
 A throw-away formation (:class:`spatial.store.formation.Formation`: monitor, primary, synchronous standby, on
 loopback) in a temporary folder (or ``--folder``, which must be new or empty), the demo neighbourhood and its users,
@@ -10,13 +10,14 @@ uvicorn in a subprocess on the formation's multi-host URL (``target_session_attr
 commit, each with a unique reason, looked for afterwards with the version its ETag named). ``--kill-at`` seconds
 into the measured run the primary is killed as by a power cut (SIGKILL to its pg_autoctl, postmaster and backends);
 the monitor promotes the standby; unless ``--no-rejoin`` the old primary is started again once the new one takes
-writes and comes back as its standby (``pg_rewind``).
+writes and comes back as its standby (``pg_rewind``). ``--kill postmaster`` kills PostgreSQL alone: its pg_autoctl
+restarts it in place, or the monitor fails over if that takes too long.
 
 Printed: requests, writes acknowledged, writes found afterwards and lost (0 expected), the 503s (and how many had
 ``Retry-After``) and any other 5xx (none expected), the time without writes (last acknowledged save before the
 kill → first after it), the time from the kill to the first acknowledged save, to the monitor's promotion, and to
-the old primary being a synchronous standby again. Peer: ``python -m benchmarks.mixed_load --kill-db-at`` (one
-server, no standby: writes come back only when PostgreSQL is started again).
+a primary with its synchronous standby again (the old primary rejoined). Peer: ``python -m benchmarks.mixed_load
+--kill-db-at`` (one server, no standby: writes come back only when PostgreSQL is started again).
 
 Figures only; :func:`drill` returns them for ``tests/test_failover_drill.py`` (opt-in, ``GRIDGOV_DRILL=1``).
 """
@@ -61,7 +62,7 @@ class DrillResult:
     no_writes_s: float | None         # last acknowledged save before the kill → first after it
     first_write_after_kill_s: float | None
     promotion_s: float | None         # kill → the monitor shows the new primary accepting writes
-    rejoin_s: float | None            # kill → the old primary is a synchronous standby again
+    rejoin_s: float | None            # kill → a primary with a synchronous standby again
     latency_503: str
     old_primary: str
     new_primary: str
@@ -86,31 +87,37 @@ class DrillResult:
             "after the kill",
             f"time without writes: {secs(self.no_writes_s)} (last acknowledged save before the kill → first after)",
             f"time to first acknowledged save after the kill: {secs(self.first_write_after_kill_s)}",
-            f"old primary a synchronous standby again: {secs(self.rejoin_s)} after the kill",
+            f"a primary with its synchronous standby again: {secs(self.rejoin_s)} after the kill",
         ]
 
 
-def kill_primary(formation: Formation, at: float, rejoin: bool, outage: Failover, timeout_s: float = 90) -> None:
-    """At perf_counter ``at`` kill the node accepting writes; note when another one does; then (``rejoin``)
-    start the old one again and note when it is a synchronous standby."""
+def kill_primary(formation: Formation, at: float, what: str, rejoin: bool, outage: Failover,
+                 timeout_s: float = 90) -> None:
+    """At perf_counter ``at`` kill the node accepting writes (``what``: :meth:`Formation.kill`); note when another
+    one accepts writes; then (``rejoin``, a whole node killed) start the old one again, and note when a primary
+    has its synchronous standby again. A postmaster killed alone may be restarted in place by its pg_autoctl
+    before the monitor fails over: then nobody is promoted."""
     time.sleep(max(0.0, at - time.perf_counter()))
     outage.old_primary = formation.writable() or ""
     if not outage.old_primary:
         return
     outage.killed = time.perf_counter()
-    formation.kill(outage.old_primary)
+    formation.kill(outage.old_primary, what)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         writable = formation.writable()
         if writable and writable != outage.old_primary:
             outage.promoted, outage.new_primary = time.perf_counter(), writable
             break
+        if what == "postmaster" and time.perf_counter() - outage.killed > 20:
+            return  # restarted in place by its pg_autoctl: nobody promoted
         time.sleep(0.1)
-    if not rejoin or not outage.promoted:
+    if not outage.promoted or (what == "node" and not rejoin):
         return
-    formation.rejoin(outage.old_primary)
+    if what == "node":
+        formation.rejoin(outage.old_primary)  # a killed postmaster's pg_autoctl makes it a standby by itself
     while time.monotonic() < deadline:
-        if formation.primary() == outage.new_primary:
+        if formation.primary() is not None:
             outage.rejoined = time.perf_counter()
             return
         time.sleep(0.2)
@@ -139,8 +146,8 @@ def summarise(samples: list[Sample], acks, stored: set, outage: Failover) -> Dri
 
 
 def drill(*, concurrency: int = 8, duration: float = 40.0, kill_at: float = 10.0, warmup: float = 3.0,
-          rejoin: bool = True, mix: str = "nearby=2,tile=2,preview=1,save=3", folder: Path | None = None,
-          echo=print) -> DrillResult:
+          kill: str = "node", rejoin: bool = True, mix: str = "nearby=2,tile=2,preview=1,save=3",
+          folder: Path | None = None, echo=print) -> DrillResult:
     """Run the drill (see the module's text) in a new formation, removed afterwards unless ``folder`` is given."""
     own = folder is None
     folder = Path(tempfile.mkdtemp(prefix="gridgov-failover-")) if own else folder
@@ -159,10 +166,11 @@ def drill(*, concurrency: int = 8, duration: float = 40.0, kill_at: float = 10.0
                 base, _ = stack.enter_context(server(url, 1))
             work = prepare_workload(base, password)
             echo(f"mixed load on {base} ({mix}; {concurrency} connections, {duration:g} s after {warmup:g} s "
-                 f"warm-up), primary killed at {kill_at:g} s")
+                 f"warm-up), primary's {kill} killed at {kill_at:g} s")
             outage = Failover()
             samples, acks, *_ = run(base, work, args, [], None,
-                                    fault=lambda start: kill_primary(formation, start + kill_at, rejoin, outage))
+                                    fault=lambda start: kill_primary(formation, start + kill_at, kill, rejoin,
+                                                                     outage))
             probe = Connection(base).send("probe", "GET", "/api/health", {})[0]
             echo(f"after the run: /api/health {probe.status}")
         result = summarise(samples, acks, stored_saves(url), outage)
@@ -182,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=40.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     parser.add_argument("--kill-at", type=float, default=10.0, help="kill the primary this many seconds in")
+    parser.add_argument("--kill", choices=("node", "postmaster"), default="node",
+                        help="node: pg_autoctl and PostgreSQL (a power cut); postmaster: PostgreSQL only")
     parser.add_argument("--no-rejoin", action="store_true", help="leave the old primary down")
     parser.add_argument("--mix", default="nearby=2,tile=2,preview=1,save=3")
     parser.add_argument("--folder", type=Path, help="keep the formation and logs here (a new or empty folder)")
@@ -189,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.kill_at >= args.duration:
         parser.error("--kill-at must fall inside --duration")
     result = drill(concurrency=args.concurrency, duration=args.duration, kill_at=args.kill_at, warmup=args.warmup,
-                   rejoin=not args.no_rejoin, mix=args.mix, folder=args.folder)
+                   kill=args.kill, rejoin=not args.no_rejoin, mix=args.mix, folder=args.folder)
     print("\n".join(result.lines()))
+    print(f"(killed: the primary's {args.kill})")
     print("peer: python -m benchmarks.mixed_load --kill-db-at S (one server, no standby): no write until "
           "PostgreSQL is started again (--down-for, by hand or by a supervisor)")
     return 0 if result.lost == 0 else 1

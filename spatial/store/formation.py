@@ -71,8 +71,12 @@ MONITOR_SETTINGS = {
 }
 """How fast the monitor acts on a dead primary (failover about 8 s after the kill instead of about 40 s).
 ``primary_demote_timeout`` is how long the standby waits for an unreachable old primary to have demoted itself;
-a shorter wait is safe here because the old primary cannot acknowledge a commit without its synchronous standby,
-which has stopped replicating from it by then."""
+it stays longer than :data:`KEEPER_SETTINGS`' ``network_partition_timeout``, so an old primary that is alive but cut
+off has demoted itself before its standby is promoted. Even without that, the old primary cannot acknowledge a
+commit without its synchronous standby, which has stopped replicating from it by then."""
+KEEPER_SETTINGS = {"timeout.network_partition_timeout": "3"}
+"""Each data node's pg_autoctl: a primary that reaches neither the monitor nor its standby for 3 s (default 20 s)
+demotes itself."""
 
 
 def autoctl_binary() -> str:
@@ -283,6 +287,8 @@ class Formation:
             self._autoctl("create", "postgres", "--pgdata", str(node.pgdata), "--pgport", str(node.port),
                           "--listen", LOOPBACK, "--name", name, "--username", node.superuser, "--dbname", self.dbname,
                           "--monitor", self.monitor_url(), *common)
+            for key, value in KEEPER_SETTINGS.items():
+                self._autoctl("config", "set", "--pgdata", str(node.pgdata), key, value)
             self._launch(name)
             wanted = ("primary", "single") if name == NODES[0] else ("secondary",)
             self._wait(lambda: self.state().get(name, ("", ""))[0] in wanted, timeout_s, f"{name} to be {wanted[0]}")
@@ -349,12 +355,21 @@ class Formation:
                 self._autoctl("stop", "--pgdata", str(self.folder / name / "pg"), check=False, timeout=timeout_s)
                 self._wait(lambda: not self.supervisor_alive(name), timeout_s, f"{name} to stop")
 
-    def kill(self, name: str) -> None:
-        """Kill node ``name`` as a power cut would: SIGKILL to its supervisor's process group (pg_autoctl, its
-        keeper, the postmaster and every backend), so nothing restarts it; :meth:`rejoin` brings it back."""
+    def kill(self, name: str, what: str = "node") -> None:
+        """Kill node ``name`` with SIGKILL. ``what="node"``, as a power cut of its machine would: its supervisor's
+        process group (pg_autoctl, its keeper, the postmaster and every backend), so nothing restarts it
+        (:meth:`rejoin` brings it back). ``what="postmaster"``: only PostgreSQL's postmaster (its backends end
+        with it); pg_autoctl, still running, starts it again (crash recovery) unless the monitor fails over
+        first."""
         pid = self._pids().get(name)
         if pid is None or not self.supervisor_alive(name):
             raise SetupError(f"{name} is not running")
+        if what == "postmaster":
+            postmaster = int((self.folder / name / "pg" / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGKILL)
+            return
+        if what != "node":
+            raise ValueError(f"kill what={what!r}: 'node' or 'postmaster'")
         os.killpg(pid, signal.SIGKILL)
         try:
             os.waitpid(pid, 0)  # ours when this process launched it; reaped so it is not left a zombie
