@@ -1,7 +1,7 @@
 """Drill: mixed load on gridgov served from a pg_auto_failover formation, its primary killed mid-run.
 
     python -m benchmarks.failover [--concurrency 8] [--duration 40] [--kill-at 10] [--kill node|postmaster]
-                                  [--no-rejoin] [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
+                                  [--no-rejoin] [--standby-reads] [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
 
 A throw-away formation (:class:`spatial.store.formation.Formation`: monitor, primary, synchronous standby, on
 loopback) in a temporary folder (or ``--folder``, which must be new or empty), the demo neighbourhood and its users,
@@ -147,8 +147,9 @@ def summarise(samples: list[Sample], acks, stored: set, outage: Failover) -> Dri
 
 def drill(*, concurrency: int = 8, duration: float = 40.0, kill_at: float = 10.0, warmup: float = 3.0,
           kill: str = "node", rejoin: bool = True, mix: str = "nearby=2,tile=2,preview=1,save=3",
-          folder: Path | None = None, echo=print) -> DrillResult:
-    """Run the drill (see the module's text) in a new formation, removed afterwards unless ``folder`` is given."""
+          standby_reads: bool = False, folder: Path | None = None, echo=print) -> DrillResult:
+    """Run the drill (see the module's text) in a new formation, removed afterwards unless ``folder`` is given;
+    ``standby_reads``: the server also has the formation's ``prefer-standby`` URL as its read replicas (0022)."""
     own = folder is None
     folder = Path(tempfile.mkdtemp(prefix="gridgov-failover-")) if own else folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -163,10 +164,12 @@ def drill(*, concurrency: int = 8, duration: float = 40.0, kill_at: float = 10.0
                                   sample_every=5.0, kill_db_at=None)
         with ExitStack() as stack:
             with _stderr_to(folder / "server.log"):
-                base, _ = stack.enter_context(server(url, 1))
+                read_url = formation.url("prefer-standby") if standby_reads else None
+                base, _ = stack.enter_context(server(url, 1, read_url))
             work = prepare_workload(base, password)
             echo(f"mixed load on {base} ({mix}; {concurrency} connections, {duration:g} s after {warmup:g} s "
-                 f"warm-up), primary's {kill} killed at {kill_at:g} s")
+                 f"warm-up), primary's {kill} killed at {kill_at:g} s"
+                 + ("; lagging reads on the standby" if standby_reads else ""))
             outage = Failover()
             samples, acks, *_ = run(base, work, args, [], None,
                                     fault=lambda start: kill_primary(formation, start + kill_at, kill, rejoin,
@@ -193,13 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill", choices=("node", "postmaster"), default="node",
                         help="node: pg_autoctl and PostgreSQL (a power cut); postmaster: PostgreSQL only")
     parser.add_argument("--no-rejoin", action="store_true", help="leave the old primary down")
+    parser.add_argument("--standby-reads", action="store_true",
+                        help="serve lagging reads (uncached tiles...) from the standby (GRIDGOV_READ_DATABASE_URL)")
     parser.add_argument("--mix", default="nearby=2,tile=2,preview=1,save=3")
     parser.add_argument("--folder", type=Path, help="keep the formation and logs here (a new or empty folder)")
     args = parser.parse_args(argv)
     if args.kill_at >= args.duration:
         parser.error("--kill-at must fall inside --duration")
     result = drill(concurrency=args.concurrency, duration=args.duration, kill_at=args.kill_at, warmup=args.warmup,
-                   kill=args.kill, rejoin=not args.no_rejoin, mix=args.mix, folder=args.folder)
+                   kill=args.kill, rejoin=not args.no_rejoin, standby_reads=args.standby_reads, mix=args.mix,
+                   folder=args.folder)
     print("\n".join(result.lines()))
     print(f"(killed: the primary's {args.kill})")
     print("peer: python -m benchmarks.mixed_load --kill-db-at S (one server, no standby): no write until "
