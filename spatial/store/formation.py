@@ -210,14 +210,18 @@ class Formation:
             return {}
 
     def supervisor_alive(self, name: str) -> bool:
+        """Whether the ``pg_autoctl run`` launched for ``name`` still runs (its pid, not a zombie, still that
+        command: a pid reused after a reboot does not count)."""
         pid = self._pids().get(name)
         if pid is None:
             return False
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"pg_autoctl" in cmdline and \
+            str(self.folder / name / "pg").encode() in cmdline
 
     # -- setting up -----------------------------------------------------------------------------------------
     def _prepare_folders(self) -> None:
@@ -382,6 +386,8 @@ class Formation:
         self._launch(name)
 
     def status(self) -> str:
-        """``pg_autoctl show state`` (the monitor's table of nodes)."""
+        """``pg_autoctl show state`` (the monitor's table of nodes), or a sentence when the monitor is down."""
+        if self._monitor_sql("SELECT 1") is None:
+            return f"the monitor is not running (start the formation: gridgov db formation start {self.folder})"
         result = self._autoctl("show", "state", "--pgdata", str(self.folder / "monitor" / "pg"), check=False)
         return (result.stdout or result.stderr).strip()
