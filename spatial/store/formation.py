@@ -171,14 +171,20 @@ class Formation:
                               [ports[name] for name in NODES], target)
 
     # -- pg_autoctl ---------------------------------------------------------------------------------------------
+    def _own_env(self) -> dict[str, str]:
+        """pg_autoctl's folders (this formation's, not the user's ``~/.config``) and how it reaches its server."""
+        return {"XDG_CONFIG_HOME": str(self.autoctl_dir / "config"), "XDG_DATA_HOME": str(self.autoctl_dir / "share"),
+                "XDG_RUNTIME_DIR": str(self.autoctl_dir / "run"), "PGHOST": str(self.run_dir),
+                "PGUSER": Node(self.folder).superuser}
+
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "XDG_CONFIG_HOME": str(self.autoctl_dir / "config"),
-                "XDG_DATA_HOME": str(self.autoctl_dir / "share"), "XDG_RUNTIME_DIR": str(self.autoctl_dir / "run"),
-                "PGHOST": str(self.run_dir), "PGUSER": Node(self.folder).superuser}
+        return {**os.environ, **self._own_env()}
 
     def _command(self, *args: str) -> list[str]:
+        """``pg_autoctl args`` with :meth:`_own_env` (``runuser`` drops most of the environment), as the
+        ``postgres`` user when we are root."""
         owner = LocalCluster._owner()
-        env = [f"{k}={v}" for k, v in self._env().items() if k.startswith(("XDG_", "PG"))]
+        env = [f"{k}={v}" for k, v in self._own_env().items()]
         return [*(["runuser", "-u", owner, "--"] if owner else []), "env", *env, autoctl_binary(), *args]
 
     def _autoctl(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
