@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_RUNTIME=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting python3 python3-venv python3-dev)
+APT_RUNTIME=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting postgresql-15-auto-failover python3 python3-venv python3-dev)
 APT_TEST=(chromium fonts-wqy-zenhei gdal-bin python3-qgis)
 VENV=.venv
 

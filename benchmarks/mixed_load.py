@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,9 +308,13 @@ def sample_memory(pids: list[int], every_s: float, until: float, out: list[tuple
 
 
 # -- the run ---------------------------------------------------------------------------------------------
-def run(base: str, work: Workload, args: argparse.Namespace, pids: list[int], cluster: LocalCluster | None
+def run(base: str, work: Workload, args: argparse.Namespace, pids: list[int], cluster: LocalCluster | None,
+        fault: Callable[[float], None] | None = None
         ) -> tuple[list[Sample], list[Ack], list[tuple[float, float]], Outage | None, float, float, float]:
-    """Drive the mix; returns (samples, acks, memory samples, outage, measured start, end, generator CPU s)."""
+    """Drive the mix; returns (samples, acks, memory samples, outage, measured start, end, generator CPU s).
+
+    ``fault(start)``, if given, runs in a thread of its own beside the load (``start``: the perf_counter time the
+    measured run begins), instead of ``--kill-db-at`` (``benchmarks.failover`` kills a formation's primary)."""
     weights = [float(dict(p.split("=") for p in args.mix.split(","))[k]) for k in KINDS]
     start = time.perf_counter() + args.warmup
     end = start + args.duration
@@ -320,7 +324,9 @@ def run(base: str, work: Workload, args: argparse.Namespace, pids: list[int], cl
     memory: list[tuple[float, float]] = []
     helpers = [threading.Thread(target=sample_memory, args=(pids, args.sample_every, end, memory), daemon=True)]
     outage = None
-    if args.kill_db_at is not None:
+    if fault is not None:
+        helpers.append(threading.Thread(target=fault, args=(start,), daemon=True))
+    elif args.kill_db_at is not None:
         outage = Outage()
         helpers.append(threading.Thread(target=kill_and_restart, daemon=True,
                                         args=(cluster, base, start + args.kill_db_at, args.down_for, outage)))

@@ -136,10 +136,11 @@ def bench_database(session: Session, worker: Principal, campaign: int, points) -
 
 
 @contextmanager
-def server(url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
-    """(base URL, pid): uvicorn serving the app on a free loopback port, in a subprocess stopped at the end."""
+def server(url: str, workers: int = 1, read_url: str | None = None) -> Iterator[tuple[str, int]]:
+    """(base URL, pid): uvicorn serving the app on a free loopback port, in a subprocess stopped at the end;
+    ``read_url``: its ``GRIDGOV_READ_DATABASE_URL`` (read replicas)."""
     port = free_port()
-    env = {**os.environ, "GRIDGOV_DATABASE_URL": url}
+    env = {**os.environ, "GRIDGOV_DATABASE_URL": url, **({"GRIDGOV_READ_DATABASE_URL": read_url} if read_url else {})}
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
                                 "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
                                env=env, cwd=Path(__file__).resolve().parents[1])

@@ -3,6 +3,7 @@
     gridgov demo                 start the embedded database, load the demo neighbourhood, serve on :8000
     gridgov serve                serve the API and map pages
     gridgov db start|stop|status|url
+    gridgov db formation create|start|stop|status [FOLDER]   a pg_auto_failover formation (trials, drills)
     gridgov migrate              bring the schema to the newest revision
     gridgov import buildings|streets|osm FILE
     gridgov import grids|enclosures FILE [--dry-run]
@@ -154,6 +155,74 @@ def db_standby(settings: Settings, folder: Path, stop: bool) -> None:
         replica = cluster.standby(folder.resolve())
         click.echo(f"standby running: {replica.pgdata}")
         click.echo(f"GRIDGOV_READ_DATABASE_URL={replica.owner_url(settings.database_name)}")
+
+
+@db.group(help="A pg_auto_failover formation on this machine, for trials and drills: a monitor, a primary and a "
+          "synchronous standby, on loopback and one socket folder only (docs/decisions/0025-failover.md). "
+          "FOLDER defaults to GRIDGOV_DATA_DIR/formation.")
+def formation() -> None:
+    pass
+
+
+_FOLDER = click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+
+
+def _formation(settings: Settings, folder: Path | None):
+    from spatial.store.formation import Formation
+
+    return Formation((folder or settings.data_dir / "formation").resolve(), dbname=settings.database_name)
+
+
+def _print_urls(found) -> None:
+    click.echo(f"GRIDGOV_DATABASE_URL={found.url()}")
+    click.echo(f"GRIDGOV_READ_DATABASE_URL={found.url('prefer-standby')}")
+
+
+@formation.command("create", help="Create and start the formation (about 20 s): PostGIS and pgRouting on both "
+                   "nodes, the database created and migrated; prints the multi-host URLs to serve with.")
+@_FOLDER
+@click.pass_obj
+def formation_create(settings: Settings, folder: Path | None) -> None:
+    with _reported_errors():
+        found = _formation(settings, folder)
+        found.create()
+        click.echo(found.status())
+        _print_urls(found)
+
+
+@formation.command("start", help="Start the formation's nodes that are not running (after a stop or a reboot).")
+@_FOLDER
+@click.pass_obj
+def formation_start(settings: Settings, folder: Path | None) -> None:
+    with _reported_errors():
+        found = _formation(settings, folder)
+        found.start()
+        click.echo(found.status())
+        _print_urls(found)
+
+
+@formation.command("stop", help="Stop every node cleanly (the data nodes, then the monitor).")
+@_FOLDER
+@click.pass_obj
+def formation_stop(settings: Settings, folder: Path | None) -> None:
+    with _reported_errors():
+        _formation(settings, folder).stop()
+        click.echo("stopped")
+
+
+@formation.command("status", help="The monitor's table of nodes and their states; exit 3 if no node accepts "
+                   "writes.")
+@_FOLDER
+@click.pass_obj
+def formation_status(settings: Settings, folder: Path | None) -> None:
+    with _reported_errors():
+        found = _formation(settings, folder)
+        found.ports()  # SetupError naming the create command when there is none
+        click.echo(found.status())
+        writable = found.writable()
+        click.echo(f"accepting writes: {writable or 'no node'}")
+        _print_urls(found)
+        sys.exit(0 if writable else 3)
 
 
 @db.command("url", help="Print the database URL (starts the embedded cluster if needed).")
