@@ -271,3 +271,28 @@ def test_hot_tables_carry_the_city_code(federation):
     assert refused.value.code == "federation.city_mismatch"
     with province.begin() as conn:
         assert fed.attached_cities(conn) == ["4401", "4403"]
+
+
+def test_the_command_line_attaches_and_rolls_up(federation, pg_server, tmp_path):
+    from click.testing import CliRunner
+
+    from gridgov.cli import main
+
+    _province, cities = federation
+
+    def run(url: str, *args: str):
+        env = {"GRIDGOV_DATABASE_URL": url, "GRIDGOV_DATA_DIR": str(tmp_path)}
+        return CliRunner().invoke(main, ["federation", *args], env=env, catch_exceptions=False)
+
+    city = run(str(cities["4401"][0].url.render_as_string(hide_password=False)), "city", "4401")
+    assert city.exit_code == 0 and "0 rows relabelled" in city.output, city.output
+    province = pg_server.url("gridgov_province")
+    assert "city 4401 detached" in run(province, "detach", "--city", "4401").output
+    refused = run(province, "attach", "--city", "4402", "--url", cities["4401"][1])
+    assert refused.exit_code == 2 and "serves city 4401, not 4402" in refused.output
+    attached = run(province, "attach", "--city", "4401", "--url", cities["4401"][1])
+    assert attached.exit_code == 0 and "reads 4401, 4403" in attached.output, attached.output
+    rolled = run(province, "rollup", "--by", "community", "--from", "2026-11-01", "--to", "2026-11-30")
+    assert rolled.exit_code == 0, rolled.output
+    lines = rolled.output.splitlines()
+    assert sum(line.startswith("4401 ") for line in lines) == 2 and sum(line.startswith("4403 ") for line in lines) == 2
