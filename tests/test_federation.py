@@ -193,6 +193,10 @@ def test_provincial_figures_equal_each_citys_own(federation):
             assert (mine.households, mine.persons, mine.open_cases, mine.coverage) == (
                 c.households, c.persons, c.open_cases, c.coverage)
     assert by_city["4403"].households != by_city["4401"].households  # two different cities
+    districts = {(r.city_code, r.key): r.households for r in _rollup(province, by="district")}
+    assert districts == {(c, CITIES[c][0]): by_city[c].households for c in CITIES}
+    inside = _rollup(province, by="community", division=CITIES["4401"][0] + "001002")
+    assert [(r.city_code, r.key) for r in inside] == [("4401", "440106001002")]
     one = _rollup(province, city="4401")
     assert [r.city_code for r in one] == ["4401"] and one[0].as_dict() == by_city["4401"].as_dict()
 
@@ -205,7 +209,7 @@ def test_each_city_aggregates_and_filters_its_own_rows(federation):
     with province.begin() as conn:
         plan = fed.explain_rollup(conn, statements["cases"], at=AT, date_from=FROM, date_to=TO, near=near)
         remote = [line for line in plan.splitlines() if "Remote SQL" in line]
-        assert len(remote) == 2, plan  # one per city
+        assert len(remote) == 2 and plan.count("Async Foreign Scan") == 2, plan  # one per city, both at once
         for line in remote:
             assert "count(*) FILTER" in line and "GROUP BY" in line, plan  # the aggregate runs in the city
             assert "&&" in line and "st_dwithin" in line.lower(), plan  # so does the spatial filter

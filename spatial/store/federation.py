@@ -105,6 +105,8 @@ def grant_federation_role(conn: Connection, reader_password: str | None = None) 
             conn.execute(text(f"CREATE ROLE {role} {options}"))
     if reader_password:
         conn.execute(text(f"ALTER ROLE {READER_ROLE} PASSWORD {_literal(reader_password)}"))
+    # JIT compiling a roll-up's expressions costs more than it saves at a city's size (decision 0026)
+    conn.execute(text(f"ALTER ROLE {READER_ROLE} SET jit = off"))
     if not conn.scalar(text("SELECT pg_has_role(:u, :r, 'MEMBER')"), {"u": READER_ROLE, "r": FEDERATION_ROLE}):
         conn.execute(text(f"GRANT {FEDERATION_ROLE} TO {READER_ROLE}"))
     conn.execute(text(f"GRANT SELECT ON {', '.join(VIEWS)} TO {FEDERATION_ROLE}"))
@@ -131,7 +133,8 @@ def server_options(url: str) -> tuple[dict[str, str], dict[str, str]]:
     grouped query over the roll-up views made the planner fetch the rows and aggregate in the province whenever
     a filter was added; with the partitions' local statistics (:func:`analyze_city`) each city aggregates its
     own rows. ``fdw_tuple_cost`` 1.0 (default 0.01): a row fetched from another city costs as much as reading a page, so
-    that the planner prefers sending the aggregate even for a small city. ``fetch_size`` 10,000: a roll-up that does fetch rows (a per-case list) fetches them in few
+    that the planner prefers sending the aggregate even for a small city. ``async_capable``: the cities'
+    partitions of one statement run at the same time (an Async Foreign Scan under the Append). ``fetch_size`` 10,000: a roll-up that does fetch rows (a per-case list) fetches them in few
     round trips."""
     parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://")
                       else url)
@@ -141,7 +144,7 @@ def server_options(url: str) -> tuple[dict[str, str], dict[str, str]]:
     port = parsed.query.get("port") or parsed.port or 5432
     server = {"host": str(host), "port": str(port), "dbname": parsed.database, "extensions": "postgis",
               "use_remote_estimate": "false", "fdw_tuple_cost": "1.0",
-              "fetch_size": "10000"}
+              "fetch_size": "10000", "async_capable": "true"}
     mapping = {"user": parsed.username or READER_ROLE}
     if parsed.password:
         mapping["password"] = parsed.password
