@@ -270,6 +270,13 @@ def test_hot_tables_carry_the_city_code(federation):
                                    "RETURNING city_code"))
         assert written == "4401"  # a write without one gets the deployment's
         conn.rollback()
+    with cities["4403"][0].connect() as conn:  # stated late: every row relabelled, visits too (then rolled back)
+        visits = conn.scalar(text("SELECT count(*) FROM campaign_visits"))
+        assert fed.set_city_code(conn, "4405") >= visits > 0
+        assert conn.scalar(text("SELECT count(*) FROM campaign_visits WHERE city_code = '4405'")) == visits
+        with pytest.raises(DBAPIError, match="refused"):  # and visits are records of fact again
+            conn.execute(text("UPDATE campaign_visits SET note = 'x'"))
+        conn.rollback()
     with province.connect() as conn, pytest.raises(GridgovError) as refused:  # a URL of another city
         fed.attach_city(conn, "4405", cities["4401"][1])
     assert refused.value.code == "federation.city_mismatch"
