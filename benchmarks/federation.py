@@ -81,7 +81,8 @@ def main() -> None:
             took = time.perf_counter() - started
             with engine.connect() as conn:
                 after = conn.execute(text(size)).one()
-            print(f"  migration 0028: {took:.2f} s; households {before[0] / 2**20:.1f} MiB → {after[0] / 2**20:.1f} MiB, "
+            print(f"  migration 0028: {took:.2f} s; households {before[0] / 2**20:.1f} MiB → "
+                  f"{after[0] / 2**20:.1f} MiB, "
                   f"{'same file (no rewrite)' if before[1] == after[1] else 'rewritten'}")
             started = time.perf_counter()
             with engine.begin() as conn:
@@ -133,7 +134,8 @@ def main() -> None:
                 with Session(engines[code]) as session, session.begin():
                     return screen_figures(session, ADMIN, DISTRICT[0], at=at)
             times, figures = timed(screen, args.repeat)
-            print(f"peer: city {code}'s own screen figures ({len(figures.communities)} communities): {percentiles(times)}")
+            print(f"peer: city {code}'s own screen figures ({len(figures.communities)} communities): "
+                  f"{percentiles(times)}")
         province.dispose()
     finally:
         for engine in engines.values():

@@ -10,9 +10,9 @@ or phone number, address, reporter, assignee or free text. :func:`grant_federati
 **Province side** (a database of its own with PostGIS; :func:`prepare_province`, then :func:`attach_city` per
 city): schema ``federation`` holds one table per roll-up, ``PARTITION BY LIST (city_code)``, whose partitions are
 foreign tables of the cities' views (a server ``city_<code>`` per city with ``extensions 'postgis'``; costs from
-local statistics, :func:`server_options`). :func:`rollup` reads them: a one-city query reads one partition (pruning), and each
-city's aggregate, its ``&&`` / ``ST_DWithin`` filter and its period filter run in the city (the ``Remote SQL`` of
-``EXPLAIN VERBOSE``; :func:`explain_rollup`). Not pushed in PostgreSQL 15: ``EXISTS`` semi-joins between two
+local statistics, :func:`server_options`). :func:`rollup` reads them: a one-city query reads one partition
+(pruning), and each city's aggregate, its ``&&`` / ``ST_DWithin`` filter and its period filter run in the city
+(the ``Remote SQL`` of ``EXPLAIN VERBOSE``; :func:`explain_rollup`). Not pushed in PostgreSQL 15: ``EXISTS`` semi-joins between two
 foreign tables and ``ORDER BY … LIMIT`` across partitions (each city sends its rows, the province sorts).
 
 Creating ``postgres_fdw`` and the servers needs a superuser in the province (the extension is not trusted);
@@ -46,7 +46,7 @@ CITY_CODE = re.compile(r"^[1-9][0-9]{3}$")
 BY = {"city": None, "district": "left(community_code, 6)", "community": "community_code"}
 """Group keys of a roll-up: SQL over the provincial tables (always grouped within a city too)."""
 
-# the province's tables: (name, columns, the city's view); columns as the city's views give them
+# the province's tables: name -> (columns, the city's view they read); columns as the city's views give them
 PROVINCE_TABLES: dict[str, tuple[str, str]] = {
     "grids": ("""city_code char(4) NOT NULL, grid_code varchar(14) NOT NULL, community_code varchar(12) NOT NULL,
         name text, kind text, boundary geometry(MultiPolygon, 4326), households bigint, buildings bigint,
@@ -147,8 +147,8 @@ def server_options(url: str) -> tuple[dict[str, str], dict[str, str]]:
     a filter was added; with the partitions' local statistics (:func:`analyze_city`) each city aggregates its
     own rows. ``fdw_tuple_cost`` 1.0 (default 0.01): a row fetched from another city costs as much as reading a page, so
     that the planner prefers sending the aggregate even for a small city. ``async_capable``: the cities'
-    partitions of one statement run at the same time (an Async Foreign Scan under the Append). ``fetch_size`` 10,000: a roll-up that does fetch rows (a per-case list) fetches them in few
-    round trips."""
+    partitions of one statement run at the same time (an Async Foreign Scan under the Append). ``fetch_size``
+    10,000: a statement that does fetch rows (a per-case list) fetches them in few round trips."""
     parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://")
                       else url)
     if not parsed.database:
@@ -185,8 +185,8 @@ def attach_city(conn: Connection, city: str, url: str) -> None:
                       "OPTIONS (schema_name 'public', table_name 'federation_deployment')"))
     stated = conn.scalar(text(f"SELECT city_code FROM {SCHEMA}.deployment_{city}"))
     if stated != city:
-        raise GridgovError(f"the database at that URL serves city {stated}, not {city}", code="federation.city_mismatch",
-                           city=city, stated=stated)
+        raise GridgovError(f"the database at that URL serves city {stated}, not {city}",
+                           code="federation.city_mismatch", city=city, stated=stated)
     for name, (_columns, view) in PROVINCE_TABLES.items():
         conn.execute(text(f"CREATE FOREIGN TABLE {SCHEMA}.{name}_{city} PARTITION OF {SCHEMA}.{name} "
                           f"FOR VALUES IN ({_literal(city)}) SERVER {server} "
