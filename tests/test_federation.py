@@ -11,12 +11,14 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from spatial.access import Principal
 from spatial.errors import GridgovError
 from spatial.store import federation as fed
 from spatial.store import risk_zones
 from spatial.store.case_figures import case_figures
+from spatial.store.checks import run_checks
 from spatial.store.engine import acting_as, make_engine
 from spatial.store.screen import screen_figures
 from spatial.worktime import LOCAL
@@ -172,8 +174,6 @@ def test_provincial_figures_equal_each_citys_own(federation):
     for code, (engine, _reader) in cities.items():
         district = CITIES[code][0] + "000000"
         with engine.begin() as conn:
-            from sqlalchemy.orm import Session
-
             session = Session(bind=conn)
             screen = screen_figures(session, ADMIN, district, at=AT)
             figures = case_figures(session, ADMIN, by="community", date_from=FROM, date_to=TO)
@@ -266,6 +266,8 @@ def test_hot_tables_carry_the_city_code(federation):
             assert default.startswith("'4401'") and rows > 0 and others == 0, table
             assert conn.scalar(text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :n"),
                                {"n": f"{table}_city_key"}) == "UNIQUE (city_code, id)"
+        check = {c.name: c for c in run_checks(Session(bind=conn))}["grids in the deployment's city"]
+        assert check.ok and check.detail == "city 4401: 0 grids of another city"
         written = conn.scalar(text("INSERT INTO households (building_id, room) SELECT min(id), '999' FROM buildings "
                                    "RETURNING city_code"))
         assert written == "4401"  # a write without one gets the deployment's
