@@ -24,6 +24,9 @@
     gridgov audit seal|verify    chain committed audit rows by hash; check the chain (and its anchors)
     gridgov backup FILE          the whole database to one file (pg_dump custom format)
     gridgov restore FILE [--force]   a backup into the configured database (refuses a non-empty one)
+    gridgov federation city CODE;  federation grant [--reader-password P]   a city deployment (its code, its reader)
+    gridgov federation attach --city 4403 --url URL;  federation detach --city C   in a province's database
+    gridgov federation rollup [--by city|district|community] [--city C] [--from D --to D] [--near LON,LAT,M]
 
 The database is ``GRIDGOV_DATABASE_URL`` if set, else the embedded cluster in ``GRIDGOV_DATA_DIR``.
 """
@@ -818,6 +821,130 @@ def patrols_prune(settings: Settings, days: int | None) -> None:
         done = prune(session, days=days, open_hours=settings.patrol_open_hours, metric_srid=settings.metric_srid)
     click.echo(f"{len(done.abandoned)} open patrols closed as abandoned; {len(done.reduced)} tracks older than "
                f"{days} days reduced to their scores")
+
+
+@main.group(help="A federation of cities (docs/decisions/0026-federation.md): state this deployment's city, let a "
+                 "province read its roll-ups, or (in the province's database) attach cities and read the roll-ups.")
+def federation() -> None:
+    pass
+
+
+@contextmanager
+def _federation_connection(settings: Settings, *, superuser: bool = False) -> Iterator:
+    """A connection in a transaction to the configured database (not migrated: a province's database need not be a
+    city's): the embedded cluster's superuser with ``superuser``, else the configured URL; database errors (a
+    missing privilege, an unreachable city) end the command with their message."""
+    from sqlalchemy.exc import DBAPIError
+
+    from spatial.store.engine import make_engine
+
+    url = database_url(settings)
+    cluster = embedded_cluster(settings)
+    engine = make_engine(cluster.url(settings.database_name) if superuser and cluster else url, pool_size=1)
+    try:
+        with _reported_errors(), engine.begin() as conn:
+            yield conn
+    except DBAPIError as exc:
+        click.secho(f"error: {str(exc.orig).strip().splitlines()[0]}", fg="red", err=True)
+        sys.exit(2)
+    finally:
+        engine.dispose()
+
+
+@federation.command("city", help="State the city this deployment serves (4 digits: province 2 + city 2): the "
+                                 "default of city_code on the hot tables; rows of another code are relabelled.")
+@click.argument("code")
+@click.pass_obj
+def federation_city(settings: Settings, code: str) -> None:
+    from spatial.store import federation as fed
+
+    open_database(settings).dispose()  # migrated
+    with _federation_connection(settings) as conn:
+        changed = fed.set_city_code(conn, code)
+    click.echo(f"this deployment serves city {code}; {changed:,} rows relabelled")
+
+
+@federation.command("grant", help="In a city's database: the role gridgov_federation (SELECT on the roll-up views "
+                                  "only) and the login role gridgov_province a province maps to (needs CREATEROLE; "
+                                  "the embedded cluster's superuser is used).")
+@click.option("--reader-password", default=None, help="password of gridgov_province (a province over TCP needs one)")
+@click.pass_obj
+def federation_grant(settings: Settings, reader_password: str | None) -> None:
+    from spatial.store import federation as fed
+
+    open_database(settings).dispose()  # migrated: the views exist
+    with _federation_connection(settings, superuser=True) as conn:
+        fed.grant_federation_role(conn, reader_password)
+        code = fed.city_code(conn)
+    click.echo(f"{fed.READER_ROLE} may read the roll-ups of city {code}"
+               + (" (state the city first: gridgov federation city CODE)" if code == fed.UNSTATED else ""))
+
+
+@federation.command("attach", help="In the province's database: attach a city's deployment (postgres_fdw; needs a "
+                                   "superuser, the embedded cluster's is used). URL: the city's database as "
+                                   "gridgov_province, e.g. postgresql://gridgov_province:PW@host:5432/gridgov.")
+@click.option("--city", required=True, help="its 4-digit code; the city's database must say the same")
+@click.option("--url", required=True)
+@click.pass_obj
+def federation_attach(settings: Settings, city: str, url: str) -> None:
+    from spatial.store import federation as fed
+
+    with _federation_connection(settings, superuser=True) as conn:
+        fed.attach_city(conn, city, url)
+        cities = fed.attached_cities(conn)
+    click.echo(f"city {city} attached; the province reads {', '.join(cities)}")
+
+
+@federation.command("detach", help="In the province's database: drop a city's server and partitions.")
+@click.option("--city", required=True)
+@click.pass_obj
+def federation_detach(settings: Settings, city: str) -> None:
+    from spatial.store import federation as fed
+
+    with _federation_connection(settings, superuser=True) as conn:
+        found = fed.detach_city(conn, city)
+    click.echo(f"city {city} detached" if found else f"city {city} was not attached")
+
+
+@federation.command("rollup", help="In the province's database: households, persons, coverage, cases (open, overdue, "
+                                   "due, closed, 结案率) and risk zones in force, per city (or district/community).")
+@click.option("--by", type=click.Choice(["city", "district", "community"]), default="city", show_default=True)
+@click.option("--city", default=None, help="one city's partition only")
+@click.option("--division", default=None, help="communities whose code starts so (4–12 digits)")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="cases due from this day (default: the first of this month, Asia/Shanghai)")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), default=None, help="… to this day (default today)")
+@click.option("--near", default=None, metavar="LON,LAT,METRES", help="only what lies within METRES of the point")
+@click.pass_obj
+def federation_rollup(settings: Settings, by: str, city: str | None, division: str | None, date_from, date_to,
+                      near: str | None) -> None:
+    from datetime import datetime
+
+    from spatial.store import federation as fed
+    from spatial.worktime import LOCAL
+
+    now = datetime.now(LOCAL)
+    end = date_to.date() if date_to else now.date()
+    start = date_from.date() if date_from else end.replace(day=1)
+    point = None
+    if near:
+        try:
+            point = fed.Near(*(float(v) for v in near.split(",")))
+        except (TypeError, ValueError):
+            raise click.BadParameter("LON,LAT,METRES, e.g. 114.06,22.54,2000", param_hint="--near") from None
+    with _federation_connection(settings) as conn:
+        fed.require_attached(conn)
+        rows = fed.rollup(conn, by=by, at=now, date_from=start, date_to=end, city=city, division=division,
+                          near=point)
+    click.echo(f"{'city':<5} {'key':<13} {'households':>11} {'persons':>10} {'coverage':>9} {'open':>6} "
+               f"{'overdue':>7} {'due':>6} {'closed':>6} {'结案率':>7}  zones")
+    for r in rows:
+        coverage = "-" if r.coverage is None else f"{100 * r.coverage:.2f}%"
+        closure = "-" if r.closure_rate is None else f"{100 * r.closure_rate:.2f}%"
+        zones = ", ".join(f"{k} {v}" for k, v in sorted(r.zones.items())) or "-"
+        click.echo(f"{r.city_code:<5} {r.key or '':<13} {r.households:>11,} {r.persons:>10,} {coverage:>9} "
+                   f"{r.open_cases:>6,} {r.overdue_cases:>7,} {r.due:>6,} {r.closed:>6,} {closure:>7}  {zones}")
+    click.echo(f"cases due {start} – {end}; open, overdue and zones at {now:%Y-%m-%d %H:%M} Asia/Shanghai")
 
 
 @main.group("inspect", help="Inspection (督查): openings of enclosures, coverage reports, checkpoint siting.")

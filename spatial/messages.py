@@ -274,6 +274,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "task.not_yours": ("只有任务的执行人、网格员或规划员可以标记完成。", "Only the task's assignee, a grid worker or a "
                        "planner marks it."),
     "task.limit": ("条数须为 1 至 1000。", "The limit is 1 to 1000."),
+    "federation.city_code": ("城市代码为 4 位数字（省 2 位 + 市 2 位），收到 {got}。",
+                             "A city code is 4 digits (province 2 + city 2), got {got}."),
+    "federation.url": ("城市数据库的地址中没有数据库名。", "The city's URL names no database."),
+    "federation.city_mismatch": ("该地址的数据库属于城市 {stated}，不是 {city}；未接入。",
+                                 "The database at that URL serves city {stated}, not {city}; nothing was attached."),
+    "federation.near": ("范围查询须给出经度 -180 至 180、纬度 -90 至 90 和 0 至 100000 米的距离。",
+                        "Near needs a longitude -180 to 180, a latitude -90 to 90 and 0 to 100,000 metres."),
+    "federation.by": ("汇总方式须为 city、district 或 community。", "Group by city, district or community."),
+    "federation.division": ("区划代码前缀须为 4 至 12 位数字。", "A division is a code prefix of 4 to 12 digits."),
+    "federation.no_city": ("本省库尚未接入任何城市（gridgov federation attach）。",
+                           "No city is attached to this province (gridgov federation attach)."),
 }
 
 

@@ -60,6 +60,7 @@ def run_checks(session: Session, metric_srid: int = 4547, tolerance_m2: float = 
     for name, query in _COUNT_CHECKS.items():
         failures = session.execute(text(query), params).scalar_one()
         results.append(CheckResult(name, failures == 0, f"{failures} failing"))
+    results.append(_city(session))
     results.append(_walking_network(session))
     results.append(_service_role(session))
     results.append(_audit_triggers(session))
@@ -89,6 +90,18 @@ def _audit_triggers(session: Session) -> CheckResult:
                                                 "changes" if who in owners else ""))
     return CheckResult("audit triggers always on", not wrong, "; ".join(wrong) if wrong else
                        f"{len(expected)} triggers fire always; {owned}")
+
+
+def _city(session: Session) -> CheckResult:
+    """The grids carry the deployment's city code and lie in that city (their community code starts with it):
+    migration 0029, decision 0026. Passes, saying so, while the city is not stated."""
+    city, wrong = session.execute(text(
+        "SELECT d.city_code, (SELECT count(*) FROM grids g WHERE g.city_code <> d.city_code "
+        "OR left(g.community_code, 4) <> d.city_code) FROM deployment d")).one()
+    if city == "0000":
+        return CheckResult("grids in the deployment's city", True,
+                           "the city is not stated (gridgov federation city CODE)")
+    return CheckResult("grids in the deployment's city", wrong == 0, f"city {city}: {wrong} grids of another city")
 
 
 def _service_role(session: Session) -> CheckResult:

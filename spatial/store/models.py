@@ -24,6 +24,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    FetchedValue,
     func,
 )
 from sqlalchemy.dialects import postgresql
@@ -34,6 +35,11 @@ SRID = 4326
 
 def _geom(kind: str) -> Geometry:
     return Geometry(kind, srid=SRID, spatial_index=False)
+
+
+def _city_code():
+    """The deployment's city code (migration 0029): the column's default, set per deployment; never set here."""
+    return mapped_column(String(4), server_default=FetchedValue())
 
 
 class Base(DeclarativeBase):
@@ -85,6 +91,7 @@ class Grid(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    city_code: Mapped[str] = _city_code()
 
 
 class GridVersion(Base):
@@ -142,6 +149,7 @@ class Building(Base):
     households: Mapped[int | None] = mapped_column(Integer)
     residents: Mapped[int | None] = mapped_column(Integer)
     occupancy_estimated: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    city_code: Mapped[str] = _city_code()
 
     grid: Mapped[Grid | None] = relationship()
 
@@ -162,6 +170,7 @@ class Household(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     """Bumped by the database on every change of the row or of its persons (migration 0019): the ETag of edits."""
+    city_code: Mapped[str] = _city_code()
 
     building: Mapped[Building] = relationship()
 
@@ -192,7 +201,8 @@ class Person(Base):
     origin: Mapped[str] = mapped_column(Text, server_default="manual")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    ledger_row: Mapped[bytes | None] = mapped_column(LargeBinary)  # fingerprint of the ledger row (migration 0028)
+    ledger_row: Mapped[bytes | None] = mapped_column(LargeBinary)  # fingerprint of the ledger row (migration 0029)
+    city_code: Mapped[str] = _city_code()
 
 
 class Enclosure(Base):
