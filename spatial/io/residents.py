@@ -543,7 +543,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
     with session.begin_nested() as savepoint:
         store.stage(session, staged(), kept)
         store.place(session, scope, max_m, unchanged=same_rows)
-        found = store.findings(session, max_m)
+        found = store.findings(session, max_m, unchanged=same_rows)
         for line, f, reason in found:
             report.reject(_error(ctx, line, f, reason))
         report.rejected.sort(key=lambda e: e.line)

@@ -133,20 +133,29 @@ def place(session: Session, scope: Scope, max_distance_m: float, *, unchanged: i
     _raw(session, "ANALYZE stage_persons")
 
 
-def findings(session: Session, max_distance_m: float) -> list[tuple[int, str, str]]:
+def findings(session: Session, max_distance_m: float, *, unchanged: int = 0) -> list[tuple[int, str, str]]:
     """(line, field, reason) of every staged row the ledger as a whole rejects, by line. Fields are
     ``building_code``, ``building_name``, ``lon``, ``id_number`` and ``relation``.
 
     A person listed twice, or a second head, needs a checked row or an unchanged row listed twice (identical
     lines): unchanged rows of distinct lines are distinct current persons, at most one current head a household
-    (the unique indexes of migration 0016), so the checks only look at the ID numbers and households of those."""
-    rows = session.execute(text("""
-        WITH suspects AS (
-            SELECT line, id_hash, building_id, unit, room, relation FROM stage_persons
-            WHERE moved_out IS NULL AND building_id IS NOT NULL AND (NOT same OR ledger_row IN (
-                SELECT ledger_row FROM stage_persons WHERE same GROUP BY ledger_row HAVING count(*) > 1))),
-        current AS NOT MATERIALIZED (
-            SELECT * FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL)
+    (the unique indexes of migration 0016). With ``unchanged`` rows staged (:func:`place`), only the ID numbers
+    and households of those suspects are looked at."""
+    suspects, of_suspects, heads_of_suspects = "", "", ""
+    if unchanged:
+        suspects = """suspects AS (
+            SELECT id_hash, building_id, unit, room, relation FROM current WHERE NOT same OR ledger_row IN (
+                SELECT ledger_row FROM stage_persons WHERE same GROUP BY ledger_row HAVING count(*) > 1)),"""
+        of_suspects = "AND id_hash IN (SELECT id_hash FROM suspects)"
+        heads_of_suspects = """AND (building_id, unit, room) IN (
+            SELECT building_id, unit, room FROM suspects WHERE relation = 'head')"""
+    rows = session.execute(text(f"""
+        WITH current AS NOT MATERIALIZED (
+            SELECT * FROM stage_persons WHERE moved_out IS NULL AND building_id IS NOT NULL),
+        {suspects}
+        twice AS (SELECT id_hash FROM current WHERE TRUE {of_suspects} GROUP BY id_hash HAVING count(*) > 1),
+        heads AS (SELECT building_id, unit, room FROM current WHERE relation = 'head' {heads_of_suspects}
+                  GROUP BY building_id, unit, room HAVING count(*) > 1)
         SELECT s.line, CASE WHEN s.building_code IS NOT NULL THEN 'building_code'
                             WHEN s.building_name IS NOT NULL THEN 'building_name' ELSE 'lon' END,
                CASE WHEN s.building_code IS NOT NULL
@@ -169,14 +178,13 @@ def findings(session: Session, max_distance_m: float) -> list[tuple[int, str, st
         FROM (SELECT line, first_value(line) OVER w AS first,
                      (building_id, unit, room) = (first_value(building_id) OVER w, first_value(unit) OVER w,
                                                   first_value(room) OVER w) AS same_household
-              FROM current WHERE id_hash IN (SELECT id_hash FROM suspects)
+              FROM current WHERE id_hash IN (SELECT id_hash FROM twice)
               WINDOW w AS (PARTITION BY id_hash ORDER BY line)) d
         WHERE line <> first
         UNION ALL
         SELECT line, 'relation', 'a second head of household (户主) of this household (the first on line ' || first || ')'
         FROM (SELECT line, first_value(line) OVER (PARTITION BY building_id, unit, room ORDER BY line) AS first
-              FROM current WHERE relation = 'head' AND (building_id, unit, room) IN (
-                  SELECT building_id, unit, room FROM suspects WHERE relation = 'head')) h
+              FROM current WHERE relation = 'head' AND (building_id, unit, room) IN (SELECT * FROM heads)) h
         WHERE line <> first
         ORDER BY 1"""), {"max_m": max_distance_m}).all()
     return [(int(line), field, reason) for line, field, reason in rows]
