@@ -540,7 +540,7 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
                 yield from _to_wgs84(good, crs)
         yield from unchanged
 
-    with session.begin_nested() as savepoint:
+    with store.bulk_settings(session), session.begin_nested() as savepoint:
         store.stage(session, staged(), kept)
         store.place(session, scope, max_m, unchanged=same_rows)
         found = store.findings(session, max_m, unchanged=same_rows)

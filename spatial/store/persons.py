@@ -15,7 +15,8 @@ Dates are ``date`` (no time zone). Everything runs in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -42,6 +43,27 @@ _STAGED = """line integer PRIMARY KEY, building_code text, building_name text, l
     kind text, id_sealed bytea, id_hash bytea, id_masked text, phone_sealed bytea, phone_hash bytea,
     phone_masked text, tags text[], isolation_from date, isolation_to date, moved_in date, moved_out date,
     ledger_row bytea"""
+
+
+BULK_SETTINGS = {"work_mem": "256MB", "jit": "off"}
+"""Settings of an import's statements (:func:`bulk_settings`): sorts and hashes of a million staged rows in memory
+(the server's default 32 MB spills them to disk), no JIT compilation (seconds per statement on estimates of
+millions of rows that it does not win back)."""
+
+
+@contextmanager
+def bulk_settings(session: Session) -> Iterator[None]:
+    """:data:`BULK_SETTINGS` for the statements inside, the caller's values back afterwards (one import holds the
+    ledger lock at a time, so at most one session uses the larger work_mem)."""
+    before = {name: session.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar_one()
+              for name in BULK_SETTINGS}
+    for name, value in BULK_SETTINGS.items():
+        session.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            session.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
 def lock(session: Session) -> None:
@@ -353,7 +375,8 @@ def _refresh(session: Session, ids_sql: str, params: dict[str, Any], *, bump: bo
     ``stage_touched``, an unchanged re-import touches none): also raise every one's version, changed or not;
     else only changed rows are written (their version follows by trigger)."""
     return session.execute(text("WITH ids AS (" + ids_sql + ")," + """
-        current AS (SELECT p.* FROM persons p JOIN ids ON ids.id = p.household_id WHERE p.moved_out IS NULL),
+        current AS (SELECT p.household_id, p.relation, p.name, p.id_number_masked, p.phone_masked, p.tags
+                    FROM persons p JOIN ids ON ids.id = p.household_id WHERE p.moved_out IS NULL),
         counts AS (
             SELECT household_id AS id, least(50, count(*)) AS residents,
                    max(name) FILTER (WHERE relation = 'head') AS head_name,
