@@ -24,6 +24,24 @@ down_revision = "0027"
 branch_labels = None
 depends_on = None
 
+BUMP = """
+CREATE OR REPLACE FUNCTION persons_bump_household() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{guard}
+    IF TG_OP = 'INSERT' THEN
+        UPDATE households h SET version = h.version + 1 WHERE h.id IN (SELECT household_id FROM new_rows);
+    ELSE
+        UPDATE households h SET version = h.version + 1
+        WHERE h.id IN (SELECT household_id FROM new_rows UNION SELECT household_id FROM old_rows);
+    END IF;
+    RETURN NULL;
+END $$;
+"""
+"""Migration 0019's function, with ``guard`` at its start."""
+GUARD = """
+    IF current_setting('gridgov.household_versions', true) = 'by writer' THEN
+        RETURN NULL;
+    END IF;"""
+
 UPGRADE = """
 ALTER TABLE persons ADD COLUMN ledger_row bytea CHECK (length(ledger_row) = 16);
 COMMENT ON COLUMN persons.ledger_row IS
@@ -38,33 +56,9 @@ CREATE TRIGGER persons_forget_ledger_row BEFORE UPDATE ON persons FOR EACH ROW
     WHEN (OLD.ledger_row IS NOT NULL AND NEW.ledger_row IS NOT DISTINCT FROM OLD.ledger_row
           AND OLD.* IS DISTINCT FROM NEW.*)
     EXECUTE FUNCTION persons_forget_ledger_row();
+""" + BUMP.format(guard=GUARD)
 
-CREATE OR REPLACE FUNCTION persons_bump_household() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('gridgov.household_versions', true) = 'by writer' THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        UPDATE households h SET version = h.version + 1 WHERE h.id IN (SELECT household_id FROM new_rows);
-    ELSE
-        UPDATE households h SET version = h.version + 1
-        WHERE h.id IN (SELECT household_id FROM new_rows UNION SELECT household_id FROM old_rows);
-    END IF;
-    RETURN NULL;
-END $$;
-"""
-
-DOWNGRADE = """
-CREATE OR REPLACE FUNCTION persons_bump_household() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE households h SET version = h.version + 1 WHERE h.id IN (SELECT household_id FROM new_rows);
-    ELSE
-        UPDATE households h SET version = h.version + 1
-        WHERE h.id IN (SELECT household_id FROM new_rows UNION SELECT household_id FROM old_rows);
-    END IF;
-    RETURN NULL;
-END $$;
+DOWNGRADE = BUMP.format(guard="") + """
 DROP TRIGGER IF EXISTS persons_forget_ledger_row ON persons;
 DROP FUNCTION IF EXISTS persons_forget_ledger_row();
 ALTER TABLE persons DROP COLUMN IF EXISTS ledger_row;
