@@ -43,6 +43,7 @@ SERVER_SETTINGS = {
     "shared_buffers": "'256MB'",
     "work_mem": "'32MB'",
     "maintenance_work_mem": "'256MB'",
+    "max_wal_size": "'4GB'",  # a million-row import writes ~2 GB of WAL: fewer forced checkpoints (default 1 GB)
     "max_connections": "100",
     "fsync": "on",
     "log_min_messages": "warning",
