@@ -33,16 +33,17 @@ def peak_rss_mib() -> float:
 
 
 @contextmanager
-def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str, bool]]:
-    """(url, throw-away?) — the given database (migrated to the newest schema), or a fresh migrated one in an
-    embedded cluster that is removed afterwards."""
+def database(url: str | None, name: str = "gridgov_bench", keep: Path | None = None) -> Iterator[tuple[str, bool]]:
+    """(url, throw-away?) — the given database (migrated to the newest schema), or a migrated one in an embedded
+    cluster: in the folder ``keep`` (made if new, reused if there, stopped but kept afterwards), else in a fresh
+    temporary folder that is removed afterwards."""
     if url:
         engine = make_engine(url, pool_size=1)
         migrate.upgrade(engine)
         engine.dispose()
         yield url, False
         return
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
+    folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
     cluster = LocalCluster(folder)
     try:
         cluster.start()
@@ -51,10 +52,11 @@ def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str
         engine = make_engine(url, pool_size=1)
         migrate_schema(engine, cluster, name)
         engine.dispose()
-        yield url, True
+        yield url, keep is None
     finally:
         cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def children(pid: int) -> list[int]:

@@ -1,0 +1,217 @@
+"""Benchmark: how the field queries grow from a 1,000,000-household city to a Shenzhen-sized one (7,000,000).
+
+    python -m benchmarks.growth --households 1000000 [--keep DIR | --database-url URL] [--out FILE.json]
+    python -m benchmarks.growth --compare ONE.json OTHER.json
+
+1. Loads the synthetic city (:mod:`fixtures.synthetic_city`: divisions, grids, buildings, households, streets) and
+   then, in this benchmark, its population ledger: every household's residents (``households.residents``, 2.43 on
+   average) as ``persons`` rows: the head of household (the city's name, ID and mobile) and synthetic family
+   members (:func:`fixtures.synthetic_city._people`), every ID and phone number sealed (AES-256-GCM) and hashed
+   (HMAC-SHA256) by :class:`spatial.personal_keys.PersonalKeys` under a benchmark key (not the server's: no measured
+   request opens a sealed value), masked as the importer masks them; ID numbers drawn twice are dropped (the
+   first kept). How: COPY from two processes sealing in parallel, with the secondary indexes of ``persons``
+   dropped during the COPY and built again after it, and the statement trigger that bumps household versions
+   disabled during it (an import bumps them; versions of a fresh city do not matter here). Then cases: one per
+   five households over five years (:func:`benchmarks.cases.generate` over the whole district, without events:
+   no measured list reads them), the grid worker, planner and campaign of :func:`benchmarks.nearby.setup`
+   (subdistrict 1, 99.5% visited), and VACUUM ANALYZE (what autovacuum does after a bulk load). Every step is
+   timed and skipped when its rows are there already (``--keep DIR`` keeps the embedded cluster in ``DIR`` to
+   measure again without loading).
+2. Prints the database size (``pg_database_size``, and the largest tables with their indexes).
+3. Measures, each on a part of fixed size so that only the city around it grows: nearby (radius 200 m, 50
+   households, :mod:`benchmarks.nearby`) in the database and over HTTP; subdistrict 1's campaign coverage; uncached
+   vector tiles of buildings at z16 over subdistrict 1; a grid preview (a planner dragging a grid's east edge);
+   the overdue-case list of subdistrict 1. HTTP: uvicorn in a subprocess (``--workers``), ``--concurrency``
+   client threads (:func:`benchmarks.common.http_load`), CPU per request of the server and of this cluster's
+   PostgreSQL processes (:func:`benchmarks.common.cpu_split`).
+
+One line per figure, the same for every size; ``--out`` writes them as JSON and ``--compare`` prints two runs side
+by side with the ratio. Figures only, no assertions; the machine is shared: numbers vary with what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from benchmarks import cases as case_bench
+from benchmarks import nearby as nearby_bench
+from benchmarks.common import database
+from fixtures import synthetic_city
+from fixtures.synthetic_city import DISTRICT, ORIGIN, load_city
+from spatial.personal_keys import PersonalKeys
+from spatial.store.engine import make_engine
+from spatial.store.persons import ID_FIELD, PHONE_FIELD
+
+KEY = b"growth benchmark key of 32 bytes"
+CASES_PER_HOUSEHOLD = 0.2          # over five years (benchmarks.screen writes 200,000 for 1,000,000 households)
+PERSON_COLUMNS = ("household_id", "name", "gender", "relation", "kind", "id_number_sealed", "id_number_hash",
+                  "id_number_masked", "phone_sealed", "phone_hash", "phone_masked", "tags", "origin")
+RELATIONS = np.array(["head", "spouse", "child", "child", "parent"])  # by place in the household (5th and later: parent)
+BATCH = 50_000                     # households per sealing task
+
+
+# -- loading -----------------------------------------------------------------------------------------------------
+def _hex(sealed: bytes) -> str:
+    return "\\\\x" + sealed.hex()
+
+
+def person_rows(task: tuple) -> str:
+    """COPY text of the residents of a batch of households: ``(ids, residents, head names, head ID numbers, head
+    phones, seed)``; the head first (the household's own values), then family members drawn with ``seed``."""
+    ids, residents, head_names, head_ids, head_phones, seed = task
+    rng = np.random.default_rng(seed)
+    keys = PersonalKeys.of(KEY)
+    n = int(residents.sum())
+    household = np.repeat(ids, residents)
+    place = np.arange(n) - np.repeat(np.cumsum(residents) - residents, residents)
+    names, numbers, phones = (a.astype(object) for a in synthetic_city._people(rng, n))
+    head = place == 0
+    names[head], numbers[head], phones[head] = head_names, head_ids, head_phones
+    relation = RELATIONS[np.minimum(place, 4)]
+    kind = np.where(rng.random(n) < 0.6, "registered", "floating")
+    draw = rng.random(n)
+    tags = np.where(draw < 0.02, "{elderly_alone}", np.where(draw < 0.03, "{disabled}", "{}"))
+    out = io.StringIO()
+    for h, name, number, phone, rel, k, tag in zip(household.tolist(), names, numbers, phones, relation.tolist(),
+                                                    kind.tolist(), tags.tolist(), strict=True):
+        gender = "male" if int(number[16]) % 2 else "female"
+        out.write(f"{h}\t{name}\t{gender}\t{rel}\t{k}\t{_hex(keys.seal(ID_FIELD, number))}\t"
+                  f"{_hex(keys.digest(ID_FIELD, number))}\t{number[:6]}********{number[-4:]}\t"
+                  f"{_hex(keys.seal(PHONE_FIELD, phone))}\t{_hex(keys.digest(PHONE_FIELD, phone))}\t"
+                  f"{phone[:3]}****{phone[-4:]}\t{tag}\t{ORIGIN}\n")
+    return out.getvalue()
+
+
+def _batches(engine):
+    """The city's households in id order, ``BATCH`` at a time, as :func:`person_rows` tasks (a second connection)."""
+    raw = engine.raw_connection()
+    try:
+        with raw.driver_connection.cursor(name="growth_households") as cursor:
+            cursor.itersize = BATCH
+            cursor.execute("SELECT h.id, h.residents, h.head_name, h.head_id_number, h.head_phone FROM households h "
+                           "JOIN buildings b ON b.id = h.building_id WHERE b.origin = %s ORDER BY h.id", (ORIGIN,))
+            seed = 0
+            while rows := cursor.fetchmany(BATCH):
+                seed += 1
+                columns = list(zip(*rows, strict=True))
+                yield (np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int64),
+                       np.array(columns[2], dtype=object), np.array(columns[3], dtype=object),
+                       np.array(columns[4], dtype=object), 1000 + seed)
+    finally:
+        raw.close()
+
+
+def load_persons(engine, session: Session, processes: int = 2) -> dict[str, int]:
+    """The population ledger of the city (see the module docstring), in the caller's transaction (committed by
+    the caller); rows written and duplicate ID numbers dropped."""
+    indexes = session.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'persons' "
+                                   "AND indexname <> 'persons_pkey'")).all()
+    for name, _ in indexes:
+        session.execute(text(f"DROP INDEX {name}"))
+    session.execute(text("ALTER TABLE persons DISABLE TRIGGER persons_bump_household_insert"))
+    cursor = session.connection().connection.driver_connection.cursor()
+    with multiprocessing.get_context("fork").Pool(processes) as pool, \
+            cursor.copy(f"COPY persons ({', '.join(PERSON_COLUMNS)}) FROM STDIN") as copy:
+        pending: deque = deque()  # at most 2 batches per process sealed ahead of the COPY (bounded memory)
+        for task in _batches(engine):
+            pending.append(pool.apply_async(person_rows, (task,)))
+            if len(pending) >= 2 * processes:
+                copy.write(pending.popleft().get())
+        while pending:
+            copy.write(pending.popleft().get())
+    written = session.execute(text("SELECT count(*) FROM persons")).scalar_one()
+    dropped = session.execute(text("""
+        DELETE FROM persons p USING (SELECT id, row_number() OVER (PARTITION BY id_number_hash ORDER BY id) AS k
+                                     FROM persons) d
+        WHERE p.id = d.id AND d.k > 1""")).rowcount
+    session.execute(text("ALTER TABLE persons ENABLE TRIGGER persons_bump_household_insert"))
+    session.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
+    for _, definition in indexes:
+        session.execute(text(definition))
+    return {"persons": written - dropped, "duplicate IDs dropped": dropped}
+
+
+def vacuum(engine) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+
+
+def load(engine, households: int) -> dict[str, float]:
+    """Every loading step not done yet, timed; seconds per step (0 when it was skipped)."""
+    steps: dict[str, float] = {}
+
+    def step(name: str, needed: bool, work) -> None:
+        if not needed:
+            steps[name] = 0.0
+            print(f"{name:<44} (already loaded)")
+            return
+        started = time.perf_counter()
+        with Session(engine) as session:
+            result = work(session)
+            session.commit()
+        steps[name] = time.perf_counter() - started
+        print(f"{name:<44} {steps[name]:8.1f} s  " + (", ".join(f"{k} {v:,}" for k, v in result.items())
+                                                      if isinstance(result, dict) else ""))
+
+    with Session(engine) as session:
+        city_there = bool(session.scalar(text("SELECT 1 FROM divisions WHERE code = :c"), {"c": DISTRICT[0]}))
+        persons_there = bool(session.scalar(text("SELECT 1 FROM persons LIMIT 1")))
+        cases_there = bool(session.scalar(text("SELECT 1 FROM cases LIMIT 1")))
+        users_there = bool(session.scalar(text("SELECT 1 FROM users WHERE username = 'bench_worker'")))
+    step(f"city ({households:,} households, COPY)", not city_there, lambda s: load_city(s, households=households))
+    step("persons (sealed, hashed, COPY)", not persons_there, lambda s: load_persons(engine, s))
+    step("users and campaign (subdistrict 1)", not users_there, lambda s: nearby_bench.setup(s) and None)
+    n_cases = round(households * CASES_PER_HOUSEHOLD)
+    step(f"cases ({n_cases:,} over five years, bulk SQL)", not cases_there,
+         lambda s: case_bench.generate(s, n_cases, prefix=DISTRICT[0][:6] + "%", events=False))
+    step("VACUUM ANALYZE", any(steps.values()), lambda s: vacuum(engine))
+    steps["total"] = sum(steps.values())
+    print(f"{'generation, total':<44} {steps['total']:8.1f} s")
+    return steps
+
+
+def sizes(session: Session, tables: int = 8) -> dict[str, int]:
+    """Bytes of the database and of its largest tables (with their indexes and TOAST)."""
+    out = {"database": session.execute(text("SELECT pg_database_size(current_database())")).scalar_one()}
+    rows = session.execute(text("""
+        SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 2 DESC LIMIT :k"""), {"k": tables}).all()
+    out.update({name: int(size) for name, size in rows})
+    for name, size in out.items():
+        print(f"  size of {name:<36} {size / 2**20:10,.0f} MiB")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", type=int, default=1_000_000)
+    parser.add_argument("--database-url", help="an existing database (the city is loaded once and kept)")
+    parser.add_argument("--keep", type=Path, help="keep the embedded cluster in this folder (reused if there)")
+    parser.add_argument("--load-only", action="store_true", help="load (and print sizes), measure nothing")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    figures: dict[str, object] = {"households": args.households}
+    with database(args.database_url, "gridgov_bench_growth", keep=args.keep) as (url, _):
+        engine = make_engine(url, pool_size=2)
+        figures["generation_s"] = load(engine, args.households)
+        with Session(engine) as session:
+            figures["bytes"] = sizes(session)
+        engine.dispose()
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
