@@ -46,7 +46,8 @@ from sqlalchemy.orm import Session
 
 from benchmarks import cases as case_bench
 from benchmarks import nearby as nearby_bench
-from benchmarks.common import database
+from benchmarks.nearby import latency_line
+from benchmarks.common import cpu_split, database, http_load, postmaster_of
 from fixtures import synthetic_city
 from fixtures.synthetic_city import DISTRICT, ORIGIN, load_city
 from spatial.personal_keys import PersonalKeys
@@ -193,6 +194,110 @@ def sizes(session: Session, tables: int = 8) -> dict[str, int]:
     return out
 
 
+# -- measuring ---------------------------------------------------------------------------------------------------
+def tile_paths(session: Session, subdistricts: tuple[int, ...], z: int) -> list[str]:
+    """The combined tiles (every layer a planner sees) at zoom ``z`` over those of the given subdistricts (1 = the
+    first) that the city has,
+    in a seeded order: distinct tiles, so that a server started afresh renders every one (its cache is in memory)."""
+    from tiles.grid import tile_range
+
+    paths = []
+    for number in subdistricts:
+        bounds = session.execute(text("SELECT ST_XMin(boundary), ST_YMin(boundary), ST_XMax(boundary), "
+                                      "ST_YMax(boundary) FROM divisions WHERE code = :c"),
+                                 {"c": f"{DISTRICT[0][:6]}{number:03d}000"}).one_or_none()
+        if bounds is None:  # a small city
+            continue
+        x0, y0, x1, y1 = tile_range(tuple(bounds), z)
+        paths += [f"/tiles/{z}/{x}/{y}.mvt" for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+    np.random.default_rng(5).shuffle(paths)
+    return paths
+
+
+def preview_bodies(session: Session, n: int) -> tuple[list[str], list[dict]]:
+    """``n`` previews of a redraw in subdistrict 1, as a planner dragging a grid's east edge 5–30 m either way
+    sends them (``move_shared_boundary``: the east neighbour, in the same community, is recomputed too); the
+    geometry in EPSG:4547 metres. (paths, bodies)."""
+    grids = session.execute(text("""
+        SELECT code, ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+        FROM (SELECT code, ST_Transform(boundary, 4547) AS b FROM grids
+              WHERE community_code LIKE :p AND retired_at IS NULL
+                AND (right(code, 2)::int - 1) % :per_side < :per_side - 1) g ORDER BY code"""),
+        {"p": DISTRICT[0][:6] + "001%", "per_side": synthetic_city.GRIDS_PER_COMMUNITY}).all()
+    rng = np.random.default_rng(9)
+    paths, bodies = [], []
+    for i in rng.integers(0, len(grids), n):
+        code, x0, y0, x1, y1 = grids[int(i)]
+        east = x1 + float(rng.choice((-1, 1)) * rng.uniform(5, 30))
+        ring = [[x0, y0], [east, y0], [east, y1], [x0, y1], [x0, y0]]
+        paths.append(f"/api/grids/{code}/boundary")
+        bodies.append({"geometry": {"type": "Polygon", "coordinates": [ring]}, "crs": "EPSG:4547", "preview": True,
+                       "move_shared_boundary": True})
+    return paths, bodies
+
+
+def http_figures(label: str, base: str, token: str, paths: list[str], pids: tuple[int, int], concurrency: int,
+                 max_seconds: float, method: str = "GET", bodies: list[dict] | None = None) -> dict[str, float]:
+    """One timed load run (:func:`benchmarks.common.http_load`) with the CPU it cost per request: of the server
+    (``pids[0]`` and its workers) and of the cluster's PostgreSQL processes (``pids[1]``, its postmaster)."""
+    before = cpu_split(*pids)
+    latencies, wall, errors = http_load(base, token, paths, concurrency, max_seconds, method, bodies)
+    after = cpu_split(*pids)
+    figures = latency_line(label, latencies, wall)
+    figures.update({f"cpu_{kind}_ms": 1000 * (after[kind] - before[kind]) / len(latencies) for kind in after})
+    figures["errors"] = errors
+    print(f"  CPU per request: server {figures['cpu_server_ms']:.2f} ms, PostgreSQL {figures['cpu_postgres_ms']:.2f}"
+          f" ms; non-2xx {errors}")
+    return figures
+
+
+def measure(engine, url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Every figure of the module docstring, keyed by label."""
+    out: dict[str, dict[str, float]] = {}
+    with Session(engine) as session:
+        worker, planner, campaign, boxes = nearby_bench.setup(session)
+        session.commit()
+        out["coverage of subdistrict 1 (store, best of 5)"] = nearby_bench.bench_coverage(session, planner, campaign)
+        session.rollback()
+        points = nearby_bench.positions(boxes, max(args.requests, 1000))
+        for key, figures in nearby_bench.bench_database(session, worker, campaign, points[:1000]).items():
+            out[f"nearby in the database ({key})"] = figures
+        session.rollback()
+        tiles = {z: tile_paths(session, (1, 2), z) for z in (15, 16)}
+        warm_tiles = tile_paths(session, (1,), 17)[:40]  # other tiles than those measured
+        preview_paths, preview_body = preview_bodies(session, args.previews)
+        postmaster = postmaster_of(session)
+    for workers in (int(w) for w in args.workers.split(",")):
+        with nearby_bench.server(url, workers) as (base, pid):
+            pids = (pid, postmaster)
+            as_worker = case_bench.token_of(base, "bench_worker")
+            as_planner = case_bench.token_of(base, "bench_planner")
+            c, limit = args.concurrency, args.max_seconds
+            tag = f"{workers} w., c. {c}"
+            nearby_bench.load(base, as_worker, points[:200], c, 30, "straight")  # warm every pooled connection
+            paths = nearby_bench.nearby_paths(points[:args.requests], "straight")
+            out[f"nearby over HTTP ({tag})"] = http_figures(f"nearby over HTTP, {tag}", base, as_worker, paths, pids,
+                                                            c, limit)
+            coverage = [f"/api/field/campaigns/{campaign}/coverage"] * 50
+            http_load(base, as_planner, coverage[:8], c, 30)
+            out[f"coverage over HTTP ({tag})"] = http_figures(f"coverage of subdistrict 1 over HTTP, {tag}", base,
+                                                              as_planner, coverage, pids, c, limit)
+            overdue = ["/api/cases?overdue=true&limit=100"] * args.requests
+            http_load(base, as_planner, overdue[:40], c, 30)
+            out[f"overdue list over HTTP ({tag})"] = http_figures(f"overdue list of subdistrict 1, HTTP, {tag}", base,
+                                                                  as_planner, overdue[:args.requests // 3], pids, c,
+                                                                  limit)
+            http_load(base, as_planner, warm_tiles, c, 30)
+            for z, paths in tiles.items():
+                out[f"uncached tile z{z} ({tag})"] = http_figures(f"uncached tile z{z} ({len(paths)}), HTTP, {tag}",
+                                                                 base, as_planner, paths, pids, c, limit)
+            http_load(base, as_planner, preview_paths[:10], 1, 30, "PUT", preview_body[:10])
+            out[f"grid preview over HTTP ({workers} w., one at a time)"] = http_figures(
+                f"grid preview, HTTP, {workers} w., one at a time", base, as_planner, preview_paths, pids, 1, limit,
+                "PUT", preview_body)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1_000_000)
@@ -200,17 +305,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the embedded cluster in this folder (reused if there)")
     parser.add_argument("--load-only", action="store_true", help="load (and print sizes), measure nothing")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("ONE", "OTHER"),
+                        help="print two runs' JSON side by side (nothing is loaded or measured)")
+    parser.add_argument("--requests", type=int, default=3000, help="nearby requests (the overdue list a third)")
+    parser.add_argument("--previews", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
+    parser.add_argument("--max-seconds", type=float, default=90.0, help="upper bound of each HTTP run")
     args = parser.parse_args(argv)
+    if args.compare:
+        compare(*(json.loads(path.read_text()) for path in args.compare))
+        return 0
     figures: dict[str, object] = {"households": args.households}
     with database(args.database_url, "gridgov_bench_growth", keep=args.keep) as (url, _):
         engine = make_engine(url, pool_size=2)
         figures["generation_s"] = load(engine, args.households)
         with Session(engine) as session:
             figures["bytes"] = sizes(session)
+            figures["rows"] = {**synthetic_city.city_counts(session), **dict(session.execute(text(
+                "SELECT 'persons', count(*) FROM persons UNION ALL SELECT 'cases', count(*) FROM cases")).all())}
+        if not args.load_only:
+            figures["figures"] = measure(engine, url, args)
         engine.dispose()
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+def compare(one: dict, other: dict) -> None:
+    """Two runs side by side: rows, generation time, sizes, then every figure both have (p50 and p95, or the
+    median, and CPU per request) with the ratio other / one."""
+    names = (f"{one['households']:,} hh", f"{other['households']:,} hh")
+
+    def line(label: str, a: float, b: float, unit: str) -> None:
+        ratio = f"{b / a:6.2f}×" if a else "      "
+        print(f"{label:<58} {a:>12,.1f} {b:>12,.1f} {unit:<4} {ratio}")
+
+    print(f"{'':<58} {names[0]:>12} {names[1]:>12}")
+    for key in one.get("rows", {}):
+        if key in other.get("rows", {}):
+            line(f"rows: {key}", one["rows"][key], other["rows"][key], "")
+    line("generation, total", one["generation_s"]["total"], other["generation_s"]["total"], "s")
+    for key in one["bytes"]:
+        if key in other["bytes"]:
+            line(f"size: {key}", one["bytes"][key] / 2**20, other["bytes"][key] / 2**20, "MiB")
+    for label, a in one.get("figures", {}).items():
+        b = other.get("figures", {}).get(label)
+        if b is None:
+            continue
+        for key, name in (("p50_ms", "p50"), ("p95_ms", "p95"), ("median_ms", "median"), ("best_ms", "best"),
+                          ("cpu_server_ms", "CPU server"), ("cpu_postgres_ms", "CPU PostgreSQL")):
+            if key in a and key in b:
+                line(f"{label}, {name}", a[key], b[key], "ms")
 
 
 if __name__ == "__main__":
