@@ -266,17 +266,23 @@ def http_figures(label: str, base: str, token: str, paths: list[str], pids: tupl
     return figures
 
 
+PARTS = ("database", "nearby", "coverage", "overdue", "tiles", "preview")
+
+
 def measure(engine, url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Every figure of the module docstring, keyed by label."""
+    """The figures of the module docstring (those of ``args.only``, of :data:`PARTS`), keyed by label."""
     out: dict[str, dict[str, float]] = {}
+    only = set(args.only.split(","))
     with Session(engine) as session:
         worker, planner, campaign, boxes = nearby_bench.setup(session)
         session.commit()
-        out["coverage of subdistrict 1 (store, best of 5)"] = nearby_bench.bench_coverage(session, planner, campaign)
-        session.rollback()
         points = nearby_bench.positions(boxes, max(args.requests, 1000))
-        for key, figures in nearby_bench.bench_database(session, worker, campaign, points[:1000]).items():
-            out[f"nearby in the database ({key})"] = figures
+        if "database" in only:
+            out["coverage of subdistrict 1 (store, best of 5)"] = nearby_bench.bench_coverage(session, planner,
+                                                                                             campaign)
+            session.rollback()
+            for key, figures in nearby_bench.bench_database(session, worker, campaign, points[:1000]).items():
+                out[f"nearby in the database ({key})"] = figures
         session.rollback()
         tiles = {z: tile_paths(session, (1, 2), z) for z in (15, 16)}
         warm_tiles = tile_paths(session, (1,), 17)[:40]  # other tiles than those measured
@@ -289,27 +295,31 @@ def measure(engine, url: str, args: argparse.Namespace) -> dict[str, dict[str, f
             as_planner = case_bench.token_of(base, "bench_planner")
             c, limit = args.concurrency, args.max_seconds
             tag = f"{workers} w., c. {c}"
-            nearby_bench.load(base, as_worker, points[:200], c, 30, "straight")  # warm every pooled connection
-            paths = nearby_bench.nearby_paths(points[:args.requests], "straight")
-            out[f"nearby over HTTP ({tag})"] = http_figures(f"nearby over HTTP, {tag}", base, as_worker, paths, pids,
-                                                            c, limit)
-            coverage = [f"/api/field/campaigns/{campaign}/coverage"] * 50
-            http_load(base, as_planner, coverage[:8], c, 30)
-            out[f"coverage over HTTP ({tag})"] = http_figures(f"coverage of subdistrict 1 over HTTP, {tag}", base,
-                                                              as_planner, coverage, pids, c, limit)
-            overdue = ["/api/cases?overdue=true&limit=100"] * args.requests
-            http_load(base, as_planner, overdue[:40], c, 30)
-            out[f"overdue list over HTTP ({tag})"] = http_figures(f"overdue list of subdistrict 1, HTTP, {tag}", base,
-                                                                  as_planner, overdue[:args.requests // 3], pids, c,
-                                                                  limit)
-            http_load(base, as_planner, warm_tiles, c, 30)
-            for z, paths in tiles.items():
-                out[f"uncached tile z{z} ({tag})"] = http_figures(f"uncached tile z{z} ({len(paths)}), HTTP, {tag}",
-                                                                 base, as_planner, paths, pids, c, limit)
-            http_load(base, as_planner, preview_paths[:10], 1, 30, "PUT", preview_body[:10])
-            out[f"grid preview over HTTP ({workers} w., one at a time)"] = http_figures(
-                f"grid preview, HTTP, {workers} w., one at a time", base, as_planner, preview_paths, pids, 1, limit,
-                "PUT", preview_body)
+            if "nearby" in only:
+                nearby_bench.load(base, as_worker, points[:200], c, 30, "straight")  # warm every pooled connection
+                paths = nearby_bench.nearby_paths(points[:args.requests], "straight")
+                out[f"nearby over HTTP ({tag})"] = http_figures(f"nearby over HTTP, {tag}", base, as_worker, paths,
+                                                                pids, c, limit)
+            if "coverage" in only:
+                coverage = [f"/api/field/campaigns/{campaign}/coverage"] * 50
+                http_load(base, as_planner, coverage[:8], c, 30)
+                out[f"coverage over HTTP ({tag})"] = http_figures(f"coverage of subdistrict 1 over HTTP, {tag}", base,
+                                                                  as_planner, coverage, pids, c, limit)
+            if "overdue" in only:
+                overdue = ["/api/cases?overdue=true&limit=100"] * (args.requests // 3)
+                http_load(base, as_planner, overdue[:40], c, 30)
+                out[f"overdue list over HTTP ({tag})"] = http_figures(f"overdue list of subdistrict 1, HTTP, {tag}",
+                                                                      base, as_planner, overdue, pids, c, limit)
+            if "tiles" in only:
+                http_load(base, as_planner, warm_tiles, c, 30)
+                for z, paths in tiles.items():
+                    out[f"uncached tile z{z} ({tag})"] = http_figures(
+                        f"uncached tile z{z} ({len(paths)}), HTTP, {tag}", base, as_planner, paths, pids, c, limit)
+            if "preview" in only:
+                http_load(base, as_planner, preview_paths[:10], 1, 30, "PUT", preview_body[:10])
+                out[f"grid preview over HTTP ({workers} w., one at a time)"] = http_figures(
+                    f"grid preview, HTTP, {workers} w., one at a time", base, as_planner, preview_paths, pids, 1,
+                    limit, "PUT", preview_body)
     return out
 
 
@@ -327,9 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
     parser.add_argument("--max-seconds", type=float, default=90.0, help="upper bound of each HTTP run")
+    parser.add_argument("--only", default=",".join(PARTS), help="what to measure, comma-separated: " + ", ".join(PARTS))
     args = parser.parse_args(argv)
     if args.compare:
-        compare(*(json.loads(path.read_text()) for path in args.compare))
+        runs = [json.loads(path.read_text()) for path in args.compare]
+        compare(*runs)
+        if all("figures" in run for run in runs):
+            for run in runs:
+                print(f"capacity model (docs/decisions/0027-capacity.md) from the {run['households']:,}-household run:")
+                capacity(run)
         return 0
     figures: dict[str, object] = {"households": args.households}
     with database(args.database_url, "gridgov_bench_growth", keep=args.keep) as (url, _):
@@ -345,6 +361,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+# The capacity model of docs/decisions/0027-capacity.md: requests per hour at the peak hour, per active field
+# worker (grid workers, 网格员) or per planner / command screen, and the measured figure whose CPU each costs.
+# (label of the figure, requests per hour, per what).
+DEMAND = (("nearby over HTTP (1 w., c. 8)", 30, "worker"),              # one a household visited, and refreshes
+          ("nearby over HTTP (1 w., c. 8)", 30, "worker"),              # the visit written: taken as a nearby's cost
+          ("uncached tile z16 (1 w., c. 8)", 60, "worker"),             # 6 map moves of 10 new tiles, none cached
+          ("overdue list over HTTP (1 w., c. 8)", 6, "worker"),         # the case list, every 10 minutes
+          ("coverage over HTTP (1 w., c. 8)", 6, "subdistrict"),        # a subdistrict's coverage, every 10 minutes
+          ("grid preview over HTTP (1 w., one at a time)", 60, "planner"))
+PLACES = {"Shenzhen": {"worker": 20_000, "subdistrict": 74, "planner": 100},
+          "the nation": {"worker": 4_000_000, "subdistrict": 40_000, "planner": 20_000}}
+UTILISATION = 0.6                  # cores busy at the peak hour (headroom for bursts and for the writes not modelled)
+
+
+def capacity(run: dict) -> dict[str, dict[str, float]]:
+    """Cores needed at the peak hour (application and PostgreSQL) for each place of :data:`PLACES`, from the CPU
+    per request of ``run``'s figures and :data:`DEMAND`; printed and returned."""
+    out = {}
+    for place, counts in PLACES.items():
+        app = db = 0.0
+        for label, per_hour, per in DEMAND:
+            figure = run["figures"][label]
+            rate = counts[per] * per_hour / 3600
+            app += rate * figure["cpu_server_ms"] / 1000
+            db += rate * figure["cpu_postgres_ms"] / 1000
+        out[place] = {"app_cores": app / UTILISATION, "postgres_cores": db / UTILISATION}
+        print(f"{place:<12} application {app / UTILISATION:9,.1f} cores, PostgreSQL {db / UTILISATION:9,.1f} cores "
+              f"(busy {app:,.1f} + {db:,.1f} at the peak hour, {UTILISATION:.0%} utilisation)")
+    return out
 
 
 def compare(one: dict, other: dict) -> None:
