@@ -19,8 +19,9 @@
    measure again without loading).
 2. Prints the database size (``pg_database_size``, and the largest tables with their indexes).
 3. Measures, each on a part of fixed size so that only the city around it grows: nearby (radius 200 m, 50
-   households, :mod:`benchmarks.nearby`) in the database and over HTTP; subdistrict 1's campaign coverage; uncached
-   vector tiles of buildings at z16 over subdistrict 1; a grid preview (a planner dragging a grid's east edge);
+   households, :mod:`benchmarks.nearby`) in the database and over HTTP; subdistrict 1's campaign coverage (the
+   store function, and over HTTP); uncached combined vector tiles (every layer a planner sees) at z15 and z16 over
+   subdistricts 1–2; a grid preview (a planner dragging a grid's east edge);
    the overdue-case list of subdistrict 1. HTTP: uvicorn in a subprocess (``--workers``), ``--concurrency``
    client threads (:func:`benchmarks.common.http_load`), CPU per request of the server and of this cluster's
    PostgreSQL processes (:func:`benchmarks.common.cpu_split`).
