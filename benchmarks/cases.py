@@ -105,11 +105,13 @@ WHERE e.fwd IS NOT NULL OR c.closed_at IS NOT NULL
 """
 
 
-def generate(session: Session, n: int) -> dict[str, int]:
-    """``n`` cases of the subdistrict and their events, in bulk SQL (the caller commits); their counts."""
+def generate(session: Session, n: int, prefix: str = SUBDISTRICT[:9] + "%", events: bool = True) -> dict[str, int]:
+    """``n`` cases spread over the grids whose community code is LIKE ``prefix`` (default the subdistrict) and,
+    if ``events``, their events, in bulk SQL (the caller commits); their counts."""
     session.execute(text("SELECT setseed(0.15)"))
-    session.execute(text(GENERATE), {"prefix": SUBDISTRICT[:9] + "%", "n": n})
-    session.execute(text(EVENTS))
+    session.execute(text(GENERATE), {"prefix": prefix, "n": n})
+    if events:
+        session.execute(text(EVENTS))
     session.execute(text("ANALYZE cases, case_events"))
     row = session.execute(text("""
         SELECT count(*), count(*) FILTER (WHERE state <> 'closed'),

@@ -33,16 +33,17 @@ def peak_rss_mib() -> float:
 
 
 @contextmanager
-def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str, bool]]:
-    """(url, throw-away?) — the given database (migrated to the newest schema), or a fresh migrated one in an
-    embedded cluster that is removed afterwards."""
+def database(url: str | None, name: str = "gridgov_bench", keep: Path | None = None) -> Iterator[tuple[str, bool]]:
+    """(url, throw-away?) — the given database (migrated to the newest schema), or a migrated one in an embedded
+    cluster: in the folder ``keep`` (made if new, reused if there, stopped but kept afterwards), else in a fresh
+    temporary folder that is removed afterwards."""
     if url:
         engine = make_engine(url, pool_size=1)
         migrate.upgrade(engine)
         engine.dispose()
         yield url, False
         return
-    folder = Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
+    folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="gridgov-bench-"))
     cluster = LocalCluster(folder)
     try:
         cluster.start()
@@ -51,10 +52,11 @@ def database(url: str | None, name: str = "gridgov_bench") -> Iterator[tuple[str
         engine = make_engine(url, pool_size=1)
         migrate_schema(engine, cluster, name)
         engine.dispose()
-        yield url, True
+        yield url, keep is None
     finally:
         cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def children(pid: int) -> list[int]:
@@ -80,12 +82,23 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(_cpu(pid) for pid in pids + [c for p in pids for c in children(p)])
 
 
-def cpu_split(server_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the server (``server_pid`` and its workers) and by every PostgreSQL process;
-    the difference of two calls around a load run, divided by its requests, is CPU per request."""
+def cpu_split(server_pid: int, postmaster_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds used so far by the server (``server_pid`` and its workers) and by PostgreSQL: the cluster of
+    ``postmaster_pid`` (it and its children, the backends), else every PostgreSQL process of the machine; the
+    difference of two calls around a load run, divided by its requests, is CPU per request."""
+    if postmaster_pid is not None:
+        return {"server": cpu_seconds([server_pid]), "postgres": cpu_seconds([postmaster_pid])}
     postgres = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()
                 and _comm(entry.name).startswith("postgres")]
     return {"server": cpu_seconds([server_pid]), "postgres": sum(_cpu(pid) for pid in postgres)}
+
+
+def postmaster_of(session) -> int:
+    """The pid of the PostgreSQL server of ``session`` (the parent of its backend; the server is on this machine)."""
+    from sqlalchemy import text
+
+    backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _comm(pid: str) -> str:

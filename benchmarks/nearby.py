@@ -57,11 +57,18 @@ def timed(label: str, work: Callable[[], object]) -> object:
     return result
 
 
-def latency_line(label: str, seconds: list[float], wall: float | None = None) -> None:
+def latency_line(label: str, seconds: list[float], wall: float | None = None) -> dict[str, float]:
+    """Print one line of latency figures (durations in seconds; ``wall``: seconds of the run, for the rate) and
+    return them: n, p50_ms, p95_ms, p99_ms and, with ``wall``, per_s."""
     ms = np.array(seconds) * 1000
-    rate = f"  {len(ms) / wall:7.1f} req/s" if wall else ""
-    print(f"{label:<44} n={len(ms):>5}  p50 {np.percentile(ms, 50):6.2f} ms  p95 {np.percentile(ms, 95):6.2f} ms"
-          f"  p99 {np.percentile(ms, 99):6.2f} ms{rate}")
+    figures = {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+               "p99_ms": float(np.percentile(ms, 99))}
+    if wall:
+        figures["per_s"] = len(ms) / wall
+    rate = f"  {figures['per_s']:7.1f} req/s" if wall else ""
+    print(f"{label:<44} n={len(ms):>5}  p50 {figures['p50_ms']:6.2f} ms  p95 {figures['p95_ms']:6.2f} ms"
+          f"  p99 {figures['p99_ms']:6.2f} ms{rate}")
+    return figures
 
 
 def setup(session: Session) -> tuple[Principal, Principal, int, list[tuple[float, float, float, float]]]:
@@ -97,7 +104,8 @@ def positions(boxes, n: int, seed: int = 1) -> list[tuple[float, float]]:
     return [(float(rng.uniform(boxes[i][0], boxes[i][2])), float(rng.uniform(boxes[i][1], boxes[i][3]))) for i in picks]
 
 
-def bench_coverage(session: Session, planner: Principal, campaign: int) -> None:
+def bench_coverage(session: Session, planner: Principal, campaign: int) -> dict[str, float]:
+    """Times the campaign's progress (per grid, community, total) 5 times; best_ms and median_ms."""
     residents, households = session.execute(text(
         "SELECT sum(b.residents), sum(b.households) FROM buildings b JOIN grids g ON g.id = b.grid_id "
         "WHERE g.community_code LIKE :p"), {"p": SUBDISTRICT[:9] + "%"}).one()
@@ -111,28 +119,32 @@ def bench_coverage(session: Session, planner: Principal, campaign: int) -> None:
           f"{total.targeted:,} screened = {100 * total.ratio:.2f}%, {len(rows)} rows")
     print(f"{'coverage (grids + communities + total)':<44} best {min(times) * 1000:7.1f} ms  "
           f"median {statistics.median(times) * 1000:7.1f} ms  (5 runs)")
+    return {"best_ms": min(times) * 1000, "median_ms": statistics.median(times) * 1000}
 
 
-def bench_database(session: Session, worker: Principal, campaign: int, points) -> None:
+def bench_database(session: Session, worker: Principal, campaign: int, points) -> dict[str, dict[str, float]]:
+    """Nearby in the database (the statement alone, the domain function, walking); their latency figures."""
+    out = {}
     seconds = []
     for lon, lat in points:
         sql, params = nearby.nearby_statement(worker, lon, lat, radius_m=200, limit=50, campaign_id=campaign)
         started = time.perf_counter()
         session.execute(cached_text(sql), params).all()
         seconds.append(time.perf_counter() - started)
-    latency_line("nearby, database statement alone (sequential)", seconds[20:])
+    out["statement"] = latency_line("nearby, database statement alone (sequential)", seconds[20:])
     seconds = []
     for lon, lat in points[:300]:
         started = time.perf_counter()
         nearby.nearby(session, worker, lon, lat, radius_m=200, limit=50)
         seconds.append(time.perf_counter() - started)
-    latency_line("nearby, domain function (mask + audit)", seconds[20:])
+    out["domain"] = latency_line("nearby, domain function (mask + audit)", seconds[20:])
     seconds = []
     for lon, lat in points[:60]:
         started = time.perf_counter()
         nearby.nearby(session, worker, lon, lat, radius_m=200, limit=50, mode="walk")
         seconds.append(time.perf_counter() - started)
-    latency_line("nearby walking, domain function", seconds[10:])
+    out["walk"] = latency_line("nearby walking, domain function", seconds[10:])
+    return out
 
 
 @contextmanager
@@ -159,13 +171,17 @@ def server(url: str, workers: int = 1, read_url: str | None = None) -> Iterator[
         process.wait(timeout=20)
 
 
+def nearby_paths(points, mode: str) -> list[str]:
+    """One nearby request per point (lon, lat in EPSG:4326), sent in GCJ-02 as phones do: radius 200 m, 50 households."""
+    return ["/api/field/nearby?" + urlencode({"lon": float(glon), "lat": float(glat), "crs": "GCJ-02", "radius": 200,
+                                              "limit": 50, "mode": mode})
+            for glon, glat in (wgs84_to_gcj02(lon, lat) for lon, lat in points)]
+
+
 def load(base: str, token: str, points, concurrency: int, max_seconds: float, mode: str) -> tuple[list[float], float, int]:
-    """One nearby request per point (sent in GCJ-02, as phones do) from ``concurrency`` threads
-    (:func:`benchmarks.common.http_load`); (latencies, wall seconds, non-2xx answers)."""
-    paths = ["/api/field/nearby?" + urlencode({"lon": float(glon), "lat": float(glat), "crs": "GCJ-02", "radius": 200,
-                                                "limit": 50, "mode": mode})
-             for glon, glat in (wgs84_to_gcj02(lon, lat) for lon, lat in points)]
-    return http_load(base, token, paths, concurrency, max_seconds)
+    """:func:`nearby_paths` from ``concurrency`` threads (:func:`benchmarks.common.http_load`); (latencies, wall
+    seconds, non-2xx answers)."""
+    return http_load(base, token, nearby_paths(points, mode), concurrency, max_seconds)
 
 
 def load_wrk(base: str, token: str, points, concurrency: int, seconds: float, mode: str) -> dict | None:
