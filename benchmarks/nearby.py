@@ -158,17 +158,23 @@ def server(url: str, workers: int = 1, read_url: str | None = None) -> Iterator[
                                env=env, cwd=Path(__file__).resolve().parents[1])
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 180  # a big database on a busy machine starts slowly
+        while True:
             try:
                 if httpx.get(base + "/api/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer {base}/api/health (exit status {process.poll()})")
         yield base, process.pid
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def nearby_paths(points, mode: str) -> list[str]:
