@@ -505,7 +505,8 @@ def import_residents(session: Session, path: str | Path, keys: PersonalKeys, *,
     ctx = _Context(keys, mapping, _columns(header, mapping, name), headers, signature(mapping, headers, crs, max_m))
     kept: list[bytes] = []
     store.lock(session)
-    known = np.sort(np.frombuffer(store.unchanged_rows(session, scope), dtype="S16"))
+    known = np.sort(np.frombuffer(store.unchanged_rows(session, scope), dtype="S16")) \
+        if "building_code" in ctx.columns else np.empty(0, dtype="S16")  # only rows placed by code are matched
 
     def chunks() -> Iterator[list[tuple[int, list[Any]]]]:
         chunk: list[tuple[int, list[Any]]] = []

@@ -34,8 +34,8 @@ STAGE_FIELDS = ("line", "building_code", "building_name", "lon", "lat", "unit", 
                 "relation", "kind", "id_sealed", "id_hash", "id_masked", "phone_sealed", "phone_hash", "phone_masked",
                 "tags", "isolation_from", "isolation_to", "moved_in", "moved_out", "ledger_row")
 """A checked row's columns; an *unchanged* row (its fingerprint matches a current person's, see
-:func:`unchanged_rows`) is staged as ``line`` and ``ledger_row`` alone and :func:`place` copies the rest from that
-person."""
+:func:`unchanged_rows`) is staged as ``line`` and ``ledger_row`` alone (its ``id_hash`` NULL marks it) and
+:func:`place` copies the rest from that person."""
 LOCK = 0x6772_6964_7065_7273  # advisory lock of ledger writes and key rotations ("gridpers")
 ID_FIELD, PHONE_FIELD = "id_number", "phone"  # the field names the values are sealed and hashed under
 _STAGED = """line integer PRIMARY KEY, building_code text, building_name text, lon double precision,
