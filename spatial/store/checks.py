@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial.store.engine import server_info
+from spatial.store.federation import UNSTATED
 from spatial.store.migrate import head_revisions
 from spatial.store.privileges import APP_ROLE
 
@@ -98,7 +99,7 @@ def _city(session: Session) -> CheckResult:
     city, wrong = session.execute(text(
         "SELECT d.city_code, (SELECT count(*) FROM grids g WHERE g.city_code <> d.city_code "
         "OR left(g.community_code, 4) <> d.city_code) FROM deployment d")).one()
-    if city == "0000":
+    if city == UNSTATED:
         return CheckResult("grids in the deployment's city", True,
                            "the city is not stated (gridgov federation city CODE)")
     return CheckResult("grids in the deployment's city", wrong == 0, f"city {city}: {wrong} grids of another city")
