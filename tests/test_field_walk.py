@@ -167,6 +167,8 @@ def test_offline_the_list_stays_and_a_waiting_visit_says_to_send(walk):
     page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
     shown = page.locator("li.household").evaluate_all("els => els.map(e => e.dataset.id)")
     page.context.set_offline(True)
+    # the page knows it is offline before the visit (else a request sent as the link drops may still arrive)
+    page.wait_for_function("() => !navigator.onLine && document.getElementById('net').textContent === '离线'")
     target = page.locator("li.household[data-status='unvisited']").first
     household = target.get_attribute("data-id")
     target.click()

@@ -440,7 +440,7 @@ async function saveVisit(event) {
 
 async function flushQueue() {
   const waiting = queue();
-  if (!waiting.length) return;
+  if (!waiting.length || !navigator.onLine) return;  // offline: the 'online' event sends them (network())
   const left = [];
   for (const item of waiting) { if ((await sendVisit(item)) === "offline") left.push(item); }
   localStorage.setItem(QUEUE, JSON.stringify(left));
