@@ -269,3 +269,11 @@ def open_logged_in(browser, url: str, username: str, password: str, **context_op
     page.click("#login button[type=submit]")
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     return context, page, errors
+
+
+def go_offline(page) -> None:
+    """Cut the browser context of ``page`` off the network and wait until the page itself knows
+    (``navigator.onLine`` false): Chromium applies the emulation asynchronously, and a request sent in between may
+    still reach the server while its answer is lost, which no page test means to check."""
+    page.context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")

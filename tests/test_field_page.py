@@ -11,7 +11,7 @@ from fixtures.synthetic_city import load_city
 from spatial.access import Principal
 from spatial.geometry.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from spatial.store import campaigns, nearby, users
-from tests.conftest import open_logged_in
+from tests.conftest import go_offline, open_logged_in
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -119,7 +119,7 @@ def test_the_page_opens_offline_and_sends_a_queued_visit_when_back_online(phone)
     page.context.set_offline(False)  # the page reloads itself to fetch its data
     page.wait_for_selector("body[data-ready='1']", timeout=15_000)
     type_position(page, lon, lat, "EPSG:4326")
-    page.context.set_offline(True)
+    go_offline(page)
     page.locator(f"li.household[data-id='{household}']").click()
     page.click("#visit button[type=submit]")
     page.wait_for_selector("#queued:not([hidden])")

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from fixtures.synthetic_city import load_city
 from spatial.access import Principal
 from spatial.store import campaigns, nearby, users
-from tests.conftest import open_logged_in
+from tests.conftest import go_offline, open_logged_in
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -166,9 +166,7 @@ def test_offline_the_list_stays_and_a_waiting_visit_says_to_send(walk):
     page.wait_for_selector("body[data-ready='1'][data-count]", timeout=20_000)
     page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
     shown = page.locator("li.household").evaluate_all("els => els.map(e => e.dataset.id)")
-    page.context.set_offline(True)
-    # the page knows it is offline before the visit (else a request sent as the link drops may still arrive)
-    page.wait_for_function("() => !navigator.onLine && document.getElementById('net').textContent === '离线'")
+    go_offline(page)
     target = page.locator("li.household[data-status='unvisited']").first
     household = target.get_attribute("data-id")
     target.click()

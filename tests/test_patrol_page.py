@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from fixtures.synthetic_city import load_city
 from spatial.store import users
-from tests.conftest import open_logged_in
+from tests.conftest import go_offline, open_logged_in
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -44,7 +44,7 @@ def test_a_worker_records_a_patrol_partly_offline_and_sees_its_scores(live_serve
         page.click("#patrol-checkin")
         page.wait_for_function("() => document.getElementById('patrol-message').textContent.startsWith('已签到')",
                                timeout=15_000)
-        context.set_offline(True)
+        go_offline(page)
         page.click("#patrol-end")  # queued: no connection
         page.wait_for_selector("body[data-patrol='idle']")
         assert page.evaluate("JSON.parse(localStorage.getItem('gridgov.patrol.queue')).length") >= 1
