@@ -109,6 +109,7 @@ class WorkCalendar:
         object.__setattr__(self, "_day_minutes", sum(_minutes(start, end) for start, end in self.periods))
         object.__setattr__(self, "_period_seconds", tuple(
             (s.hour * 3600 + s.minute * 60, e.hour * 3600 + e.minute * 60) for s, e in self.periods))
+        object.__setattr__(self, "_terms", {})  # day -> (working days before it, is it one): see _day_terms
 
     @property
     def minutes_per_day(self) -> int:
@@ -175,10 +176,9 @@ class WorkCalendar:
         an instant before the base year the days are counted back, one by one."""
         seconds = _local(instant).timestamp() + _UTC_OFFSET_S
         ordinal, in_day = divmod(seconds, 86_400)
-        day = date.fromordinal(int(ordinal) + _EPOCH_ORDINAL)
-        before = self._workdays_before(day)
+        before, workday = self._day_terms(date.fromordinal(int(ordinal) + _EPOCH_ORDINAL))
         today = 0.0
-        if self.is_workday(day):
+        if workday:
             for start_s, end_s in self._period_seconds:
                 if in_day > start_s:
                     today += min(in_day, end_s) - start_s
@@ -198,6 +198,17 @@ class WorkCalendar:
         open_ = np.array([self.is_workday(d) for d in span], dtype=bool)[days - first]
         today = sum(np.clip(in_day - start_s, 0, end_s - start_s) for start_s, end_s in self._period_seconds)
         return before * self._day_minutes + np.where(open_, today, 0.0) / 60
+
+    def _day_terms(self, day: date) -> tuple[int, bool]:
+        """(working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day``, whether ``day`` is one),
+        remembered per calendar: a page of cases asks :meth:`clock` of the same few days again and again. The
+        calendar is immutable, so the answers never go stale (a changed calendar is a new instance)."""
+        found = self._terms.get(day)
+        if found is None:
+            if len(self._terms) > 100_000:  # a calendar kept for long (spatial.store.cases.work_calendar): bounded
+                self._terms.clear()
+            found = self._terms[day] = (self._workdays_before(day), self.is_workday(day))
+        return found
 
     def _workdays_before(self, day: date) -> int:
         """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it)."""

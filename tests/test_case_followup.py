@@ -259,6 +259,10 @@ def test_the_level_above_lists_late_and_flagged_cases_with_holder_and_lateness(t
     calendar = cases.work_calendar(db)
     assert first.late_min == round(-calendar.remaining(now, first.deadline), 1) and first.late_min > 0
     assert (second.id, second.late_min, second.supervised["note"]) == (on_time.id, None, "周五前处理完毕")
+    # one at a time: the late one, then (a page past every late case) the flagged one on time, then nothing
+    pages = [[c.id for c in case_followup.escalations(db, people["centre"], now=now, limit=1, offset=k).cases]
+             for k in range(3)]
+    assert pages == [[late.id], [on_time.id], []]
     grids = case_followup.escalations(db, people["community"], now=now)
     assert grids.unit_level == "grid" and [u["unit"] for u in grids.units] == [west.code, east.code]
     assert cases.list_cases(db, people["worker"], supervised=True)[0] == 0  # east's case is not the west worker's

