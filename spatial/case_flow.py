@@ -25,6 +25,7 @@ terminal states ``closed``, ``rejected`` and ``merged`` none either.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from spatial.errors import Conflict
 
@@ -100,9 +101,14 @@ STEPS: dict[str, tuple[str, str]] = {
 
 def allowed(state: str) -> list[str]:
     """The actions that can be taken in ``state``, in table order (extension actions included where they apply)."""
+    return list(_allowed(state))
+
+
+@lru_cache(maxsize=None)
+def _allowed(state: str) -> tuple[str, ...]:
     _known(state)
     found = [name for name, action in ACTIONS.items() if state in action.sources]
-    return found + (list(EXTENSION_ACTIONS) if state in EXTENSION_STATES else [])
+    return tuple(found + (list(EXTENSION_ACTIONS) if state in EXTENSION_STATES else []))
 
 
 def next_state(state: str, action: str) -> str:

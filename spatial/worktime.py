@@ -174,7 +174,7 @@ class WorkCalendar:
         working days before its day times :attr:`minutes_per_day`, plus the working minutes of its own day
         before it. Asia/Shanghai keeps UTC+8 all year, so local days start at UTC 16:00 of the day before. For
         an instant before the base year the days are counted back, one by one."""
-        seconds = _local(instant).timestamp() + _UTC_OFFSET_S
+        seconds = _aware(instant).timestamp() + _UTC_OFFSET_S
         ordinal, in_day = divmod(seconds, 86_400)
         before, workday = self._day_terms(date.fromordinal(int(ordinal) + _EPOCH_ORDINAL))
         today = 0.0
@@ -259,7 +259,12 @@ def _minutes(start: time, end: time) -> int:
     return (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
 
 
-def _local(instant: datetime) -> datetime:
+def _aware(instant: datetime) -> datetime:
+    """``instant`` itself; ValueError when it is naive."""
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("instants must carry a time zone (e.g. 2026-10-09T17:30:00+08:00)")
-    return instant.astimezone(LOCAL)
+    return instant
+
+
+def _local(instant: datetime) -> datetime:
+    return _aware(instant).astimezone(LOCAL)
