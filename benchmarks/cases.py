@@ -16,8 +16,9 @@
 3. The monthly figures of the subdistrict (``GET /api/cases/figures?by=community`` over the last full month, and
    ``by=month`` over the last year): best and median of 5.
 
-Printed beside each figure: the issue's target (the peer figure the service is held to) and, for the lists, the
-same SQL statement timed alone in the database (the floor the HTTP layer adds to). Figures only, no assertions;
+Printed beside each figure: the issue's target (the peer figure the service is held to) and, for the lists, the CPU
+per request of the server and of PostgreSQL during the run (2 cores hold both: their sum bounds the throughput)
+and the store function behind the endpoint timed alone in this process (the floor the HTTP layer adds to). Figures only, no assertions;
 the machine is shared: numbers vary with what else runs.
 """
 
@@ -27,18 +28,20 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import httpx
-import numpy as np
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from benchmarks.common import database, http_load
+from benchmarks.common import cpu_split, database, http_load, postmaster_of
 from benchmarks.nearby import PASSWORD, latency_line, server, timed
 from fixtures.synthetic_city import DISTRICT, HOUSEHOLDS_PER_GRID, load_city
-from spatial.store import users
+from spatial.store import case_followup, users
+from spatial.store import cases as case_store
 from spatial.store.engine import make_engine
+from spatial.store.models import User
 
 SUBDISTRICT = DISTRICT[0][:6] + "001000"
 GRIDS = 300
@@ -130,13 +133,15 @@ def setup(session: Session) -> None:
     users.create_user(session, "bench_planner", PASSWORD, "planner", scope_code=SUBDISTRICT)
 
 
-def sql_alone(session: Session, label: str, sql: str, params: dict, runs: int = 30) -> None:
+def store_alone(label: str, read: Callable[[], object], runs: int = 30) -> None:
+    """The store function behind the endpoint, in this process, one call at a time: its statements and the
+    Python that shapes their rows, without HTTP, JSON or concurrency (the floor the HTTP layer adds to)."""
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        session.execute(text(sql), params).all()
+        read()
         seconds.append(time.perf_counter() - started)
-    latency_line(f"  {label}, SQL alone", seconds[5:])
+    latency_line(f"  {label}, store alone", seconds[5:])
 
 
 def token_of(base: str, name: str) -> str:
@@ -144,38 +149,37 @@ def token_of(base: str, name: str) -> str:
 
 
 def bench_http(url: str, session: Session, args: argparse.Namespace) -> None:
-    worker_grids = session.execute(text(
-        "SELECT g.id, ST_XMin(g.boundary), ST_YMin(g.boundary), ST_XMax(g.boundary), ST_YMax(g.boundary) "
+    # where the worker reports: points inside their grids (a point of a grid's bounding box may lie in no grid)
+    spots = session.execute(text(
+        "SELECT ST_X(d.geom), ST_Y(d.geom) FROM (SELECT (ST_Dump(ST_GeneratePoints(ST_Union(g.boundary), :n, 3))).geom "
         "FROM grids g JOIN grid_assignments a ON a.grid_id = g.id JOIN users u ON u.id = a.user_id "
-        "WHERE u.username = 'bench_worker'")).all()
-    prefix = SUBDISTRICT[:9] + "%"
-    with server(url, args.workers) as (base, _pid):
+        "WHERE u.username = 'bench_worker') d"), {"n": args.reports}).all()
+    with server(url, args.workers) as (base, server_pid):
         print(f"uvicorn workers: {args.workers}")
         planner, worker = token_of(base, "bench_planner"), token_of(base, "bench_worker")
+        as_planner, as_worker = (users.principal_for_user(
+            session, session.scalars(select(User).where(User.username == name)).one())
+            for name in ("bench_planner", "bench_worker"))
         lists = [
             ("escalation list (督办) of the subdistrict", planner, "/api/cases/escalations?limit=100",
-             "SELECT c.id FROM cases c WHERE c.community_code LIKE :p AND c.state NOT IN ('closed', 'rejected', "
-             "'merged') AND ((c.deadline < now() AND c.state <> 'deferred') OR c.supervised_at IS NOT NULL) "
-             "ORDER BY c.deadline LIMIT 100", {"p": prefix}),
+             lambda: case_followup.escalations(session, as_planner, limit=100)),
             ("overdue list of the subdistrict", planner, "/api/cases?overdue=true&limit=100",
-             "SELECT c.id FROM cases c WHERE c.community_code LIKE :p AND c.deadline < now() AND c.state NOT IN "
-             "('closed', 'rejected', 'deferred') ORDER BY c.deadline LIMIT 100", {"p": prefix}),
+             lambda: case_store.list_cases(session, as_planner, overdue=True, limit=100)),
             ("a grid worker's open cases", worker, "/api/cases?mine=true&open=true&limit=100",
-             "SELECT c.id FROM cases c WHERE c.assignee = 'bench_worker' AND c.state <> ALL(ARRAY['closed', "
-             "'rejected', 'merged']) ORDER BY c.deadline LIMIT 100", {}),
+             lambda: case_store.list_cases(session, as_worker, mine=True, open_only=True, limit=100)),
         ]
-        for label, token, path, sql, params in lists:
+        postmaster = postmaster_of(session)
+        for label, token, path, read in lists:
             http_load(base, token, [path] * 40, args.concurrency, 30)  # warm every pooled connection
+            before = cpu_split(server_pid, postmaster)
             latencies, wall, errors = http_load(base, token, [path] * args.requests, args.concurrency, args.max_seconds)
+            after = cpu_split(server_pid, postmaster)
             latency_line(f"{label}, HTTP c. {args.concurrency}", latencies, wall)
-            print(f"  target {TARGETS['lists']}; non-2xx {errors}")
-            sql_alone(session, label, sql, params)
-        rng = np.random.default_rng(3)
-        bodies = []
-        for _ in range(args.reports):
-            _, x0, y0, x1, y1 = worker_grids[int(rng.integers(0, len(worker_grids)))]
-            bodies.append({"category": "environment.garbage", "x": float(rng.uniform(x0, x1)),
-                           "y": float(rng.uniform(y0, y1)), "crs": "EPSG:4326", "description": "基准新事件"})
+            cpu = "  ".join(f"{k} {(after[k] - before[k]) / len(latencies) * 1000:.1f} ms" for k in after)
+            print(f"  target {TARGETS['lists']}; non-2xx {errors}; CPU per request: {cpu}")
+            store_alone(label, read)
+        bodies = [{"category": "environment.garbage", "x": x, "y": y, "crs": "EPSG:4326", "description": "基准新事件"}
+                  for x, y in spots]
         http_load(base, worker, ["/api/cases"] * 10, 1, 30, "POST", bodies[:10])
         latencies, wall, errors = http_load(base, worker, ["/api/cases"] * len(bodies), 1, args.max_seconds, "POST", bodies)
         latency_line("new case placed and routed, HTTP, one at a time", latencies, wall)
