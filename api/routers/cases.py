@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Header, Path, Query, Request, Response, Upl
 from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import CrsDep, CurrentUser, ReadSessionDep, SessionDep, SettingsDep, client_address
-from api.geojson import CrsName, feature_collection, model_response
+from api.geojson import CrsName, FastJSONResponse, feature_collection
 from api.types import BigId
 from spatial import case_flow as flow
 from spatial.errors import InvalidInput, StaleEdit
@@ -216,19 +216,22 @@ def _version(header: str | None, case_id: int) -> int | None:
 
 
 def _public(view: store.CaseView, coords: CoordSys) -> CasePublic:
-    return _publics([view], coords)[0]
+    return CasePublic(**_publics([view], coords)[0])
 
 
-def _publics(views: list[store.CaseView], coords: CoordSys) -> list[CasePublic]:
-    """The views as answered, their positions transformed to ``coords`` in one call for the whole page."""
+def _publics(views: list[store.CaseView], coords: CoordSys) -> list[dict[str, Any]]:
+    """The views as answered (the fields of :class:`CasePublic`), their positions transformed to ``coords`` in
+    one call for the whole page."""
     if not views:
         return []
     xs, ys = transform_xy([v.lon for v in views], [v.lat for v in views], WGS84, coords)
     digits = 7 if coords.is_geographic else 2
     answered = []
     for view, x, y in zip(views, xs.tolist(), ys.tolist(), strict=True):
-        fields = {k: v for k, v in vars(view).items() if k not in ("lon", "lat")}
-        answered.append(CasePublic(**fields, location=[round(x, digits), round(y, digits)]))
+        fields = dict(vars(view))
+        del fields["lon"], fields["lat"]
+        fields["location"] = [round(x, digits), round(y, digits)]
+        answered.append(fields)
     return answered
 
 
@@ -363,7 +366,7 @@ def list_cases(session: SessionDep, who: CurrentUser, coords: CrsDep,
                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     total, page = store.list_cases(session, who, state=state, overdue=overdue, mine=mine, grid_code=grid,
                                    supervised=supervised, open_only=open_only, limit=limit, offset=offset)
-    return model_response(CasePage(total=total, cases=_publics(page, coords)))
+    return FastJSONResponse({"total": total, "cases": _publics(page, coords)})  # a CasePage, without its models
 
 
 @router.get("/api/cases/figures", response_model=FiguresPublic, response_model_by_alias=True,
@@ -414,9 +417,8 @@ def hotspots(session: SessionDep, settings: SettingsDep, who: CurrentUser, out_c
 def escalations(session: SessionDep, who: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     found = case_followup.escalations(session, who, limit=limit, offset=offset)
-    return model_response(EscalationList(level=found.level, unit_level=found.unit_level, total=found.total,
-                                         units=[EscalationUnit(**u) for u in found.units],
-                                         cases=[EscalationCase(**vars(c)) for c in found.cases]))
+    return FastJSONResponse({"level": found.level, "unit_level": found.unit_level, "total": found.total,  # an
+                             "units": found.units, "cases": [vars(c) for c in found.cases]})  # EscalationList
 
 
 @router.get("/api/cases/{case_id}", response_model=CasePublic, summary="One case (事件详情)")
