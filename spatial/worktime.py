@@ -199,6 +199,21 @@ class WorkCalendar:
         today = sum(np.clip(in_day - start_s, 0, end_s - start_s) for start_s, end_s in self._period_seconds)
         return before * self._day_minutes + np.where(open_, today, 0.0) / 60
 
+    def day_terms(self, day: date) -> tuple[int, bool]:
+        """What :meth:`clock` takes from an instant's day: the working days from 1 January
+        :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it), and whether ``day`` is a working
+        day (only then do the working seconds of the day before the instant count). So that a sum of clocks over
+        many instants can be taken per day: Σ clock = Σ over days of (instants that day) × working days before
+        × :attr:`minutes_per_day`, plus on working days (their working seconds before the instants, summed) / 60
+        (:attr:`period_seconds`)."""
+        return self._workdays_before(day), self.is_workday(day)
+
+    @property
+    def period_seconds(self) -> tuple[tuple[int, int], ...]:
+        """The working periods as (start, end) seconds after local midnight (whole minutes, as :meth:`clock`
+        counts them)."""
+        return self._period_seconds
+
     def _workdays_before(self, day: date) -> int:
         """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it)."""
         if day.year < CLOCK_BASE_YEAR:

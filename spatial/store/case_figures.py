@@ -50,7 +50,7 @@ from spatial.access import Principal
 from spatial.errors import InvalidInput
 from spatial.store.cases import work_calendar
 from spatial.store.scope import scope_sql
-from spatial.worktime import LOCAL
+from spatial.worktime import LOCAL, WorkCalendar
 
 MAX_DAYS = 3 * 366 + 1
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
@@ -165,50 +165,95 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
     area, params = scope_sql(who.area, grid_col="c.grid_id", community_col="c.community_code")
     key_sql, label_sql = GROUPS[by]
     due = (f"WITH b AS ({_BASE.format(scope=area)}), "
-           f"due AS (SELECT b.*, {key_sql} AS key, {label_sql} AS label FROM b "
-           "WHERE due_at >= :start AND due_at < :end) ")
-    params = {**params, "start": start, "end": end}
+           f"due AS (SELECT b.*, {key_sql} AS key, {label_sql} AS label FROM b) ")
+    calendar = work_calendar(session)
+    periods = {f"period_{i}_{edge}": float(s) for i, bounds in enumerate(calendar.period_seconds)
+               for edge, s in zip(("start", "end"), bounds, strict=True)}
+    params = {**params, "start": start, "end": end, "clocks": list(flow.CLOCKS), **periods}
+    session.execute(_NO_JIT)
     counts = session.execute(text(due + """
         SELECT key, min(label) AS label, count(*) AS due,
                count(*) FILTER (WHERE state = 'closed') AS closed,
-               count(*) FILTER (WHERE state = 'closed' AND NOT EXISTS (
-                   SELECT 1 FROM case_events e WHERE e.case_id = due.id AND e.late_minutes > 0)) AS closed_on_time,
                count(*) FILTER (WHERE state = 'closed' AND redos > 0) AS redone,
                count(*) FILTER (WHERE extensions > 0) AS extended,
                count(satisfaction) FILTER (WHERE state = 'closed') AS rated,
                avg(satisfaction) FILTER (WHERE state = 'closed') AS satisfaction
         FROM due GROUP BY key ORDER BY key NULLS LAST"""), params).all()
-    events = session.execute(text(due + """
-        SELECT due.key, e.case_id, extract(epoch FROM e.at)::float8 AS at_s, e.from_state, e.to_state
-        FROM due JOIN case_events e ON e.case_id = due.id
-        WHERE e.from_state IS NULL OR e.from_state <> e.to_state
-        ORDER BY e.case_id, e.at, e.id"""), params).all()
-    steps = _step_minutes(events, work_calendar(session))
+    seconds = " + ".join(f"greatest(0, least(date_part('epoch', CAST(local AS time)), :period_{i}_end) - :period_{i}_start)"
+                         for i in range(len(calendar.period_seconds)))
+    steps = _steps(session.execute(text(due + _STEPS.format(working_seconds=seconds)), params).all(), calendar)
     rows = []
     for r in counts:
-        stays = steps.get(r.key, [])
+        step = steps.get(r.key, _Steps())
+        closed_on_time = r.closed - step.closed_late
         rows.append(FigureRow(
-            key=r.key, label=r.label, due=r.due, closed=r.closed, closed_on_time=r.closed_on_time,
+            key=r.key, label=r.label, due=r.due, closed=r.closed, closed_on_time=closed_on_time,
             redone=r.redone, extended=r.extended, closure_rate=_rate(r.closed, r.due),
-            on_time_rate=_rate(r.closed_on_time, r.due), redo_rate=_rate(r.redone, r.closed),
+            on_time_rate=_rate(closed_on_time, r.due), redo_rate=_rate(r.redone, r.closed),
             extension_rate=_rate(r.extended, r.due),
-            avg_step_minutes=round(sum(stays) / len(stays), 1) if stays else None,
+            avg_step_minutes=round(step.minutes(calendar) / step.stays, 1) if step.stays else None,
             rated=r.rated, avg_satisfaction=None if r.satisfaction is None else round(float(r.satisfaction), 2)))
     return Figures(by=by, date_from=date_from, date_to=date_to, rows=rows)
 
 
-def _step_minutes(events: list[Any], calendar) -> dict[str | None, list[float]]:
-    """Working minutes of every completed stay in a clocked state, per group key (events of one case in order,
-    state changes only)."""
-    found: dict[str | None, list[float]] = defaultdict(list)
-    case_id, state, since = None, None, None
-    clocks = calendar.clocks([e.at_s for e in events]).tolist()  # working minutes since a fixed origin, per event
-    for e, at in zip(events, clocks, strict=True):
-        if e.case_id != case_id:
-            case_id, state, since = e.case_id, None, None
-        if state in flow.CLOCKS and since is not None:
-            found[e.key].append(at - since)
-        state, since = e.to_state, at
+_NO_JIT = text("SELECT set_config('jit', 'off', true)")
+"""Off for the transaction of the figures: compiling the statements of a year would take longer than running them."""
+
+_STEPS = """,
+    events AS (  -- the state changes of the due cases, and their other events that were late
+        SELECT due.key, due.state = 'closed' AS closed, e.case_id, e.at, e.id, e.to_state, e.late_minutes > 0 AS late,
+               e.from_state IS NULL OR e.from_state <> e.to_state AS moves
+        FROM due JOIN case_events e ON e.case_id = due.id
+        WHERE e.from_state IS NULL OR e.from_state <> e.to_state OR e.late_minutes > 0),
+    marked AS (  -- a state change enters a stay (in a clocked state, that a later change ends) and/or ends one
+        SELECT key, at, moves AND to_state = ANY(CAST(:clocks AS text[])) AND lead(at) OVER stays IS NOT NULL AS enters,
+               moves AND coalesce(lag(to_state) OVER stays = ANY(CAST(:clocks AS text[])), false) AS leaves,
+               closed AND late AND count(*) FILTER (WHERE late) OVER events = 1 AS closed_late
+        FROM events
+        WINDOW stays AS (PARTITION BY case_id, moves ORDER BY at, id),
+               events AS (PARTITION BY case_id ORDER BY moves, at, id)),
+    signed AS (SELECT key, enters, closed_late, leaves::int - enters::int AS n,
+                      at AT TIME ZONE 'Asia/Shanghai' AS local FROM marked)
+    SELECT key, CASE WHEN n <> 0 THEN CAST(local AS date) END AS day, sum(n) AS n,
+           sum(n * ({working_seconds})) FILTER (WHERE n <> 0) AS seconds,
+           count(*) FILTER (WHERE enters) AS stays, count(*) FILTER (WHERE closed_late) AS closed_late
+    FROM signed GROUP BY 1, 2"""
+"""Appended to the ``due`` CTE: per group key and local day, the instants that enter (-1) or leave (+1) a stay,
+summed (``n``) with their working seconds of that day before them (``seconds``); the day NULL for the events
+that do neither. Between two stays of a case the same instant leaves one and enters the next: it cancels
+(``n`` 0), so that a case going through its steps gives about two instants, not twelve. Plus the stays and
+the closed cases with a late event (the first of the case carries it)."""
+
+
+@dataclass
+class _Steps:
+    """The stays of a group's due cases: how many, their working minutes in all, and the closed cases that
+    were late at some step."""
+
+    stays: int = 0
+    days: int = 0
+    """Σ n × working days before the day: whole working days."""
+    seconds: float = 0.0
+    """Σ of the working seconds of the instants' own (working) days."""
+    closed_late: int = 0
+
+    def minutes(self, calendar: WorkCalendar) -> float:
+        return self.days * calendar.minutes_per_day + self.seconds / 60
+
+
+def _steps(rows: list[Any], calendar: WorkCalendar) -> dict[str | None, _Steps]:
+    """:data:`_STEPS`' rows summed per group key: a stay's working minutes are clock(leave) - clock(enter)
+    (:meth:`~spatial.worktime.WorkCalendar.clock`), so a group's are Σ n × clock over its signed instants,
+    which :meth:`~spatial.worktime.WorkCalendar.day_terms` gives per day."""
+    found: dict[str | None, _Steps] = defaultdict(_Steps)
+    for r in rows:
+        step = found[r.key]
+        step.stays += r.stays
+        step.closed_late += r.closed_late
+        if r.day is not None:
+            before, workday = calendar.day_terms(r.day)
+            step.days += r.n * before
+            step.seconds += r.seconds if workday else 0.0
     return found
 
 
