@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -167,8 +169,8 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
     due = (f"WITH b AS ({_BASE.format(scope=area)}), "
            f"due AS (SELECT b.*, {key_sql} AS key, {label_sql} AS label FROM b) ")
     calendar = work_calendar(session)
-    periods = {f"period_{i}_{edge}": float(s) for i, bounds in enumerate(calendar.period_seconds)
-               for edge, s in zip(("start", "end"), bounds, strict=True)}
+    periods = {f"period_{i}_{edge}": seconds for i, bounds in enumerate(calendar.period_seconds)
+               for edge, seconds in zip(("start", "end"), bounds, strict=True)}
     params = {**params, "start": start, "end": end, "clocks": list(flow.CLOCKS), **periods}
     session.execute(_NO_JIT)
     counts = session.execute(text(due + """
@@ -179,9 +181,9 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
                count(satisfaction) FILTER (WHERE state = 'closed') AS rated,
                avg(satisfaction) FILTER (WHERE state = 'closed') AS satisfaction
         FROM due GROUP BY key ORDER BY key NULLS LAST"""), params).all()
-    seconds = " + ".join(f"greatest(0, least(date_part('epoch', CAST(local AS time)), :period_{i}_end) - :period_{i}_start)"
+    working = " + ".join(f"greatest(0, least(extract(epoch FROM CAST(local AS time)), :period_{i}_end) - :period_{i}_start)"
                          for i in range(len(calendar.period_seconds)))
-    steps = _steps(session.execute(text(due + _STEPS.format(working_seconds=seconds)), params).all(), calendar)
+    steps = _steps(session.execute(text(due + _STEPS.format(working_seconds=working)), params).all(), calendar)
     rows = []
     for r in counts:
         step = steps.get(r.key, _Steps())
@@ -191,7 +193,7 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
             redone=r.redone, extended=r.extended, closure_rate=_rate(r.closed, r.due),
             on_time_rate=_rate(closed_on_time, r.due), redo_rate=_rate(r.redone, r.closed),
             extension_rate=_rate(r.extended, r.due),
-            avg_step_minutes=round(step.minutes(calendar) / step.stays, 1) if step.stays else None,
+            avg_step_minutes=step.mean_minutes(calendar),
             rated=r.rated, avg_satisfaction=None if r.satisfaction is None else round(float(r.satisfaction), 2)))
     return Figures(by=by, date_from=date_from, date_to=date_to, rows=rows)
 
@@ -201,17 +203,19 @@ _NO_JIT = text("SELECT set_config('jit', 'off', true)")
 
 _STEPS = """,
     events AS (  -- the state changes of the due cases, and their other events that were late
-        SELECT due.key, due.state = 'closed' AS closed, e.case_id, e.at, e.id, e.to_state, e.late_minutes > 0 AS late,
+        SELECT due.key, due.state = 'closed' AS closed, e.case_id, e.at, e.id, e.late_minutes > 0 AS late,
+               e.to_state = ANY(CAST(:clocks AS text[])) AS clocked,
                e.from_state IS NULL OR e.from_state <> e.to_state AS moves
         FROM due JOIN case_events e ON e.case_id = due.id
         WHERE e.from_state IS NULL OR e.from_state <> e.to_state OR e.late_minutes > 0),
     marked AS (  -- a state change enters a stay (in a clocked state, that a later change ends) and/or ends one
-        SELECT key, at, moves AND to_state = ANY(CAST(:clocks AS text[])) AND lead(at) OVER stays IS NOT NULL AS enters,
-               moves AND coalesce(lag(to_state) OVER stays = ANY(CAST(:clocks AS text[])), false) AS leaves,
-               closed AND late AND count(*) FILTER (WHERE late) OVER events = 1 AS closed_late
+        SELECT key, at, moves AND clocked AND lead(at) OVER changes IS NOT NULL AS enters,
+               moves AND coalesce(lag(clocked) OVER changes, false) AS leaves,
+               closed AND row_number() OVER events = 1 AND bool_or(late) OVER events AS closed_late
         FROM events
-        WINDOW stays AS (PARTITION BY case_id, moves ORDER BY at, id),
-               events AS (PARTITION BY case_id ORDER BY moves, at, id)),
+        WINDOW changes AS (PARTITION BY case_id, moves ORDER BY at, id),
+               events AS (PARTITION BY case_id ORDER BY moves, at, id
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
     signed AS (SELECT key, enters, closed_late, leaves::int - enters::int AS n,
                       at AT TIME ZONE 'Asia/Shanghai' AS local FROM marked)
     SELECT key, CASE WHEN n <> 0 THEN CAST(local AS date) END AS day, sum(n) AS n,
@@ -232,13 +236,17 @@ class _Steps:
 
     stays: int = 0
     days: int = 0
-    """Σ n × working days before the day: whole working days."""
-    seconds: float = 0.0
-    """Σ of the working seconds of the instants' own (working) days."""
+    """Σ n × working days before the instants' day."""
+    seconds: Decimal = Decimal(0)
+    """Σ n × working seconds of the instants' own day before them, on working days (exact: microseconds)."""
     closed_late: int = 0
 
-    def minutes(self, calendar: WorkCalendar) -> float:
-        return self.days * calendar.minutes_per_day + self.seconds / 60
+    def mean_minutes(self, calendar: WorkCalendar) -> float | None:
+        """The mean working minutes of a stay, rounded to 1 place; None without stays. Exact up to the rounding,
+        so that a mean of exactly x.x5 minutes rounds the same way whatever the order of the sums."""
+        if not self.stays:
+            return None
+        return round(float((self.days * calendar.minutes_per_day + Fraction(self.seconds) / 60) / self.stays), 1)
 
 
 def _steps(rows: list[Any], calendar: WorkCalendar) -> dict[str | None, _Steps]:
@@ -253,7 +261,7 @@ def _steps(rows: list[Any], calendar: WorkCalendar) -> dict[str | None, _Steps]:
         if r.day is not None:
             before, workday = calendar.day_terms(r.day)
             step.days += r.n * before
-            step.seconds += r.seconds if workday else 0.0
+            step.seconds += r.seconds if workday else 0
     return found
 
 
