@@ -137,3 +137,17 @@ def test_the_clock_of_many_instants_is_the_clock_of_each():
     assert [round(x, 6) for x in many] == [round(calendar.clock(t), 6) for t in instants]
     assert calendar.working_minutes(datetime(2026, 12, 2, 17, 0, tzinfo=LOCAL),
                                     datetime(2026, 12, 6, 10, 0, tzinfo=LOCAL)) == 60 + 420 + 60  # Wed 17–18, Fri, Sun 9–10
+
+
+def test_the_clock_is_the_sum_of_its_day_terms():
+    """WorkCalendar.day_terms and period_seconds (the figures sum clocks per day in SQL) give clock() back: working
+    days before × minutes per day, plus the day's working seconds before the instant on a working day."""
+    calendar = WorkCalendar(holidays=frozenset({date(2026, 12, 3)}), workdays=frozenset({date(2026, 12, 6)}))
+    assert calendar.period_seconds == ((9 * 3600, 12 * 3600), (14 * 3600, 18 * 3600))
+    instants = [datetime(2026, 12, d, h, m, tzinfo=LOCAL) for d, h, m in ((2, 10, 30), (3, 10, 30), (5, 10, 30),
+                                                                        (6, 13, 0), (6, 18, 30))]
+    for t in instants + [datetime(1999, 12, 31, 10, 0, tzinfo=LOCAL)]:  # before the base year: counted back
+        before, workday = calendar.day_terms(t.date())
+        seconds = sum(max(0, min(t.hour * 3600 + t.minute * 60, e) - s) for s, e in calendar.period_seconds)
+        assert calendar.clock(t) == before * calendar.minutes_per_day + (seconds / 60 if workday else 0), t
+    assert calendar.day_terms(date(2026, 12, 3))[1] is False and calendar.day_terms(date(2026, 12, 6))[1] is True
