@@ -25,10 +25,19 @@ current deadline fell in it (an open case overdue since an earlier period counts
 * ``rated``: the closed cases with a satisfaction (回访: the reporter's by tracking code, or staff's phone
   call-back, :mod:`spatial.store.case_followup`); ``avg_satisfaction``: their mean (1–5, 2 places).
 
-The counts are one SQL aggregate. The step times are computed in Python from one query returning the state
-changes of the due cases (ordered, about 6–8 rows per case): cost one ``working_minutes`` call per stay, each
-a loop over the calendar days it spans — some milliseconds per thousand cases, fine for the groups of a
-subdistrict over a year; not meant for a whole city over many years at once.
+**Cost.** Two statements, each summing in SQL. The counts are one aggregate of the due cases.
+The step times and the late check are one pass over the due cases' events (about 7 per case): a window over each
+case's state changes (by time, then id) marks the changes that enter a stay in a clocked state (ended by a later
+change) and those that end one. The working minutes of a stay are ``clock(leave) - clock(enter)``
+(:meth:`~spatial.worktime.WorkCalendar.clock`: the working days before the instant's local day times the minutes
+of a working day, plus on a working day its working seconds before the instant), so the statement sums per group
+and local day the signed instants (+1 leaving, -1 entering; a change that leaves one stay and enters the next
+cancels) and their working seconds of the day, from the calendar's periods; Python adds each day's terms
+(:meth:`~spatial.worktime.WorkCalendar.day_terms`). The sums are exact (microseconds), so a mean of exactly
+x.x5 minutes rounds one way whatever the order of the sums. The same pass flags the closed cases with a late
+event. On 1,000,000 cases (a busy 2-core machine), a subdistrict's last month by community takes about 0.55 s
+(was 1.4 s with every event sent to Python) and its last 365 days by month about 7 s (was 17 s): reading
+and sorting the 1.4 M events of the year's 206,000 due cases costs most of it.
 
 **Scope.** The caller's area (:attr:`spatial.access.Principal.area`) on the case's grid and community, fixed
 at report time. Unlike reading one case, being its assignee or reporter does not add it: figures are an
@@ -105,8 +114,8 @@ _BASE = """
     WHERE c.duplicate_of IS NULL AND {scope}
       AND ((c.state = 'closed' AND c.closed_at >= :start AND c.closed_at < :end)
            OR (c.state NOT IN ('closed', 'rejected', 'deferred') AND c.deadline >= :start AND c.deadline < :end))"""
-# the last two lines say again what due_at in [start, end) means, so that the indexes on closed_at and on the
-# open cases' deadline find the period's cases without reading every case of the area
+# the last two lines are due_at in [start, end) said so that the indexes on closed_at and on the open cases'
+# deadline find the period's cases without reading every case of the area (and the planner knows how many)
 
 
 @dataclass
@@ -168,10 +177,7 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
     key_sql, label_sql = GROUPS[by]
     due = (f"WITH b AS ({_BASE.format(scope=area)}), "
            f"due AS (SELECT b.*, {key_sql} AS key, {label_sql} AS label FROM b) ")
-    calendar = work_calendar(session)
-    periods = {f"period_{i}_{edge}": seconds for i, bounds in enumerate(calendar.period_seconds)
-               for edge, seconds in zip(("start", "end"), bounds, strict=True)}
-    params = {**params, "start": start, "end": end, "clocks": list(flow.CLOCKS), **periods}
+    params = {**params, "start": start, "end": end}
     session.execute(_NO_JIT)
     counts = session.execute(text(due + """
         SELECT key, min(label) AS label, count(*) AS due,
@@ -181,9 +187,9 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
                count(satisfaction) FILTER (WHERE state = 'closed') AS rated,
                avg(satisfaction) FILTER (WHERE state = 'closed') AS satisfaction
         FROM due GROUP BY key ORDER BY key NULLS LAST"""), params).all()
-    working = " + ".join(f"greatest(0, least(extract(epoch FROM CAST(local AS time)), :period_{i}_end) - :period_{i}_start)"
-                         for i in range(len(calendar.period_seconds)))
-    steps = _steps(session.execute(text(due + _STEPS.format(working_seconds=working)), params).all(), calendar)
+    calendar = work_calendar(session)
+    steps_sql, steps_params = _steps_statement(calendar)
+    steps = _steps(session.execute(text(due + steps_sql), {**params, **steps_params}).all(), calendar)
     rows = []
     for r in counts:
         step = steps.get(r.key, _Steps())
@@ -222,11 +228,23 @@ _STEPS = """,
            sum(n * ({working_seconds})) FILTER (WHERE n <> 0) AS seconds,
            count(*) FILTER (WHERE enters) AS stays, count(*) FILTER (WHERE closed_late) AS closed_late
     FROM signed GROUP BY 1, 2"""
-"""Appended to the ``due`` CTE: per group key and local day, the instants that enter (-1) or leave (+1) a stay,
-summed (``n``) with their working seconds of that day before them (``seconds``); the day NULL for the events
-that do neither. Between two stays of a case the same instant leaves one and enters the next: it cancels
-(``n`` 0), so that a case going through its steps gives about two instants, not twelve. Plus the stays and
-the closed cases with a late event (the first of the case carries it)."""
+"""Appended to the ``due`` CTE: per group key and Asia/Shanghai day (UTC+8 since 1992, as
+:meth:`~spatial.worktime.WorkCalendar.clock` counts), the instants that enter (-1) or leave (+1) a stay, summed
+(``n``), with their working seconds of that day before them, summed times ``n`` (``seconds``); the day NULL
+for the events that do neither. Between two stays of a case the same instant leaves one and enters the next: it
+cancels (``n`` 0), so that a case going through its steps gives two instants, not twelve. Plus the stays and
+the closed cases with a late event (counted on the case's first row in the ``events`` window)."""
+
+
+def _steps_statement(calendar: WorkCalendar) -> tuple[str, dict[str, Any]]:
+    """:data:`_STEPS` with the working seconds of a day before an instant on ``calendar`` (Σ over its periods of
+    the part of the period before the instant), and its parameters."""
+    working = " + ".join(f"greatest(0, least(extract(epoch FROM CAST(local AS time)), :period_{i}_end) - :period_{i}_start)"
+                         for i in range(len(calendar.period_seconds)))
+    params: dict[str, Any] = {"clocks": list(flow.CLOCKS)}
+    for i, (start_s, end_s) in enumerate(calendar.period_seconds):
+        params |= {f"period_{i}_start": start_s, f"period_{i}_end": end_s}
+    return _STEPS.format(working_seconds=working), params
 
 
 @dataclass
