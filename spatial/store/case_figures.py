@@ -215,13 +215,12 @@ _STEPS = """,
         FROM due JOIN case_events e ON e.case_id = due.id
         WHERE e.from_state IS NULL OR e.from_state <> e.to_state OR e.late_minutes > 0),
     marked AS (  -- a state change enters a stay (in a clocked state, that a later change ends) and/or ends one
-        SELECT key, at, moves AND clocked AND lead(at) OVER changes IS NOT NULL AS enters,
-               moves AND coalesce(lag(clocked) OVER changes, false) AS leaves,
-               closed AND row_number() OVER events = 1 AND bool_or(late) OVER events AS closed_late
-        FROM events
-        WINDOW changes AS (PARTITION BY case_id, moves ORDER BY at, id),
-               events AS (PARTITION BY case_id ORDER BY moves, at, id
-                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
+        SELECT key, at, moves AND clocked AND lead(at) OVER w IS NOT NULL AS enters,
+               moves AND coalesce(lag(moves AND clocked) OVER w, false) AS leaves,
+               closed AND row_number() OVER w = 1 AND bool_or(late) OVER w AS closed_late
+        FROM events  -- per case the late events that are no state change first, then the state changes in order
+        WINDOW w AS (PARTITION BY case_id ORDER BY moves, at, id
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
     signed AS (SELECT key, enters, closed_late, leaves::int - enters::int AS n,
                       at AT TIME ZONE 'Asia/Shanghai' AS local FROM marked)
     SELECT key, CASE WHEN n <> 0 THEN CAST(local AS date) END AS day, sum(n) AS n,
@@ -233,7 +232,7 @@ _STEPS = """,
 (``n``), with their working seconds of that day before them, summed times ``n`` (``seconds``); the day NULL
 for the events that do neither. Between two stays of a case the same instant leaves one and enters the next: it
 cancels (``n`` 0), so that a case going through its steps gives two instants, not twelve. Plus the stays and
-the closed cases with a late event (counted on the case's first row in the ``events`` window)."""
+the closed cases with a late event (counted on the case's first row in the window)."""
 
 
 def _steps_statement(calendar: WorkCalendar) -> tuple[str, dict[str, Any]]:
