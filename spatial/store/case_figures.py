@@ -35,9 +35,9 @@ and local day the signed instants (+1 leaving, -1 entering; a change that leaves
 cancels) and their working seconds of the day, from the calendar's periods; Python adds each day's terms
 (:meth:`~spatial.worktime.WorkCalendar.day_terms`). The sums are exact (microseconds), so a mean of exactly
 x.x5 minutes rounds one way whatever the order of the sums. The same pass flags the closed cases with a late
-event. On 1,000,000 cases (a busy 2-core machine), a subdistrict's last month by community takes about 0.55 s
-(was 1.4 s with every event sent to Python) and its last 365 days by month about 7 s (was 17 s): reading
-and sorting the 1.4 M events of the year's 206,000 due cases costs most of it.
+event. On 1,000,000 cases (2 cores, shared), a subdistrict's last month by community, grid or worker takes
+0.55–0.7 s (was 1.0–1.4 s with every event sent to Python) and its last 365 days by month about 6.5 s (was
+10–18 s): reading and sorting the 1.4 M events of the year's 206,000 due cases costs most of it.
 
 **Scope.** The caller's area (:attr:`spatial.access.Principal.area`) on the case's grid and community, fixed
 at report time. Unlike reading one case, being its assignee or reporter does not add it: figures are an
