@@ -25,14 +25,12 @@ limits (urgent safety cases handled round the clock) count every minute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
-
-import numpy as np
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 Unit = Literal["work_minutes", "work_hours", "work_days", "natural_minutes", "natural_hours"]
@@ -109,7 +107,7 @@ class WorkCalendar:
         object.__setattr__(self, "_day_minutes", sum(_minutes(start, end) for start, end in self.periods))
         object.__setattr__(self, "_period_seconds", tuple(
             (s.hour * 3600 + s.minute * 60, e.hour * 3600 + e.minute * 60) for s, e in self.periods))
-        object.__setattr__(self, "_terms", {})  # day -> (working days before it, is it one): see _day_terms
+        object.__setattr__(self, "_terms", {})  # day -> (working days before it, is it one): see day_terms
 
     @property
     def minutes_per_day(self) -> int:
@@ -176,7 +174,7 @@ class WorkCalendar:
         an instant before the base year the days are counted back, one by one."""
         seconds = _aware(instant).timestamp() + _UTC_OFFSET_S
         ordinal, in_day = divmod(seconds, 86_400)
-        before, workday = self._day_terms(date.fromordinal(int(ordinal) + _EPOCH_ORDINAL))
+        before, workday = self.day_terms(date.fromordinal(int(ordinal) + _EPOCH_ORDINAL))
         today = 0.0
         if workday:
             for start_s, end_s in self._period_seconds:
@@ -184,31 +182,26 @@ class WorkCalendar:
                     today += min(in_day, end_s) - start_s
         return before * self._day_minutes + today / 60
 
-    def clocks(self, unix_seconds: Sequence[float]) -> np.ndarray:
-        """:meth:`clock` of many instants given as Unix seconds, as an array: one calendar lookup per distinct
-        day between the first and the last, the rest in numpy (the figures read thousands of events)."""
-        local = np.asarray(unix_seconds, dtype=float) + _UTC_OFFSET_S
-        if local.size == 0:
-            return np.zeros(0)
-        days = np.floor(local / 86_400).astype(np.int64)
-        in_day = local - days * 86_400.0
-        first = int(days.min())
-        span = [date.fromordinal(first + n + _EPOCH_ORDINAL) for n in range(int(days.max()) - first + 1)]
-        before = np.array([self._workdays_before(d) for d in span], dtype=float)[days - first]
-        open_ = np.array([self.is_workday(d) for d in span], dtype=bool)[days - first]
-        today = sum(np.clip(in_day - start_s, 0, end_s - start_s) for start_s, end_s in self._period_seconds)
-        return before * self._day_minutes + np.where(open_, today, 0.0) / 60
-
-    def _day_terms(self, day: date) -> tuple[int, bool]:
-        """(working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day``, whether ``day`` is one),
-        remembered per calendar: a page of cases asks :meth:`clock` of the same few days again and again. The
-        calendar is immutable, so the answers never go stale (a changed calendar is a new instance)."""
+    def day_terms(self, day: date) -> tuple[int, bool]:
+        """What :meth:`clock` takes from an instant's day: the working days from 1 January
+        :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it), and whether ``day`` is a working
+        day (only then do the working seconds of the day before the instant count). So that a sum of clocks over
+        many instants can be taken per day: Σ clock = Σ over days of (instants that day) × working days before
+        × :attr:`minutes_per_day`, plus on working days (their working seconds before the instants, summed) / 60
+        (:attr:`period_seconds`). Remembered per calendar (a page of cases asks for the same few days again and
+        again); the calendar is immutable, so the answers never go stale (a changed calendar is a new instance)."""
         found = self._terms.get(day)
         if found is None:
             if len(self._terms) > 100_000:  # a calendar kept for long (spatial.store.cases.work_calendar): bounded
                 self._terms.clear()
             found = self._terms[day] = (self._workdays_before(day), self.is_workday(day))
         return found
+
+    @property
+    def period_seconds(self) -> tuple[tuple[int, int], ...]:
+        """The working periods as (start, end) seconds after local midnight (whole minutes, as :meth:`clock`
+        counts them)."""
+        return self._period_seconds
 
     def _workdays_before(self, day: date) -> int:
         """Working days from 1 January :data:`CLOCK_BASE_YEAR` to the day before ``day`` (negative before it)."""

@@ -345,3 +345,38 @@ def test_the_hot_spot_endpoint_answers_geojson_in_the_callers_crs(app_env):
                          ("category=Not-A-Code", "category"), ("eps_m=1", "eps_m")):
         refused = client.get(f"/api/cases/hotspots?{query}", headers=headers)
         assert refused.status_code == 422 and words in refused.text, (query, refused.text)
+
+
+def test_step_times_over_nights_weekends_holidays_and_a_working_saturday(db):
+    """Stays of several days: only working time counts (09:00–12:00, 14:00–18:00), none on a weekend, on a day off
+    the admin entered (Wednesday 9 December) or at night, and a full day on the admin's 调休 Saturday 19 December;
+    extension events inside a stay do not split it, and a case late only at them is not on time."""
+    admin = Principal(1, "admin1", "admin")
+    cases.enter_calendar_day(db, admin, date(2026, 12, 9), False, "测试假日")
+    cases.enter_calendar_day(db, admin, date(2026, 12, 19), True, "测试调休")
+    factories.two_grids(db)
+    # A, garbage: Fri 4 17:00 → Mon 7 09:30 (late) → Tue 8 10:00 → 15:00 → Thu 10 11:00 → Sat 12 10:00 → Mon 14 09:10;
+    # stays 60 + 30, 390 + 60, 120 + 60, 180 + 0 + 120, 300 + 420 + 0, 0 + 0 + 10: 1750
+    make(db, W, "environment.garbage", at(4, "17:00"), [
+        ("register", at(7, "09:30")), ("dispatch", at(8, "10:00")), ("accept", at(8, "15:00")),
+        ("report_back", at(10, "11:00")), ("verify", at(12, "10:00")), ("close", at(14, "09:10"))], "worker1")
+    # B, disputes, on time: Fri 18 17:50 → Sat 19 09:10 → 09:30 → 10:00 → Mon 21 10:00 → 11:00 → 11:10;
+    # stays 10 + 10, 20, 30, 360 + 0 + 60, 60, 10: 560
+    make(db, W, "disputes", at(18, "17:50"), [
+        ("register", at(19, "09:10")), ("dispatch", at(19, "09:30")), ("accept", at(19, "10:00")),
+        ("report_back", at(21, "10:00")), ("verify", at(21, "11:00")), ("close", at(21, "11:10"))], "worker1")
+    # C, market: handling from Mon 21 09:30 to Fri 25 09:00 (390 + 420 + 420 + 420 + 0), its deadline (Thu 24 09:20)
+    # passed when the extension was asked (10:00) and approved (10:30), the report back on time after it;
+    # stays 10 10 10 1650 30 10: 1720
+    make(db, E, "market", at(21, "09:00"), [
+        ("register", at(21, "09:10")), ("dispatch", at(21, "09:20")), ("accept", at(21, "09:30")),
+        ("request_extension", at(24, "10:00")), ("approve_extension", at(24, "10:30")),
+        ("report_back", at(25, "09:00")), ("verify", at(25, "09:30")), ("close", at(25, "09:40"))], "worker1")
+    by_category = december(db, "category")
+    check(by_category["environment.garbage"], dict(due=1, closed=1, closed_on_time=0,
+                                                   avg_step_minutes=round(1750 / 6, 1)))
+    check(by_category["disputes"], dict(due=1, closed=1, closed_on_time=1, avg_step_minutes=round(560 / 6, 1)))
+    check(by_category["market"], dict(due=1, closed=1, closed_on_time=0, extended=1,
+                                      avg_step_minutes=round(1720 / 6, 1)))
+    [community] = december(db, "community").values()
+    check(community, dict(due=3, closed=3, closed_on_time=1, avg_step_minutes=round(4030 / 18, 1)))

@@ -4,7 +4,7 @@ the adjusted working Saturday and Sunday (调休), natural-time limits, and a ye
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 import pytest
 from hypothesis import given
@@ -120,20 +120,23 @@ def test_an_extension_adds_up(start, first, extra):
     assert once == CAL.add_working_minutes(start, first + extra)
 
 
-def test_the_clock_of_many_instants_is_the_clock_of_each():
-    """WorkCalendar.clocks (numpy, for the figures) agrees with clock() and with the day-by-day count of working
-    minutes, over years, days off and the admin's 调休 days."""
-    import random
-
+def test_working_minutes_skip_the_admins_day_off_and_count_their_working_sunday():
     from spatial.worktime import LOCAL, WorkCalendar
 
     calendar = WorkCalendar(holidays=frozenset({date(2026, 12, 3)}), workdays=frozenset({date(2026, 12, 6)}))
-    rng = random.Random(4)
-    start = datetime(2024, 1, 1, tzinfo=LOCAL)
-    instants = [start + timedelta(seconds=rng.randint(0, 4 * 365 * 86400)) for _ in range(500)]
-    instants += [datetime(2026, 12, d, h, m, tzinfo=LOCAL) for d in (2, 3, 6) for h, m in ((9, 0), (12, 0), (13, 59),
-                                                                                            (18, 0), (23, 59))]
-    many = calendar.clocks([t.timestamp() for t in instants])
-    assert [round(x, 6) for x in many] == [round(calendar.clock(t), 6) for t in instants]
     assert calendar.working_minutes(datetime(2026, 12, 2, 17, 0, tzinfo=LOCAL),
                                     datetime(2026, 12, 6, 10, 0, tzinfo=LOCAL)) == 60 + 420 + 60  # Wed 17–18, Fri, Sun 9–10
+
+
+def test_the_clock_is_the_sum_of_its_day_terms():
+    """WorkCalendar.day_terms and period_seconds (the figures sum clocks per day in SQL) give clock() back: working
+    days before × minutes per day, plus the day's working seconds before the instant on a working day."""
+    calendar = WorkCalendar(holidays=frozenset({date(2026, 12, 3)}), workdays=frozenset({date(2026, 12, 6)}))
+    assert calendar.period_seconds == ((9 * 3600, 12 * 3600), (14 * 3600, 18 * 3600))
+    instants = [datetime(2026, 12, d, h, m, tzinfo=LOCAL) for d, h, m in ((2, 10, 30), (3, 10, 30), (5, 10, 30),
+                                                                        (6, 13, 0), (6, 18, 30))]
+    for t in instants + [datetime(1999, 12, 31, 10, 0, tzinfo=LOCAL)]:  # before the base year: counted back
+        before, workday = calendar.day_terms(t.date())
+        seconds = sum(max(0, min(t.hour * 3600 + t.minute * 60, e) - s) for s, e in calendar.period_seconds)
+        assert calendar.clock(t) == before * calendar.minutes_per_day + (seconds / 60 if workday else 0), t
+    assert calendar.day_terms(date(2026, 12, 3))[1] is False and calendar.day_terms(date(2026, 12, 6))[1] is True
