@@ -18,8 +18,8 @@
 
 Printed beside each figure: the issue's target (the peer figure the service is held to) and, for the lists, the CPU
 per request of the server and of PostgreSQL during the run (2 cores hold both: their sum bounds the throughput)
-and the store function behind the endpoint timed alone in this process (the floor the HTTP layer adds to). Figures only, no assertions;
-the machine is shared: numbers vary with what else runs.
+and the store function behind the endpoint timed alone in this process (the floor the HTTP layer adds to).
+Figures only, no assertions; the machine is shared: numbers vary with what else runs.
 """
 
 from __future__ import annotations

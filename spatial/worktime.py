@@ -112,7 +112,7 @@ class WorkCalendar:
     @property
     def minutes_per_day(self) -> int:
         """Working minutes of one working day (420 for the default periods)."""
-        return sum(_minutes(start, end) for start, end in self.periods)
+        return self._day_minutes
 
     def is_workday(self, day: date) -> bool:
         if day in self.workdays:

@@ -60,6 +60,7 @@ from spatial import case_flow as flow
 from spatial.access import Principal
 from spatial.errors import InvalidInput
 from spatial.store.cases import work_calendar
+from spatial.store.engine import jit_off
 from spatial.store.scope import scope_sql
 from spatial.worktime import LOCAL, WorkCalendar
 
@@ -178,7 +179,7 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
     due = (f"WITH b AS ({_BASE.format(scope=area)}), "
            f"due AS (SELECT b.*, {key_sql} AS key, {label_sql} AS label FROM b) ")
     params = {**params, "start": start, "end": end}
-    session.execute(_NO_JIT)
+    jit_off(session)
     counts = session.execute(text(due + """
         SELECT key, min(label) AS label, count(*) AS due,
                count(*) FILTER (WHERE state = 'closed') AS closed,
@@ -203,9 +204,6 @@ def case_figures(session: Session, who: Principal, *, by: str, date_from: date |
             rated=r.rated, avg_satisfaction=None if r.satisfaction is None else round(float(r.satisfaction), 2)))
     return Figures(by=by, date_from=date_from, date_to=date_to, rows=rows)
 
-
-_NO_JIT = text("SELECT set_config('jit', 'off', true)")
-"""Off for the transaction of the figures: compiling the statements of a year would take longer than running them."""
 
 _STEPS = """,
     events AS (  -- the state changes of the due cases, and their other events that were late

@@ -182,9 +182,10 @@ def escalations(session: Session, who: Principal, *, limit: int = 100, offset: i
     # OFFSET 0 plans the unfinished cases of the area on their own (the covering index of migration 0023, read
     # alone), then keeps the late and flagged: left to itself the planner estimates the late ones on the partial
     # indexes a hundred times too few and reads the table page of every one of them
+    unfinished = f"{area} AND c.state NOT IN ({case_store.TERMINAL_SQL})"
     listed = f"""
         SELECT * FROM (SELECT c.id, c.grid_id, c.community_code, c.deadline, c.state, c.supervised_at FROM cases c
-                       WHERE {area} AND c.state NOT IN ({case_store.TERMINAL_SQL}) OFFSET 0) c
+                       WHERE {unfinished} OFFSET 0) c
         WHERE (c.deadline < :now AND c.state <> 'deferred') OR c.supervised_at IS NOT NULL"""
     order = "(c.deadline < :now AND c.state <> 'deferred') DESC, c.deadline NULLS LAST, c.id"
     units_of = """LEFT JOIN grids g ON g.id = c.grid_id
@@ -202,7 +203,6 @@ def escalations(session: Session, who: Principal, *, limit: int = 100, offset: i
     # the page is chosen on ``cases`` alone (ids only), then joined: names and units for its rows only. The late
     # cases in deadline order walk the covering index and stop at the page's end; the flagged ones on time come
     # after all late ones, so they are read only for a page that reaches past the last late case
-    unfinished = f"{area} AND c.state NOT IN ({case_store.TERMINAL_SQL})"
     late_total = sum(u.late for u in units)
     rows = plain_rows(session.execute(text(f"""
         SELECT c.id, k.name AS category, c.state, c.assignee, c.deadline, c.clock_natural, g.code AS grid_code,

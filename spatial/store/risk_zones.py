@@ -44,6 +44,7 @@ from spatial.analysis import risk_levels as rl
 from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound, OutOfScope, StaleEdit
 from spatial.geometry.codes import division_level, scope_prefix
 from spatial.store import audit
+from spatial.store.engine import jit_off
 from spatial.store.household_reads import HouseholdView, audit_read
 from spatial.store.scope import building_scope, grid_scope
 
@@ -563,10 +564,6 @@ hh AS (SELECT u.households, u.persons, bs.grid_id, bs.community_code,
 """Per unit of every building of ``:prefix`` in scope: households, persons and the severity at ``:at`` (households of
 a unit share its level, so the 100,000 households of a subdistrict are summed per unit before any join)."""
 
-_NO_JIT = text("SELECT set_config('jit', 'off', true)")
-"""JIT compilation took half a second of a one-second statement on a subdistrict: the planner's cost of the spatial
-join is high although the join is small. Off for the transaction of the figures."""
-
 
 @dataclass(frozen=True)
 class LevelCount:
@@ -602,7 +599,7 @@ def per_level(session: Session, who: Principal, division_code: str, *, at: datet
     scope, params = building_scope(who.area, "b")
     key = "g.code" if by == "grid" else "hh.community_code"
     join = "JOIN grids g ON g.id = hh.grid_id" if by == "grid" else ""
-    session.execute(_NO_JIT)
+    jit_off(session)
     rows = session.execute(text(_PER_UNIT.format(scope=scope) + f"""
         SELECT {key} AS code, hh.severity, sum(hh.households) AS households, coalesce(sum(hh.persons), 0) AS persons
         FROM hh {join} GROUP BY 1, 2 ORDER BY 1, 2 DESC NULLS LAST"""),
