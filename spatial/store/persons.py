@@ -271,10 +271,11 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
       updated. Unchanged rows staged by fingerprint (``same``) are not looked at again.
     """
     session.execute(text("SELECT set_config('gridgov.household_versions', 'by writer', true)"))
-    try:
-        return _merge(session, origin, as_of, area)
-    finally:
-        session.execute(text("SELECT set_config('gridgov.household_versions', '', true)"))
+    counts = _merge(session, origin, as_of, area)
+    # not in a finally: after a failed statement the transaction is aborted (another statement would hide the
+    # error), and its rollback (or the savepoint's) undoes this transaction-local setting anyway
+    session.execute(text("SELECT set_config('gridgov.household_versions', '', true)"))
+    return counts
 
 
 def _merge(session: Session, origin: str, as_of: date, area: str) -> MergeCounts:
