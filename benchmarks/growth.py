@@ -52,6 +52,7 @@ from benchmarks.common import cpu_split, database, http_load, postmaster_of
 from fixtures import synthetic_city
 from fixtures.synthetic_city import DISTRICT, ORIGIN, load_city
 from spatial.personal_keys import PersonalKeys
+from spatial.privacy import mask_id_number, mask_phone
 from spatial.store.engine import make_engine
 from spatial.store.persons import ID_FIELD, PHONE_FIELD
 
@@ -89,9 +90,9 @@ def person_rows(task: tuple) -> str:
                                                     kind.tolist(), tags.tolist(), strict=True):
         gender = "male" if int(number[16]) % 2 else "female"
         out.write(f"{h}\t{name}\t{gender}\t{rel}\t{k}\t{_hex(keys.seal(ID_FIELD, number))}\t"
-                  f"{_hex(keys.digest(ID_FIELD, number))}\t{number[:6]}********{number[-4:]}\t"
+                  f"{_hex(keys.digest(ID_FIELD, number))}\t{mask_id_number(number)}\t"
                   f"{_hex(keys.seal(PHONE_FIELD, phone))}\t{_hex(keys.digest(PHONE_FIELD, phone))}\t"
-                  f"{phone[:3]}****{phone[-4:]}\t{tag}\t{ORIGIN}\n")
+                  f"{mask_phone(phone)}\t{tag}\t{ORIGIN}\n")
     return out.getvalue()
 
 
