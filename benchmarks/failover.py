@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +127,8 @@ def kill_primary(formation: Formation, at: float, what: str, rejoin: bool, outag
 def summarise(samples: list[Sample], acks, stored: set, outage: Failover) -> DrillResult:
     found = sum((a.code, a.version, a.reason) in stored for a in acks)
     unavailable = [s for s in samples if s.status == 503]
-    other = {}
-    for s in samples:
-        if isinstance(s.status, int) and s.status >= 500 and s.status != 503:
-            other[f"{s.kind} {s.status}"] = other.get(f"{s.kind} {s.status}", 0) + 1
+    other = dict(Counter(f"{s.kind} {s.status}" for s in samples
+                         if isinstance(s.status, int) and s.status >= 500 and s.status != 503))
     before = [a.end for a in acks if a.end < outage.killed]
     after = [a.end for a in acks if a.end >= outage.killed]
     killed = outage.killed or None
