@@ -344,10 +344,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         runs = [json.loads(path.read_text()) for path in args.compare]
         compare(*runs)
-        if all("figures" in run for run in runs):
-            for run in runs:
-                print(f"capacity model (docs/decisions/0027-capacity.md) from the {run['households']:,}-household run:")
-                capacity(run)
+        needed = {label for label, _, _ in DEMAND}
+        for run in runs:
+            missing = sorted(needed - set(run.get("figures", {})))
+            if missing:  # measured with other --only, --workers or --concurrency than the model's
+                print(f"no capacity model from the {run['households']:,}-household run: it lacks " + "; ".join(missing))
+                continue
+            print(f"capacity model (docs/decisions/0027-capacity.md) from the {run['households']:,}-household run:")
+            capacity(run)
         return 0
     figures: dict[str, object] = {"households": args.households}
     with database(args.database_url, "gridgov_bench_growth", keep=args.keep) as (url, _):
