@@ -4,8 +4,8 @@
                                   [--no-rejoin] [--standby-reads] [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
 
 A throw-away formation (:class:`spatial.store.formation.Formation`: monitor, primary, synchronous standby, on
-loopback) in a temporary folder (or ``--folder``, which must be new or empty), the demo neighbourhood and its users,
-uvicorn in a subprocess on the formation's multi-host URL (``target_session_attrs=read-write``), and the load of
+loopback) in a temporary folder (or in ``--folder``/formation, which must be new or empty; the logs beside it),
+the demo neighbourhood and its users, uvicorn in a subprocess on the formation's multi-host URL (``target_session_attrs=read-write``), and the load of
 ``benchmarks.mixed_load`` (its saves are the writes: ``PUT /api/grids/{code}/boundary`` answered 2xx only after the
 commit, each with a unique reason, looked for afterwards with the version its ETag named). ``--kill-at`` seconds
 into the measured run the primary is killed as by a power cut (SIGKILL to its pg_autoctl, postmaster and backends);
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standby-reads", action="store_true",
                         help="serve lagging reads (uncached tiles...) from the standby (GRIDGOV_READ_DATABASE_URL)")
     parser.add_argument("--mix", default="nearby=2,tile=2,preview=1,save=3")
-    parser.add_argument("--folder", type=Path, help="keep the formation and logs here (a new or empty folder)")
+    parser.add_argument("--folder", type=Path, help="keep the formation (in F/formation: new or empty) and the logs in F")
     args = parser.parse_args(argv)
     if args.kill_at >= args.duration:
         parser.error("--kill-at must fall inside --duration")
