@@ -4,14 +4,15 @@
                                   [--no-rejoin] [--standby-reads] [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
 
 A throw-away formation (:class:`spatial.store.formation.Formation`: monitor, primary, synchronous standby, on
-loopback) in a temporary folder (or in ``--folder``/formation, which must be new or empty; the logs beside it),
-the demo neighbourhood and its users, uvicorn in a subprocess on the formation's multi-host URL
-(``target_session_attrs=read-write``), and the load of ``benchmarks.mixed_load`` (its saves are the writes: ``PUT /api/grids/{code}/boundary`` answered 2xx only after the
-commit, each with a unique reason, looked for afterwards with the version its ETag named). ``--kill-at`` seconds
-into the measured run the primary is killed as by a power cut (SIGKILL to its pg_autoctl, postmaster and backends);
-the monitor promotes the standby; unless ``--no-rejoin`` the old primary is started again once the new one takes
-writes and comes back as its standby (``pg_rewind``). ``--kill postmaster`` kills PostgreSQL alone: its pg_autoctl
-restarts it in place, or the monitor fails over if that takes too long.
+loopback) in a temporary folder (or in ``--folder``/formation, which must be new or empty; the logs beside it), the
+demo neighbourhood and its users, uvicorn in a subprocess on the formation's multi-host URL
+(``target_session_attrs=read-write``), and the load of ``benchmarks.mixed_load`` (its saves are the writes:
+``PUT /api/grids/{code}/boundary`` answered 2xx only after the commit, each with a unique reason, looked for afterwards
+with the version its ETag named). ``--kill-at`` seconds into the measured run the primary is killed as by a power
+cut (SIGKILL to its pg_autoctl, postmaster and backends); the monitor promotes the standby; unless ``--no-rejoin``
+the old primary is started again once the new one takes writes and comes back as its standby (``pg_rewind``).
+``--kill postmaster`` kills PostgreSQL alone: its pg_autoctl restarts it in place, or the monitor fails over if that
+takes too long.
 
 Printed: requests, writes acknowledged, writes found afterwards and lost (0 expected), the 503s (and how many had
 ``Retry-After``) and any other 5xx (none expected), the time without writes (last acknowledged save before the
