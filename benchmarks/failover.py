@@ -4,14 +4,15 @@
                                   [--no-rejoin] [--standby-reads] [--folder F] [--mix nearby=2,tile=2,preview=1,save=3]
 
 A throw-away formation (:class:`spatial.store.formation.Formation`: monitor, primary, synchronous standby, on
-loopback) in a temporary folder (or ``--folder``, which must be new or empty), the demo neighbourhood and its users,
-uvicorn in a subprocess on the formation's multi-host URL (``target_session_attrs=read-write``), and the load of
-``benchmarks.mixed_load`` (its saves are the writes: ``PUT /api/grids/{code}/boundary`` answered 2xx only after the
-commit, each with a unique reason, looked for afterwards with the version its ETag named). ``--kill-at`` seconds
-into the measured run the primary is killed as by a power cut (SIGKILL to its pg_autoctl, postmaster and backends);
-the monitor promotes the standby; unless ``--no-rejoin`` the old primary is started again once the new one takes
-writes and comes back as its standby (``pg_rewind``). ``--kill postmaster`` kills PostgreSQL alone: its pg_autoctl
-restarts it in place, or the monitor fails over if that takes too long.
+loopback) in a temporary folder (or in ``--folder``/formation, which must be new or empty; the logs beside it), the
+demo neighbourhood and its users, uvicorn in a subprocess on the formation's multi-host URL
+(``target_session_attrs=read-write``), and the load of ``benchmarks.mixed_load`` (its saves are the writes:
+``PUT /api/grids/{code}/boundary`` answered 2xx only after the commit, each with a unique reason, looked for afterwards
+with the version its ETag named). ``--kill-at`` seconds into the measured run the primary is killed as by a power
+cut (SIGKILL to its pg_autoctl, postmaster and backends); the monitor promotes the standby; unless ``--no-rejoin``
+the old primary is started again once the new one takes writes and comes back as its standby (``pg_rewind``).
+``--kill postmaster`` kills PostgreSQL alone: its pg_autoctl restarts it in place, or the monitor fails over if that
+takes too long.
 
 Printed: requests, writes acknowledged, writes found afterwards and lost (0 expected), the 503s (and how many had
 ``Retry-After``) and any other 5xx (none expected), the time without writes (last acknowledged save before the
@@ -29,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +128,8 @@ def kill_primary(formation: Formation, at: float, what: str, rejoin: bool, outag
 def summarise(samples: list[Sample], acks, stored: set, outage: Failover) -> DrillResult:
     found = sum((a.code, a.version, a.reason) in stored for a in acks)
     unavailable = [s for s in samples if s.status == 503]
-    other = {}
-    for s in samples:
-        if isinstance(s.status, int) and s.status >= 500 and s.status != 503:
-            other[f"{s.kind} {s.status}"] = other.get(f"{s.kind} {s.status}", 0) + 1
+    other = dict(Counter(f"{s.kind} {s.status}" for s in samples
+                         if isinstance(s.status, int) and s.status >= 500 and s.status != 503))
     before = [a.end for a in acks if a.end < outage.killed]
     after = [a.end for a in acks if a.end >= outage.killed]
     killed = outage.killed or None
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standby-reads", action="store_true",
                         help="serve lagging reads (uncached tiles...) from the standby (GRIDGOV_READ_DATABASE_URL)")
     parser.add_argument("--mix", default="nearby=2,tile=2,preview=1,save=3")
-    parser.add_argument("--folder", type=Path, help="keep the formation and logs here (a new or empty folder)")
+    parser.add_argument("--folder", type=Path, help="keep the formation (in F/formation: new or empty) and the logs in F")
     args = parser.parse_args(argv)
     if args.kill_at >= args.duration:
         parser.error("--kill-at must fall inside --duration")

@@ -52,6 +52,7 @@ from benchmarks.common import cpu_split, database, http_load, postmaster_of
 from fixtures import synthetic_city
 from fixtures.synthetic_city import DISTRICT, ORIGIN, load_city
 from spatial.personal_keys import PersonalKeys
+from spatial.privacy import mask_id_number, mask_phone
 from spatial.store.engine import make_engine
 from spatial.store.persons import ID_FIELD, PHONE_FIELD
 
@@ -89,9 +90,9 @@ def person_rows(task: tuple) -> str:
                                                     kind.tolist(), tags.tolist(), strict=True):
         gender = "male" if int(number[16]) % 2 else "female"
         out.write(f"{h}\t{name}\t{gender}\t{rel}\t{k}\t{_hex(keys.seal(ID_FIELD, number))}\t"
-                  f"{_hex(keys.digest(ID_FIELD, number))}\t{number[:6]}********{number[-4:]}\t"
+                  f"{_hex(keys.digest(ID_FIELD, number))}\t{mask_id_number(number)}\t"
                   f"{_hex(keys.seal(PHONE_FIELD, phone))}\t{_hex(keys.digest(PHONE_FIELD, phone))}\t"
-                  f"{phone[:3]}****{phone[-4:]}\t{tag}\t{ORIGIN}\n")
+                  f"{mask_phone(phone)}\t{tag}\t{ORIGIN}\n")
     return out.getvalue()
 
 
@@ -343,10 +344,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         runs = [json.loads(path.read_text()) for path in args.compare]
         compare(*runs)
-        if all("figures" in run for run in runs):
-            for run in runs:
-                print(f"capacity model (docs/decisions/0027-capacity.md) from the {run['households']:,}-household run:")
-                capacity(run)
+        needed = {label for label, _, _ in DEMAND}
+        for run in runs:
+            missing = sorted(needed - set(run.get("figures", {})))
+            if missing:  # measured with other --only, --workers or --concurrency than the model's
+                print(f"no capacity model from the {run['households']:,}-household run: it lacks " + "; ".join(missing))
+                continue
+            print(f"capacity model (docs/decisions/0027-capacity.md) from the {run['households']:,}-household run:")
+            capacity(run)
         return 0
     figures: dict[str, object] = {"households": args.households}
     with database(args.database_url, "gridgov_bench_growth", keep=args.keep) as (url, _):

@@ -164,9 +164,10 @@ def server(url: str, workers: int = 1, read_url: str | None = None) -> Iterator[
                 if httpx.get(base + "/api/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not answer {base}/api/health (exit status {process.poll()})")
+            time.sleep(0.2)  # also after a non-200 answer (a server still starting), not only a refused connection
         yield base, process.pid
     finally:
         process.terminate()

@@ -181,27 +181,28 @@ def _print_urls(found) -> None:
     click.echo(f"GRIDGOV_READ_DATABASE_URL={found.url('prefer-standby')}")
 
 
+def _bring_up(settings: Settings, folder: Path | None, how: str) -> None:
+    """``Formation.create`` or ``Formation.start`` (``how``), then the monitor's table and the URLs to serve with."""
+    with _reported_errors():
+        found = _formation(settings, folder)
+        getattr(found, how)()
+        click.echo(found.status())
+        _print_urls(found)
+
+
 @formation.command("create", help="Create and start the formation (about 20 s): PostGIS and pgRouting on both "
                    "nodes, the database created and migrated; prints the multi-host URLs to serve with.")
 @_FOLDER
 @click.pass_obj
 def formation_create(settings: Settings, folder: Path | None) -> None:
-    with _reported_errors():
-        found = _formation(settings, folder)
-        found.create()
-        click.echo(found.status())
-        _print_urls(found)
+    _bring_up(settings, folder, "create")
 
 
 @formation.command("start", help="Start the formation's nodes that are not running (after a stop or a reboot).")
 @_FOLDER
 @click.pass_obj
 def formation_start(settings: Settings, folder: Path | None) -> None:
-    with _reported_errors():
-        found = _formation(settings, folder)
-        found.start()
-        click.echo(found.status())
-        _print_urls(found)
+    _bring_up(settings, folder, "start")
 
 
 @formation.command("stop", help="Stop every node cleanly (the data nodes, then the monitor).")

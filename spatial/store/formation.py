@@ -257,8 +257,9 @@ class Formation:
         """Create and start the formation (monitor, primary, standby); returns :meth:`url`.
 
         The gridgov database is created, laid out and migrated on the primary (as ``gridgov db start`` and
-        ``gridgov migrate`` do for the embedded cluster) before the standby copies it. About 15 s. SetupError if
-        ``folder`` already holds a formation or pg_autoctl fails (its last lines in the message)."""
+        ``gridgov migrate`` do for the embedded cluster) before the standby copies it. About 20 s (16–30 s measured,
+        decision 0025). SetupError if ``folder`` already holds a formation or pg_autoctl fails (its last lines in the
+        message)."""
         if self.created:
             raise SetupError(f"{self.folder} already holds a formation (gridgov db formation start {self.folder})")
         if self.folder.exists() and any(self.folder.iterdir()):

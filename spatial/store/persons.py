@@ -30,19 +30,17 @@ from spatial.store.bulk import _copy_rows, _cursor, _raw
 from spatial.store.scope import building_scope
 from spatial.vocab import HOUSEHOLD_TAGS
 
-STAGE_FIELDS = ("line", "building_code", "building_name", "lon", "lat", "unit", "floor", "room", "name", "gender",
-                "relation", "kind", "id_sealed", "id_hash", "id_masked", "phone_sealed", "phone_hash", "phone_masked",
-                "tags", "isolation_from", "isolation_to", "moved_in", "moved_out", "ledger_row")
+_STAGED = """line integer PRIMARY KEY, building_code text, building_name text, lon double precision,
+    lat double precision, unit text, floor smallint, room text, name text, gender text, relation text,
+    kind text, id_sealed bytea, id_hash bytea, id_masked text, phone_sealed bytea, phone_hash bytea,
+    phone_masked text, tags text[], isolation_from date, isolation_to date, moved_in date, moved_out date,
+    ledger_row bytea"""  # stage_input's columns, and the first ones of stage_persons
+STAGE_FIELDS = tuple(column.split()[0] for column in _STAGED.split(","))
 """A checked row's columns; an *unchanged* row (its fingerprint matches a current person's, see
 :func:`unchanged_rows`) is staged as ``line`` and ``ledger_row`` alone (its ``id_hash`` NULL marks it) and
 :func:`place` copies the rest from that person."""
 LOCK = 0x6772_6964_7065_7273  # advisory lock of ledger writes and key rotations ("gridpers")
 ID_FIELD, PHONE_FIELD = "id_number", "phone"  # the field names the values are sealed and hashed under
-_STAGED = """line integer PRIMARY KEY, building_code text, building_name text, lon double precision,
-    lat double precision, unit text, floor smallint, room text, name text, gender text, relation text,
-    kind text, id_sealed bytea, id_hash bytea, id_masked text, phone_sealed bytea, phone_hash bytea,
-    phone_masked text, tags text[], isolation_from date, isolation_to date, moved_in date, moved_out date,
-    ledger_row bytea"""
 
 
 BULK_SETTINGS = {"work_mem": "256MB", "jit": "off"}
@@ -271,10 +269,11 @@ def merge(session: Session, origin: str, *, as_of: date, area: str = "buildings"
       updated. Unchanged rows staged by fingerprint (``same``) are not looked at again.
     """
     session.execute(text("SELECT set_config('gridgov.household_versions', 'by writer', true)"))
-    try:
-        return _merge(session, origin, as_of, area)
-    finally:
-        session.execute(text("SELECT set_config('gridgov.household_versions', '', true)"))
+    counts = _merge(session, origin, as_of, area)
+    # not in a finally: after a failed statement the transaction is aborted (another statement would hide the
+    # error), and its rollback (or the savepoint's) undoes this transaction-local setting anyway
+    session.execute(text("SELECT set_config('gridgov.household_versions', '', true)"))
+    return counts
 
 
 def _merge(session: Session, origin: str, as_of: date, area: str) -> MergeCounts:
