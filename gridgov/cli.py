@@ -40,6 +40,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
@@ -181,11 +182,11 @@ def _print_urls(found) -> None:
     click.echo(f"GRIDGOV_READ_DATABASE_URL={found.url('prefer-standby')}")
 
 
-def _bring_up(settings: Settings, folder: Path | None, how: str) -> None:
-    """``Formation.create`` or ``Formation.start`` (``how``), then the monitor's table and the URLs to serve with."""
+def _bring_up(settings: Settings, folder: Path | None, step: Callable[[Any], None]) -> None:
+    """``step`` (create or start) on the formation, then the monitor's table and the URLs to serve with."""
     with _reported_errors():
         found = _formation(settings, folder)
-        getattr(found, how)()
+        step(found)
         click.echo(found.status())
         _print_urls(found)
 
@@ -195,14 +196,14 @@ def _bring_up(settings: Settings, folder: Path | None, how: str) -> None:
 @_FOLDER
 @click.pass_obj
 def formation_create(settings: Settings, folder: Path | None) -> None:
-    _bring_up(settings, folder, "create")
+    _bring_up(settings, folder, lambda found: found.create())
 
 
 @formation.command("start", help="Start the formation's nodes that are not running (after a stop or a reboot).")
 @_FOLDER
 @click.pass_obj
 def formation_start(settings: Settings, folder: Path | None) -> None:
-    _bring_up(settings, folder, "start")
+    _bring_up(settings, folder, lambda found: found.start())
 
 
 @formation.command("stop", help="Stop every node cleanly (the data nodes, then the monitor).")
