@@ -289,7 +289,11 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 DEMO_USERS = (("admin", "admin", None), ("planner", "planner", "subdistrict"), ("inspector", "inspector", "subdistrict"),
-              ("worker", "grid_worker", "grid"), ("viewer", "viewer", "subdistrict"), ("auditor", "auditor", None))
+              ("worker", "grid_worker", "grid"), ("viewer", "viewer", "subdistrict"), ("auditor", "auditor", None),
+              ("department", "department", None))
+DEMO_DEPARTMENT = "城市管理和综合执法局"
+"""The demo department's name: the city-management bureau, which the seeded case categories of the environment
+dispatch to (migration 0012), so that its account has cases to see once the dispatcher sends them."""
 
 
 def _demo_users(session: Session, credentials: Path) -> str:
@@ -308,7 +312,8 @@ def _demo_users(session: Session, credentials: Path) -> str:
             continue
         users.create_user(session, name, password, role, display_name=f"demo {role}",
                           scope_code=subdistrict if scope else None,
-                          grid_codes=(first_grid,) if scope == "grid" and first_grid else ())
+                          grid_codes=(first_grid,) if scope == "grid" and first_grid else (),
+                          department=DEMO_DEPARTMENT if role == "department" else None)
     if not known:
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.unlink(missing_ok=True)
