@@ -31,7 +31,7 @@ from spatial.geometry.codes import division_level, scope_prefix
 from spatial.store import audit, risk_zones
 from spatial.store.engine import cached_text
 from spatial.store.household_reads import HouseholdView, audit_read
-from spatial.store.scope import campaign_scope, grid_scope
+from spatial.store.scope import campaign_scope, grid_scope, prefix_bounds, prefix_range
 from spatial.vocab import VISIT_RESULTS
 
 DEFAULT_FLAG_DISTANCE_M = 100.0
@@ -188,8 +188,9 @@ def _campaign_grids(session: Session, who: Principal, grid_codes: tuple[str, ...
             raise InvalidInput("open campaigns over a community or subdistrict, or a list of grids")
         if not who.may_see_code(division_code):
             raise OutOfScope(f"no division {division_code} in your area")
-        ids = session.execute(text("SELECT id FROM grids WHERE retired_at IS NULL AND community_code LIKE :p "
-                                   "ORDER BY id"), {"p": scope_prefix(division_code) + "%"}).scalars().all()
+        ids = session.execute(text("SELECT id FROM grids WHERE retired_at IS NULL AND "
+                                   + prefix_range("community_code") + " ORDER BY id"),
+                              prefix_bounds(scope_prefix(division_code))).scalars().all()
         if not ids:
             raise NotFound(f"no grids in division {division_code}")
         return list(ids)

@@ -36,7 +36,7 @@ from spatial.analysis.schedule import Staffing, staffing
 from spatial.errors import Forbidden, InvalidInput
 from spatial.store import audit
 from spatial.store import enclosure_network as enet
-from spatial.store.scope import building_scope
+from spatial.store.scope import building_scope, prefix_bounds, prefix_range
 from spatial.store import openings as op
 
 DEFAULT_THRESHOLD_M = 300.0
@@ -329,16 +329,16 @@ def _grids_without(session: Session, who: Principal | None, *, enclosure_id: int
                  "AND ST_Area(ST_Transform(ST_Intersection(e.boundary, g.boundary), :srid)) > 1)")
         params["enclosure"] = enclosure_id
     else:
-        where = "g.community_code LIKE :prefix"
-        params["prefix"] = op._division_prefix(session, division) + "%"  # noqa: SLF001
+        where = prefix_range("g.community_code")
+        params.update(prefix_bounds(op._division_prefix(session, division)))  # noqa: SLF001
         if who is not None and who.role != "admin":
             prefix = who.code_prefix
             if who.role == "grid_worker":
                 where += " AND g.id = ANY(CAST(:grids AS integer[]))"
                 params["grids"] = sorted(who.grid_ids)
             elif prefix:
-                where += " AND g.code LIKE :scope"
-                params["scope"] = prefix + "%"
+                where += " AND " + prefix_range("g.code", "scope")
+                params.update(prefix_bounds(prefix, "scope"))
             else:
                 where += " AND FALSE"
     rows = session.execute(text(_GRIDS_WITHOUT.format(where=where)), params).all()

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from spatial.errors import GridgovError, InvalidInput, NotFound
 from spatial.store.case_figures import period
+from spatial.store.scope import prefix_bounds, prefix_range
 
 HOT_TABLES = ("grids", "buildings", "households", "persons", "cases", "campaign_visits")
 """The tables carrying ``city_code`` (migration 0029 freezes the same list)."""
@@ -289,7 +290,8 @@ def _near_sql(column: str) -> str:
 def rollup_statements(*, by: str = "city", city: str | None = None, division: str | None = None,
                       near: Near | None = None) -> dict[str, str]:
     """The provincial statements of a roll-up (``grids``, ``cases``, ``zones``), each grouped by city and key.
-    Parameters: ``:city``, ``:prefix``, ``:at``, ``:start``, ``:end`` and the point's (:meth:`Near.params`)."""
+    Parameters: ``:city``, ``:prefix_from``/``:prefix_to`` (:func:`~spatial.store.scope.prefix_bounds`), ``:at``,
+    ``:start``, ``:end`` and the point's (:meth:`Near.params`)."""
     if by not in BY:
         raise InvalidInput(f"by must be one of {', '.join(BY)}", code="federation.by", field="by")
     key = BY[by] or "NULL::text"
@@ -298,7 +300,7 @@ def rollup_statements(*, by: str = "city", city: str | None = None, division: st
     def where(geometry: str, community: str = "community_code") -> str:
         parts = ["city_code = CAST(:city AS char(4))" if city else "TRUE"]
         if division:
-            parts.append(f"{community} LIKE :prefix")
+            parts.append(prefix_range(community))
         if near:
             parts.append(_near_sql(geometry))
         return " AND ".join(parts)
@@ -329,7 +331,7 @@ def _params(city: str | None, division: str | None, near: Near | None, at: datet
     if division is not None and not re.fullmatch(r"[0-9]{4,12}", division):
         raise InvalidInput("division is a code prefix of 4 to 12 digits", code="federation.division")
     start, end = period(date_from, date_to)
-    return {"city": city, "prefix": (division or "") + "%", "at": at, "start": start, "end": end,
+    return {"city": city, **prefix_bounds(division or ""), "at": at, "start": start, "end": end,
             **(near.params() if near else {})}
 
 

@@ -40,7 +40,7 @@ from spatial.errors import Conflict, Forbidden, InvalidInput, NotFound
 from spatial.geometry.codes import scope_prefix
 from spatial.personal_keys import PersonalKeys
 from spatial.store import audit, campaigns, persons
-from spatial.store.scope import building_scope
+from spatial.store.scope import building_scope, prefix_bounds, prefix_range
 from spatial.vocab import HOUSEHOLD_TAGS, PERSON_RELATIONS, PERSON_TAGS, RESIDENCE_KINDS
 
 SOURCES = ("persons", "households", "campaign_progress")
@@ -373,7 +373,7 @@ def _division_sql(division: str) -> tuple[str, dict[str, Any]]:
     if re.fullmatch(r"\d{14}", division or ""):
         return "g.code = :division", {"division": division}
     try:
-        return "b.community_code LIKE :division", {"division": scope_prefix(division) + "%"}
+        return prefix_range("b.community_code", "division"), prefix_bounds(scope_prefix(division), "division")
     except ValueError:
         raise InvalidInput(f"division must be a 12-digit division code (district, subdistrict, community) or a "
                            f"14-digit grid code, got {division!r}") from None

@@ -44,6 +44,7 @@ from spatial.store import audit
 from spatial.store.engine import acting_as
 from spatial.store.grid_import import Finding
 from spatial.store.risk_zones import common_division
+from spatial.store.scope import prefix_bounds
 
 IMPORT_ROLES = ("planner",)
 READ_ROLES = ("planner", "inspector")
@@ -234,7 +235,8 @@ class Crosswalk:
 
 
 _CROSSWALK = """
-WITH sub AS (SELECT ST_Union(boundary) AS g FROM divisions WHERE level = 'community' AND code LIKE :prefix),
+WITH sub AS (SELECT ST_Union(boundary) AS g FROM divisions
+             WHERE level = 'community' AND code >= :prefix_from AND code < :prefix_to),
 dg AS MATERIALIZED (
     SELECT d.id, d.department_code, d.layer, d.code, d.name, d.boundary, ST_Transform(d.boundary, :srid) AS m
     FROM department_grids d, sub
@@ -254,7 +256,7 @@ def crosswalk(session: Session, who: Principal, subdistrict: str, *, metric_srid
     if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM divisions WHERE code = :c AND level = 'subdistrict')"),
                           {"c": subdistrict}):
         raise NotFound(f"no subdistrict {subdistrict}", code="one_network.no_subdistrict", subdistrict=subdistrict)
-    params = {"prefix": scope_prefix(subdistrict) + "%", "srid": metric_srid, "tol": tolerance_m2}
+    params = {**prefix_bounds(scope_prefix(subdistrict)), "srid": metric_srid, "tol": tolerance_m2}
     result = Crosswalk(subdistrict)
     for r in session.execute(text(_CROSSWALK + """
             SELECT dg.id, dg.department_code, p.name AS department_name, dg.layer, dg.code, dg.name, ST_Area(dg.m) AS m2

@@ -42,6 +42,7 @@ from spatial.store import audit
 from spatial.store.opening_scan import (DEFAULT_MAX_FROM_PERIMETER_M, DEFAULT_WIDTH_M, INSERT_OPENING, MIN_DISTANCE_M,
                                         ScanResult, check_max_from_perimeter, ensure_scanned, refresh_barrier,
                                         scan_openings, soft_delete, sync_schedules)
+from spatial.store.scope import prefix_bounds, prefix_range
 from spatial.vocab import BARRIER_KINDS, CHECKPOINT_KINDS, ENCLOSURE_KINDS, OPENING_STATUSES
 
 MIN_ENCLOSURE_M2 = 100.0
@@ -66,7 +67,7 @@ def enclosure_scope(who: Principal, alias: str = "e") -> tuple[str, dict[str, An
                 {"scope_grids": sorted(who.grid_ids)})
     prefix = who.code_prefix
     if prefix:
-        return f"{alias}.community_code LIKE :scope_prefix", {"scope_prefix": prefix + "%"}
+        return prefix_range(f"{alias}.community_code", "scope"), prefix_bounds(prefix, "scope")
     return "FALSE", {}
 
 
@@ -82,8 +83,8 @@ def visible_enclosure_ids(session: Session, who: Principal, *, enclosure_id: int
         where.append("e.id = :enclosure_id")
         params["enclosure_id"] = int(enclosure_id)
     if division is not None:
-        where.append("e.community_code LIKE :division_prefix")
-        params["division_prefix"] = _division_prefix(session, division) + "%"
+        where.append(prefix_range("e.community_code", "division"))
+        params.update(prefix_bounds(_division_prefix(session, division), "division"))
     ids = list(session.execute(text(f"SELECT e.id FROM enclosures e WHERE {' AND '.join(where)} ORDER BY e.id"),
                                params).scalars())
     if enclosure_id is not None and not ids:

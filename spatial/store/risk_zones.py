@@ -46,7 +46,7 @@ from spatial.geometry.codes import division_level, scope_prefix
 from spatial.store import audit
 from spatial.store.engine import jit_off
 from spatial.store.household_reads import HouseholdView, audit_read
-from spatial.store.scope import building_scope, grid_scope
+from spatial.store.scope import building_scope, grid_scope, prefix_bounds, prefix_range
 
 TARGETS = ("division", "enclosure", "grid", "building", "unit", "polygon")
 DEFAULT_ROLES = ("planner",)
@@ -188,12 +188,12 @@ def resolve_target(session: Session, kind: str, ref: str | None, *, unit: str | 
             division_level(ref)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        r = _one(session, """
+        r = _one(session, f"""
             SELECT d.code, d.level, d.name, ST_AsBinary(coalesce(d.boundary, (
                        SELECT ST_Multi(ST_Union(c.boundary)) FROM divisions c
-                       WHERE c.level = 'community' AND c.code LIKE :prefix))) AS wkb
+                       WHERE c.level = 'community' AND {prefix_range('c.code')}))) AS wkb
             FROM divisions d WHERE d.code = :c""",
-                 {"c": ref, "prefix": scope_prefix(ref) + "%"}, f"division {ref} (with a boundary)")
+                 {"c": ref, **prefix_bounds(scope_prefix(ref))}, f"division {ref} (with a boundary)")
         return Target(kind, ref, None, None, ref if r.level == "community" else None, ref, bytes(r.wkb), r.name)
     if kind == "grid":
         r = _one(session, "SELECT code, name, community_code, ST_AsBinary(boundary) AS wkb FROM grids "
@@ -539,11 +539,11 @@ _PER_UNIT = f"""
 WITH zv AS MATERIALIZED (SELECT v.zone_id, v.severity, v.building_id, v.unit, v.boundary FROM risk_zone_versions v
                          WHERE {IN_FORCE}),
 bs AS MATERIALIZED (SELECT b.id, b.grid_id, b.community_code FROM buildings b
-                    WHERE b.community_code LIKE :prefix AND {{scope}}),
+                    WHERE {prefix_range('b.community_code')} AND {{scope}}),
 area AS (SELECT b.id, max(zv.severity) AS severity
          FROM zv JOIN buildings b ON zv.building_id IS NULL AND b.footprint && zv.boundary
               AND ST_Intersects(zv.boundary, ST_PointOnSurface(b.footprint))
-         WHERE b.community_code LIKE :prefix AND {{scope}} GROUP BY b.id),
+         WHERE {prefix_range('b.community_code')} AND {{scope}} GROUP BY b.id),
 own AS (SELECT zv.building_id AS id, zv.unit, max(zv.severity) AS severity FROM zv WHERE zv.building_id IS NOT NULL
         GROUP BY zv.building_id, zv.unit),
 ledger AS (SELECT p.household_id, count(*) AS persons FROM persons p JOIN households h ON h.id = p.household_id
@@ -561,8 +561,9 @@ hh AS (SELECT u.households, u.persons, bs.grid_id, bs.community_code,
        LEFT JOIN own ob ON ob.id = u.building_id AND ob.unit IS NULL
        LEFT JOIN own ou ON ou.id = u.building_id AND ou.unit = u.unit)
 """
-"""Per unit of every building of ``:prefix`` in scope: households, persons and the severity at ``:at`` (households of
-a unit share its level, so the 100,000 households of a subdistrict are summed per unit before any join)."""
+"""Per unit of every building of the division (``:prefix_from``/``:prefix_to``) in scope: households, persons and the
+severity at ``:at`` (households of a unit share its level, so the 100,000 households of a subdistrict are summed per
+unit before any join)."""
 
 
 @dataclass(frozen=True)
@@ -603,7 +604,7 @@ def per_level(session: Session, who: Principal, division_code: str, *, at: datet
     rows = session.execute(text(_PER_UNIT.format(scope=scope) + f"""
         SELECT {key} AS code, hh.severity, sum(hh.households) AS households, coalesce(sum(hh.persons), 0) AS persons
         FROM hh {join} GROUP BY 1, 2 ORDER BY 1, 2 DESC NULLS LAST"""),
-        {**params, "at": when, "prefix": scope_prefix(division_code) + "%"}).all()
+        {**params, "at": when, **prefix_bounds(scope_prefix(division_code))}).all()
     return when, [LevelCount(r.code, r.severity, r.households, int(r.persons)) for r in rows]
 
 
@@ -636,8 +637,8 @@ def levels_per_community(session: Session, who: Principal, division_code: str | 
         for zc, sev, n in session.execute(text(f"""
                 SELECT z.community_code, v.severity, count(*) FROM risk_zones z
                 JOIN risk_zone_versions v ON v.zone_id = z.id AND {IN_FORCE}
-                WHERE z.community_code LIKE :prefix AND {visible} GROUP BY 1, 2"""),
-                {**params, "at": when, "prefix": scope_prefix(c) + "%"}).all():
+                WHERE {prefix_range('z.community_code')} AND {visible} GROUP BY 1, 2"""),
+                {**params, "at": when, **prefix_bounds(scope_prefix(c))}).all():
             entry = out.setdefault(zc, {"community_code": zc, "severity": None, "households": {}, "persons": {},
                                         "zones": {}})
             entry["zones"][str(sev)] = n
@@ -769,15 +770,15 @@ def _figures_sql(by: str) -> str:
     key = "g.code" if by == "grid" else "g.community_code"
     return f"""
 WITH areas AS (SELECT {key} AS code, array_agg(g.id) AS grid_ids FROM grids g
-               WHERE g.retired_at IS NULL AND g.community_code LIKE :prefix AND {{scope}} GROUP BY 1),
+               WHERE g.retired_at IS NULL AND {prefix_range('g.community_code')} AND {{scope}} GROUP BY 1),
 cases AS (SELECT {key} AS code, c.category_code FROM cases c JOIN grids g ON g.id = c.grid_id
           WHERE c.reported_at >= :since AND c.reported_at < :at AND c.duplicate_of IS NULL
-            AND g.community_code LIKE :prefix),
+            AND {prefix_range('g.community_code')}),
 screen AS (SELECT {key} AS code, count(*) AS visits, count(*) FILTER (WHERE v.result = 'follow_up') AS positive
            FROM campaign_visits_current v JOIN campaign_targets t ON t.campaign_id = v.campaign_id
                 AND t.household_id = v.household_id
            JOIN grids g ON g.id = t.grid_id
-           WHERE v.visited_at >= :since AND v.visited_at < :at AND g.community_code LIKE :prefix GROUP BY 1),
+           WHERE v.visited_at >= :since AND v.visited_at < :at AND {prefix_range('g.community_code')} GROUP BY 1),
 ledger AS (SELECT {key} AS code, count(*) AS persons,
                   count(*) FILTER (WHERE 'home_isolation' = ANY(p.tags) AND p.isolation_from IS NOT NULL
                                    AND p.isolation_from < CAST(:at AS timestamptz)::date
@@ -785,7 +786,7 @@ ledger AS (SELECT {key} AS code, count(*) AS persons,
                       AS isolated
            FROM persons p JOIN households h ON h.id = p.household_id JOIN buildings b ON b.id = h.building_id
            JOIN grids g ON g.id = b.grid_id
-           WHERE g.community_code LIKE :prefix AND p.moved_out IS NULL GROUP BY 1)
+           WHERE {prefix_range('g.community_code')} AND p.moved_out IS NULL GROUP BY 1)
 SELECT a.code, s.visits, s.positive, l.persons, l.isolated,
        (SELECT coalesce(jsonb_object_agg(category_code, n), '{{}}') FROM
           (SELECT category_code, count(*) AS n FROM cases WHERE cases.code = a.code GROUP BY 1) k) AS cases
@@ -807,7 +808,7 @@ def area_figures(session: Session, who: Principal, division_code: str, rules: Se
     when = _at(session, at)
     scope, params = grid_scope(who.area)
     rows = session.execute(text(_figures_sql(by).replace("{scope}", scope)),
-                           {**params, "prefix": scope_prefix(division_code) + "%", "at": when,
+                           {**params, **prefix_bounds(scope_prefix(division_code)), "at": when,
                             "since": when - timedelta(days=window_days)}).all()
     out = {}
     for r in rows:

@@ -19,6 +19,18 @@ under the ``C`` collation (the database's is ``C.UTF-8``): a subdistrict's rows 
 the community code instead of a scan of the whole index (decision 0028)."""
 
 
+def prefix_range(column: str, name: str = "prefix") -> str:
+    """SQL keeping the rows whose ``column`` (a division or grid code: digits) starts with a prefix, as an index
+    range: the parameters ``:{name}_from`` and ``:{name}_to`` of :func:`prefix_bounds`. Stated so, never as
+    ``LIKE 'p%'`` (see :data:`PREFIX_END`)."""
+    return f"({column} >= :{name}_from AND {column} < :{name}_to)"
+
+
+def prefix_bounds(prefix: str, name: str = "prefix") -> dict[str, str]:
+    """The parameters of :func:`prefix_range` for the codes starting with ``prefix`` ('' keeps every code)."""
+    return {f"{name}_from": prefix, f"{name}_to": prefix + PREFIX_END}
+
+
 def scope_sql(scope: Scope, *, grid_col: str, community_col: str,
               building_col: str | None = None) -> tuple[str, dict[str, Any]]:
     """SQL predicate keeping the rows of ``scope``, given the SQL of their grid id and community code (and of their
@@ -30,9 +42,8 @@ def scope_sql(scope: Scope, *, grid_col: str, community_col: str,
         return "TRUE", {}
     if scope.grid_ids:
         return f"{grid_col} = ANY(CAST(:scope_grids AS integer[]))", {"scope_grids": sorted(scope.grid_ids)}
-    if scope.prefix:  # the codes that start with the prefix, as an index range (see PREFIX_END)
-        return (f"({community_col} >= :scope_from AND {community_col} < :scope_to)",
-                {"scope_from": scope.prefix, "scope_to": scope.prefix + PREFIX_END})
+    if scope.prefix:
+        return prefix_range(community_col, "scope"), prefix_bounds(scope.prefix, "scope")
     if scope.building_ids and building_col:
         return f"{building_col} = ANY(CAST(:scope_buildings AS bigint[]))", {"scope_buildings": sorted(scope.building_ids)}
     return "FALSE", {}

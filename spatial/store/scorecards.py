@@ -50,7 +50,7 @@ from spatial.errors import InvalidInput
 from spatial.geometry.codes import scope_prefix
 from spatial.store import audit
 from spatial.store.case_figures import case_figures, period
-from spatial.store.scope import grid_scope
+from spatial.store.scope import grid_scope, prefix_bounds, prefix_range
 from spatial.worktime import LOCAL
 
 READ_ROLES = ("planner", "inspector", "grid_worker")
@@ -128,8 +128,8 @@ def measures(session: Session, who: Principal, *, date_from: date, date_to: date
             except ValueError:
                 raise InvalidInput(f"division must be a 12-digit division code or a 14-digit grid code, got "
                                    f"{division!r}", code="scorecards.division", field="division") from None
-            area += " AND g.community_code LIKE :prefix"
-            params = {**params, "prefix": prefix + "%"}
+            area += " AND " + prefix_range("g.community_code")
+            params = {**params, **prefix_bounds(prefix)}
     grids = session.execute(text(f"""
         SELECT g.id, g.code, g.name, g.community_code FROM grids g
         WHERE g.retired_at IS NULL AND {area} ORDER BY g.code"""), params).all()

@@ -29,7 +29,7 @@ from spatial.errors import NotFound
 from spatial.geometry.codes import scope_prefix
 from spatial.store import openings as op
 from spatial.store import risk_zones
-from spatial.store.scope import building_scope, grid_scope
+from spatial.store.scope import building_scope, grid_scope, prefix_bounds, prefix_range
 from spatial.worktime import LOCAL
 
 ROLES = ("viewer", "inspector", "planner", "grid_worker", "auditor")
@@ -91,9 +91,9 @@ def screen_figures(session: Session, who: Principal, division: str, *, at: datet
     bscope, bparams = building_scope(who.area)
     rows = {r.code: CommunityFigures(r.code, r.name) for r in session.execute(text(f"""
         SELECT d.code, d.name FROM divisions d
-        WHERE d.level = 'community' AND d.code LIKE :p
+        WHERE d.level = 'community' AND {prefix_range('d.code')}
           AND EXISTS (SELECT 1 FROM grids g WHERE g.community_code = d.code AND {gscope})
-        ORDER BY d.code"""), {"p": prefix + "%", **gparams})}
+        ORDER BY d.code"""), {**prefix_bounds(prefix), **gparams})}
     codes = list(rows)
 
     def each(sql: str, params: dict) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from spatial.access import Principal
 from spatial.errors import Conflict, InvalidInput, NotFound, OutOfScope
 from spatial.store import audit
-from spatial.store.scope import grid_scope
+from spatial.store.scope import grid_scope, prefix_bounds, prefix_range
 from spatial.store.users import principals_changed
 from spatial.vocab import TEAM_DUTIES
 
@@ -312,7 +312,7 @@ _HEADS_OF_M = f"""FROM team_assignments a JOIN users u ON u.id = a.user_id AND u
 """The current building heads of micro-grid ``m`` (assigned to it or to one of its buildings), as FROM … WHERE."""
 
 _CHECKS = f"""
-WITH g AS (SELECT g.id, g.code, g.name FROM grids g WHERE g.retired_at IS NULL AND {{scope}} AND g.code LIKE :prefix),
+WITH g AS (SELECT g.id, g.code, g.name FROM grids g WHERE g.retired_at IS NULL AND {{scope}} AND {prefix_range('g.code')}),
 w AS (SELECT ga.grid_id, count(*) AS workers, bool_or(ga.duty = 'leader') AS leader
       FROM grid_assignments ga JOIN users u ON u.id = ga.user_id AND u.active AND u.role = 'grid_worker'
       GROUP BY ga.grid_id),
@@ -342,7 +342,7 @@ def checks(session: Session, who: Principal, *, division_code: str | None = None
             raise InvalidInput("a division code has 12 digits, a grid code 14", code="team.division")
         prefix = scope_prefix(division_code) if len(division_code) == 12 else division_code
     scope, params = grid_scope(who.area)
-    rows = session.execute(text(_CHECKS.format(scope=scope)), {**params, "prefix": prefix + "%"}).all()
+    rows = session.execute(text(_CHECKS.format(scope=scope)), {**params, **prefix_bounds(prefix)}).all()
     return TeamChecks(
         grids=tuple({"code": r.code, "name": r.name, "workers": r.workers} for r in rows),
         short_of_workers=tuple({"grid_code": r.code, "workers": r.workers} for r in rows if r.workers < MIN_WORKERS),
