@@ -98,6 +98,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "merge.not_adjacent": ("网格 {grids} 与 {joined} 没有共同边界：只能合并相邻的网格。",
                                  "Grids {grids} share no border with {joined}: only adjacent grids can be merged."),
     "merge.needs_two": ("合并至少需要两个网格。", "A merge needs at least two grids."),
+    "merge.other_community": ("只能合并同一社区的网格（所选网格分属 {communities}）。",
+                              "Only grids of one community can be merged (these lie in {communities})."),
+    "plan.not_saved": ("报告列出的 {count} 个问题须先解决。", "Resolve the {count} problem(s) the report lists first."),
+    "plan.boundary_outside": ("边界在社区 {community} 之外：请在社区范围内绘制。",
+                              "The boundary lies outside community {community}: draw it inside the community."),
+    "plan.not_active_grid": ("网格 {grid_id} 不是社区 {community} 的现行网格。",
+                             "Grid {grid_id} is not a current grid of community {community}."),
+    "plan.cover_differs": ("方案与社区 {community} 的范围不完全一致（相差 {off_m2} m²）：请按当前边界重新生成方案。",
+                           "The proposal does not cover community {community} exactly ({off_m2} m² differ): propose "
+                           "again from the current boundary."),
+    "split.parts": ("切分线须把网格 {grid} 恰好分成两部分，现在分成了 {parts} 部分：请从网格一侧画到另一侧。",
+                    "The line must cut grid {grid} into exactly two parts; it makes {parts}: draw it from one side of "
+                    "the grid to the other."),
+    "split.side_empty": ("保持楼栋完整后，网格 {grid} 的一侧没有土地：请移动切分线，使两侧各有土地。",
+                         "After keeping buildings whole, one side of grid {grid} is empty: move the line so that each "
+                         "side holds land of its own."),
+    "grid.reason_needed": ("请填写修改原因：每次网格变更都会记录原因。",
+                           "Say why: every change to a grid is recorded with a reason."),
+    "grid.name_needed": ("网格需要名称。", "A grid needs a name."),
+    "grid.not_in_community": ("社区 {community} 没有现行网格 {grid}。",
+                              "No current grid {grid} in community {community}."),
+    "grid.numbers_exhausted": ("社区 {community} 的网格编号已用到 {highest}，再新增 {needed} 个将超过 99"
+                               "（已撤销网格的编号不再使用）。",
+                               "Community {community} has used grid numbers up to {highest}; {needed} new grids would "
+                               "pass 99 (codes of retired grids stay taken)."),
     "plan.overlaps": ("与相邻网格重叠 {count} 处", "{count} overlap(s) with neighbouring grids"),
     "plan.outside": ("超出社区范围 {count} 处", "{count} part(s) outside the community"),
     "plan.households_out_of_range": ("网格 {grid} 将有 {households} 户，超出 {low}–{high} 户的范围",

@@ -79,6 +79,8 @@ def test_overlap_is_refused_with_409_and_the_report_unless_the_shared_boundary_m
     body = {"geometry": polygon(0, 0, 250, 200), "reason": "take the market street"}
     refused = client.put(f"/api/grids/{WEST}/boundary", json=body, headers={**headers, "If-Match": tag})
     assert refused.status_code == 409 and refused.json()["report"]["overlaps"]
+    # the page says it in the planner's language: a code of the catalogue, with how many problems the report lists
+    assert refused.json()["code"] == "plan.not_saved" and refused.json()["count"] >= 1
     assert [r.version for r in state(sessions)] == [1, 1]
     saved = client.put(f"/api/grids/{WEST}/boundary", headers={**headers, "If-Match": tag},
                        json={**body, "move_shared_boundary": True})
@@ -167,6 +169,7 @@ def test_split_by_a_line_that_misses_the_grid_is_refused(planner):
     response = client.post(f"/api/grids/{WEST}/split", headers={**headers, "If-Match": etag_of(client, headers, WEST)},
                            json={"line": _vertical_line(300), "new_name": "x", "reason": "x"})
     assert response.status_code == 422 and "exactly two parts" in response.json()["detail"]
+    assert response.json()["code"] == "split.parts" and response.json()["grid"] == WEST
 
 
 def test_history_diff_and_revert(planner):

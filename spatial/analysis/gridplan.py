@@ -147,7 +147,8 @@ def plan_redraw(c: Community, grid_id: int, geom: Geometry, *, move_shared_bound
         return {grid_id: snapped}
     snapped = clean(shapely.intersection(snapped, c.boundary))
     if snapped.is_empty:
-        raise InvalidInput(f"the boundary lies outside community {c.code}: draw it inside the community")
+        raise InvalidInput(f"the boundary lies outside community {c.code}: draw it inside the community",
+                           code="plan.boundary_outside", community=c.code)
     plan: Plan = {grid_id: snapped}
     neighbours = {gid: g.geom for gid, g in c.grids.items() if gid != grid_id}
     for gid, other in neighbours.items():
@@ -172,13 +173,15 @@ def plan_split(c: Community, grid_id: int, line: Geometry, new_id: int = -1) -> 
     parts = [p for p in shapely.get_parts(split_by(grid.geom, line)) if p.area > DEFAULT_TOLERANCE_M2]
     if len(parts) != 2:
         raise InvalidInput(f"the line must cut grid {grid.code} into exactly two parts; it makes {len(parts)}: "
-                           "draw it from one side of the grid to the other")
+                           "draw it from one side of the grid to the other", code="split.parts", grid=grid.code,
+                           parts=len(parts))
     smaller = min(parts, key=lambda p: p.area)
     cut_off = clean(shapely.intersection(snap_around_buildings(smaller, c.buildings.footprints), grid.geom))
     kept = clean(shapely.difference(grid.geom, cut_off))
     if cut_off.is_empty or kept.is_empty:
         raise InvalidInput(f"after keeping buildings whole, one side of grid {grid.code} is empty: "
-                           "move the line so that each side holds land of its own")
+                           "move the line so that each side holds land of its own", code="split.side_empty",
+                           grid=grid.code)
     return {grid_id: kept, new_id: cut_off}
 
 
@@ -333,7 +336,8 @@ def check_plan(c: Community, plan: Plan, codes: dict[int, str], *, tolerance_m2:
 # -- helpers ---------------------------------------------------------------------------------------------
 def _grid(c: Community, grid_id: int) -> Grid:
     if grid_id not in c.grids:
-        raise InvalidInput(f"grid {grid_id} is not an active grid of community {c.code}")
+        raise InvalidInput(f"grid {grid_id} is not an active grid of community {c.code}", code="plan.not_active_grid",
+                           grid_id=grid_id, community=c.code)
     return c.grids[grid_id]
 
 

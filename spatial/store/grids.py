@@ -192,7 +192,8 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     """The one path of every edit; see the module docstring. ``expected`` maps grid codes to the versions
     the caller edited; ``new_grids`` names the negative ids the plan may create."""
     if not reason.strip() and not preview:
-        raise InvalidInput("say why: every change to a grid is recorded with a reason")
+        raise InvalidInput("say why: every change to a grid is recorded with a reason", code="grid.reason_needed",
+                           field="reason")
     community = load_community(session, community_code, settings.metric_srid, lock=not preview)
     _check_versions(community, expected)
     plan = build(community)
@@ -203,8 +204,9 @@ def _apply(session: Session, community_code: str, build: Callable[[gp.Community]
     _predict_codes(session, report)
     result = EditResult(community_code, preview, report)
     if not preview and not report.ok:
-        raise Conflict("the change was not saved: " + "; ".join(report.problems()),
-                       report=report.to_dict(settings.geojson))
+        problems = report.problems()
+        raise Conflict("the change was not saved: " + "; ".join(problems), code="plan.not_saved",
+                       count=len(problems), report=report.to_dict(settings.geojson))
     if preview:
         result.grids = [_touched(community, gid, geom, codes, new_grids, None) for gid, geom in plan.items()]
         return result
@@ -304,24 +306,33 @@ def _check_versions(community: gp.Community, expected: dict[str, int]) -> None:
     stored = {g.code: g.version for g in community.grids.values()}
     for code, version in expected.items():
         if code not in stored:
-            raise NotFound(f"no active grid {code} in community {community.code}")
+            raise NotFound(f"no active grid {code} in community {community.code}", code="grid.not_in_community",
+                           grid=code, community=community.code)
         if stored[code] != version:
             raise StaleEdit(f"grid {code} is at version {stored[code]} but your change was made on version "
                             f"{version}: reload the grid and redo the change", grid=code,
                             current_version=stored[code], your_version=version)
 
 
-def _new_codes(session: Session, community_code: str, new_grids: dict[int, NewGrid]) -> dict[int, str]:
-    """Codes for new grids: the next numbers after the highest ever used in the community (retired grids
-    keep their codes, so a code always means one grid)."""
-    if not new_grids:
-        return {}
+def new_grid_numbers(session: Session, community_code: str, count: int) -> list[int]:
+    """Grid numbers (the code's last two digits) for ``count`` new grids of a community: the next ones after the
+    highest ever used there (retired grids keep their codes, so a code always means one grid); Conflict past 99.
+    The rule of the editor and of adopted plans (:mod:`spatial.store.plans`)."""
     highest = session.execute(text("SELECT coalesce(max(substr(code, 13)::int), 0) FROM grids "
                                    "WHERE community_code = :c"), {"c": community_code}).scalar_one()
-    if highest + len(new_grids) > 99:
-        raise Conflict(f"community {community_code} has used grid numbers up to {highest}; "
-                       "a community holds at most 99 grid codes")
-    return {gid: grid_code(community_code, highest + i) for i, gid in enumerate(sorted(new_grids, reverse=True), 1)}
+    if highest + count > 99:
+        raise Conflict(f"community {community_code} has used grid numbers up to {highest}; {count} new grids "
+                       "would pass 99 (codes of retired grids stay taken)", code="grid.numbers_exhausted",
+                       community=community_code, highest=highest, needed=count)
+    return list(range(highest + 1, highest + count + 1))
+
+
+def _new_codes(session: Session, community_code: str, new_grids: dict[int, NewGrid]) -> dict[int, str]:
+    """Codes for the new grids of an edit (:func:`new_grid_numbers`), the most negative id first."""
+    if not new_grids:
+        return {}
+    numbers = new_grid_numbers(session, community_code, len(new_grids))
+    return {gid: grid_code(community_code, n) for gid, n in zip(sorted(new_grids, reverse=True), numbers, strict=True)}
 
 
 def _write(session: Session, community: gp.Community, plan: gp.Plan, codes: dict[int, str],
@@ -449,7 +460,7 @@ def redraw_grid(session: Session, code: str, boundary: Geometry, edit: Edit, *,
 
 def rename_grid(session: Session, code: str, name: str, edit: Edit) -> EditResult:
     if not name.strip():
-        raise InvalidInput("a grid needs a name")
+        raise InvalidInput("a grid needs a name", code="grid.name_needed", field="name")
     grid = grid_row(session, code)
     return _run(session, grid["community_code"], lambda c: {grid["id"]: c.grids[grid["id"]].geom}, edit,
                 renames={grid["id"]: name.strip()})
@@ -468,7 +479,8 @@ def merge_grids(session: Session, codes: list[str], edit: Edit) -> EditResult:
     grids = [grid_row(session, code) for code in codes]
     communities = {g["community_code"] for g in grids}
     if len(communities) != 1:
-        raise InvalidInput("only grids of the same community can be merged")
+        raise InvalidInput("only grids of the same community can be merged", code="merge.other_community",
+                           communities=", ".join(sorted(communities)))
     return _run(session, communities.pop(), lambda c: gp.plan_merge(c, [g["id"] for g in grids]), edit)
 
 

@@ -32,11 +32,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from spatial.analysis.balance import DEFAULT_RANGE, plan_stats, propose_balanced_plan
-from spatial.errors import Conflict, InvalidInput, NotFound, StaleEdit
+from spatial.errors import InvalidInput, NotFound, StaleEdit
 from spatial.geometry.codes import division_level, grid_code, reading_order
 from spatial.geometry.crs import to_wgs84, transform_geom
 from spatial.store.engine import acting_as
-from spatial.store.grids import hand_over
+from spatial.store.grids import hand_over, new_grid_numbers
 from spatial.store.microgrids import regenerate_micro_grids, streets_metric
 
 GRID_ROW_TOLERANCE_M = 50.0
@@ -155,7 +155,7 @@ def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, ac
     proposed) is not the current one. Nothing is written when it raises.
     """
     if not reason or not reason.strip():
-        raise InvalidInput("adopting a plan needs a reason")
+        raise InvalidInput("adopting a plan needs a reason", code="grid.reason_needed", field="reason")
     if basis is not None:
         require_basis(session, [community_code], basis, "this plan was proposed")
     if proposal.community_code != community_code:
@@ -165,7 +165,7 @@ def adopt_plan(session: Session, community_code: str, proposal: PlanProposal, ac
         raise InvalidInput("the proposal has no grid")
     name = _community(session, community_code)[0]
     _check_cover(session, community_code, proposal, metric_srid)
-    numbers = _new_numbers(session, community_code, len(proposal.grids))
+    numbers = new_grid_numbers(session, community_code, len(proposal.grids))
     order = _reading_order(proposal, metric_srid)
     with acting_as(session, actor, reason):
         retired = tuple(session.execute(text("""
@@ -265,18 +265,9 @@ def _check_cover(session: Session, community_code: str, proposal: PlanProposal, 
     ).scalar_one()
     if off is None or off > COVER_TOLERANCE_M2:
         raise InvalidInput(f"the proposal does not cover community {community_code} exactly "
-                           f"({off or 0:.1f} m² differ); propose again from the current boundary", off_m2=off)
+                           f"({off or 0:.1f} m² differ); propose again from the current boundary",
+                           code="plan.cover_differs", community=community_code, off_m2=round(off or 0, 1))
 
-
-def _new_numbers(session: Session, community_code: str, count: int) -> list[int]:
-    """Grid numbers for ``count`` new grids: the next ones after the highest ever used in the community (the
-    same rule as the grid editor, ``spatial.store.grids``); Conflict past 99."""
-    highest = session.execute(text("SELECT coalesce(max(substr(code, 13)::int), 0) FROM grids "
-                                   "WHERE community_code = :c"), {"c": community_code}).scalar_one()
-    if highest + count > 99:
-        raise Conflict(f"community {community_code} has used grid numbers up to {highest}; {count} new grids "
-                       "would pass 99 (codes of retired grids stay taken)", highest=highest, needed=count)
-    return list(range(highest + 1, highest + count + 1))
 
 
 def _reading_order(proposal: PlanProposal, metric_srid: int) -> list[int]:
