@@ -7,10 +7,12 @@
    throw-away embedded cluster, and generates ``--cases`` cases in bulk SQL (``--full``: 1,000,000) reported
    over the five years before now, with their events (report, register, dispatch, accept, report back, verify,
    close: up to 7 rows a case), a satisfaction for 70% of the closed ones, about 0.5% still open (some late, some
-   flagged 督办), an assignee per grid (``bench_worker`` holds the cases of its 4 grids).
+   flagged 督办), an assignee per grid (``bench_worker`` holds the cases of its 4 grids; a case keeps its assignee
+   once dispatched, as the workflow keeps it).
 2. Through HTTP (uvicorn, ``--workers`` processes (default 1; a deployment runs one per core), in a subprocess on 127.0.0.1; ``--concurrency`` client threads, http.client
    keep-alive): the escalation list of the subdistrict (``GET /api/cases/escalations``, its planner), the overdue
-   list (``GET /api/cases?overdue=true``), a grid worker's open cases (``GET /api/cases?mine=true&open=true``):
+   list (``GET /api/cases?overdue=true``), a grid worker's open cases (``GET /api/cases?mine=true&open=true``), the
+   list the field page opens with (``GET /api/cases?limit=200``: the worker's grids and own cases, every state):
    p50/p95/p99; then a new case placed and routed (``POST /api/cases``: placed in its grid and community, the
    category's department and deadline, duplicates within 50 m looked up) from the worker, one at a time.
 3. The monthly figures of the subdistrict (``GET /api/cases/figures?by=community`` over the last full month, and
@@ -68,7 +70,7 @@ INSERT INTO cases (tracking_code, category_code, location, grid_id, community_co
 SELECT 'Z' || upper(lpad(to_hex(raw.i), 9, '0')), kk.code,
        ST_SetSRID(ST_Point(g.x + (raw.u - 0.5) * 0.0018, g.y + (raw.v - 0.5) * 0.0016), 4326), g.id,
        g.community_code, '基准事件', 'resident', '138' || lpad((raw.i % 100000000)::text, 8, '0'), s.state,
-       'normal', CASE WHEN s.state IN ('dispatched', 'handling') THEN
+       'normal', CASE WHEN s.state IN ('dispatched', 'handling', 'feedback', 'verified', 'closed') THEN
            CASE WHEN g.k < 4 THEN 'bench_worker' ELSE 'worker_' || g.id END END,
        CASE s.state WHEN 'closed' THEN NULL WHEN 'reported' THEN 'register' WHEN 'registered' THEN 'dispatch'
            WHEN 'feedback' THEN 'verify' ELSE 'handle' END,
@@ -167,6 +169,8 @@ def bench_http(url: str, session: Session, args: argparse.Namespace) -> None:
              lambda: case_store.list_cases(session, as_planner, overdue=True, limit=100)),
             ("a grid worker's open cases", worker, "/api/cases?mine=true&open=true&limit=100",
              lambda: case_store.list_cases(session, as_worker, mine=True, open_only=True, limit=100)),
+            ("the field page's first list (a worker's)", worker, "/api/cases?limit=200",
+             lambda: case_store.list_cases(session, as_worker, limit=200)),
         ]
         postmaster = postmaster_of(session)
         for label, token, path, read in lists:

@@ -204,3 +204,32 @@ def test_each_event_is_recorded_at_the_instant_the_action_took_effect(town):
     events = cases.history(db, p["centre"], case.id)
     assert [e["at"] for e in events] == [at("2026-12-01 09:00"), at("2026-12-01 09:45")]
     assert events[1]["late_minutes"] == 15.0
+
+
+def test_every_list_counts_what_it_lists_area_and_own_cases_apart(town):
+    """The count of a long list (its two disjoint parts: the caller's area, their own cases outside it) against
+    the list itself, for each kind of caller and filter: a case counted twice or missed shows here."""
+    db, west, east, p = town
+    old = reported(db, now=at("2026-11-30 09:00"))  # west, late by 11:00
+    reported(db, x=250, now=at("2026-11-30 09:30"))  # east, late
+    reported(db, x=260, now=at("2026-12-01 10:50"))  # east, on time
+    by_outsider = reported(db, p["elsewhere"], x=60, now=at("2026-11-30 10:00"))  # west, reported by planner9
+    for case, assignee in ((old, "worker2"), (by_outsider, "worker1")):  # worker2 holds a west case
+        case = cases.act(db, p["centre"], case.id, "register", now=at("2026-11-30 11:00"))
+        cases.act(db, p["centre"], case.id, "dispatch", assignee=assignee, now=at("2026-11-30 11:05"))
+    now = at("2026-12-01 11:00")
+    filters = [{}, {"overdue": True}, {"open_only": True}, {"mine": True}, {"state": "reported"},
+               {"overdue": True, "mine": True}, {"grid_code": west.code}]
+    seen = set()
+    for name in ("admin", "centre", "worker", "east_worker", "elsewhere"):
+        for kw in filters:
+            listed = cases.list_cases(db, p[name], limit=1000, now=now, **kw)[1]
+            total, page = cases.list_cases(db, p[name], limit=1, now=now, **kw)
+            assert total == len(listed), (name, kw)
+            assert [c.id for c in page] == [c.id for c in listed[:1]], (name, kw)
+            seen.add((name, str(kw), total))
+    totals = {(name, kw): total for name, kw, total in seen}
+    assert totals[("elsewhere", "{}")] == 1  # the case they reported, outside their area
+    assert totals[("east_worker", "{}")] == 3  # the two east ones, and the west one assigned to them
+    assert totals[("east_worker", "{'overdue': True}")] == 1  # the east one not yet registered
+    assert totals[("worker", "{'mine': True}")] == 1 and totals[("centre", "{}")] == 4

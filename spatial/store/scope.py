@@ -49,6 +49,11 @@ def scope_sql(scope: Scope, *, grid_col: str, community_col: str,
     return "FALSE", {}
 
 
+def is_code_range(scope: Scope) -> bool:
+    """Whether :func:`scope_sql` states ``scope`` as a range of community codes (a division's area)."""
+    return not scope.everything and not scope.grid_ids and bool(scope.prefix)
+
+
 def building_scope(scope: Scope, alias: str = "b") -> tuple[str, dict[str, Any]]:
     """Predicate on a ``buildings`` alias: the building's current grid / community (or, for a scope of buildings,
     the building itself) is in ``scope`` (a caller's ``household_scope`` for household rows and counts, ``area``
