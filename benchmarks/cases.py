@@ -12,7 +12,8 @@
 2. Through HTTP (uvicorn, ``--workers`` processes (default 1; a deployment runs one per core), in a subprocess on 127.0.0.1; ``--concurrency`` client threads, http.client
    keep-alive): the escalation list of the subdistrict (``GET /api/cases/escalations``, its planner), the overdue
    list (``GET /api/cases?overdue=true``), a grid worker's open cases (``GET /api/cases?mine=true&open=true``), the
-   list the field page opens with (``GET /api/cases?limit=200``: the worker's grids and own cases, every state):
+   list the field page opens with (``GET /api/cases?open=true&limit=200``: the worker's grids and own cases not
+   finished) and the same of every state (its filter "all", 13,000 cases over five years at ``--full``):
    p50/p95/p99; then a new case placed and routed (``POST /api/cases``: placed in its grid and community, the
    category's department and deadline, duplicates within 50 m looked up) from the worker, one at a time.
 3. The monthly figures of the subdistrict (``GET /api/cases/figures?by=community`` over the last full month, and
@@ -169,7 +170,9 @@ def bench_http(url: str, session: Session, args: argparse.Namespace) -> None:
              lambda: case_store.list_cases(session, as_planner, overdue=True, limit=100)),
             ("a grid worker's open cases", worker, "/api/cases?mine=true&open=true&limit=100",
              lambda: case_store.list_cases(session, as_worker, mine=True, open_only=True, limit=100)),
-            ("the field page's first list (a worker's)", worker, "/api/cases?limit=200",
+            ("the field page's first list (a worker's)", worker, "/api/cases?open=true&limit=200",
+             lambda: case_store.list_cases(session, as_worker, open_only=True, limit=200)),
+            ("a worker's cases of every state", worker, "/api/cases?limit=200",
              lambda: case_store.list_cases(session, as_worker, limit=200)),
         ]
         postmaster = postmaster_of(session)

@@ -306,6 +306,7 @@ def test_an_overdue_case_shows_overdue_in_red_and_a_worker_reports_one_here(work
     page.click("#tabs [data-tab='cases']")
     item = page.locator(f"li.case[data-id='{case_id}']")
     page.wait_for_selector(f"li.case[data-id='{case_id}'][data-overdue='1']", timeout=15_000)  # reloaded on opening
+    assert page.input_value("#case-filter") == "open"  # what the page opens with: the cases not finished
     label = item.locator(".left")
     assert label.inner_text().startswith("超时 ")
     assert label.evaluate("e => getComputedStyle(e).color") == "rgb(198, 40, 40)"
@@ -334,7 +335,7 @@ def test_an_overdue_case_shows_overdue_in_red_and_a_worker_reports_one_here(work
                              "WHERE id = :c"), {"c": new_id}).one()
     assert abs(row[0] - lon) < 1e-6 and abs(row[1] - lat) < 1e-6  # GCJ-02 taken back to WGS 84
     assert row[2:] == ("grid_worker", "worker1", "reported")
-    assert refresh_cases(page, "") == 2
+    assert refresh_cases(page, "") == 2 and refresh_cases(page, "open") == 2
     assert page.locator(f"li.case[data-id='{new_id}']").count() == 1
     page.screenshot(path=str(tmp_path / "cases.png"), full_page=True)
     page.click("#lang")  # English: the tab, the filter and the time left follow
@@ -342,3 +343,8 @@ def test_an_overdue_case_shows_overdue_in_red_and_a_worker_reports_one_here(work
     page.wait_for_function("() => document.querySelector('li.case .left').textContent.endsWith('overdue')")
     assert page.locator("#tabs [data-tab='cases']").inner_text().startswith("Cases")
     assert re.fullmatch(r"(\d+ h )?(\d+ min )?overdue", label.inner_text())
+    # a finished case leaves the list the page opens with, and stays under "all"
+    with sessions.begin() as s:
+        s.execute(text("UPDATE cases SET state = 'closed', deadline = NULL, closed_at = now() WHERE id = :c"),
+                  {"c": new_id})
+    assert refresh_cases(page, "open") == 1 and refresh_cases(page, "") == 2

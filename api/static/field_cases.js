@@ -8,7 +8,8 @@
 "use strict";
 (() => {
   const LABELS = {
-    zh: { tab_field: "外勤", tab_cases: "事件", case_filter: "显示", filter_all: "我的网格和我的事件",
+    zh: { tab_field: "外勤", tab_cases: "事件", case_filter: "显示", filter_open: "未办结（我的网格和我的事件）",
+          filter_all: "全部，含已办结",
           filter_mine: "派给我的", filter_overdue: "已超时（督办）", filter_dispatched: "待接单", filter_handling: "处置中",
           filter_feedback: "待核查", refresh_cases: "刷新", report_here: "在我的位置上报事件", cases_title: "事件",
           case_note: "说明 / 理由", ext_amount: "延期", ext_unit: "单位", work_days: "工作日", work_hours: "工作小时",
@@ -19,7 +20,8 @@
           no_position: "请先定位（外勤页“定位我”或在此定位）", position: "位置", no_actions: "您现在无需处理此事件",
           grid: "网格", assignee: "承办", loading: "加载中…", supervised: "督办", add_photo: "添加照片",
           photo_added: "照片已保存", photos: "照片", filter_supervised: "督办件" },
-    en: { tab_field: "Field", tab_cases: "Cases", case_filter: "Show", filter_all: "My grids and my cases",
+    en: { tab_field: "Field", tab_cases: "Cases", case_filter: "Show", filter_open: "Not finished (my grids and my cases)",
+          filter_all: "All, finished ones too",
           filter_mine: "Assigned to me", filter_overdue: "Overdue", filter_dispatched: "To accept",
           filter_handling: "Being handled", filter_feedback: "To verify", refresh_cases: "Refresh",
           report_here: "Report a case here", cases_title: "Cases", case_note: "Note / reason", ext_amount: "Extension",
@@ -80,7 +82,8 @@
 
   function query() {
     const choice = $("case-filter").value, params = new URLSearchParams({ crs: "EPSG:4326", limit: 200 });
-    if (choice === "mine") params.set("mine", "true");
+    if (choice === "open") params.set("open", "true");
+    else if (choice === "mine") params.set("mine", "true");
     else if (choice === "overdue") params.set("overdue", "true");
     else if (choice === "supervised") params.set("supervised", "true");
     else if (choice.startsWith("state:")) params.set("state", choice.slice(6));
