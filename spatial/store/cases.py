@@ -518,9 +518,6 @@ def _count_sql(who: Principal, filters: list[str], late: str | None) -> str:
     selective and would walk the deadline-led index of the whole city instead of the division's range of
     ``cases_open_area`` (migration 0030)."""
     area, own, _ = _visible_parts(who)
-    if area in ("TRUE", "FALSE"):
-        visible = own if area == "FALSE" else "TRUE"
-        return f"SELECT count(*) FROM cases c WHERE {' AND '.join([visible, *filters, *([late] if late else [])])}"
     fenced = late is not None and is_code_range(who.area)
 
     def part(seen: str) -> str:
@@ -529,6 +526,8 @@ def _count_sql(who: Principal, filters: list[str], late: str | None) -> str:
                     f"OFFSET 0) c WHERE {late}")
         return f"SELECT count(*) FROM cases c WHERE {' AND '.join([seen, *filters, *([late] if late else [])])}"
 
+    if area in ("TRUE", "FALSE"):  # everything (an admin), or their own cases only (a department)
+        return part("TRUE" if area == "TRUE" else own)
     return f"SELECT ({part(area)}) + ({part(f'({area}) IS NOT TRUE AND {own}')})"
 
 
