@@ -290,7 +290,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 DEMO_USERS = (("admin", "admin", None), ("planner", "planner", "subdistrict"), ("inspector", "inspector", "subdistrict"),
               ("worker", "grid_worker", "grid"), ("viewer", "viewer", "subdistrict"), ("auditor", "auditor", None),
-              ("department", "department", None))
+              ("department", "department", None), ("head", "building_head", "building"))
 DEMO_DEPARTMENT = "城市管理和综合执法局"
 """The demo department's name: the city-management bureau, which the seeded case categories of the environment
 dispatch to (migration 0012), so that its account has cases to see once the dispatcher sends them."""
@@ -300,7 +300,9 @@ def _demo_users(session: Session, credentials: Path) -> str:
     """Create the demo users once, with one random password kept in ``credentials`` (mode 0600)."""
     from sqlalchemy import select
 
-    from spatial.store import users
+    from sqlalchemy import text
+
+    from spatial.store import team, users
     from spatial.store.models import Division, Grid, User
 
     known = credentials.exists() and session.scalar(select(User).where(User.username == "admin"))
@@ -310,10 +312,17 @@ def _demo_users(session: Session, credentials: Path) -> str:
     for name, role, scope in DEMO_USERS:
         if session.scalar(select(User).where(User.username == name)):
             continue
-        users.create_user(session, name, password, role, display_name=f"demo {role}",
-                          scope_code=subdistrict if scope else None,
-                          grid_codes=(first_grid,) if scope == "grid" and first_grid else (),
-                          department=DEMO_DEPARTMENT if role == "department" else None)
+        user = users.create_user(session, name, password, role, display_name=f"demo {role}",
+                                 scope_code=subdistrict if scope in ("subdistrict", "grid") else None,
+                                 grid_codes=(first_grid,) if scope == "grid" and first_grid else (),
+                                 department=DEMO_DEPARTMENT if role == "department" else None)
+        if scope == "building":  # the head of the first building of the first grid (楼栋长)
+            building = session.execute(text("SELECT b.code FROM buildings b JOIN grids g ON g.id = b.grid_id "
+                                            "WHERE g.code = :g ORDER BY b.code LIMIT 1"), {"g": first_grid}).scalar()
+            if building:
+                admin = users.principal_for_user(session, session.scalars(
+                    select(User).where(User.username == "admin")).one())
+                team.assign(session, admin, username=user.username, duty="building_head", building_code=building)
     if not known:
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.unlink(missing_ok=True)

@@ -34,3 +34,26 @@ def test_the_demo_department_sees_the_cases_dispatched_to_it(app_env, fresh_db_u
         assert done.status_code == 200, done.text
     mine = client.get("/api/cases?mine=true", headers=department).json()
     assert [c["id"] for c in mine["cases"]] == [case["id"]] and mine["cases"][0]["state"] == "dispatched"
+
+
+def test_the_demo_building_head_reports_for_their_building(app_env, fresh_db_url, tmp_path):
+    from fixtures.demo import load_demo
+
+    client, _ = app_env
+    owner = make_engine(fresh_db_url, pool_size=1)
+    with make_sessionmaker(owner).begin() as session:
+        load_demo(session)
+        password = _demo_users(session, tmp_path / "demo-credentials.txt")
+        first, other = session.execute(text(  # the head's building, and the last building of the last grid
+            "(SELECT ST_X(ST_PointOnSurface(b.footprint)), ST_Y(ST_PointOnSurface(b.footprint)) FROM buildings b "
+            " JOIN grids g ON g.id = b.grid_id ORDER BY g.code, b.code LIMIT 1) UNION ALL "
+            "(SELECT ST_X(ST_PointOnSurface(b.footprint)), ST_Y(ST_PointOnSurface(b.footprint)) FROM buildings b "
+            " JOIN grids g ON g.id = b.grid_id ORDER BY g.code DESC, b.code DESC LIMIT 1)")).all()
+    owner.dispose()
+    head = login(client, "head", password)
+    case = {"category": "environment.garbage", "description": "楼道堆放杂物", "crs": "EPSG:4326"}
+    here = client.post("/api/cases", headers=head, json={**case, "x": first[0], "y": first[1]})
+    assert here.status_code == 201, here.text
+    assert here.json()["reporter_kind"] == "building_head"
+    there = client.post("/api/cases", headers=head, json={**case, "x": other[0], "y": other[1]})
+    assert there.status_code == 403 and there.json()["code"] == "case.outside_buildings"
