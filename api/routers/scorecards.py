@@ -18,7 +18,7 @@ from spatial.io.forms import MEDIA_TYPES, write_table
 from spatial.store import scorecards as store
 from spatial.store.case_figures import FIRST_DAY, LAST_DAY
 
-router = APIRouter(prefix="/api/scorecards", tags=["scorecards"])
+router = APIRouter(prefix="/api/scorecards", tags=["scorecards · 网格考核"])
 
 Division = Annotated[str | None, Query(pattern=r"^[0-9]{12}([0-9]{2})?$",
                                        description="a 12-digit division code or a 14-digit grid code within your "
